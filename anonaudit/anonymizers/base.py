@@ -1,0 +1,55 @@
+"""The ``Anonymizer`` contract: ``fit(train) -> self``, ``anonymize(ImageSet) -> ImageSet``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.imageset import ImageSet, Record
+from ..params import ParamsMixin
+from ..progress import progress
+
+
+class Anonymizer(ParamsMixin):
+    """Base class of every anonymization method ("target").
+
+    Subclasses implement :meth:`anonymize_image` (per-image methods) or override :meth:`anonymize`
+    (batched / generative methods). Trainable ones set ``trainable = True`` and implement ``fit``.
+    """
+
+    name = ""
+    trainable = False
+
+    def fit(self, train: ImageSet | None = None) -> "Anonymizer":
+        """Learn from ``train`` (no-op for methods without parameters to learn)."""
+        return self
+
+    def anonymize_image(self, image: np.ndarray, record: Record) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement anonymize_image or anonymize")
+
+    def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
+        """Anonymize every image; keys, labels and boxes carry over to the result."""
+        out = [
+            self.anonymize_image(images[i], images.record(i))
+            for i in progress(range(len(images)), desc=f"anonymize {self.label()}", disable=not show_progress)
+        ]
+        return images.with_images(out, name=f"{images.name}:{self.label()}")
+
+    def label(self) -> str:
+        """Short human-readable name with parameters, e.g. ``gaussian_blur(sigma=2)``."""
+        params = ", ".join(f"{k}={v}" for k, v in self.get_params().items() if v is not None)
+        return f"{self.name}({params})" if params else self.name
+
+    def save(self, path: str | Path) -> None:
+        """Save name and parameters as JSON (trainable subclasses also save their weights)."""
+        Path(path).write_text(json.dumps({"name": self.name, "params": self.get_params()}, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Anonymizer":
+        from ..registry import ANONYMIZERS
+
+        spec: dict[str, Any] = json.loads(Path(path).read_text())
+        return ANONYMIZERS.create(spec["name"], **spec.get("params", {}))

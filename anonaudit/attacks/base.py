@@ -1,0 +1,76 @@
+"""The ``Attack`` contract and its result type.
+
+An attack is fitted on the intruder's own auxiliary data (never the evaluation originals) and run
+on a :class:`Release`. Each metric it reports is a success rate or score where higher means a more
+successful attack, measured on the release, on the originals (upper bound) and against a
+no-information baseline, so that ``risk = (release - baseline) / (original - baseline)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..data.imageset import ImageSet, Release
+from ..params import ParamsMixin
+from ..stats import Estimate, relative_risk
+
+
+@dataclass
+class AttackMetric:
+    """One attack success measure on the release, on the originals and by chance."""
+
+    metric: str
+    release: Estimate
+    original: Estimate | None = None
+    baseline: float = float("nan")
+    description: str = ""
+
+    @property
+    def risk(self) -> float:
+        """Fraction of the attack's advantage on originals that survives anonymization (0..1)."""
+        if self.original is None:
+            return float("nan")
+        return relative_risk(self.release.value, self.original.value, self.baseline)
+
+
+@dataclass
+class AttackResult:
+    """What one attack found on one release: metrics plus per-image details."""
+
+    attack: str
+    metrics: list[AttackMetric]
+    details: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    def metric(self, name: str) -> AttackMetric:
+        for m in self.metrics:
+            if m.metric == name:
+                return m
+        raise KeyError(f"{self.attack} reported no metric '{name}' (has {[m.metric for m in self.metrics]})")
+
+
+class Attack(ParamsMixin):
+    """Base class of attacks. ``requires`` lists the labels the attack needs on the originals."""
+
+    name = ""
+    requires: tuple[str, ...] = ()
+
+    def fit(self, auxiliary: ImageSet | None = None) -> "Attack":
+        """Train on the intruder's auxiliary data (no-op for attacks that need none)."""
+        return self
+
+    def run(self, release: Release) -> AttackResult:
+        raise NotImplementedError
+
+    def check_labels(self, release: Release) -> None:
+        """Raise a clear error when the originals lack a label this attack needs."""
+        from ..errors import DataError
+
+        for field_name in self.requires:
+            if not release.originals.has_labels(field_name):
+                raise DataError(
+                    f"attack '{self.name}' needs '{field_name}' labels on every original image; "
+                    f"'{release.originals.name}' lacks some"
+                )

@@ -1,0 +1,315 @@
+"""``ImageSet`` (ordered images with labels) and ``Release`` (originals paired with anonymized)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import DataError, MismatchError
+from .io import IMAGE_SUFFIXES, as_rgb_uint8, content_hash, read_image, write_image
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned region ``(x, y, w, h)`` in pixels, e.g. a plate or face."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    label: str = ""
+
+    def clip(self, width: int, height: int) -> "Box":
+        """The part of the box inside a ``width x height`` image (may be empty)."""
+        x0, y0 = max(0, int(self.x)), max(0, int(self.y))
+        x1, y1 = min(width, int(self.x + self.w)), min(height, int(self.y + self.h))
+        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0), self.label)
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
+
+    @property
+    def area(self) -> int:
+        return max(0, self.w) * max(0, self.h)
+
+    def expand(self, fraction: float) -> "Box":
+        dx, dy = int(round(self.w * fraction)), int(round(self.h * fraction))
+        return Box(self.x - dx, self.y - dy, self.w + 2 * dx, self.h + 2 * dy, self.label)
+
+
+@dataclass(frozen=True)
+class Record:
+    """Everything known about one image apart from its pixels."""
+
+    key: str
+    path: Path | None = None
+    identity: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    boxes: tuple[Box, ...] = ()
+    text: str | None = None
+
+
+class ImageSet:
+    """An ordered set of RGB uint8 images with keys and optional labels.
+
+    Images are held in memory (``from_arrays``) or read lazily from files (``from_paths``) through
+    the safe reader, so corrupt files fail with their name. Metadata lives in :class:`Record`s.
+    """
+
+    def __init__(self, records: Sequence[Record], images: Sequence[np.ndarray] | None = None, name: str = ""):
+        self.records: list[Record] = list(records)
+        self.name = name
+        if images is not None:
+            if len(images) != len(self.records):
+                raise MismatchError(f"{len(images)} images for {len(self.records)} records")
+            self._images: list[np.ndarray] | None = [
+                as_rgb_uint8(im, r.key) for im, r in zip(images, self.records)
+            ]
+        else:
+            missing = [r.key for r in self.records if r.path is None]
+            if missing:
+                raise DataError(f"records without a path or pixels: {missing[:5]}")
+            self._images = None
+        keys = [r.key for r in self.records]
+        if len(set(keys)) != len(keys):
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            raise DataError(f"duplicate image keys in '{name or 'image set'}': {dup[:5]}")
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._hashes: dict[int, str] = {}
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        images: Sequence[np.ndarray],
+        keys: Sequence[str] | None = None,
+        *,
+        identities: Sequence[str | None] | None = None,
+        texts: Sequence[str | None] | None = None,
+        boxes: Sequence[Sequence[Box]] | None = None,
+        attributes: Sequence[dict[str, Any]] | None = None,
+        name: str = "",
+    ) -> "ImageSet":
+        n = len(images)
+        keys = list(keys) if keys is not None else [f"{i:06d}" for i in range(n)]
+        records = [
+            Record(
+                key=keys[i],
+                identity=identities[i] if identities is not None else None,
+                text=texts[i] if texts is not None else None,
+                boxes=tuple(boxes[i]) if boxes is not None else (),
+                attributes=dict(attributes[i]) if attributes is not None else {},
+            )
+            for i in range(n)
+        ]
+        return cls(records, images, name=name)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, name: str = "") -> "ImageSet":
+        """All images under ``folder`` (recursively), keyed by their path relative to it."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: not a folder")
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise DataError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        records = [Record(key=p.relative_to(folder).as_posix(), path=p) for p in paths]
+        return cls(records, name=name or folder.name)
+
+    # -- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._images is not None:
+            return self._images[i]
+        path = self.records[i].path
+        assert path is not None
+        return read_image(path)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        where = "in memory" if self.in_memory else "on disk"
+        return f"ImageSet(name={self.name!r}, n={len(self)}, {where})"
+
+    @property
+    def in_memory(self) -> bool:
+        return self._images is not None
+
+    def record(self, i: int) -> Record:
+        return self.records[i]
+
+    def index_of(self, key: str) -> int:
+        return self._index[key]
+
+    @property
+    def keys(self) -> list[str]:
+        return [r.key for r in self.records]
+
+    @property
+    def identities(self) -> list[str | None]:
+        return [r.identity for r in self.records]
+
+    @property
+    def texts(self) -> list[str | None]:
+        return [r.text for r in self.records]
+
+    @property
+    def boxes(self) -> list[tuple[Box, ...]]:
+        return [r.boxes for r in self.records]
+
+    def attribute(self, name: str) -> list[Any]:
+        return [r.attributes.get(name) for r in self.records]
+
+    def has_labels(self, field_name: str) -> bool:
+        """True when every record has ``field_name`` (identity, text, boxes or an attribute)."""
+        if field_name in ("identity", "text"):
+            return all(getattr(r, field_name) not in (None, "") for r in self.records)
+        if field_name == "boxes":
+            return all(r.boxes for r in self.records)
+        return all(r.attributes.get(field_name) not in (None, "") for r in self.records)
+
+    def hash(self, i: int) -> str:
+        """Content hash of image ``i`` (pixels and shape), computed once."""
+        h = self._hashes.get(i)
+        if h is None:
+            h = self._hashes[i] = content_hash(self[i])
+        return h
+
+    # -- derivation ---------------------------------------------------------------------------
+    def subset(self, indices: Iterable[int], name: str | None = None) -> "ImageSet":
+        idx = list(indices)
+        recs = [self.records[i] for i in idx]
+        imgs = [self._images[i] for i in idx] if self._images is not None else None
+        out = ImageSet(recs, imgs, name=self.name if name is None else name)
+        out._hashes = {j: self._hashes[i] for j, i in enumerate(idx) if i in self._hashes}
+        return out
+
+    def with_images(self, images: Sequence[np.ndarray], name: str | None = None) -> "ImageSet":
+        """Same records (keys, labels, boxes), new pixels, held in memory."""
+        recs = [dataclasses.replace(r, path=None) for r in self.records]
+        return ImageSet(recs, images, name=self.name if name is None else name)
+
+    def map(self, fn: Callable[[np.ndarray, Record], np.ndarray], name: str | None = None) -> "ImageSet":
+        return self.with_images([fn(self[i], self.records[i]) for i in range(len(self))], name)
+
+    def load(self) -> "ImageSet":
+        """This set with every image read into memory (errors name the failing file)."""
+        if self.in_memory:
+            return self
+        out = ImageSet(self.records, [self[i] for i in range(len(self))], name=self.name)
+        out._hashes = dict(self._hashes)
+        return out
+
+    def batches(self, batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """Stream ``(indices, images)`` batches without holding the whole set in memory."""
+        for start in range(0, len(self), batch_size):
+            idx = list(range(start, min(start + batch_size, len(self))))
+            yield idx, [self[i] for i in idx]
+
+    def split(self, fraction: float, seed: int = 0, by: str | None = None) -> tuple["ImageSet", "ImageSet"]:
+        """Split into ``(first, second)`` with about ``fraction`` of the items in ``first``.
+
+        ``by="identity"`` keeps every identity on one side (identity-disjoint splits).
+        """
+        if not 0.0 < fraction < 1.0:
+            raise DataError(f"split fraction must be in (0, 1), got {fraction}")
+        rng = np.random.default_rng(seed)
+        if by is None:
+            order = rng.permutation(len(self))
+            cut = int(round(fraction * len(self)))
+            first = sorted(order[:cut].tolist())
+        else:
+            groups = sorted({str(g) for g in self._group_values(by)})
+            chosen = set(rng.permutation(groups)[: int(round(fraction * len(groups)))].tolist())
+            first = [i for i, g in enumerate(self._group_values(by)) if str(g) in chosen]
+        first_set = set(first)
+        second = [i for i in range(len(self)) if i not in first_set]
+        return self.subset(first), self.subset(second)
+
+    def _group_values(self, by: str) -> list[Any]:
+        if by == "identity":
+            if not self.has_labels("identity"):
+                raise DataError(f"'{self.name}': cannot split by identity, some images have none")
+            return self.identities
+        return self.attribute(by)
+
+    def to_folder(self, folder: str | Path, suffix: str = ".png") -> list[Path]:
+        """Write every image to ``folder/<key><suffix>`` (no metadata); returns the paths."""
+        folder = Path(folder)
+        paths = []
+        for i, rec in enumerate(self.records):
+            p = folder / (Path(rec.key).with_suffix(suffix))
+            write_image(p, self[i])
+            paths.append(p)
+        return paths
+
+
+class Release:
+    """Originals and their anonymized versions, paired by key, plus the anonymizer's identity.
+
+    Every attack and evaluator takes a ``Release``. ``anonymized`` is re-ordered to the originals'
+    order; keys present on one side only raise :class:`MismatchError` unless ``on_mismatch="drop"``
+    (then they are listed in ``unpaired``).
+    """
+
+    def __init__(
+        self,
+        originals: ImageSet,
+        anonymized: ImageSet,
+        name: str = "",
+        params: dict[str, Any] | None = None,
+        on_mismatch: str = "raise",
+    ):
+        if on_mismatch not in ("raise", "drop"):
+            raise ValueError("on_mismatch must be 'raise' or 'drop'")
+        okeys, akeys = set(originals.keys), set(anonymized.keys)
+        missing = sorted(okeys - akeys)  # originals without an anonymized version
+        extra = sorted(akeys - okeys)  # anonymized files with no original
+        self.unpaired: dict[str, list[str]] = {"missing": missing, "extra": extra}
+        if (missing or extra) and on_mismatch == "raise":
+            raise MismatchError(
+                f"originals and release do not pair up: {len(missing)} original(s) have no anonymized "
+                f"version {missing[:5]}, {len(extra)} anonymized file(s) have no original {extra[:5]}"
+            )
+        keep = [i for i, k in enumerate(originals.keys) if k in akeys]
+        self.originals = originals if len(keep) == len(originals) else originals.subset(keep)
+        order = [anonymized.index_of(k) for k in self.originals.keys]
+        self.anonymized = anonymized if order == list(range(len(anonymized))) else anonymized.subset(order)
+        if len(self.originals) == 0:
+            raise MismatchError("originals and release share no keys: nothing to audit")
+        self.name = name
+        self.params = dict(params or {})
+
+    def __len__(self) -> int:
+        return len(self.originals)
+
+    def __repr__(self) -> str:
+        return f"Release(name={self.name!r}, params={self.params}, n={len(self)})"
+
+    @property
+    def keys(self) -> list[str]:
+        return self.originals.keys
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.originals[i], self.anonymized[i]
+
+    def subset(self, indices: Iterable[int]) -> "Release":
+        idx = list(indices)
+        return Release(self.originals.subset(idx), self.anonymized.subset(idx), self.name, self.params)
+
+    def batches(self, batch_size: int) -> Iterator["Release"]:
+        for start in range(0, len(self), batch_size):
+            yield self.subset(range(start, min(start + batch_size, len(self))))
+
+    def identity(self) -> "Release":
+        """The originals released as they are: the attack's upper bound."""
+        return Release(self.originals, self.originals, "originals", {})

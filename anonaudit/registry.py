@@ -1,0 +1,105 @@
+"""Typed registries of components (``name -> class``) with "did you mean" errors and plugins.
+
+Like timm's model registry: ``ANONYMIZERS.create("gaussian_blur", sigma=2)``. Third-party
+packages add components through the entry-point groups ``anonaudit.<kind>``
+(e.g. ``[project.entry-points."anonaudit.attacks"] my_attack = "pkg.module:MyAttack"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import metadata
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from .errors import ConfigError, UnknownComponentError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of component classes of one kind."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, type[T]] = {}
+        self._plugins_loaded = False
+
+    def register(self, name: str | None = None) -> Callable[[type[T]], type[T]]:
+        """Class decorator: register ``cls`` under ``name`` (default: ``cls.name``)."""
+
+        def deco(cls: type[T]) -> type[T]:
+            key = name or getattr(cls, "name", None)
+            if not key:
+                raise ConfigError(f"{cls.__qualname__} has no registry name")
+            existing = self._items.get(key)
+            if existing is not None and existing is not cls:
+                raise ConfigError(f"{self.kind} '{key}' is registered twice ({existing.__qualname__}, {cls.__qualname__})")
+            cls.name = key  # type: ignore[attr-defined]
+            self._items[key] = cls
+            return cls
+
+        return deco
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in metadata.entry_points(group=f"anonaudit.{self.kind}"):
+            if ep.name not in self._items:
+                self.register(ep.name)(ep.load())
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._items)
+
+    def get(self, name: str) -> type[T]:
+        """The class registered as ``name``; unknown names raise with close matches suggested."""
+        self._load_plugins()
+        try:
+            return self._items[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._items, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownComponentError(
+                f"unknown {self.kind} '{name}'{hint} (known: {', '.join(sorted(self._items))})"
+            ) from None
+
+    def create(self, name: str, **params: Any) -> T:
+        """Instantiate ``name`` with ``params``; bad parameters raise :class:`ConfigError`."""
+        cls = self.get(name)
+        try:
+            return cls(**params)
+        except TypeError as exc:
+            raise ConfigError(f"{self.kind} '{name}': {exc}") from exc
+
+    def __contains__(self, name: object) -> bool:
+        self._load_plugins()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+ANONYMIZERS: Registry = Registry("anonymizers")
+ATTACKS: Registry = Registry("attacks")
+EVALUATORS: Registry = Registry("evaluators")
+EMBEDDERS: Registry = Registry("embedders")
+OCR_ENGINES: Registry = Registry("ocr_engines")
+DETECTORS: Registry = Registry("detectors")
+DATASETS: Registry = Registry("datasets")
+
+REGISTRIES: dict[str, Registry] = {
+    r.kind: r for r in (ANONYMIZERS, ATTACKS, EVALUATORS, EMBEDDERS, OCR_ENGINES, DETECTORS, DATASETS)
+}
+
+
+def create_anonymizer(name: str, **params: Any):
+    return ANONYMIZERS.create(name, **params)
+
+
+def create_attack(name: str, **params: Any):
+    return ATTACKS.create(name, **params)
+
+
+def create_evaluator(name: str, **params: Any):
+    return EVALUATORS.create(name, **params)
