@@ -186,7 +186,7 @@ def _degrade(img: np.ndarray, rng: np.random.Generator, noise: float, blur: floa
     if sigma > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma)
     std = float(rng.uniform(0.0, noise))
-    out = out + rng.normal(0.0, std, size=out.shape).astype(np.float32)
+    out += rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(std)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
@@ -199,7 +199,7 @@ def _road_scene(rng: np.random.Generator, width: int, height: int) -> tuple[np.n
     scene = np.empty((height, width, 3), dtype=np.float32)
     scene[:horizon] = sky_top * (1 - ys) + sky_bottom * ys
     road = float(rng.uniform(70, 120))
-    scene[horizon:] = road + rng.normal(0, 6, size=(height - horizon, width, 1))
+    scene[horizon:] = road + 6 * rng.standard_normal(size=(height - horizon, width, 1), dtype=np.float32)
     img = Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for k in range(-2, 3):  # lane markings converging to a vanishing point
@@ -282,7 +282,7 @@ def synthetic_plates(
         font_path(f)
     sw, sh = int(scene_size[0]), int(scene_size[1])
     if scenes and (sw < 10 * heights[1] or sh < 5 * heights[1]):
-        raise ConfigError(f"synthetic_plates: scene_size {scene_size} is too small for plates up to {heights[1]} px high")
+        raise ConfigError(f"synthetic_plates: scene_size {scene_size} is too small for {heights[1]} px high plates")
 
     numbers = _unique_numbers(n, seed)
     width = max(4, len(str(max(n - 1, 0))))
@@ -350,11 +350,15 @@ def _paste_in_scene(
     cy = by0 + (by1 - by0) * rng.uniform(0.45, 0.6)
     cx = float(np.clip(cx, qw / 2 + 1, width - qw / 2 - 1))
     cy = float(np.clip(cy, qh / 2 + 1, height - qh / 2 - 1))
-    placed = quad + np.round([cx - qw / 2, cy - qh / 2])
-    plate = _warp(flat, placed, (width, height), (0, 0, 0))
-    mask = _warp(np.full(flat.shape[:2], 255, np.uint8), placed, (width, height), (0,)).astype(np.float32) / 255.0
-    out = scene.astype(np.float32) * (1 - mask[..., None]) + plate.astype(np.float32) * mask[..., None]
-    x0, y0 = np.floor(placed.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(placed.max(axis=0)).astype(int)
-    box = Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0), "plate").clip(width, height)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8), box
+    offset = np.round([cx - qw / 2, cy - qh / 2])
+    x0, y0 = (int(v) for v in offset)
+    w, h = (int(v) for v in np.ceil(quad.max(axis=0)))
+    box = Box(x0, y0, w, h, "plate").clip(width, height)
+    # Warp only inside the plate's bounding box, then blend it into the scene there.
+    size = (box.w, box.h)
+    plate = _warp(flat, quad, size, (0, 0, 0)).astype(np.float32)
+    mask = _warp(np.full(flat.shape[:2], 255, np.uint8), quad, size, (0,)).astype(np.float32)[..., None] / 255.0
+    out = scene.copy()
+    region = out[box.slices].astype(np.float32)
+    out[box.slices] = np.clip(np.round(region * (1 - mask) + plate * mask), 0, 255).astype(np.uint8)
+    return out, box
