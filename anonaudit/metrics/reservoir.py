@@ -1,0 +1,47 @@
+"""A uniform reservoir sample of paired feature rows (Vitter's algorithm R), for bootstrap CIs and
+KID, whose kernels need the samples themselves: memory stays bounded however many images stream by."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PairReservoir:
+    """Keeps a uniform sample of at most ``capacity`` rows of two aligned arrays."""
+
+    def __init__(self, capacity: int, seed: int = 0):
+        if capacity < 2:
+            raise ValueError(f"reservoir capacity must be >= 2, got {capacity}")
+        self.capacity = capacity
+        self.seen = 0
+        self._rng = np.random.default_rng(seed)
+        self._a: np.ndarray | None = None
+        self._b: np.ndarray | None = None
+        self._filled = 0
+
+    def update(self, a: np.ndarray, b: np.ndarray) -> None:
+        a, b = np.asarray(a), np.asarray(b)
+        if len(a) != len(b):
+            raise ValueError(f"paired rows differ in number: {len(a)} vs {len(b)}")
+        if self._a is None and len(a):
+            self._a = np.empty((self.capacity, *a.shape[1:]), a.dtype)
+            self._b = np.empty((self.capacity, *b.shape[1:]), b.dtype)
+        for i in range(len(a)):
+            if self._filled < self.capacity:
+                slot = self._filled
+                self._filled += 1
+            else:
+                slot = int(self._rng.integers(0, self.seen + 1))
+            if slot < self.capacity:
+                self._a[slot], self._b[slot] = a[i], b[i]
+            self.seen += 1
+
+    @property
+    def complete(self) -> bool:
+        """True when every row seen is kept."""
+        return self._filled == self.seen
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._a is None:
+            return np.empty((0, 0)), np.empty((0, 0))
+        return self._a[: self._filled], self._b[: self._filled]
