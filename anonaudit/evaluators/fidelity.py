@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..data.imageset import Release
-from ..errors import ConfigError, MismatchError
+from ..errors import ConfigError, DataError, MismatchError
 from ..metrics import image as image_metrics
 from ..progress import progress
 from ..registry import EVALUATORS
@@ -162,6 +162,10 @@ def default_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+#: smallest image side each LPIPS backbone accepts (pooling layers run out of pixels below it)
+LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}
+
+
 @EVALUATORS.register("lpips")
 class LPIPS(ProgressEvaluator):
     """Learned perceptual distance (LPIPS v0.1, Zhang et al. 2018) between original and anonymized.
@@ -194,6 +198,9 @@ class LPIPS(ProgressEvaluator):
         pairs = [release.pair(i) for i in range(len(release))]
         for i, (o, a) in enumerate(pairs):
             check_pair_sizes(release.keys[i], o, a)
+            if min(o.shape[:2]) < LPIPS_MIN_SIDE[self.net]:
+                raise DataError(f"{release.keys[i]}: {o.shape[1]}x{o.shape[0]} is too small for LPIPS-{self.net} "
+                                f"(its backbone needs at least {LPIPS_MIN_SIDE[self.net]} px on each side)")
             by_shape.setdefault(o.shape, []).append(i)
         scores = np.empty(len(release))
         with torch.no_grad():
