@@ -1,0 +1,351 @@
+"""Distribution-level realism of the anonymized images: FID, KID, Inception Score, and honest
+non-standard Frechet distances.
+
+``fid``, ``kid`` and ``inception_score`` use the standard FID Inception-v3 (pytorch-fid weights,
+model cache entry ``inception-fid``; see :mod:`anonaudit.models.inception`); without the weights
+they raise :class:`ModelUnavailableError` naming ``anonaudit models fetch inception-fid``, which the
+audit records as "unavailable". Reference set = the originals, compared set = the anonymized
+images. Inception outputs are cached per image content, so the originals are embedded once for
+every target of an audit.
+
+``frechet_distance`` is the same Frechet distance on other features (a face embedder from the
+``EMBEDDERS`` registry, 16x16 pixels, or any feature function). It reports itself as
+``FD-<features>`` with ``standard=False``: it is not FID and not comparable with published FIDs.
+
+Feature means and covariances stream in float64 (:class:`FeatureStats`); a uniform reservoir of at
+most ``max_pairs`` (original, anonymized) feature pairs is kept for the bootstrap CI and for KID.
+The FID CI is a percentile bootstrap over image pairs with few resamples (``n_bootstrap``, 20 by
+default, each a full Frechet distance). Resampling duplicates images, which shrinks the fitted
+covariances' rank and biases every resampled FID upward, so the interval is indicative only and may
+lie above the point estimate. FID itself is biased upward at small n (Chong & Forsyth, 2020):
+compare FIDs only at equal n; KID, which is unbiased, is reported alongside.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..data.imageset import ImageSet, Release
+from ..errors import ConfigError, DataError
+from ..memo import Memo
+from ..metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_features
+from ..metrics.inception_score import SplitInceptionScore
+from ..metrics.mmd import KIDResult, kid, mmd2_unbiased, polynomial_kernel
+from ..metrics.reservoir import PairReservoir
+from ..registry import EMBEDDERS, EVALUATORS
+from ..stats import Estimate
+from .fidelity import ProgressEvaluator, default_device
+
+FID_BIAS_NOTE = "FID is biased upward at small n (compare only at equal n); KID is unbiased"
+INCEPTION_BATCH = 32
+
+
+def inception_outputs(images: ImageSet, device: str | None = None) -> np.ndarray:
+    """``(n, 2048 + 1008)`` float32: pool3 features then unbiased logits, cached per image content."""
+    import torch
+
+    from ..models.inception import POOL3_DIM, images_to_tensor, load_fid_inception
+
+    dev = default_device(device)
+    model, digest = load_fid_inception(dev)
+    memo = Memo(f"inception-fid:{digest[:16]}:pool3+logits_unbiased:pytorch-fid-preprocessing")
+
+    def compute(todo: list[int]) -> list[np.ndarray]:
+        rows: list[np.ndarray] = []
+        with torch.no_grad():
+            for s in range(0, len(todo), INCEPTION_BATCH):
+                x = images_to_tensor([images[i] for i in todo[s : s + INCEPTION_BATCH]]).to(dev)
+                pool3, logits = model(x)
+                rows.extend(torch.cat([pool3, logits], 1).float().cpu().numpy())
+        return rows
+
+    out = memo.get_or_compute([images.hash(i) for i in range(len(images))], compute)
+    arr = np.stack(out).astype(np.float32) if out else np.zeros((0, POOL3_DIM + 1008), np.float32)
+    return arr
+
+
+def _percentile_ci(values: np.ndarray) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def kid_with_ci(x: np.ndarray, y: np.ndarray, subsets: int, subset_size: int, n_bootstrap: int, seed: int) -> tuple[KIDResult, float, float]:
+    """KID (subset mean and std) and a percentile-bootstrap 95% CI over paired rows.
+
+    Each bootstrap resample draws row pairs with replacement and evaluates the full-sample unbiased
+    MMD^2, excluding pairs of positions that drew the same row (the U-statistic's diagonal).
+    """
+    m = min(subset_size, len(x), len(y))
+    result = kid(x, y, subsets=subsets, subset_size=m, seed=seed)
+    if n_bootstrap < 2 or len(x) != len(y) or len(x) < 3:
+        return result, float("nan"), float("nan")
+    kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    rng = np.random.default_rng(seed + 1)
+    w = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x)), size=n_bootstrap).astype(np.float64)
+    w = w[(w > 0).sum(axis=1) >= 2]  # a resample of one distinct pair has no within-set term
+    lo, hi = _percentile_ci(mmd2_unbiased(kxx, kyy, kxy, w, w))
+    return result, lo, hi
+
+
+class PairedFeatureEvaluator(ProgressEvaluator):
+    """Streams features of originals and anonymized images; pairs where either side has no
+    features (NaN rows, e.g. no face found) are dropped and counted."""
+
+    higher_is_better = False
+    max_pairs: int
+    n_bootstrap: int
+    seed: int
+
+    def features(self, images: ImageSet) -> np.ndarray:
+        """``(n, dim)`` features of ``images``; NaN rows where none exist."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self._stats = (FeatureStats(), FeatureStats())
+        self._reservoir = PairReservoir(self.max_pairs, seed=self.seed)
+        self._no_features = [0, 0]
+
+    def update(self, release: Release) -> None:
+        fo, fa = self.features(release.originals), self.features(release.anonymized)
+        ok_o, ok_a = np.all(np.isfinite(fo), axis=1), np.all(np.isfinite(fa), axis=1)
+        self._no_features[0] += int((~ok_o).sum())
+        self._no_features[1] += int((ok_o & ~ok_a).sum())
+        ok = ok_o & ok_a
+        self._stats[0].update(fo[ok])
+        self._stats[1].update(fa[ok])
+        self._reservoir.update(fo[ok], fa[ok])
+
+    @property
+    def n_pairs(self) -> int:
+        return self._stats[0].n
+
+    def _require(self, at_least: int) -> None:
+        if self.n_pairs < at_least:
+            raise DataError(f"{self.name}: needs at least {at_least} image pairs with features, got {self.n_pairs} "
+                            f"({self._no_features[0]} originals and {self._no_features[1]} anonymized images had none)")
+
+    def frechet(self) -> tuple[float, float, float, dict]:
+        """Point estimate, bootstrap CI and details of the Frechet distance between the two sides."""
+        self._require(2)
+        x, y = self._reservoir.arrays()
+        if self._reservoir.complete and len(x) < x.shape[1]:
+            value = frechet_distance_from_features(x, y)
+            how = "exact, from the features (nuclear norm of A1 A2^T)"
+        else:
+            value = frechet_distance(self._stats[0].mean, self._stats[0].cov, self._stats[1].mean, self._stats[1].cov)
+            how = "from streamed float64 means/covariances (eigen-decomposition)"
+        boot = []
+        rng = np.random.default_rng(self.seed)
+        if len(x) >= 3:
+            for _ in range(self.n_bootstrap):
+                w = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x))).astype(np.float64)
+                boot.append(frechet_distance_from_features(x, y, w, w))
+        lo, hi = _percentile_ci(np.asarray(boot))
+        extra = {
+            "computation": how,
+            "bootstrap_resamples": len(boot),
+            "bootstrap_pairs": len(x),
+            "no_features_original": self._no_features[0],
+            "no_features_anonymized": self._no_features[1],
+        }
+        return value, lo, hi, extra
+
+
+class _InceptionFeatures:
+    device: str | None
+
+    def features(self, images: ImageSet) -> np.ndarray:
+        from ..models.inception import POOL3_DIM
+
+        return inception_outputs(images, self.device)[:, :POOL3_DIM]
+
+
+@EVALUATORS.register("fid")
+class FID(_InceptionFeatures, PairedFeatureEvaluator):
+    """Frechet Inception Distance between the originals and the anonymized images.
+
+    Standard FID: pytorch-fid Inception-v3 pool3 (2048-d), resize to 299 bilinear, [-1, 1] input.
+    ``extra`` also carries KID (mean, std over subsets, bootstrap CI) on the same features.
+    """
+
+    def __init__(self, device: str | None = None, max_pairs: int = 2000, n_bootstrap: int = 20, seed: int = 0,
+                 kid_subsets: int = 100, kid_subset_size: int = 1000):
+        _check_common(max_pairs, n_bootstrap)
+        self.device = device
+        self.max_pairs = max_pairs
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        super().__init__()
+
+    def compute(self) -> Estimate:
+        value, lo, hi, extra = self.frechet()
+        x, y = self._reservoir.arrays()
+        if len(x) >= 2:
+            k, klo, khi = kid_with_ci(x, y, self.kid_subsets, self.kid_subset_size, 200, self.seed)
+            extra.update(kid=k.mean, kid_std=k.std, kid_ci_low=klo, kid_ci_high=khi, kid_subset_size=k.subset_size, kid_n=len(x))
+        extra.update(metric_name="fid", note=FID_BIAS_NOTE)
+        return Estimate(value, lo, hi, self.n_pairs,
+                        f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: percentile bootstrap over "
+                        f"image pairs, {extra['bootstrap_resamples']} resamples (indicative, biased upward)", extra=extra)
+
+
+@EVALUATORS.register("kid")
+class KID(_InceptionFeatures, PairedFeatureEvaluator):
+    """Kernel Inception Distance: unbiased MMD^2, cubic polynomial kernel, on Inception pool3 features.
+
+    ``subsets`` subsets of ``subset_size`` images (capped at the number of pairs kept), mean and std
+    over subsets as torchmetrics; CI: percentile bootstrap (``n_bootstrap`` resamples) over pairs.
+    KID is computed on the reservoir of at most ``max_pairs`` pairs (all of them when fewer).
+    """
+
+    def __init__(self, device: str | None = None, subsets: int = 100, subset_size: int = 1000, max_pairs: int = 2000,
+                 n_bootstrap: int = 200, seed: int = 0):
+        _check_common(max_pairs, n_bootstrap)
+        self.device = device
+        self.subsets = subsets
+        self.subset_size = subset_size
+        self.max_pairs = max_pairs
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+        super().__init__()
+
+    def compute(self) -> Estimate:
+        self._require(2)
+        x, y = self._reservoir.arrays()
+        k, lo, hi = kid_with_ci(x, y, self.subsets, self.subset_size, self.n_bootstrap, self.seed)
+        extra = {"metric_name": "kid", "std": k.std, "subsets": self.subsets, "subset_size": k.subset_size,
+                 "n_images_seen": self.n_pairs}
+        return Estimate(k.mean, lo, hi, len(x),
+                        f"KID (unbiased MMD^2, cubic polynomial kernel, Inception pool3), mean over {self.subsets} subsets "
+                        f"of {k.subset_size}; CI: percentile bootstrap over image pairs, {self.n_bootstrap} resamples", extra=extra)
+
+
+@EVALUATORS.register("inception_score")
+class InceptionScore(ProgressEvaluator):
+    """Inception Score of the anonymized images (FID Inception, 1008-class unbiased logits).
+
+    Mean and std over ``splits`` round-robin splits; CI: t-interval over the splits.
+    ``extra["original"]`` is the Inception Score of the originals (same procedure).
+    """
+
+    higher_is_better = True
+
+    def __init__(self, splits: int = 10, device: str | None = None):
+        if splits < 1:
+            raise ConfigError(f"inception_score: splits must be >= 1, got {splits}")
+        self.splits = splits
+        self.device = device
+        super().__init__()
+
+    def reset(self) -> None:
+        self._anonymized = SplitInceptionScore(self.splits)
+        self._original = SplitInceptionScore(self.splits)
+
+    def update(self, release: Release) -> None:
+        from ..models.inception import POOL3_DIM
+
+        self._original.update(inception_outputs(release.originals, self.device)[:, POOL3_DIM:])
+        self._anonymized.update(inception_outputs(release.anonymized, self.device)[:, POOL3_DIM:])
+
+    def compute(self) -> Estimate:
+        mean, std, lo, hi = self._anonymized.compute()
+        original = self._original.compute()[0]
+        return Estimate(mean, lo, hi, self._anonymized.n,
+                        f"Inception Score (FID Inception-v3, unbiased logits), {self.splits} splits; CI: t-interval over splits",
+                        extra={"metric_name": "inception_score", "std": std, "splits": self.splits, "original": original})
+
+
+def pixels16(images: list[np.ndarray]) -> np.ndarray:
+    """Each image area-resized to 16x16 RGB, scaled to [0, 1] and flattened (768-d)."""
+    import cv2
+
+    return np.stack([cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA).reshape(-1) for im in images]).astype(np.float32) / 255.0
+
+
+BUILTIN_FEATURES: dict[str, tuple[Callable[[list[np.ndarray]], np.ndarray], str]] = {
+    "pixels16": (pixels16, "16x16 area-downsampled RGB pixels"),
+}
+
+
+@EVALUATORS.register("frechet_distance")
+class FrechetDistance(PairedFeatureEvaluator):
+    """Frechet distance on non-Inception features, reported as ``FD-<label>`` with ``standard=False``.
+
+    ``embedder``: ``"pixels16"`` (16x16 downsampled pixels; offline, works for plates), a name in
+    the ``EMBEDDERS`` registry (``"dlib"``, ``"facenet"``, ``"arcface_r50"``, ...: face embeddings,
+    images without a face are dropped pairwise and counted), or a callable mapping a list of RGB
+    uint8 images to an ``(n, dim)`` array (NaN rows for "no features"). ``label`` names the features
+    in the metric name (default: the embedder's name).
+    """
+
+    def __init__(self, embedder: str | Callable = "pixels16", label: str | None = None, max_pairs: int = 2000,
+                 n_bootstrap: int = 20, seed: int = 0):
+        _check_common(max_pairs, n_bootstrap)
+        if not (isinstance(embedder, str) or callable(embedder)):
+            raise ConfigError(f"frechet_distance: embedder must be a name or a callable, got {embedder!r}")
+        self.embedder = embedder
+        self.label = label
+        self.max_pairs = max_pairs
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self._fn: tuple[Callable[[ImageSet], np.ndarray], str] | None = None
+
+    @property
+    def feature_label(self) -> str:
+        if self.label:
+            return self.label
+        return self.embedder if isinstance(self.embedder, str) else getattr(self.embedder, "__name__", "custom")
+
+    def _feature_fn(self) -> tuple[Callable[[ImageSet], np.ndarray], str]:
+        if self._fn is None:
+            self._fn = self._make_feature_fn()
+        return self._fn
+
+    def _make_feature_fn(self) -> tuple[Callable[[ImageSet], np.ndarray], str]:
+        e = self.embedder
+        if callable(e):
+            return (lambda images: np.asarray(e([images[i] for i in range(len(images))]), np.float64)), "user-supplied"
+        if e in BUILTIN_FEATURES:
+            fn, desc = BUILTIN_FEATURES[e]
+            return (lambda images: fn([images[i] for i in range(len(images))])), desc
+        if e not in EMBEDDERS:
+            from ..models import faces  # noqa: F401  (registers the face embedders)
+        model = EMBEDDERS.create(e)
+        return model.embed, f"'{e}' face-embedding"
+
+    def features(self, images: ImageSet) -> np.ndarray:
+        fn, _ = self._feature_fn()
+        out = np.asarray(fn(images), np.float64)
+        if out.ndim != 2 or len(out) != len(images):
+            raise DataError(f"FD-{self.feature_label}: features must be (n_images, dim), got shape {out.shape} for {len(images)} images")
+        return out
+
+    def compute(self) -> Estimate:
+        value, lo, hi, extra = self.frechet()
+        _, desc = self._feature_fn()
+        name = f"FD-{self.feature_label}"
+        extra.update(metric_name=name, note="not FID: Frechet distance on other features, lower = closer distributions")
+        return Estimate(value, lo, hi, self.n_pairs,
+                        f"Frechet distance on {desc} features, originals vs anonymized; CI: percentile bootstrap over "
+                        f"image pairs, {extra['bootstrap_resamples']} resamples (indicative, biased upward)",
+                        standard=False,
+                        reason=f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values",
+                        extra=extra)
+
+
+def _check_common(max_pairs: int, n_bootstrap: int) -> None:
+    if max_pairs < 2:
+        raise ConfigError(f"max_pairs must be >= 2, got {max_pairs}")
+    if n_bootstrap < 0:
+        raise ConfigError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
