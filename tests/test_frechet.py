@@ -143,6 +143,7 @@ class _Passthrough(torch.nn.Module):
         return x
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torchmetrics memory/ddof notices
 def test_fid_equals_torchmetrics_on_identical_features():
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -167,6 +168,7 @@ def _mmd2_loops(x, y):
     return xx + yy - 2 * xy
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torchmetrics memory/ddof notices
 def test_kid_full_set_matches_loops_and_torchmetrics():
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -234,6 +236,7 @@ def test_inception_score_known_answers():
         inception_score(z[:5], 10)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torchmetrics memory/ddof notices
 def test_inception_score_equals_torchmetrics_single_split():
     from torchmetrics.image.inception import InceptionScore
 

@@ -133,12 +133,7 @@ class PairedFeatureEvaluator(ProgressEvaluator):
         """Point estimate, bootstrap CI and details of the Frechet distance between the two sides."""
         self._require(2)
         x, y = self._reservoir.arrays()
-        if self._reservoir.complete and len(x) < x.shape[1]:
-            value = frechet_distance_from_features(x, y)
-            how = "exact, from the features (nuclear norm of A1 A2^T)"
-        else:
-            value = frechet_distance(self._stats[0].mean, self._stats[0].cov, self._stats[1].mean, self._stats[1].cov)
-            how = "from streamed float64 means/covariances (eigen-decomposition)"
+        value = frechet_distance(self._stats[0].mean, self._stats[0].cov, self._stats[1].mean, self._stats[1].cov)
         boot = []
         rng = np.random.default_rng(self.seed)
         if len(x) >= 3:
@@ -147,7 +142,6 @@ class PairedFeatureEvaluator(ProgressEvaluator):
                 boot.append(frechet_distance_from_features(x, y, w, w))
         lo, hi = _percentile_ci(np.asarray(boot))
         extra = {
-            "computation": how,
             "bootstrap_resamples": len(boot),
             "bootstrap_pairs": len(x),
             "no_features_original": self._no_features[0],

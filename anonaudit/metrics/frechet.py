@@ -4,9 +4,10 @@
 square roots of the eigenvalues of ``S1 S2``; with any factor ``S1 = F F^T`` these equal the
 eigenvalues of the symmetric positive semi-definite matrix ``F^T S2 F`` (with ``F = S1^(1/2)`` this
 is the familiar ``S1^(1/2) S2 S1^(1/2)``), so one symmetric eigen-solve (``eigvalsh``) gives them in
-real arithmetic. ``F`` is the Cholesky factor when ``S1`` is positive definite (fast, backward
-stable) and ``V diag(sqrt(max(w, 0)))`` from ``eigh(S1)`` otherwise (e.g. fewer samples than
-dimensions). Round-off negatives are clipped to zero before the square root.
+real arithmetic. ``F`` is the pivoted Cholesky factor of ``S1`` (LAPACK ``dpstrf``: backward
+stable, and it stops at the numerical rank, so singular covariances from fewer samples than
+dimensions need no eigen-decomposition of ``S1`` and shrink the second problem to ``rank x rank``).
+Round-off negatives are clipped to zero before the square root.
 
 When the samples themselves are at hand and there are fewer samples than dimensions, the same
 trace is the nuclear norm of ``A1 A2^T`` (centred data matrices), computed from an ``n1 x n2`` SVD:
@@ -101,12 +102,17 @@ def _check_gaussian(mu: np.ndarray, sigma: np.ndarray, which: str) -> None:
 
 
 def _psd_factor(sigma: np.ndarray) -> np.ndarray:
-    """``F`` with ``sigma = F F^T``: Cholesky when positive definite, else from ``eigh``."""
-    try:
-        return np.linalg.cholesky(sigma)
-    except np.linalg.LinAlgError:
-        w, v = scipy.linalg.eigh(sigma, driver="evd")
-        return v * np.sqrt(np.clip(w, 0.0, None))
+    """``F`` (``d x rank``) with ``sigma = F F^T``, by Cholesky with complete pivoting (LAPACK ``dpstrf``).
+
+    Works for singular PSD matrices (e.g. fewer samples than dimensions): the factorisation stops
+    at the numerical rank (LAPACK's default tolerance ``d * eps * max(diag)``).
+    """
+    c, piv, rank, info = scipy.linalg.lapack.dpstrf(sigma, lower=1)
+    if info < 0:
+        raise DataError(f"pivoted Cholesky failed (LAPACK dpstrf info={info})")
+    f = np.empty((sigma.shape[0], rank))
+    f[piv - 1] = np.tril(c)[:, :rank]
+    return f
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
