@@ -128,3 +128,17 @@ def test_kid_bootstrap_ci_is_deterministic_and_covers_truth():
     assert (r1.mean, lo1, hi1) == (r2.mean, lo2, hi2)
     big = kid_with_ci(rng.standard_normal((1500, 8)), rng.standard_normal((1500, 8)) + 0.5, 10, 1000, 0, 0)[0]
     assert lo1 < big.mean < hi1 and lo1 < r1.mean < hi1
+
+
+def test_fd_dlib_on_real_faces():
+    folder = SHARED / "lfw" / "images"
+    if not folder.is_dir():
+        pytest.skip(f"shared test data not found at {folder}")
+    pytest.importorskip("dlib", reason="dlib not installed")
+    paths = sorted(folder.rglob("*.jpg"))[:10]
+    imgs = [read_image(p) for p in paths]
+    mild = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 1) for im in imgs]))
+    strong = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 3) for im in imgs]))
+    assert mild.extra["metric_name"] == "FD-dlib" and not mild.standard and "not FID" in mild.reason
+    assert 0 < mild.value < strong.value
+    assert mild.n + mild.extra["no_features_original"] + mild.extra["no_features_anonymized"] == 10
