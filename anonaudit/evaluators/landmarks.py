@@ -5,7 +5,8 @@ anonymized face, divided by the original's inter-ocular distance (outer eye corn
 normalisation), averaged over images with a bootstrap 95% CI. ``pose_difference``: mean absolute
 yaw/pitch/roll difference in degrees, head pose from ``cv2.solvePnP`` on the 68 landmarks with a
 generic 3D face. Both are lower-is-better. Images where no face is found (on the original, or on
-the anonymized image when its own detection is used) are counted in ``Estimate.extra``.
+the anonymized image when its own detection is used), and pairs whose pose cannot be solved, are
+counted in ``Estimate.extra``.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class FaceLandmarkEvaluator(Evaluator):
         self._parts: list[np.ndarray] = []
         self._no_face_original = 0
         self._no_face_anonymized = 0
+        self._unscored = 0
         self._pairs = 0
 
-    def score(self, original: np.ndarray, anonymized: np.ndarray, shape_o: tuple, shape_a: tuple) -> tuple[float, np.ndarray]:
-        """``(score, per-component values)`` of one pair of 68-point landmark sets."""
+    def score(self, original: np.ndarray, anonymized: np.ndarray, shape_o: tuple, shape_a: tuple) -> tuple[float, np.ndarray] | None:
+        """``(score, per-component values)`` of one pair of 68-point landmark sets (None: not computable)."""
         raise NotImplementedError
 
     def _main_boxes(self, images) -> list[Box | None]:
@@ -73,15 +75,19 @@ class FaceLandmarkEvaluator(Evaluator):
             elif lm_a[i] is None:
                 self._no_face_anonymized += 1
             else:
-                s, parts = self.score(lm_o[i], lm_a[i], release.originals[i].shape, release.anonymized[i].shape)
-                self._scores.append(s)
-                self._parts.append(parts)
+                scored = self.score(lm_o[i], lm_a[i], release.originals[i].shape, release.anonymized[i].shape)
+                if scored is None:
+                    self._unscored += 1
+                else:
+                    self._scores.append(scored[0])
+                    self._parts.append(scored[1])
 
     def extra(self) -> dict:
         return {
             "pairs": self._pairs,
             "no_face_original": self._no_face_original,
             "no_face_anonymized": self._no_face_anonymized,
+            "unscored": self._unscored,
             "detector": self.detector,
             "box": self.box,
         }
@@ -115,7 +121,10 @@ class PoseDifference(FaceLandmarkEvaluator):
     def score(self, original, anonymized, shape_o, shape_a):
         from ..models.faces.pose import angle_difference, head_pose
 
-        diff = angle_difference(head_pose(original, shape_o), head_pose(anonymized, shape_a))
+        try:
+            diff = angle_difference(head_pose(original, shape_o), head_pose(anonymized, shape_a))
+        except ValueError:  # no pose in front of the camera fits these landmarks
+            return None
         return float(diff.mean()), diff
 
     def compute(self) -> Estimate:

@@ -293,7 +293,7 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
         {"format": CHECKPOINT_FORMAT, "config": cfg.as_dict(), "backbone": model.state_dict(), "history": history, "classes": classes, "info": info},
         final,
     )
-    return ArcFaceTrainedEmbedder(checkpoint=str(final), detector=cfg.align if cfg.align != "none" else "none", select=cfg.select, device=dev)
+    return ArcFaceTrainedEmbedder(checkpoint=str(final), detector=cfg.align, select=cfg.select, device=dev)
 
 
 def _check_resumable(ckpt: dict[str, Any], cfg: ArcFaceTrainConfig, classes: list[str], info: dict[str, Any], path: Path) -> None:

@@ -75,20 +75,36 @@ class DlibEmbedder(DetectingEmbedder):
 
     Works offline: the weights ship in ``face_recognition_models``. ``num_jitters`` > 0 averages
     that many randomly jittered copies (dlib's option; slower, slightly more accurate).
+    ``upsample`` is the HOG detector's (0 finds faces from ~80 px and is ~5x faster than 1).
     """
 
     dim = 128
     needs_landmarks = False
 
-    def __init__(self, detector: str = "dlib_hog", select: str = "largest", num_jitters: int = 0, padding: float = 0.25, device: str = "cpu"):
+    def __init__(
+        self,
+        detector: str = "dlib_hog",
+        select: str = "largest",
+        num_jitters: int = 0,
+        padding: float = 0.25,
+        upsample: int = 1,
+        device: str = "cpu",
+    ):
         self.detector = detector
         self.select = select
         self.num_jitters = num_jitters
         self.padding = padding
+        self.upsample = upsample
         self.device = device
 
     def model_id(self) -> str:  # device does not change dlib's output
-        return f"embedder:dlib:{self.detector}:{self.select}:{self.num_jitters}:{self.padding}"
+        return f"embedder:dlib:{self.detector}:{self.upsample}:{self.select}:{self.num_jitters}:{self.padding}"
+
+    def main_faces(self, images: list[np.ndarray]) -> list[Detection | None]:
+        if self.detector != "dlib_hog":
+            return super().main_faces(images)
+        dets = DETECTORS.create("dlib_hog", upsample=self.upsample).detect(ImageSet.from_arrays(images))
+        return [main_face(d, img.shape, self.select) for d, img in zip(dets, images)]
 
     def crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
         import dlib

@@ -75,9 +75,19 @@ def head_pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> tuple[floa
     if pts.shape != (68, 2):
         raise ValueError(f"head_pose needs 68 (x, y) landmarks, got shape {pts.shape}")
     cam = camera_matrix(image_shape[0], image_shape[1])
-    ok, rvec, _ = cv2.solvePnP(FACE_MODEL_68, pts, cam, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
-        raise ValueError("solvePnP found no pose for these landmarks")
+    # Start from a frontal face in front of the camera: without a guess the solver may settle on the
+    # mirror solution behind the camera (same projections, roll off by ~180 degrees).
+    iod_model = float(np.linalg.norm(FACE_MODEL_68[45] - FACE_MODEL_68[36]))
+    iod_image = max(float(np.linalg.norm(pts[45] - pts[36])), 1e-6)
+    z = cam[0, 0] * iod_model / iod_image
+    centre = pts.mean(0)
+    tvec = np.array([[(centre[0] - cam[0, 2]) * z / cam[0, 0]], [(centre[1] - cam[1, 2]) * z / cam[1, 1]], [z]])
+    ok, rvec, tvec = cv2.solvePnP(
+        FACE_MODEL_68, pts, cam, np.zeros(4), rvec=np.zeros((3, 1)), tvec=tvec, useExtrinsicGuess=True,
+        flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not ok or tvec[2, 0] <= 0:
+        raise ValueError("solvePnP found no pose in front of the camera for these landmarks")
     rot, _ = cv2.Rodrigues(rvec)
     return euler_from_matrix(rot)
 

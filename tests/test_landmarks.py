@@ -1,0 +1,152 @@
+"""Landmark / pose preservation: pose solver on exact projections, zero on identical images, growth
+with known shifts, scalings and rotations, and honest counts of faces not found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import anonaudit.evaluators.landmarks  # noqa: F401  (registers evaluators)
+from anonaudit.data.imageset import ImageSet, Release
+from anonaudit.models.faces.pose import FACE_MODEL_68, angle_difference, camera_matrix, head_pose, matrix_from_euler
+from anonaudit.registry import EVALUATORS
+
+LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw" / "images"
+FILES = [
+    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "Abdel_Nasser_Assidi/Abdel_Nasser_Assidi_0001.jpg",
+    "AJ_Cook/AJ_Cook_0001.jpg",
+    "Aaron_Sorkin/Aaron_Sorkin_0001.jpg",
+]
+
+
+@pytest.fixture(scope="module")
+def faces() -> ImageSet:
+    if not LFW.is_dir():
+        pytest.skip("needs ../shared/data/lfw (absent in a fresh clone)")
+    from anonaudit.data.io import read_image
+
+    return ImageSet.from_arrays([read_image(LFW / f) for f in FILES], keys=FILES)
+
+
+def warp(images: ImageSet, angle: float = 0.0, scale: float = 1.0, shift: float = 0.0) -> ImageSet:
+    """Rotate/scale about the image centre, then shift right, with edge replication."""
+
+    def one(im, rec):
+        h, w = im.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        m[0, 2] += shift
+        return cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    return images.map(one)
+
+
+def evaluate(name: str, originals: ImageSet, anonymized: ImageSet, **params):
+    return EVALUATORS.create(name, **params)(Release(originals, anonymized))
+
+
+# -- pose geometry ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("yaw,pitch,roll", [(0, 0, 0), (25, -10, 5), (-40, 15, -20), (10, 30, 45)])
+def test_head_pose_recovers_the_rotation_of_a_projected_model(yaw, pitch, roll):
+    rvec, _ = cv2.Rodrigues(matrix_from_euler(yaw, pitch, roll))
+    pts, _ = cv2.projectPoints(FACE_MODEL_68, rvec, np.array([5.0, -8.0, 900.0]), camera_matrix(300, 240), np.zeros(4))
+    np.testing.assert_allclose(head_pose(pts.reshape(-1, 2), (300, 240, 3)), (yaw, pitch, roll), atol=1e-3)
+
+
+def test_frontal_model_projects_like_a_face():
+    pts, _ = cv2.projectPoints(FACE_MODEL_68, np.zeros(3), np.array([0, 0, 800.0]), camera_matrix(250, 250), np.zeros(4))
+    p = pts.reshape(-1, 2)
+    assert p[36, 0] < p[45, 0]  # outer eye corners left to right
+    assert p[36, 1] < p[30, 1] < p[51, 1] < p[8, 1]  # eyes above nose tip above mouth above chin
+
+
+def test_angle_difference_wraps_around():
+    np.testing.assert_allclose(angle_difference([179.0, -90.0, 10.0], [-179.0, 90.0, 10.0]), [2.0, 180.0, 0.0])
+
+
+def test_evaluators_are_registered_lower_is_better():
+    for name in ("landmark_error", "pose_difference"):
+        ev = EVALUATORS.create(name)
+        assert ev.higher_is_better is False
+
+
+# -- on real faces ------------------------------------------------------------------------------------------
+def test_lfw_faces_are_upright_and_mirroring_negates_yaw_and_roll(faces):
+    from anonaudit.models.faces.dlib_models import landmarks68
+    from anonaudit.registry import DETECTORS
+
+    mirrored = faces.map(lambda im, r: np.ascontiguousarray(im[:, ::-1]))
+    poses = []
+    for images in (faces, mirrored):
+        dets = DETECTORS.create("dlib_hog").detect(images)
+        poses.append(np.array([
+            head_pose(landmarks68(images[i], max(d, key=lambda x: x.box.area).box), images[i].shape) for i, d in enumerate(dets)
+        ]))
+    original, flipped = poses
+    assert np.all(np.abs(original) < 30)  # deep-funneled LFW: near-frontal, upright faces
+    assert np.abs(original[:, 0]).max() > 10  # ... with some turned heads, so the yaw check below has teeth
+    np.testing.assert_allclose(flipped[:, 0], -original[:, 0], atol=4)  # yaw
+    np.testing.assert_allclose(flipped[:, 1], original[:, 1], atol=4)  # pitch
+    np.testing.assert_allclose(flipped[:, 2], -original[:, 2], atol=4)  # roll
+
+
+@pytest.mark.parametrize("name", ["landmark_error", "pose_difference"])
+def test_identical_images_score_zero(name, faces):
+    est = evaluate(name, faces, faces)
+    assert est.value == 0.0 and est.n == len(faces)
+    assert est.extra["no_face_original"] == 0 and est.extra["no_face_anonymized"] == 0
+
+
+def test_landmark_error_grows_with_a_known_shift_and_matches_it(faces):
+    from anonaudit.models.faces.dlib_models import landmarks68
+    from anonaudit.registry import DETECTORS
+
+    boxes = [max(d, key=lambda x: x.box.area).box for d in DETECTORS.create("dlib_hog").detect(faces)]
+    iod = np.array([np.linalg.norm(np.subtract(*landmarks68(faces[i], b)[[36, 45]])) for i, b in enumerate(boxes)])
+    values = []
+    for shift in (0, 2, 5, 10):
+        est = evaluate("landmark_error", faces, warp(faces, shift=shift))
+        assert est.n == len(faces)
+        values.append(est.value)
+        # every landmark moves by `shift` pixels: error ~ shift / inter-ocular distance
+        assert est.value == pytest.approx(np.mean(shift / iod), rel=0.35, abs=0.01)
+    assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
+
+
+def test_landmark_error_grows_with_scaling_of_the_face(faces):
+    values = [evaluate("landmark_error", faces, warp(faces, scale=s), box="original").value for s in (1.0, 1.05, 1.12, 1.25)]
+    assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
+
+
+def test_pose_difference_follows_an_in_plane_rotation(faces):
+    rolls = []
+    for angle in (4, 8, 16):
+        est = evaluate("pose_difference", faces, warp(faces, angle=angle))
+        assert est.n == len(faces)
+        rolls.append(est.extra["mean_abs_roll_difference"])
+        assert est.extra["mean_abs_roll_difference"] == pytest.approx(angle, abs=2.0)
+    assert rolls == sorted(rolls)
+
+
+def test_destroyed_faces_are_counted_not_dropped(faces):
+    masked = faces.map(lambda im, r: np.full_like(im, 127))
+    est = evaluate("landmark_error", faces, masked)
+    assert est.n == 0 and np.isnan(est.value)
+    assert est.extra["no_face_anonymized"] == len(faces) and est.extra["pairs"] == len(faces)
+    # in the original's box the predictor still runs, and the error is large
+    big = evaluate("landmark_error", faces, masked, box="original")
+    assert big.n == len(faces) and big.value > 0.1
+    # a release whose originals have no face at all
+    blank = ImageSet.from_arrays([np.full((100, 100, 3), 50, np.uint8)], keys=["blank"])
+    est = evaluate("pose_difference", blank, blank)
+    assert est.extra["no_face_original"] == 1 and est.n == 0
+
+
+def test_invalid_box_mode_is_rejected():
+    from anonaudit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="box"):
+        EVALUATORS.create("landmark_error", box="nearest")
