@@ -121,6 +121,12 @@ def test_landmark_error_grows_with_scaling_of_the_face(faces):
     assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
 
 
+def test_a_release_at_twice_the_resolution_is_compared_in_the_original_frame(faces):
+    doubled = faces.map(lambda im, r: cv2.resize(im, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
+    assert evaluate("landmark_error", faces, doubled).value < 0.03
+    assert evaluate("landmark_error", faces, warp(faces, shift=5)).value > 0.05  # for scale: a real change
+
+
 def test_pose_difference_follows_an_in_plane_rotation(faces):
     rolls = []
     for angle in (4, 8, 16):

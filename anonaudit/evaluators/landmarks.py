@@ -2,7 +2,8 @@
 
 ``landmark_error``: mean distance between the 68 landmarks found on the original face and on the
 anonymized face, divided by the original's inter-ocular distance (outer eye corners, the 300-W
-normalisation), averaged over images with a bootstrap 95% CI. ``pose_difference``: mean absolute
+normalisation), averaged over images with a bootstrap 95% CI; an anonymized image of another size is
+compared after scaling its landmarks to the original's frame. ``pose_difference``: mean absolute
 yaw/pitch/roll difference in degrees, head pose from ``cv2.solvePnP`` on the 68 landmarks with a
 generic 3D face. Both are lower-is-better. Images where no face is found (on the original, or on
 the anonymized image when its own detection is used), and pairs whose pose cannot be solved, are
@@ -108,6 +109,8 @@ class LandmarkError(FaceLandmarkEvaluator):
 
         a, b = OUTER_EYE_CORNERS
         iod = float(np.linalg.norm(original[a] - original[b]))
+        # a release at another resolution is compared in the original's pixel frame
+        anonymized = anonymized * np.array([shape_o[1] / shape_a[1], shape_o[0] / shape_a[0]])
         err = np.linalg.norm(original - anonymized, axis=1)
         return float(err.mean() / max(iod, 1e-6)), err
 
