@@ -1,0 +1,391 @@
+"""Re-identification: can an intruder tell who is in an anonymized face image?
+
+Probes are the anonymized images, the gallery is the intruder's collection of identified photos,
+and similarity is the cosine of face embeddings (``embedder``, default dlib's ResNet, offline).
+
+Gallery protocols (``gallery``):
+
+- ``"originals"``: the gallery holds the evaluation originals themselves, so every probe's own
+  source photo is in it (the intruder found the published photo's source, e.g. on social media).
+- ``"other_images"``: for each probe, the gallery is every original *except* the probe's own, so a
+  probe can only be matched through other photos of the same person. Probes whose person has no
+  other photo are left out of the rates (counted in the notes) but stay in the gallery of others.
+
+The attack on the originals (the upper bound) always uses ``"other_images"``: with the probe's own
+photo in the gallery an unprotected image would match itself trivially. Under ``gallery="originals"``
+a weak anonymizer can therefore score above the "original" value; the risk is then clipped to 1.
+
+Metrics (higher = more successful attack), each on the release and on the originals:
+
+- ``rank1``, ``rank5``: identification rate: the probe's identity is among the top k identities
+  ranked by their best-matching gallery image (ties broken at random, seeded). Wilson 95% CI over
+  probes; chance is ``min(k, N) / N`` for ``N`` gallery identities.
+- ``tar@far=0.001``: verification true-accept rate at the threshold where at most 0.1% of impostor
+  pairs are accepted; chance is the FAR.
+- ``roc_auc``: ROC AUC of genuine (same person) vs impostor probe-gallery similarities; chance 0.5.
+  Up to ``impostors_per_probe`` impostor pairs per probe are drawn at random (seeded); both
+  verification CIs are percentile bootstraps over probes (pairs of one probe are not independent).
+
+``parrot=True`` adds the parrot attacker: it re-applies the release's public anonymizer (from the
+registry, with the release's parameters) to the gallery and compares anonymized probes with
+anonymized gallery images (``parrot_*`` metrics). With ``projection="lda"`` each attacker first
+learns a linear discriminant projection on the auxiliary (identity-disjoint) images, the direct one
+on the originals, the parrot one on auxiliary images anonymized by the same method (a
+Fisherface-style adaptation to the anonymized domain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..data.imageset import ImageSet, Release
+from ..errors import ConfigError, DataError
+from ..registry import ATTACKS
+from ..stats import Estimate, proportion
+from .base import Attack, AttackMetric, AttackResult
+from .face_common import check_disjoint, embed, make_embedder, public_anonymizer, typical_face
+
+GALLERIES = ("originals", "other_images")
+PROJECTIONS = ("none", "lda")
+
+
+# -- metrics on a similarity matrix ----------------------------------------------------------------
+def identity_scores(sim: np.ndarray, gallery_ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``(P, K)`` best similarity of each probe to each of the ``K`` gallery identities (max over its images).
+
+    ``-inf`` entries of ``sim`` are excluded gallery images; an identity with none left scores ``-inf``.
+    """
+    ids = np.asarray(gallery_ids, dtype=object)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    scores = np.maximum.reduceat(sim[:, order], starts, axis=1)
+    return scores, [str(i) for i in sorted_ids[starts]]
+
+
+def identification_ranks(
+    sim: np.ndarray, probe_ids: list[str], gallery_ids: list[str], seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """1-based rank of each probe's true identity among gallery identities, and ``N`` per probe.
+
+    Identities are ranked by their best similarity; ties are broken uniformly at random (seeded), so
+    a probe with no information is ranked like a random guess. Rank 0 means the probe's identity has
+    no image in its gallery.
+    """
+    scores, ids = identity_scores(sim, gallery_ids)
+    col = {k: j for j, k in enumerate(ids)}
+    available = np.isfinite(scores)
+    n_ids = available.sum(axis=1)
+    rng = np.random.default_rng(seed)
+    ranks = np.zeros(len(probe_ids), dtype=int)
+    for p, pid in enumerate(probe_ids):
+        j = col.get(pid)
+        if j is None or not available[p, j]:
+            continue
+        t = scores[p, j]
+        greater = int((scores[p] > t).sum())
+        ties = int((scores[p] == t).sum()) - 1
+        ranks[p] = 1 + greater + int(rng.integers(0, ties + 1))
+    return ranks, n_ids
+
+
+@dataclass
+class Pairs:
+    """Probe-gallery pairs for verification: similarity, genuine flag and the probe they belong to."""
+
+    scores: np.ndarray
+    genuine: np.ndarray
+    probe: np.ndarray
+
+
+def verification_pairs(
+    sim: np.ndarray, probe_ids: list[str], gallery_ids: list[str], impostors_per_probe: int | None = None, seed: int = 0
+) -> Pairs:
+    """Every genuine pair and up to ``impostors_per_probe`` random impostor pairs per probe.
+
+    ``-inf`` entries of ``sim`` (excluded gallery images) are not pairs.
+    """
+    rng = np.random.default_rng(seed)
+    g = np.asarray(gallery_ids, dtype=object)
+    scores, genuine, probe = [], [], []
+    for p, pid in enumerate(probe_ids):
+        allowed = np.isfinite(sim[p])
+        same = allowed & (g == pid)
+        other = np.flatnonzero(allowed & (g != pid))
+        if impostors_per_probe is not None and len(other) > impostors_per_probe:
+            other = np.sort(rng.choice(other, size=impostors_per_probe, replace=False))
+        gen = np.flatnonzero(same)
+        scores += [sim[p, gen], sim[p, other]]
+        genuine += [np.ones(len(gen), bool), np.zeros(len(other), bool)]
+        probe += [np.full(len(gen) + len(other), p)]
+    if not scores:
+        return Pairs(np.zeros(0), np.zeros(0, bool), np.zeros(0, int))
+    return Pairs(np.concatenate(scores).astype(np.float64), np.concatenate(genuine), np.concatenate(probe))
+
+
+class _Sorted:
+    """Pairs grouped by equal score (ascending) so weighted AUC / TAR cost one pass per resample."""
+
+    def __init__(self, pairs: Pairs):
+        order = np.argsort(pairs.scores, kind="stable")
+        self.scores = pairs.scores[order]
+        self.genuine = pairs.genuine[order]
+        self.probe = pairs.probe[order]
+        self.starts = np.flatnonzero(np.r_[True, self.scores[1:] != self.scores[:-1]]) if len(order) else np.zeros(0, int)
+
+    def group_weights(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = weights[self.probe]
+        gen = np.add.reduceat(np.where(self.genuine, w, 0.0), self.starts)
+        imp = np.add.reduceat(np.where(self.genuine, 0.0, w), self.starts)
+        return gen, imp
+
+    def auc(self, weights: np.ndarray) -> float:
+        gen, imp = self.group_weights(weights)
+        wg, wi = gen.sum(), imp.sum()
+        if wg <= 0 or wi <= 0:
+            return float("nan")
+        below = np.cumsum(imp) - imp
+        return float((gen * (below + 0.5 * imp)).sum() / (wg * wi))
+
+    def tar(self, weights: np.ndarray, far: float) -> float:
+        gen, imp = self.group_weights(weights)
+        wg, wi = gen.sum(), imp.sum()
+        if wg <= 0 or wi <= 0:
+            return float("nan")
+        above_imp = wi - np.cumsum(imp)  # impostor weight strictly above each group's score
+        j = int(np.argmax(above_imp <= far * wi * (1 + 1e-12)))
+        return float(gen[j + 1 :].sum() / wg)
+
+
+def roc_auc(pairs: Pairs) -> float:
+    """ROC AUC of genuine vs impostor scores (ties count one half), as ``sklearn.metrics.roc_auc_score``."""
+    return _Sorted(pairs).auc(np.ones(int(pairs.probe.max(initial=-1)) + 1))
+
+
+def tar_at_far(pairs: Pairs, far: float) -> float:
+    """Share of genuine pairs scoring above the lowest threshold that accepts at most ``far`` of impostors."""
+    return _Sorted(pairs).tar(np.ones(int(pairs.probe.max(initial=-1)) + 1), far)
+
+
+def verification_estimates(pairs: Pairs, far: float, n_boot: int = 200, seed: int = 0) -> tuple[Estimate, Estimate]:
+    """``(TAR@FAR, AUC)`` with percentile-bootstrap 95% CIs resampling probes."""
+    probes = np.unique(pairs.probe)
+    n_gen = int(pairs.genuine.sum())
+    if n_gen == 0 or n_gen == len(pairs.scores):
+        nan = Estimate(float("nan"), n=n_gen, method="no genuine or no impostor pairs")
+        return nan, nan
+    s = _Sorted(pairs)
+    size = int(pairs.probe.max()) + 1
+    ones = np.zeros(size)
+    ones[probes] = 1.0
+    tar, auc = s.tar(ones, far), s.auc(ones)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        w = np.bincount(rng.choice(probes, size=len(probes)), minlength=size).astype(float)
+        boots.append((s.tar(w, far), s.auc(w)))
+    b = np.asarray(boots)
+    lo_t, hi_t = np.nanpercentile(b[:, 0], [2.5, 97.5])
+    lo_a, hi_a = np.nanpercentile(b[:, 1], [2.5, 97.5])
+    n_imp = len(pairs.scores) - n_gen
+    extra = {"genuine_pairs": n_gen, "impostor_pairs": n_imp, "probes": len(probes)}
+    method = f"{{}}; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; bootstrap over probes ({n_boot}), 95% CI"
+    return (
+        Estimate(tar, float(lo_t), float(hi_t), n_gen, method.format(f"TAR at FAR={far:g}"), extra=extra),
+        Estimate(auc, float(lo_a), float(hi_a), n_gen, method.format("ROC AUC"), extra=extra),
+    )
+
+
+@dataclass
+class Protocol:
+    """One comparison of probes with a gallery: all its metrics and per-probe ranks."""
+
+    rank: dict[int, Estimate]
+    chance: dict[int, float]
+    tar: Estimate
+    auc: Estimate
+    ranks: np.ndarray
+    evaluated: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity matrix of L2-normalised rows; rows without an embedding (NaN) score 0."""
+    return np.nan_to_num(a, nan=0.0) @ np.nan_to_num(b, nan=0.0).T
+
+
+def compare(
+    probes: np.ndarray,
+    gallery: np.ndarray,
+    ids: list[str],
+    exclude_own: bool,
+    far: float,
+    impostors_per_probe: int | None,
+    n_boot: int,
+    seed: int,
+    ranks_at: tuple[int, ...] = (1, 5),
+) -> Protocol:
+    """Probe ``i`` and gallery image ``i`` are photos of ``ids[i]``; ``exclude_own`` drops the pair (i, i)."""
+    sim = cosine(probes, gallery)
+    if exclude_own:
+        np.fill_diagonal(sim, -np.inf)
+    ranks, n_ids = identification_ranks(sim, ids, ids, seed)
+    evaluated = ranks > 0
+    rank_est, chance = {}, {}
+    for k in ranks_at:
+        rank_est[k] = proportion(ranks[evaluated] <= k, f"rank-{k} identification rate over probes, Wilson 95% CI")
+        chance[k] = float(np.mean(np.minimum(k, n_ids[evaluated]) / n_ids[evaluated])) if evaluated.any() else float("nan")
+    keep = np.flatnonzero(evaluated)
+    pairs = verification_pairs(sim[keep], [ids[i] for i in keep], ids, impostors_per_probe, seed)
+    pairs.probe = keep[pairs.probe] if len(pairs.probe) else pairs.probe
+    tar, auc = verification_estimates(pairs, far, n_boot, seed)
+    return Protocol(rank_est, chance, tar, auc, ranks, evaluated)
+
+
+def fit_lda(vectors: np.ndarray, identities: list[str]):
+    """A shrinkage LDA on identities with >= 2 images, or None when there are too few."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    ok = np.all(np.isfinite(vectors), axis=1)
+    ids = np.asarray(identities, dtype=object)
+    counts = pd.Series(ids[ok]).value_counts()
+    keep = ok & np.isin(ids, counts[counts >= 2].index.to_numpy())
+    if len(np.unique(ids[keep])) < 3:
+        return None
+    return LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(vectors[keep], ids[keep])
+
+
+def project(lda, vectors: np.ndarray) -> np.ndarray:
+    """LDA projection of L2-normalised rows, re-normalised; NaN rows stay NaN."""
+    if lda is None:
+        return vectors
+    ok = np.all(np.isfinite(vectors), axis=1)
+    z = lda.transform(np.nan_to_num(vectors, nan=0.0))
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    z[~ok] = np.nan
+    return z.astype(np.float32)
+
+
+@ATTACKS.register("reid")
+class ReIdentification(Attack):
+    """Re-identification of anonymized faces against a gallery of identified originals."""
+
+    requires = ("identity",)
+
+    def __init__(
+        self,
+        embedder: str | dict = "dlib",
+        gallery: str = "originals",
+        parrot: bool = False,
+        projection: str = "none",
+        far: float = 1e-3,
+        impostors_per_probe: int = 500,
+        fallback: bool = True,
+        n_boot: int = 200,
+        seed: int = 0,
+    ):
+        if gallery not in GALLERIES:
+            raise ConfigError(f"reid: gallery must be one of {GALLERIES}, got {gallery!r}")
+        if projection not in PROJECTIONS:
+            raise ConfigError(f"reid: projection must be one of {PROJECTIONS}, got {projection!r}")
+        if not 0.0 < float(far) < 1.0:
+            raise ConfigError(f"reid: far must be in (0, 1), got {far!r}")
+        self.embedder = embedder
+        self.gallery = gallery
+        self.parrot = parrot
+        self.projection = projection
+        self.far = far
+        self.impostors_per_probe = impostors_per_probe
+        self.fallback = fallback
+        self.n_boot = n_boot
+        self.seed = seed
+        self._aux: ImageSet | None = None
+
+    def fit(self, auxiliary: ImageSet | None = None) -> "ReIdentification":
+        """Keep the intruder's identity-labelled auxiliary images (used by ``projection="lda"``)."""
+        if auxiliary is not None and auxiliary.has_labels("identity"):
+            self._aux = auxiliary
+        else:
+            self._aux = None
+        if self.projection == "lda" and self._aux is None:
+            raise DataError("reid with projection='lda' needs identity-labelled auxiliary images to fit on")
+        return self
+
+    def _embed(self, model, images: ImageSet, reference: ImageSet, desc: str):
+        face = None
+        if self.fallback and hasattr(model, "detector") and getattr(model, "detector", None):
+            face = typical_face(model.detector, reference, getattr(model, "select", "largest"))
+        return embed(model, images, face, desc)
+
+    def run(self, release: Release) -> AttackResult:
+        self.check_labels(release)
+        if self._aux is not None:
+            check_disjoint(self._aux, release, self.name)
+        model = make_embedder(self.embedder)
+        ids = [str(i) for i in release.originals.identities]
+        notes: list[str] = []
+        gal = self._embed(model, release.originals, release.originals, "embed originals")
+        prb = self._embed(model, release.anonymized, release.originals, "embed release")
+        g_vec, p_vec = gal.vectors, prb.vectors
+        lda = None
+        if self.projection == "lda":
+            aux = self._embed(model, self._aux, self._aux, "embed auxiliary")
+            lda = fit_lda(aux.vectors, [str(i) for i in self._aux.identities])
+            g_vec, p_vec = project(lda, g_vec), project(lda, p_vec)
+        kw = dict(far=float(self.far), impostors_per_probe=self.impostors_per_probe, n_boot=int(self.n_boot), seed=int(self.seed))
+        direct = compare(p_vec, g_vec, ids, self.gallery == "other_images", **kw)
+        original = compare(g_vec, g_vec, ids, True, **kw)
+        notes.append(
+            f"gallery={self.gallery}: {int(direct.evaluated.sum())} of {len(ids)} probes ranked against "
+            f"{len(set(ids))} gallery identities; originals (upper bound) under other_images: "
+            f"{int(original.evaluated.sum())} probes with another photo of the same person"
+        )
+        notes.append(
+            f"embedder {model.name}: {int(prb.fallback.sum())} release and {int(gal.fallback.sum())} original images "
+            f"had no detected face and were embedded at the typical face position; {int(prb.missing.sum())} release "
+            f"images have no embedding (scored as random guesses)"
+        )
+        metrics = self._metrics(direct, original, "")
+        details = pd.DataFrame({
+            "key": release.keys, "identity": ids, "rank": direct.ranks, "rank_original": original.ranks,
+            "fallback_crop": prb.fallback, "no_embedding": prb.missing,
+        })
+        if self.parrot:
+            anonymizer, why = public_anonymizer(release)
+            if anonymizer is None:
+                notes.append(f"parrot attacker skipped: {why}")
+            else:
+                parrot = self._parrot(model, anonymizer, release, prb.vectors, ids, kw, notes)
+                metrics += self._metrics(parrot, original, "parrot_")
+                details["rank_parrot"] = parrot.ranks
+        return AttackResult(self.name, metrics, details, notes)
+
+    def _parrot(self, model, anonymizer, release: Release, probes: np.ndarray, ids: list[str], kw: dict, notes: list[str]) -> Protocol:
+        gallery_anon = anonymizer.anonymize(release.originals, show_progress=False)
+        gal = self._embed(model, gallery_anon, release.originals, "embed anonymized gallery")
+        g_vec = gal.vectors
+        if self.projection == "lda":
+            aux_anon = anonymizer.anonymize(self._aux, show_progress=False)
+            aux = self._embed(model, aux_anon, self._aux, "embed anonymized auxiliary")
+            lda = fit_lda(aux.vectors, [str(i) for i in self._aux.identities])
+            g_vec, probes = project(lda, g_vec), project(lda, probes)
+            notes.append(f"parrot projection: LDA fitted on {len(self._aux)} auxiliary images anonymized by {anonymizer.label()}")
+        same = sum(np.array_equal(a, b) for a, b in zip(gallery_anon, release.anonymized))
+        notes.append(
+            f"parrot attacker re-applied {anonymizer.label()} to the gallery; {same} of {len(release)} re-anonymized "
+            "originals are pixel-identical to their released version"
+        )
+        return compare(probes, g_vec, ids, self.gallery == "other_images", **kw)
+
+    def _metrics(self, on: Protocol, original: Protocol, prefix: str) -> list[AttackMetric]:
+        who = "parrot attacker (anonymized gallery)" if prefix else "direct attacker (original gallery)"
+        out = [
+            AttackMetric(f"{prefix}rank{k}", on.rank[k], original.rank[k], on.chance[k], f"rank-{k} identification, {who}")
+            for k in sorted(on.rank)
+        ]
+        out.append(AttackMetric(f"{prefix}tar@far={self.far:g}", on.tar, original.tar, float(self.far), f"verification TAR at FAR={self.far:g}, {who}"))
+        out.append(AttackMetric(f"{prefix}roc_auc", on.auc, original.auc, 0.5, f"verification ROC AUC, {who}"))
+        return out
