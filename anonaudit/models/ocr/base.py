@@ -143,9 +143,10 @@ class OCREngine(ParamsMixin):
         raise NotImplementedError
 
     def model_id(self) -> str:
-        """Cache identity: engine, backend version and every parameter that changes outputs."""
+        """Cache identity: engine class, backend version and every parameter that changes outputs."""
         params = json.dumps(self.get_params(), sort_keys=True, default=str)
-        return f"ocr:{self.name}:{self.backend_version()}:{params}"
+        cls = type(self)
+        return f"ocr:{self.name}:{cls.__module__}.{cls.__qualname__}:{self.backend_version()}:{params}"
 
     def _recognize(self, crops: list[np.ndarray]) -> list[Reading]:
         raise NotImplementedError
