@@ -1,0 +1,611 @@
+"""Inversion attacks: undo blur or pixelation, then OCR ("blur is deconvolvable", paper 000).
+
+``DeblurThenOCR`` ("deblur_ocr") deconvolves each plate region with Wiener (scikit-image's
+Wiener-Hunt filter, Laplacian prior) and Richardson-Lucy, ``DepixelateThenOCR``
+("depixelate_ocr") smooths the mosaic back into strokes (bicubic interpolation between cell
+centres, or Gaussian smoothing with sigma = block / 2), and both then OCR the result.
+
+The kernel or block size is **known** when the release says how it was made (``release.name``
+``gaussian_blur`` / ``box_blur`` / ``pixelate`` with their parameters: strength in pixels or, with
+``relative=True``, as a fraction of the region height, in the whole image or only inside the boxes,
+exactly as ``anonaudit.anonymizers.classical`` applies them). Otherwise it is **estimated
+blind**: deblurring tries a grid of Gaussian sigmas (fractions of the plate box height) and keeps,
+per image, the candidate with the highest OCR confidence; depixelation finds the mosaic grid
+(block size and phase) from where the image's horizontal and vertical differences concentrate,
+or searches a grid of block sizes by OCR confidence when no grid explains them. The attacker never
+sees the ground truth when choosing.
+
+Metrics (each on the release, on the originals with plain OCR, and against the no-information
+baseline of :class:`~anonaudit.attacks.ocr.NoInformationGuess`): ``exact_match_raw`` and
+``char_accuracy_raw`` (plain OCR of the release), ``exact_match_inverted`` and
+``char_accuracy_inverted`` (per image the inversion candidate with the highest OCR confidence,
+over every method; with ``include_raw=True`` the raw reading competes too), and
+``exact_match_<method>`` per inversion method.
+
+Deconvolution works on the luminance (mean of R, G, B) in [0, 1], replicated to three channels for
+OCR; regions are extended by half-sample-symmetric reflection, the boundary rule of the blur.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..data.imageset import Box, ImageSet, Record, Release
+from ..errors import ConfigError
+from ..models.ocr import OCREngine, Reading, create_engine, plate_box
+from ..models.ocr.base import PLATE_MARGIN
+from ..progress import progress
+from ..registry import ATTACKS
+from .base import Attack, AttackMetric, AttackResult
+from .ocr import NoInformationGuess, rate_metric, score_readings, truths_of
+
+# -- blur kernels and deconvolution -------------------------------------------------------------
+
+
+def psf_1d(kind: str, strength_px: float) -> np.ndarray:
+    """Odd-length 1-D impulse response of the classical blur (the PSF is its outer product).
+
+    ``kind="gaussian"``: ``scipy.ndimage.gaussian_filter1d(sigma, truncate=4)``;
+    ``kind="box"``: ``uniform_filter1d(size=round(strength))`` (off-centre for even sizes, as the
+    filter is). Computed by filtering a unit impulse with the very filter the anonymizer uses.
+    """
+    if kind == "gaussian":
+        r = max(1, int(4.0 * float(strength_px) + 0.5))
+        delta = np.zeros(2 * r + 1)
+        delta[r] = 1.0
+        return ndimage.gaussian_filter1d(delta, float(strength_px), truncate=4.0, mode="constant")
+    if kind == "box":
+        k = max(1, int(round(strength_px)))
+        delta = np.zeros(2 * k + 1)
+        delta[k] = 1.0
+        return ndimage.uniform_filter1d(delta, size=k, mode="constant")
+    raise ConfigError(f"unknown blur kernel '{kind}' (known: gaussian, box)")
+
+
+def blur_psf(kind: str, strength_px: float) -> np.ndarray:
+    """2-D point spread function (impulse response, centred at ``shape // 2``)."""
+    k = psf_1d(kind, strength_px)
+    return np.outer(k, k)
+
+
+def blur_grey(grey: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Apply the separable blur with 1-D impulse response ``kernel`` (reflect boundaries)."""
+    out = ndimage.convolve1d(grey, kernel, axis=0, mode="reflect")
+    return ndimage.convolve1d(out, kernel, axis=1, mode="reflect")
+
+
+def blur_grey_adjoint(grey: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Adjoint of :func:`blur_grey` away from the borders (correlation with the same kernel)."""
+    out = ndimage.correlate1d(grey, kernel, axis=0, mode="reflect")
+    return ndimage.correlate1d(out, kernel, axis=1, mode="reflect")
+
+
+def wiener_deconvolve(grey: np.ndarray, psf: np.ndarray, balance: float) -> np.ndarray:
+    """Wiener-Hunt deconvolution (``skimage.restoration.wiener``) of a 2-D image.
+
+    The image is extended by symmetric reflection (the blur's boundary rule) by the PSF's size on
+    every side before the FFT-based filter, which would otherwise wrap the borders around.
+    """
+    from skimage.restoration import wiener
+
+    pad = psf.shape[0]
+    padded = np.pad(grey, pad, mode="symmetric")
+    out = wiener(padded, psf, balance, clip=False)
+    return out[pad:-pad, pad:-pad]
+
+
+def richardson_lucy(
+    observed: np.ndarray,
+    forward: Callable[[np.ndarray], np.ndarray],
+    adjoint: Callable[[np.ndarray], np.ndarray],
+    num_iter: int,
+    init: np.ndarray | None = None,
+    eps: float = 1e-7,
+) -> np.ndarray:
+    """Richardson-Lucy iterations ``x <- x * adjoint(observed / forward(x))``.
+
+    ``forward`` is the blur (normalised kernel), ``adjoint`` its transpose; ``init`` defaults to
+    the observation itself. Ratios with a denominator below ``eps`` are set to 0, as in
+    ``skimage.restoration.richardson_lucy``.
+    """
+    x = np.array(observed if init is None else init, dtype=np.float64, copy=True)
+    for _ in range(num_iter):
+        conv = forward(x)
+        ratio = np.where(conv < eps, 0.0, observed / np.maximum(conv, eps))
+        x *= adjoint(ratio)
+    return x
+
+
+def richardson_lucy_deconvolve(grey: np.ndarray, kind: str, strength_px: float, num_iter: int) -> np.ndarray:
+    """Richardson-Lucy with the exact blur operator of the anonymizer (reflect boundaries)."""
+    k = psf_1d(kind, strength_px)
+    floor = 1.0 / 255.0  # RL needs a positive image: lift black by one grey level
+    est = richardson_lucy(grey + floor, lambda x: blur_grey(x, k), lambda x: blur_grey_adjoint(x, k), num_iter)
+    return est - floor
+
+
+def to_rgb_uint8(grey: np.ndarray) -> np.ndarray:
+    """A [0, 1] float image as RGB uint8 (clipped)."""
+    g = np.clip(np.round(np.clip(grey, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64).mean(axis=2) / 255.0
+
+
+# -- depixelation --------------------------------------------------------------------------------
+
+
+def cell_means(region: np.ndarray, block: int, phase: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, tuple[int, int]]:
+    """Mean colour of every mosaic cell; cells start at ``phase = (x, y)`` modulo ``block``.
+
+    Returns ``(means of shape (rows, cols, channels), (left, top))`` where ``left``/``top`` is how
+    far the grid origin lies before the region's corner (partial first cells).
+    """
+    b = int(block)
+    h, w = region.shape[:2]
+    left, top = (-phase[0]) % b, (-phase[1]) % b
+    rows, cols = math.ceil((h + top) / b), math.ceil((w + left) / b)
+    sums = np.zeros((rows, cols, region.shape[2]))
+    counts = np.zeros((rows, cols, 1))
+    yi = (np.arange(h) + top) // b
+    xi = (np.arange(w) + left) // b
+    np.add.at(sums, (yi[:, None], xi[None, :]), region.astype(np.float64))
+    np.add.at(counts, (yi[:, None], xi[None, :]), 1.0)
+    return sums / counts, (left, top)
+
+
+def depixelate(region: np.ndarray, block: int, method: str, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Undo a ``block x block`` mosaic of an RGB uint8 region (grid phase ``(x, y)``).
+
+    ``bicubic``: cubic interpolation between the cell centres (``cv2.resize``, which maps cell
+    centres onto block centres for an integer factor); ``gaussian``: Gaussian smoothing of the
+    mosaic with ``sigma = block / 2``.
+    """
+    b = int(block)
+    if b < 2:
+        return region.copy()
+    if method == "gaussian":
+        out = ndimage.gaussian_filter(region.astype(np.float32), sigma=(b / 2.0, b / 2.0, 0), mode="reflect")
+    elif method == "bicubic":
+        means, (left, top) = cell_means(region, b, phase)
+        rows, cols = means.shape[:2]
+        up = cv2.resize(means.astype(np.float32), (cols * b, rows * b), interpolation=cv2.INTER_CUBIC)
+        out = up[top : top + region.shape[0], left : left + region.shape[1]]
+    else:
+        raise ConfigError(f"unknown depixelation method '{method}' (known: bicubic, gaussian)")
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def estimate_grid(region: np.ndarray, max_block: int = 64, min_share: float = 0.8) -> tuple[int, tuple[int, int]] | None:
+    """Block size and phase ``(x, y)`` of a mosaic, from where intensity changes happen.
+
+    In a mosaic all change between neighbouring pixels sits on cell borders. For each block size
+    ``b`` and phase, the share of the total absolute column (row) differences on the grid lines is
+    computed; the largest ``b`` whose best phase explains at least ``min_share`` of both the
+    column and the row differences is returned (multiples of the true block fail, divisors tie and
+    lose to it). ``None`` when no ``b >= 2`` qualifies (not a mosaic).
+    """
+    img = region.astype(np.float64)
+    dx = np.abs(np.diff(img, axis=1)).sum(axis=(0, 2))  # dx[x]: change between columns x and x+1
+    dy = np.abs(np.diff(img, axis=0)).sum(axis=(1, 2))
+    if dx.sum() <= 0 or dy.sum() <= 0:
+        return None
+
+    def best_phase(d: np.ndarray, b: int) -> tuple[float, int]:
+        sums = np.bincount((np.arange(len(d)) + 1) % b, weights=d, minlength=b)
+        p = int(np.argmax(sums))
+        return float(sums[p] / d.sum()), p
+
+    h, w = region.shape[:2]
+    for b in range(min(max_block, w // 2, h // 2), 1, -1):
+        sx, px = best_phase(dx, b)
+        sy, py = best_phase(dy, b)
+        if sx >= min_share and sy >= min_share:
+            return b, (px, py)
+    return None
+
+
+# -- what the release says about its anonymizer -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownOperator:
+    """How a classical anonymizer was applied, read from ``release.name`` / ``release.params``."""
+
+    kind: str  # "gaussian", "box" or "pixelate"
+    strength: float
+    relative: bool
+    region: str
+    margin: float
+
+    def strength_px(self, reference_height: int) -> float:
+        return self.strength * reference_height if self.relative else self.strength
+
+
+_PARAM = {"gaussian_blur": ("gaussian", "sigma"), "box_blur": ("box", "size"), "pixelate": ("pixelate", "block")}
+
+
+def known_operator(release: Release) -> KnownOperator | None:
+    """The operator of a classical blur/pixelation release; ``None`` for anything else."""
+    entry = _PARAM.get(release.name)
+    p = release.params
+    if entry is None or entry[1] not in p:
+        return None
+    return KnownOperator(
+        entry[0], float(p[entry[1]]), bool(p.get("relative", False)), str(p.get("region", "image")), float(p.get("margin", 0.0) or 0.0)
+    )
+
+
+def _window(box: Box, pad: int, shape: tuple[int, ...]) -> Box:
+    h, w = shape[:2]
+    return Box(box.x - pad, box.y - pad, box.w + 2 * pad, box.h + 2 * pad).clip(w, h)
+
+
+def restore(
+    image: np.ndarray,
+    record: Record,
+    op: KnownOperator,
+    region_fn: Callable[[np.ndarray, float, Box], np.ndarray],
+    context: Callable[[float], int],
+    ocr_margin: float,
+) -> np.ndarray:
+    """Invert a known classical operator where it was applied around the plate.
+
+    ``region_fn(region, strength_px, region_box)`` restores one region. ``region="boxes"``: each
+    anonymized box (grown by the anonymizer's margin) is restored exactly; ``region="image"``: a
+    window around the OCR crop, ``context(strength_px)`` pixels wider on each side so border
+    effects stay outside the crop.
+    """
+    out = image.copy()
+    h, w = image.shape[:2]
+    if op.region == "boxes":
+        for b in record.boxes:
+            box = (b.expand(op.margin) if op.margin else b).clip(w, h)
+            if box.area:
+                ys, xs = box.slices
+                out[ys, xs] = region_fn(image[ys, xs], op.strength_px(box.h), box)
+        return out
+    ref = record.boxes[0].h if record.boxes else h
+    s = op.strength_px(ref)
+    win = _window(plate_box(record, image.shape, ocr_margin), context(s), image.shape)
+    ys, xs = win.slices
+    out[ys, xs] = region_fn(image[ys, xs], s, win)
+    return out
+
+
+# -- the attacks --------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """One restored plate crop: which method and strength produced it."""
+
+    method: str
+    strength_px: float
+    crop: np.ndarray
+
+
+class InversionAttack(Attack):
+    """Shared machinery: OCR originals, raw release and every inversion candidate; select; score."""
+
+    requires = ("text",)
+    available_methods: tuple[str, ...] = ()
+
+    engine: str
+    engine_params: dict | None
+    margin: float
+    batch_size: int
+    include_raw: bool
+    seed: int
+
+    def _init_common(self, engine, engine_params, margin, batch_size, include_raw, seed, methods) -> None:
+        unknown = sorted(set(methods) - set(self.available_methods))
+        if unknown or not methods:
+            raise ConfigError(f"{self.name}: methods must be a non-empty subset of {self.available_methods}, got {list(methods)}")
+        self.engine = engine
+        self.engine_params = engine_params
+        self.margin = margin
+        self.batch_size = batch_size
+        self.include_raw = include_raw
+        self.seed = seed
+        self.guesser_ = NoInformationGuess(seed=seed)
+
+    def fit(self, auxiliary: ImageSet | None = None) -> "InversionAttack":
+        """Learn the no-information guess from the auxiliary plate texts (if any)."""
+        self.guesser_ = NoInformationGuess.fit(auxiliary.texts if auxiliary is not None else [], seed=self.seed)
+        return self
+
+    def candidates(self, image: np.ndarray, record: Record, op: KnownOperator | None) -> list[Candidate]:
+        raise NotImplementedError
+
+    def operator(self, release: Release) -> KnownOperator | None:
+        raise NotImplementedError
+
+    def _crop(self, image: np.ndarray, record: Record) -> np.ndarray:
+        ys, xs = plate_box(record, image.shape, self.margin).slices
+        return np.ascontiguousarray(image[ys, xs])
+
+    def _invert_all(self, engine: OCREngine, release: Release, op: KnownOperator | None) -> list[list[tuple[Candidate, Reading]]]:
+        records = release.originals.records
+        out: list[list[tuple[Candidate, Reading]]] = []
+        total = math.ceil(len(release) / self.batch_size)
+        for idx, images in progress(release.anonymized.batches(self.batch_size), desc=f"{self.name} invert", total=total):
+            cands = [self.candidates(img, records[i], op) for i, img in zip(idx, images)]
+            flat = [c for cs in cands for c in cs]
+            readings = iter(engine.read_arrays([c.crop for c in flat], self.batch_size))
+            for cs in cands:
+                out.append([(c, next(readings)) for c in cs])
+                for c in cs:
+                    c.crop = np.empty((0, 0, 3), np.uint8)  # keep readings only
+        return out
+
+    def run(self, release: Release) -> AttackResult:
+        self.check_labels(release)
+        engine = create_engine(self.engine, **(self.engine_params or {}))
+        truths = truths_of(release.originals, self.name)
+        records = release.originals.records
+        read = lambda images, what: engine.read(images, self.batch_size, records, self.margin, desc=f"{self.name} {what}")  # noqa: E731
+        original = score_readings(truths, read(release.originals, "originals"), 1, False)
+        raw_readings = read(release.anonymized, "release")
+        op = self.operator(release)
+        inverted = self._invert_all(engine, release, op)
+
+        def pick(options: list[tuple[Candidate | None, Reading]]) -> tuple[Candidate | None, Reading]:
+            return max(options, key=lambda o: -math.inf if math.isnan(o[1].confidence) else o[1].confidence)
+
+        chosen = []
+        for raw, cands in zip(raw_readings, inverted):
+            options: list[tuple[Candidate | None, Reading]] = list(cands) + ([(None, raw)] if self.include_raw else [])
+            chosen.append(pick(options))
+        raw = score_readings(truths, raw_readings, 1, False)
+        inv = score_readings(truths, [r for _, r in chosen], 1, False)
+        g = self.guesser_
+        exact_base, char_base = g.exact(truths), g.char_accuracy(truths)
+        how = "known from the release parameters" if op is not None else "estimated blind"
+        base = f"baseline: {g.describe()}"
+        metrics = [
+            rate_metric("exact_match_raw", raw["exact"], original["exact"], exact_base, f"plain OCR ({engine.name}) of the release; {base}"),
+            rate_metric("exact_match_inverted", inv["exact"], original["exact"], exact_base,
+                        f"OCR after inversion ({'/'.join(self.methods_used())}, {how}; most confident candidate per image"
+                        f"{', raw reading included' if self.include_raw else ''}); {base}"),
+            rate_metric("char_accuracy_raw", raw["char_accuracy"], original["char_accuracy"], char_base, f"plain OCR of the release; {base}"),
+            rate_metric("char_accuracy_inverted", inv["char_accuracy"], original["char_accuracy"], char_base, f"OCR after inversion; {base}"),
+        ]
+        for method in self.methods_used():
+            per = [pick([(c, r) for c, r in cands if c.method == method]) for cands in inverted]
+            scores = score_readings(truths, [r for _, r in per], 1, False)
+            metrics.append(rate_metric(f"exact_match_{method}", scores["exact"], original["exact"], exact_base,
+                                       f"OCR after {method} only ({how}); {base}"))
+        details = pd.DataFrame(
+            {
+                "key": release.keys,
+                "truth": truths,
+                "read_original": original["read"],
+                "read_raw": raw["read"],
+                "read_inverted": inv["read"],
+                "method_inverted": [c.method if c is not None else "raw" for c, _ in chosen],
+                "strength_px_inverted": [c.strength_px if c is not None else 0.0 for c, _ in chosen],
+                "conf_raw": raw["conf"],
+                "conf_inverted": inv["conf"],
+                "exact_original": original["exact"],
+                "exact_raw": raw["exact"],
+                "exact_inverted": inv["exact"],
+                "char_accuracy_raw": raw["char_accuracy"],
+                "char_accuracy_inverted": inv["char_accuracy"],
+            }
+        )
+        notes = [f"{'known' if op is not None else 'blind'} inversion: {op if op is not None else self.blind_description()}"]
+        return AttackResult(self.name, metrics, details, notes)
+
+    def methods_used(self) -> Sequence[str]:
+        return tuple(self.methods)
+
+    def blind_description(self) -> str:
+        raise NotImplementedError
+
+
+@ATTACKS.register("deblur_ocr")
+class DeblurThenOCR(InversionAttack):
+    """Deconvolve (Wiener, Richardson-Lucy) the plate region, then OCR it (see module doc).
+
+    Args:
+        engine: registered OCR engine name.
+        methods: subset of ``("wiener", "richardson_lucy")``.
+        wiener_balances: Wiener regularisation weights tried (each is one candidate).
+        sigma_scales: for a known Gaussian kernel, Wiener also tries these multiples of its sigma:
+            a slightly narrower kernel regularises against the 8-bit quantisation of the release
+            and often reads better (the OCR confidence decides, per image).
+        rl_iterations: Richardson-Lucy iterations.
+        blind_sigmas: Gaussian sigmas tried when the kernel is unknown, as fractions of the plate
+            box height (Wiener at each; Richardson-Lucy at the sigma Wiener's best reading chose).
+        use_known_kernel: read the kernel from the release parameters when they describe a
+            classical blur (``False``: always blind).
+        include_raw: let the raw release reading compete in the inverted selection.
+        engine_params, margin, batch_size, seed: as in :class:`~anonaudit.attacks.ocr.OCRReread`.
+    """
+
+    available_methods = ("wiener", "richardson_lucy")
+
+    def __init__(
+        self,
+        engine: str = "rapidocr",
+        methods: Sequence[str] = ("wiener", "richardson_lucy"),
+        wiener_balances: Sequence[float] = (0.001, 0.01),
+        sigma_scales: Sequence[float] = (0.75, 1.0),
+        rl_iterations: int = 30,
+        blind_sigmas: Sequence[float] = (0.03, 0.05, 0.07, 0.09, 0.12),
+        use_known_kernel: bool = True,
+        include_raw: bool = False,
+        engine_params: dict | None = None,
+        margin: float = PLATE_MARGIN,
+        batch_size: int = 32,
+        seed: int = 0,
+    ):
+        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods))
+        if not wiener_balances or any(b <= 0 for b in wiener_balances):
+            raise ConfigError(f"deblur_ocr: wiener_balances must be positive numbers, got {wiener_balances}")
+        if not sigma_scales or any(s <= 0 for s in sigma_scales):
+            raise ConfigError(f"deblur_ocr: sigma_scales must be positive numbers, got {sigma_scales}")
+        if not blind_sigmas or any(s <= 0 for s in blind_sigmas):
+            raise ConfigError(f"deblur_ocr: blind_sigmas must be positive fractions, got {blind_sigmas}")
+        self.methods = methods
+        self.wiener_balances = wiener_balances
+        self.sigma_scales = sigma_scales
+        self.rl_iterations = rl_iterations
+        self.blind_sigmas = blind_sigmas
+        self.use_known_kernel = use_known_kernel
+
+    def blind_description(self) -> str:
+        return f"Gaussian sigma searched over {list(self.blind_sigmas)} x plate height by OCR confidence"
+
+    def operator(self, release: Release) -> KnownOperator | None:
+        op = known_operator(release) if self.use_known_kernel else None
+        return op if op is not None and op.kind in ("gaussian", "box") else None
+
+    def _deconvolve(self, region: np.ndarray, kind: str, strength: float, method: str, balance: float) -> np.ndarray:
+        grey = luminance(region)
+        if strength <= 0:
+            return to_rgb_uint8(grey)
+        if method == "wiener":
+            return to_rgb_uint8(wiener_deconvolve(grey, blur_psf(kind, strength), balance))
+        return to_rgb_uint8(richardson_lucy_deconvolve(grey, kind, strength, self.rl_iterations))
+
+    def _variants(self, method: str, kind: str) -> list[tuple[float, float]]:
+        """(kernel scale, Wiener balance) pairs tried for a known kernel."""
+        if method != "wiener":
+            return [(1.0, float("nan"))]
+        scales = self.sigma_scales if kind == "gaussian" else (1.0,)
+        return [(sc, bal) for sc in scales for bal in self.wiener_balances]
+
+    def candidates(self, image: np.ndarray, record: Record, op: KnownOperator | None) -> list[Candidate]:
+        if op is not None:
+            out = []
+            for method in self.methods:
+                for scale, bal in self._variants(method, op.kind):
+                    used = [0.0]
+
+                    def fn(region, s, box, method=method, scale=scale, bal=bal):
+                        used[0] = scale * s
+                        return self._deconvolve(region, op.kind, scale * s, method, bal)
+
+                    restored = restore(image, record, op, fn, lambda s: 2 * int(4 * s + 1), self.margin)
+                    out.append(Candidate(method, used[0], self._crop(restored, record)))
+            return out
+        # Blind: Gaussian sigma grid (fractions of the plate height) on a window around the crop.
+        height = record.boxes[0].h if record.boxes else image.shape[0]
+        sigmas = [f * height for f in self.blind_sigmas]
+        grey, crop = self._blind_window(image, record, max(sigmas))
+        out = []
+        if "wiener" in self.methods:
+            for s in sigmas:
+                psf = blur_psf("gaussian", s)
+                for bal in self.wiener_balances:
+                    out.append(Candidate("wiener", s, np.ascontiguousarray(to_rgb_uint8(wiener_deconvolve(grey, psf, bal))[crop])))
+        else:
+            for s in sigmas:
+                out.append(self._blind_rl(image, record, s))
+        return out
+
+    def _blind_window(self, image: np.ndarray, record: Record, sigma: float) -> tuple[np.ndarray, tuple[slice, slice]]:
+        """Luminance of a window around the OCR crop wide enough for ``sigma``, and the crop in it."""
+        box = plate_box(record, image.shape, self.margin)
+        win = _window(box, 2 * int(4 * sigma + 1), image.shape)
+        crop = (slice(box.y - win.y, box.y - win.y + box.h), slice(box.x - win.x, box.x - win.x + box.w))
+        return luminance(image[win.slices]), crop
+
+    def _blind_rl(self, image: np.ndarray, record: Record, sigma: float) -> Candidate:
+        grey, crop = self._blind_window(image, record, sigma)
+        restored = to_rgb_uint8(richardson_lucy_deconvolve(grey, "gaussian", sigma, self.rl_iterations))
+        return Candidate("richardson_lucy", sigma, np.ascontiguousarray(restored[crop]))
+
+    def _invert_all(self, engine, release, op):
+        results = super()._invert_all(engine, release, op)
+        if op is not None or not ("wiener" in self.methods and "richardson_lucy" in self.methods):
+            return results
+        # Blind with both methods: Richardson-Lucy (slow) only at the sigma of the most confident
+        # Wiener candidate of each image.
+        records = release.originals.records
+        extra = []
+        for i, cands in enumerate(results):
+            best = max(cands, key=lambda cr: np.nan_to_num(cr[1].confidence, nan=-1.0))[0]
+            extra.append(self._blind_rl(release.anonymized[i], records[i], best.strength_px))
+        for cands, c, r in zip(results, extra, engine.read_arrays([c.crop for c in extra], self.batch_size)):
+            c.crop = np.empty((0, 0, 3), np.uint8)
+            cands.append((c, r))
+        return results
+
+
+@ATTACKS.register("depixelate_ocr")
+class DepixelateThenOCR(InversionAttack):
+    """Smooth a mosaic back (bicubic from cell centres, Gaussian), then OCR (see module doc).
+
+    Args:
+        engine: registered OCR engine name.
+        methods: subset of ``("bicubic", "gaussian")``.
+        blind_blocks: block sizes (pixels) searched by OCR confidence when the release does not
+            say the block size and no mosaic grid is found in the plate region.
+        use_known_block: read the block size from the release parameters of a ``pixelate`` target.
+        include_raw, engine_params, margin, batch_size, seed: as in :class:`DeblurThenOCR`.
+    """
+
+    available_methods = ("bicubic", "gaussian")
+
+    def __init__(
+        self,
+        engine: str = "rapidocr",
+        methods: Sequence[str] = ("bicubic", "gaussian"),
+        blind_blocks: Sequence[int] = (4, 6, 8, 12, 16),
+        use_known_block: bool = True,
+        include_raw: bool = False,
+        engine_params: dict | None = None,
+        margin: float = PLATE_MARGIN,
+        batch_size: int = 32,
+        seed: int = 0,
+    ):
+        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods))
+        if not blind_blocks or any(int(b) < 2 for b in blind_blocks):
+            raise ConfigError(f"depixelate_ocr: blind_blocks must be integers >= 2, got {blind_blocks}")
+        self.methods = methods
+        self.blind_blocks = blind_blocks
+        self.use_known_block = use_known_block
+
+    def blind_description(self) -> str:
+        return f"mosaic grid estimated from the image, else block size searched over {list(self.blind_blocks)} px by OCR confidence"
+
+    def operator(self, release: Release) -> KnownOperator | None:
+        op = known_operator(release) if self.use_known_block else None
+        return op if op is not None and op.kind == "pixelate" else None
+
+    def candidates(self, image: np.ndarray, record: Record, op: KnownOperator | None) -> list[Candidate]:
+        out = []
+        if op is not None:
+            for method in self.methods:
+                used = [0]
+
+                def fn(region, s, box, method=method):
+                    b = max(1, int(round(s)))
+                    used[0] = b
+                    # The mosaic is anchored at the anonymized region's corner (the image's for
+                    # region="image"): its phase inside this region.
+                    anchor = (0, 0) if op.region == "boxes" else (-box.x % b, -box.y % b)
+                    return depixelate(region, b, method, anchor)
+
+                restored = restore(image, record, op, fn, lambda s: 2 * max(1, int(round(s))), self.margin)
+                out.append(Candidate(method, float(used[0]), self._crop(restored, record)))
+            return out
+        crop = self._crop(image, record)
+        grid = estimate_grid(crop)
+        options = [grid] if grid is not None else [(int(b), (0, 0)) for b in self.blind_blocks]
+        for b, phase in options:
+            for method in self.methods:
+                out.append(Candidate(method, float(b), np.ascontiguousarray(depixelate(crop, b, method, phase))))
+        return out

@@ -1,0 +1,265 @@
+"""Inversion attacks: kernels and deconvolution against scipy/scikit-image references, mosaic
+geometry on known answers, and planted leaks (blur and pixelation that plain OCR cannot read but
+inversion makes readable)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage, signal
+from scipy.stats import binomtest
+from skimage import restoration
+
+from anonaudit.anonymizers.classical import BoxBlur, GaussianBlur, Mask, Pixelate, pixelate
+from anonaudit.attacks.inversion import (
+    DeblurThenOCR,
+    DepixelateThenOCR,
+    KnownOperator,
+    blur_grey,
+    blur_grey_adjoint,
+    blur_psf,
+    cell_means,
+    depixelate,
+    estimate_grid,
+    known_operator,
+    psf_1d,
+    restore,
+    richardson_lucy,
+    richardson_lucy_deconvolve,
+    wiener_deconvolve,
+)
+from anonaudit.data.imageset import Box, ImageSet, Record, Release
+from anonaudit.data.synthetic_plates import synthetic_plates
+from anonaudit.errors import ConfigError
+from anonaudit.registry import ATTACKS
+
+
+def release_of(images: ImageSet, anonymizer) -> Release:
+    return Release(images, anonymizer.anonymize(images, show_progress=False), anonymizer.name, anonymizer.get_params())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def assert_planted_leak_found(result, min_gain: float) -> None:
+    """Inversion reads significantly more plates than plain OCR (paired exact McNemar test)."""
+    raw, inv = result.metric("exact_match_raw").release, result.metric("exact_match_inverted").release
+    assert inv.value >= raw.value + min_gain, (raw, inv)
+    assert inv.ci_low > raw.ci_high, (raw, inv)
+    d = result.details
+    only_inverted = int((d["exact_inverted"] & ~d["exact_raw"]).sum())
+    only_raw = int((~d["exact_inverted"] & d["exact_raw"]).sum())
+    assert binomtest(only_inverted, only_inverted + only_raw, 0.5, alternative="greater").pvalue < 0.01
+
+
+# -- kernels and deconvolution ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.0, 2.7])
+def test_gaussian_psf_is_the_anonymizers_impulse_response(sigma):
+    k = psf_1d("gaussian", sigma)
+    r = len(k) // 2
+    assert r == int(4 * sigma + 0.5) and k.sum() == pytest.approx(1.0)
+    x = np.arange(-r, r + 1)
+    expected = np.exp(-(x**2) / (2 * sigma**2))
+    np.testing.assert_allclose(k, expected / expected.sum(), atol=1e-12)
+    image = np.random.default_rng(0).random((30, 41))
+    np.testing.assert_allclose(blur_grey(image, k), ndimage.gaussian_filter(image, sigma, truncate=4.0, mode="reflect"), atol=1e-12)
+    assert blur_psf("gaussian", sigma).shape == (2 * r + 1, 2 * r + 1)
+
+
+@pytest.mark.parametrize("size", [3, 4, 5, 8])
+def test_box_psf_matches_uniform_filter_including_even_sizes(size):
+    k = psf_1d("box", size)
+    assert k.sum() == pytest.approx(1.0) and np.count_nonzero(k) == size
+    image = np.random.default_rng(1).random((25, 33))
+    np.testing.assert_allclose(blur_grey(image, k), ndimage.uniform_filter(image, size, mode="reflect"), atol=1e-12)
+
+
+def test_adjoint_is_the_transpose_away_from_borders():
+    rng = np.random.default_rng(2)
+    k = psf_1d("box", 4)
+    x = np.zeros((40, 40))
+    y = np.zeros((40, 40))
+    x[10:30, 10:30] = rng.random((20, 20))
+    y[10:30, 10:30] = rng.random((20, 20))
+    assert np.sum(blur_grey(x, k) * y) == pytest.approx(np.sum(x * blur_grey_adjoint(y, k)), rel=1e-12)
+
+
+def test_richardson_lucy_matches_scikit_image():
+    rng = np.random.default_rng(3)
+    truth = rng.random((32, 40))
+    psf = blur_psf("gaussian", 1.5)
+    observed = signal.convolve(truth, psf, "same")
+    reference = restoration.richardson_lucy(observed, psf, num_iter=12, clip=False)
+    ours = richardson_lucy(
+        observed,
+        lambda v: signal.convolve(v, psf, "same"),
+        lambda v: signal.convolve(v, psf[::-1, ::-1], "same"),
+        12,
+        init=np.full(observed.shape, 0.5),
+    )
+    np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-12)
+
+
+def test_deconvolution_restores_a_blurred_plate_crop():
+    plate = synthetic_plates(1, seed=5)[0].astype(np.float64).mean(axis=2) / 255.0
+    sigma = 3.0
+    blurred = ndimage.gaussian_filter(plate, sigma, truncate=4.0, mode="reflect")
+    blurred = np.round(blurred * 255) / 255  # 8-bit release
+    before = psnr(blurred, plate)
+    assert psnr(wiener_deconvolve(blurred, blur_psf("gaussian", sigma), 0.001), plate) > before + 3
+    assert psnr(richardson_lucy_deconvolve(blurred, "gaussian", sigma, 30), plate) > before + 1
+
+
+# -- mosaics ------------------------------------------------------------------------------------
+
+
+def test_cell_means_and_bicubic_reproduce_cell_values():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (35, 47, 3), dtype=np.uint8)
+    mosaic = pixelate(image, 5)
+    means, (left, top) = cell_means(mosaic, 5)
+    assert (left, top) == (0, 0) and means.shape == (7, 10, 3)
+    np.testing.assert_allclose(means, mosaic[::5, ::5].astype(float))
+    up = depixelate(mosaic, 5, "bicubic")
+    # Odd block: the centre pixel of a full cell is the cell centre, interpolation passes through it.
+    np.testing.assert_allclose(up[2:35:5, 2:45:5], mosaic[2:35:5, 2:45:5], atol=1)
+    smooth = depixelate(mosaic, 5, "gaussian")
+    ref = ndimage.gaussian_filter(mosaic.astype(np.float32), sigma=(2.5, 2.5, 0), mode="reflect")
+    np.testing.assert_array_equal(smooth, np.clip(np.round(ref), 0, 255).astype(np.uint8))
+    with pytest.raises(ConfigError):
+        depixelate(mosaic, 5, "nearest")
+
+
+def test_cell_means_with_a_phase_shift():
+    image = np.random.default_rng(5).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    mosaic = pixelate(image, 6)[2:, 3:]  # crop: cells now start at x = 3, y = 4 in the crop
+    means, (left, top) = cell_means(mosaic, 6, phase=(3, 4))
+    assert (left, top) == (3, 2)
+    np.testing.assert_allclose(means[1:, 1:], pixelate(image, 6)[6::6, 6::6].astype(float)[: means.shape[0] - 1, : means.shape[1] - 1])
+
+
+@pytest.mark.parametrize("block,dx,dy", [(7, 3, 5), (4, 0, 0), (12, 11, 1)])
+def test_estimate_grid_finds_block_and_phase(block, dx, dy):
+    image = np.random.default_rng(block).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    crop = pixelate(image, block)[dy:, dx:]
+    b, phase = estimate_grid(crop)
+    assert b == block and phase == ((-dx) % block, (-dy) % block)
+
+
+def test_estimate_grid_rejects_images_that_are_not_mosaics():
+    noise = np.random.default_rng(9).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    assert estimate_grid(noise) is None
+    assert estimate_grid(np.zeros((20, 20, 3), np.uint8)) is None
+
+
+# -- release parameters and geometry -----------------------------------------------------------
+
+
+def test_known_operator_from_release_parameters():
+    plates = synthetic_plates(2, seed=1)
+    op = known_operator(release_of(plates, GaussianBlur(sigma=0.1, relative=True, region="boxes", margin=0.1)))
+    assert op == KnownOperator("gaussian", 0.1, True, "boxes", 0.1)
+    assert op.strength_px(50) == pytest.approx(5.0)
+    assert known_operator(release_of(plates, BoxBlur(size=5))).kind == "box"
+    assert known_operator(release_of(plates, Pixelate(block=8))) == KnownOperator("pixelate", 8.0, False, "image", 0.0)
+    assert known_operator(release_of(plates, Mask())) is None
+    assert known_operator(Release(plates, plates)) is None
+
+
+def test_restore_touches_exactly_the_anonymized_boxes():
+    image = np.full((100, 200, 3), 7, np.uint8)
+    rec = Record("k", boxes=(Box(50, 40, 60, 20, "plate"),))
+    seen = []
+
+    def fn(region, strength, box):
+        seen.append((region.shape, strength, box))
+        return np.zeros_like(region)
+
+    out = restore(image, rec, KnownOperator("gaussian", 0.5, True, "boxes", 0.1), fn, lambda s: 0, 0.05)
+    box = Box(44, 38, 72, 24, "plate")  # grown by 10% of width and height on each side
+    assert seen == [((24, 72, 3), 12.0, box)]  # relative strength: 0.5 x the grown box height
+    assert (out[box.slices] == 0).all() and out.sum() == image.sum() - image[box.slices].sum()
+    seen.clear()
+    out = restore(image, rec, KnownOperator("gaussian", 2.0, False, "image", 0.0), fn, lambda s: 10, 0.0)
+    assert seen[0][2] == Box(40, 30, 80, 40) and seen[0][1] == 2.0  # plate box + 10 px context
+
+
+def test_parameters_are_validated():
+    assert isinstance(ATTACKS.create("deblur_ocr"), DeblurThenOCR)
+    assert isinstance(ATTACKS.create("depixelate_ocr"), DepixelateThenOCR)
+    with pytest.raises(ConfigError, match="methods"):
+        DeblurThenOCR(methods=("unsharp",))
+    with pytest.raises(ConfigError, match="blind_sigmas"):
+        DeblurThenOCR(blind_sigmas=())
+    with pytest.raises(ConfigError, match="blind_blocks"):
+        DepixelateThenOCR(blind_blocks=(1,))
+
+
+# -- planted leaks ------------------------------------------------------------------------------
+
+
+def test_planted_leak_mild_blur_tesseract_cannot_read_is_read_after_deconvolution():
+    plates = synthetic_plates(20, seed=42)
+    release = release_of(plates, GaussianBlur(sigma=0.07, relative=True))  # ~5 px on these plates
+    result = DeblurThenOCR(engine="tesseract", wiener_balances=(0.01,), sigma_scales=(1.0,)).run(release)
+    raw = result.metric("exact_match_raw")
+    assert raw.release.value <= 0.4 and raw.original.value >= 0.6  # plain OCR fails on the release only
+    assert_planted_leak_found(result, min_gain=0.3)
+    assert result.metric("exact_match_richardson_lucy").release.value > raw.release.value
+    assert result.metric("char_accuracy_inverted").release.value > result.metric("char_accuracy_raw").release.value
+    assert result.notes[0].startswith("known inversion")
+    assert set(result.details["method_inverted"]) <= {"wiener", "richardson_lucy"}
+
+
+def test_planted_leak_blur_rapidocr_cannot_read_is_read_after_wiener():
+    plates = synthetic_plates(20, seed=41)
+    release = release_of(plates, GaussianBlur(sigma=0.13, relative=True))
+    result = DeblurThenOCR(methods=("wiener",)).run(release)
+    assert result.metric("exact_match_raw").release.value <= 0.3
+    assert result.metric("exact_match_raw").original.value >= 0.9
+    assert_planted_leak_found(result, min_gain=0.3)
+    assert result.metric("exact_match_inverted").baseline == pytest.approx(0.0, abs=1e-9)
+
+
+def test_blind_deblurring_finds_the_leak_without_the_release_parameters():
+    plates = synthetic_plates(12, seed=43)
+    release = release_of(plates, GaussianBlur(sigma=0.12, relative=True))
+    blind = Release(release.originals, release.anonymized, "external", {})
+    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,)).run(blind)
+    assert result.notes[0].startswith("blind inversion")
+    raw, inv = result.metric("exact_match_raw").release.value, result.metric("exact_match_inverted").release.value
+    assert inv >= raw + 0.25
+    chosen = result.details["strength_px_inverted"] / np.array([r.boxes[0].h for r in plates.records])
+    assert set(np.round(chosen, 2)) <= {0.03, 0.05, 0.07, 0.09, 0.12}
+
+
+def test_deblurring_a_mask_reads_nothing():
+    plates = synthetic_plates(4, seed=44)
+    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,)).run(release_of(plates, Mask()))
+    assert result.metric("exact_match_inverted").release.value == 0.0
+    assert result.metric("char_accuracy_inverted").release.value == 0.0
+
+
+def test_box_blur_in_scene_boxes_is_inverted_with_the_known_kernel():
+    scenes = synthetic_plates(6, seed=45, scenes=True)
+    release = release_of(scenes, BoxBlur(size=0.25, relative=True, region="boxes"))
+    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.003,)).run(release)
+    raw, inv = result.metric("exact_match_raw").release.value, result.metric("exact_match_inverted").release.value
+    assert raw <= 0.2 and inv >= raw + 0.3
+    assert (result.details["strength_px_inverted"] > 0).all()
+
+
+def test_planted_leak_pixelation_is_read_after_depixelation():
+    plates = synthetic_plates(20, seed=46)
+    release = release_of(plates, Pixelate(block=0.12, relative=True))
+    known = DepixelateThenOCR().run(release)
+    assert known.metric("exact_match_raw").release.value <= 0.2
+    assert_planted_leak_found(known, min_gain=0.3)
+    # Blind: the grid estimated from the image is the true block, so the readings are the same.
+    blind = DepixelateThenOCR(use_known_block=False).run(release)
+    assert blind.notes[0].startswith("blind")
+    np.testing.assert_array_equal(blind.details["strength_px_inverted"], known.details["strength_px_inverted"])
+    assert blind.metric("exact_match_inverted").release.value == known.metric("exact_match_inverted").release.value
