@@ -77,24 +77,32 @@ def square_image(size: int = 64, box: Box | None = None, background: int = 90, s
     return img
 
 
-def _register_square_detector() -> None:
-    if "test_white_square" in DETECTORS:
-        return
+class WhiteSquareDetector(FaceDetector):
+    """Finds the bounding box of pure-white pixels (test detector; deterministic, no model).
 
-    @DETECTORS.register("test_white_square")
-    class WhiteSquareDetector(FaceDetector):
-        """Finds the bounding box of pure-white pixels (test detector; deterministic, no model)."""
+    Boxes whose shorter side is under ``min_side`` are missed, like a real detector's minimum size.
+    """
 
-        def detect_arrays(self, images):
-            out = []
-            for img in images:
-                ys, xs = np.nonzero(np.all(img == 255, axis=2))
-                if len(ys) == 0:
-                    out.append([])
-                    continue
-                box = Box(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1), "face")
-                out.append([Detection(box, 1.0, None)])
-            return out
+    min_side = 0
+
+    def detect_arrays(self, images):
+        out = []
+        for img in images:
+            ys, xs = np.nonzero(np.all(img == 255, axis=2))
+            if len(ys) == 0:
+                out.append([])
+                continue
+            box = Box(int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1), "face")
+            out.append([Detection(box, 1.0, None)] if min(box.w, box.h) >= self.min_side else [])
+        return out
 
 
-_register_square_detector()
+class BigWhiteSquareDetector(WhiteSquareDetector):
+    """The same, missing squares smaller than 20 px."""
+
+    min_side = 20
+
+
+for _name, _cls in (("test_white_square", WhiteSquareDetector), ("test_big_white_square", BigWhiteSquareDetector)):
+    if _name not in DETECTORS:
+        DETECTORS.register(_name)(_cls)
