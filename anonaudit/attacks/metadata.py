@@ -1,0 +1,389 @@
+"""Metadata leaks: what released image files still say about the scene, the device and the original.
+
+``MetadataLeak`` ("metadata") parses every released file (``Record.path`` of the anonymized set)
+without trusting it: EXIF (IFD0, the Exif and GPS sub-IFDs, IFD1 with its embedded thumbnail),
+XMP packets, IPTC records, ICC profiles, JPEG comments and PNG text chunks. Each finding has a
+severity:
+
+- ``high``: GPS position; camera body/lens serial number; camera owner or artist name; an embedded
+  thumbnail that is a downscaled copy of the ORIGINAL image (see below); GPS inside XMP.
+- ``medium``: device make/model, capture date-time, an embedded thumbnail (any), XMP packets
+  (edit history and document IDs link the file to its source), IPTC records, comments and text
+  chunks, maker notes, image unique IDs.
+- ``info``: software, ICC profile (colour-space description; rarely identifying).
+
+A file **leaks** when it has at least one high or medium finding. An embedded thumbnail is an
+**original thumbnail** when, resized to the thumbnail's size with area averaging, the original
+image matches it better than the anonymized image does by at least ``thumbnail_margin_db`` PSNR
+and matches it at ``min_thumbnail_psnr`` dB or better: the anonymizer replaced the pixels but not
+the preview that carries them.
+
+Metrics (baseline 0: a clean release has no metadata): ``files_with_leak``, ``files_with_gps``,
+``files_with_original_thumbnail`` (Wilson 95% CIs) on the released files, with the same scan of
+the original files as the upper bound when the originals are files too. A release held in memory
+has no files: the result has ``n = 0`` and a note saying so.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import ExifTags, Image
+
+from ..data.imageset import ImageSet, Release
+from ..data.io import decode_image
+from ..registry import ATTACKS
+from ..stats import Estimate, proportion
+from .base import Attack, AttackMetric, AttackResult
+
+SEVERITY_RANK = {"info": 0, "medium": 1, "high": 2}
+
+#: Gives the (original, anonymized) pixels a file's thumbnail is compared with.
+PairFn = Callable[[], tuple[np.ndarray, np.ndarray]]
+
+# EXIF tags (IFD0 and the Exif sub-IFD) -> (finding kind, severity).
+_EXIF_TAGS: dict[int, tuple[str, str]] = {
+    0x010F: ("device", "medium"),  # Make
+    0x0110: ("device", "medium"),  # Model
+    0x0131: ("software", "info"),  # Software
+    0x0132: ("datetime", "medium"),  # DateTime
+    0x013B: ("owner", "high"),  # Artist
+    0x8298: ("owner", "medium"),  # Copyright
+    0x010E: ("comment", "medium"),  # ImageDescription
+    0x9C9C: ("comment", "medium"),  # XPComment
+    0x9C9D: ("owner", "high"),  # XPAuthor
+    0x9003: ("datetime", "medium"),  # DateTimeOriginal
+    0x9004: ("datetime", "medium"),  # DateTimeDigitized
+    0x9286: ("comment", "medium"),  # UserComment
+    0x927C: ("maker_note", "medium"),  # MakerNote
+    0xA420: ("unique_id", "medium"),  # ImageUniqueID
+    0xA430: ("owner", "high"),  # CameraOwnerName
+    0xA431: ("serial", "high"),  # BodySerialNumber
+    0xA433: ("device", "medium"),  # LensMake
+    0xA434: ("device", "medium"),  # LensModel
+    0xA435: ("serial", "high"),  # LensSerialNumber
+}
+
+# XMP properties worth naming (regex on the packet) -> (finding kind, severity).
+_XMP_FIELDS: dict[str, tuple[str, str]] = {
+    r"exif:GPS(Latitude|Longitude)": ("gps", "high"),
+    r"(aux|exifEX):(SerialNumber|BodySerialNumber|LensSerialNumber)": ("serial", "high"),
+    r"(exifEX:CameraOwnerName|dc:creator)": ("owner", "high"),
+    r"tiff:(Make|Model)": ("device", "medium"),
+    r"(xmp:CreateDate|exif:DateTimeOriginal|photoshop:DateCreated)": ("datetime", "medium"),
+    r"(photoshop:(City|State|Country)|Iptc4xmpCore:Location)": ("location", "medium"),
+    r"xmpMM:(OriginalDocumentID|DocumentID|DerivedFrom)": ("document_id", "medium"),
+    r"xmpGImg:image": ("thumbnail", "medium"),
+}
+
+_IPTC_NAMES = {
+    (2, 5): "ObjectName", (2, 25): "Keywords", (2, 80): "By-line", (2, 90): "City", (2, 92): "Sub-location",
+    (2, 95): "Province-State", (2, 101): "Country", (2, 116): "Copyright", (2, 120): "Caption",
+}  # fmt: skip
+
+_TRANSPOSE = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of metadata found in a file."""
+
+    kind: str
+    detail: str
+    severity: str
+
+
+@dataclass
+class FileScan:
+    """Everything :func:`scan_file` found in one file."""
+
+    path: str
+    findings: list[Finding]
+    thumbnail: str = "none"  # "none", "original" or "other"
+    thumbnail_psnr_original: float = float("nan")
+    thumbnail_psnr_anonymized: float = float("nan")
+
+    @property
+    def leak(self) -> bool:
+        return any(SEVERITY_RANK[f.severity] >= 1 for f in self.findings)
+
+    @property
+    def severity(self) -> str:
+        if not self.findings:
+            return "none"
+        return max((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__)
+
+    def has(self, kind: str) -> bool:
+        return any(f.kind == kind for f in self.findings)
+
+    def summary(self) -> str:
+        return "; ".join(f"{f.kind}: {f.detail}" for f in self.findings)
+
+
+def _text(value: Any, limit: int = 80) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace") if not value.startswith(b"UNICODE\x00") else value[8:].decode("utf-16", "replace")
+        value = value.replace("\x00", "").strip()
+    text = str(value).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _dms(value: Any, ref: Any) -> float | None:
+    try:
+        d, m, s = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    sign = -1.0 if str(ref).strip().upper() in ("S", "W") else 1.0
+    return sign * (d + m / 60.0 + s / 3600.0)
+
+
+def _gps_detail(gps: dict[int, Any]) -> str:
+    lat = _dms(gps.get(2), gps.get(1, "N"))
+    lon = _dms(gps.get(4), gps.get(3, "E"))
+    if lat is not None and lon is not None:
+        return f"{lat:.5f}, {lon:.5f}"
+    names = [ExifTags.GPSTAGS.get(k, hex(k)) for k in sorted(gps)]
+    return "GPS tags " + ", ".join(names)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def _resize_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def exif_thumbnail(img: Image.Image) -> bytes | None:
+    """The JPEG thumbnail stored in EXIF IFD1 (``JPEGInterchangeFormat``), if any."""
+    raw = img.info.get("exif")
+    if not raw:
+        return None
+    ifd1 = img.getexif().get_ifd(ExifTags.IFD.IFD1)
+    offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
+    if not offset or not length:
+        return None
+    base = 6 if raw.startswith(b"Exif\x00\x00") else 0  # offsets count from the TIFF header
+    data = raw[base + int(offset) : base + int(offset) + int(length)]
+    return data if len(data) == int(length) else None
+
+
+def _xmp_packet(img: Image.Image) -> str | None:
+    for key in ("xmp", "XML:com.adobe.xmp"):
+        value = img.info.get(key)
+        if value:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
+class _Scanner:
+    def __init__(self, margin_db: float, min_psnr: float):
+        self.margin_db = margin_db
+        self.min_psnr = min_psnr
+
+    def scan(self, path: Path, pixels: PairFn | None) -> FileScan:
+        """Scan ``path``; ``pixels()`` gives (original, anonymized) arrays, read only for thumbnails."""
+        scan = FileScan(str(path), [])
+        try:
+            img = Image.open(path)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not fatal
+            scan.findings.append(Finding("unreadable", f"{type(exc).__name__}: {exc}", "info"))
+            return scan
+        with img:
+            for part in (self._exif, self._xmp, self._iptc, self._comments, self._icc):
+                try:
+                    part(img, scan, pixels)
+                except Exception as exc:  # noqa: BLE001 - malformed metadata must not stop the scan
+                    scan.findings.append(Finding("malformed", f"{part.__name__.strip('_')}: {type(exc).__name__}: {exc}", "info"))
+        return scan
+
+    def _exif(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        exif = img.getexif()
+        if not exif and not img.info.get("exif"):
+            return
+        entries = dict(exif)
+        entries.update(exif.get_ifd(ExifTags.IFD.Exif))
+        for tag, value in sorted(entries.items()):
+            if tag in _EXIF_TAGS and _text(value):
+                kind, severity = _EXIF_TAGS[tag]
+                scan.findings.append(Finding(kind, f"{ExifTags.TAGS.get(tag, hex(tag))}={_text(value)}", severity))
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        if gps:
+            scan.findings.append(Finding("gps", _gps_detail(gps), "high"))
+        thumb = exif_thumbnail(img)
+        if thumb is not None:
+            self._thumbnail(thumb, "EXIF IFD1", exif.get(0x0112, 1), scan, pixels)
+
+    def _thumbnail(self, data: bytes, where: str, orientation: int, scan: FileScan, pixels: PairFn | None) -> None:
+        try:
+            thumb = decode_image(data, f"{scan.path} ({where} thumbnail)")
+        except Exception as exc:  # noqa: BLE001
+            scan.findings.append(Finding("thumbnail", f"{where}: {len(data)} bytes, not decodable ({exc})", "medium"))
+            return
+        pil = Image.fromarray(thumb)
+        for op in _TRANSPOSE.get(int(orientation or 1), []):
+            pil = pil.transpose(op)  # the main image is compared as displayed (orientation applied)
+        thumb = np.asarray(pil)
+        size = (thumb.shape[1], thumb.shape[0])
+        detail = f"{where}: {size[0]}x{size[1]}"
+        if pixels is not None:
+            original, anonymized = pixels()
+            p_orig = _psnr(thumb, _resize_area(original, size))
+            p_anon = _psnr(thumb, _resize_area(anonymized, size))
+            scan.thumbnail_psnr_original, scan.thumbnail_psnr_anonymized = p_orig, p_anon
+            if p_orig >= self.min_psnr and p_orig >= p_anon + self.margin_db:
+                scan.thumbnail = "original"
+                scan.findings.append(Finding(
+                    "original_thumbnail",
+                    f"{detail} is a copy of the original (PSNR {p_orig:.1f} dB vs {p_anon:.1f} dB to the anonymized image)",
+                    "high",
+                ))
+                return
+            detail += f" (PSNR {p_orig:.1f} dB to the original, {p_anon:.1f} dB to the anonymized image)"
+        scan.thumbnail = "other" if scan.thumbnail == "none" else scan.thumbnail
+        scan.findings.append(Finding("thumbnail", detail, "medium"))
+
+    def _xmp(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        packet = _xmp_packet(img)
+        if not packet:
+            return
+        named = []
+        for pattern, (kind, severity) in _XMP_FIELDS.items():
+            match = re.search(pattern, packet)
+            if match and kind != "thumbnail":
+                named.append(match.group(0))
+                if severity == "high" or kind in ("device", "datetime", "location"):
+                    scan.findings.append(Finding(kind, f"XMP {match.group(0)}", severity))
+        scan.findings.append(Finding("xmp", f"{len(packet)} characters" + (f" ({', '.join(named)})" if named else ""), "medium"))
+        for b64 in re.findall(r"<xmpGImg:image>([^<]+)</xmpGImg:image>", packet) + re.findall(r'xmpGImg:image="([^"]+)"', packet):
+            data = base64.b64decode(re.sub(r"&#xA;|\s", "", b64), validate=False)
+            self._thumbnail(data, "XMP", 1, scan, pixels)
+
+    def _iptc(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        from PIL import IptcImagePlugin
+
+        info = IptcImagePlugin.getiptcinfo(img)
+        if not info:
+            return
+        names = sorted({_IPTC_NAMES.get(k, f"{k[0]}:{k[1]}") for k in info if k != (1, 90) and k[0] != 1 and k != (2, 0)})
+        if names:
+            scan.findings.append(Finding("iptc", ", ".join(names), "medium"))
+
+    def _comments(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        comment = img.info.get("comment")
+        if comment:
+            scan.findings.append(Finding("comment", _text(comment), "medium"))
+        text = getattr(img, "text", None) or {}
+        for key, value in text.items():
+            if key == "XML:com.adobe.xmp":
+                continue
+            severity = "info" if key.lower() == "software" else "medium"
+            scan.findings.append(Finding("comment", f"{key}={_text(value)}", severity))
+
+    def _icc(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        icc = img.info.get("icc_profile")
+        if not icc:
+            return
+        from PIL import ImageCms
+
+        try:
+            prof = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            desc = ImageCms.getProfileDescription(prof).strip()
+        except (ImageCms.PyCMSError, OSError):
+            desc = "unparsable"
+        scan.findings.append(Finding("icc", f"{desc} ({len(icc)} bytes)", "info"))
+
+
+def scan_file(
+    path: str | Path,
+    original: np.ndarray | None = None,
+    anonymized: np.ndarray | None = None,
+    thumbnail_margin_db: float = 1.0,
+    min_thumbnail_psnr: float = 20.0,
+) -> FileScan:
+    """Scan one file's metadata; with ``original``/``anonymized`` pixels, classify thumbnails."""
+    pixels = None if original is None or anonymized is None else (lambda: (original, anonymized))
+    return _Scanner(thumbnail_margin_db, min_thumbnail_psnr).scan(Path(path), pixels)
+
+
+@ATTACKS.register("metadata")
+class MetadataLeak(Attack):
+    """Scan released files for metadata that leaks location, device or the original (module doc).
+
+    Args:
+        thumbnail_margin_db: PSNR margin by which a thumbnail must match the original better than
+            the anonymized image to count as an original thumbnail.
+        min_thumbnail_psnr: minimum PSNR (dB) between an original thumbnail and the original.
+    """
+
+    def __init__(self, thumbnail_margin_db: float = 1.0, min_thumbnail_psnr: float = 20.0):
+        self.thumbnail_margin_db = thumbnail_margin_db
+        self.min_thumbnail_psnr = min_thumbnail_psnr
+
+    def _scan_set(self, images: ImageSet, release: Release) -> tuple[list[int], list[FileScan]]:
+        scanner = _Scanner(self.thumbnail_margin_db, self.min_thumbnail_psnr)
+        idx, scans = [], []
+        for i, rec in enumerate(images.records):
+            if rec.path is None:
+                continue
+            idx.append(i)
+            scans.append(scanner.scan(Path(rec.path), lambda i=i: release.pair(i)))
+        return idx, scans
+
+    def run(self, release: Release) -> AttackResult:
+        rel_idx, rel = self._scan_set(release.anonymized, release)
+        orig_idx, orig = self._scan_set(release.originals, release)
+        notes = []
+        if not rel:
+            notes.append("the release is held in memory: no files, so no metadata to scan (n=0)")
+        elif len(rel) < len(release):
+            notes.append(f"{len(release) - len(rel)} released image(s) have no file and were not scanned")
+        if not orig:
+            notes.append("the originals are held in memory: no scan of original files")
+
+        def est(scans: list[FileScan], test) -> Estimate:
+            if not scans:
+                return Estimate(float("nan"), n=0, method="proportion of files, Wilson 95% CI (no files)")
+            return proportion([test(s) for s in scans], method="proportion of files, Wilson 95% CI")
+
+        tests = {
+            "files_with_leak": (lambda s: s.leak, "files with high- or medium-severity metadata (GPS, device, serial, thumbnail, XMP, ...)"),
+            "files_with_gps": (lambda s: s.has("gps"), "files with a GPS position (EXIF or XMP)"),
+            "files_with_original_thumbnail": (lambda s: s.thumbnail == "original", "files embedding a thumbnail of the original image"),
+        }
+        metrics = [
+            AttackMetric(name, est(rel, fn), est(orig, fn) if orig else None, 0.0, desc) for name, (fn, desc) in tests.items()
+        ]
+        orig_by_index = dict(zip(orig_idx, orig))
+        rows = []
+        for i, s in zip(rel_idx, rel):
+            o = orig_by_index.get(i)
+            rows.append({
+                "key": release.keys[i], "path": s.path, "leak": s.leak, "severity": s.severity,
+                "gps": s.has("gps"), "thumbnail": s.thumbnail,
+                "thumbnail_psnr_original": s.thumbnail_psnr_original, "thumbnail_psnr_anonymized": s.thumbnail_psnr_anonymized,
+                "findings": s.summary(), "original_leak": None if o is None else o.leak,
+            })
+        details = pd.DataFrame(rows, columns=[
+            "key", "path", "leak", "severity", "gps", "thumbnail", "thumbnail_psnr_original",
+            "thumbnail_psnr_anonymized", "findings", "original_leak",
+        ])
+        return AttackResult(self.name, metrics, details, notes)
