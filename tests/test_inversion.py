@@ -10,7 +10,13 @@ from scipy import ndimage, signal
 from scipy.stats import binomtest
 from skimage import restoration
 
-from anonaudit.anonymizers.classical import BoxBlur, GaussianBlur, Mask, Pixelate, pixelate
+from anonaudit.anonymizers.classical import (
+    BoxBlur,
+    GaussianBlur,
+    Mask,
+    Pixelate,
+    pixelate,
+)
 from anonaudit.attacks.inversion import (
     DeblurThenOCR,
     DepixelateThenOCR,

@@ -90,7 +90,7 @@ def test_originals_are_read_and_masked_plates_are_not(plates):
     em = identity.metric("exact_match")
     assert em.release.n == len(plates) and em.release.value >= 11 / 12
     assert em.release.value == em.original.value
-    k = int(round(em.release.value * len(plates)))
+    k = round(em.release.value * len(plates))
     assert (em.release.ci_low, em.release.ci_high) == pytest.approx(wilson_interval(k, len(plates)))
     assert em.risk == pytest.approx(1.0)
     m = masked.metric("exact_match")

@@ -3,6 +3,7 @@ memoisation, batch independence, allowlists and clear errors for missing runtime
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -147,7 +148,7 @@ def test_rapidocr_reads_synthetic_plates_with_alternatives(plates):
         assert len(r.alternatives) == len(r.text)
         assert 0.0 < r.confidence <= 1.0
         assert all(pos[0][0] == ch for pos, ch in zip(r.alternatives, r.text))
-        assert all(p1 >= p2 for pos in r.alternatives for (_, p1), (_, p2) in zip(pos, pos[1:]))
+        assert all(p1 >= p2 for pos in r.alternatives for (_, p1), (_, p2) in itertools.pairwise(pos))
 
 
 def test_rapidocr_memoises_and_is_batch_independent(plates):

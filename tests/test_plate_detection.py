@@ -10,7 +10,11 @@ from PIL import Image, ImageDraw, ImageFont
 from anonaudit.anonymizers.classical import GaussianBlur, Mask
 from anonaudit.data.imageset import Box, ImageSet, Record, Release
 from anonaudit.data.synthetic_plates import font_path, synthetic_plates
-from anonaudit.evaluators.plate_detection import PlateDetectability, plate_detected, plate_window
+from anonaudit.evaluators.plate_detection import (
+    PlateDetectability,
+    plate_detected,
+    plate_window,
+)
 from anonaudit.models.ocr.rapid import RapidOCREngine, TextRegion
 from anonaudit.registry import EVALUATORS
 from anonaudit.stats import wilson_interval

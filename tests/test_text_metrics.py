@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +24,7 @@ short = st.text(alphabet="AB01 -.", max_size=7)
 def reference_levenshtein(a: str, b: str) -> int:
     """The textbook recursive definition (independent of the implementation under test)."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def d(i: int, j: int) -> int:
         if i == 0 or j == 0:
             return i + j

@@ -29,8 +29,8 @@ OCR; regions are extended by half-sample-symmetric reflection, the boundary rule
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -43,7 +43,7 @@ from ..models.ocr import OCREngine, Reading, create_engine, plate_box
 from ..models.ocr.base import PLATE_MARGIN
 from ..progress import progress
 from ..registry import ATTACKS
-from .base import Attack, AttackMetric, AttackResult
+from .base import Attack, AttackResult
 from .ocr import NoInformationGuess, rate_metric, score_readings, truths_of
 
 # -- blur kernels and deconvolution -------------------------------------------------------------
@@ -62,7 +62,7 @@ def psf_1d(kind: str, strength_px: float) -> np.ndarray:
         delta[r] = 1.0
         return ndimage.gaussian_filter1d(delta, float(strength_px), truncate=4.0, mode="constant")
     if kind == "box":
-        k = max(1, int(round(strength_px)))
+        k = max(1, round(strength_px))
         delta = np.zeros(2 * k + 1)
         delta[k] = 1.0
         return ndimage.uniform_filter1d(delta, size=k, mode="constant")
@@ -319,7 +319,7 @@ class InversionAttack(Attack):
         self.seed = seed
         self.guesser_ = NoInformationGuess(seed=seed)
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "InversionAttack":
+    def fit(self, auxiliary: ImageSet | None = None) -> InversionAttack:
         """Learn the no-information guess from the auxiliary plate texts (if any)."""
         self.guesser_ = NoInformationGuess.fit(auxiliary.texts if auxiliary is not None else [], seed=self.seed)
         return self
@@ -353,7 +353,7 @@ class InversionAttack(Attack):
         engine = create_engine(self.engine, **(self.engine_params or {}))
         truths = truths_of(release.originals, self.name)
         records = release.originals.records
-        read = lambda images, what: engine.read(images, self.batch_size, records, self.margin, desc=f"{self.name} {what}")  # noqa: E731
+        read = lambda images, what: engine.read(images, self.batch_size, records, self.margin, desc=f"{self.name} {what}")
         original = score_readings(truths, read(release.originals, "originals"), 1, False)
         raw_readings = read(release.anonymized, "release")
         op = self.operator(release)
@@ -493,7 +493,7 @@ class DeblurThenOCR(InversionAttack):
                 for scale, bal in self._variants(method, op.kind):
                     used = [0.0]
 
-                    def fn(region, s, box, method=method, scale=scale, bal=bal):
+                    def fn(region, s, box, method=method, scale=scale, bal=bal, used=used):
                         used[0] = scale * s
                         return self._deconvolve(region, op.kind, scale * s, method, bal)
 
@@ -591,15 +591,15 @@ class DepixelateThenOCR(InversionAttack):
             for method in self.methods:
                 used = [0]
 
-                def fn(region, s, box, method=method):
-                    b = max(1, int(round(s)))
+                def fn(region, s, box, method=method, used=used):
+                    b = max(1, round(s))
                     used[0] = b
                     # The mosaic is anchored at the anonymized region's corner (the image's for
                     # region="image"): its phase inside this region.
                     anchor = (0, 0) if op.region == "boxes" else (-box.x % b, -box.y % b)
                     return depixelate(region, b, method, anchor)
 
-                restored = restore(image, record, op, fn, lambda s: 2 * max(1, int(round(s))), self.margin)
+                restored = restore(image, record, op, fn, lambda s: 2 * max(1, round(s)), self.margin)
                 out.append(Candidate(method, float(used[0]), self._crop(restored, record)))
             return out
         crop = self._crop(image, record)

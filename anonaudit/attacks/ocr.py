@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -99,7 +99,7 @@ class NoInformationGuess:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def fit(cls, texts: Sequence[str | None], seed: int = 0) -> "NoInformationGuess":
+    def fit(cls, texts: Sequence[str | None], seed: int = 0) -> NoInformationGuess:
         norm = [normalize_plate(t) for t in texts if t]
         norm = [t for t in norm if t]
         if not norm:
@@ -223,7 +223,7 @@ class OCRReread(Attack):
     def make_engine(self) -> OCREngine:
         return create_engine(self.engine, **(self.engine_params or {}))
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "OCRReread":
+    def fit(self, auxiliary: ImageSet | None = None) -> OCRReread:
         """Learn the no-information guess from the auxiliary set's plate texts (if it has any)."""
         texts = auxiliary.texts if auxiliary is not None else []
         self.guesser_ = NoInformationGuess.fit(texts, seed=self.seed)

@@ -21,7 +21,7 @@ top-k alternatives at that position (with ``k = 1`` it equals the char accuracy)
 from __future__ import annotations
 
 import unicodedata
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 #: Look-alike characters folded onto one representative when ``fold=True``.
 CONFUSIONS: Mapping[str, str] = {

@@ -50,7 +50,7 @@ def plate_window(record: Record, shape: tuple[int, ...], context: float) -> tupl
     if not record.boxes:
         return Box(0, 0, w, h), Box(0, 0, w, h, "plate")
     plate = record.boxes[0].clip(w, h)
-    dx, dy = int(round(plate.w * context)), int(round(plate.h * context))
+    dx, dy = round(plate.w * context), round(plate.h * context)
     win = Box(plate.x - dx, plate.y - dy, plate.w + 2 * dx, plate.h + 2 * dy).clip(w, h)
     return win, Box(plate.x - win.x, plate.y - win.y, plate.w, plate.h, plate.label)
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .base import PLATE_CHARS, PLATE_MARGIN, OCREngine, Reading, join_lines, plate_box, plate_crop
+from .base import (
+    PLATE_CHARS,
+    PLATE_MARGIN,
+    OCREngine,
+    Reading,
+    join_lines,
+    plate_box,
+    plate_crop,
+)
 from .easy import EasyOCREngine
 from .rapid import RapidOCREngine, TextRegion, ctc_decode
 from .tesseract import TesseractEngine, parse_hocr
@@ -25,7 +33,7 @@ __all__ = [
 ]
 
 
-def create_engine(engine: "str | OCREngine", **params) -> OCREngine:
+def create_engine(engine: str | OCREngine, **params) -> OCREngine:
     """An engine instance from a registered name (with ``params``) or an instance as it is."""
     if isinstance(engine, OCREngine):
         if params:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Reading:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Reading":
+    def from_json(cls, data: dict[str, Any]) -> Reading:
         conf = data.get("confidence")
         alts = data.get("alternatives")
         return cls(
@@ -67,7 +68,7 @@ class Reading:
         )
 
     @classmethod
-    def empty(cls, with_alternatives: bool) -> "Reading":
+    def empty(cls, with_alternatives: bool) -> Reading:
         """Nothing read (an empty string with nan confidence)."""
         return cls("", float("nan"), () if with_alternatives else None)
 

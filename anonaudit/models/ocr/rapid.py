@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -65,7 +66,7 @@ def rapidocr_instance(params: dict[str, Any] | None = None):
                 raise ModelUnavailableError("rapidocr", f"package not installed ({exc})", "pip install rapidocr onnxruntime") from None
             try:
                 inst = RapidOCR(params={"Global.log_level": "error", **(params or {})})
-            except Exception as exc:  # the package raises bare errors when its model files are missing
+            except Exception as exc:  # noqa: BLE001 - the package raises bare errors for missing model files
                 raise ModelUnavailableError(
                     "rapidocr", f"cannot load its shipped ONNX models: {exc}", "pip install --force-reinstall rapidocr"
                 ) from None
@@ -154,7 +155,7 @@ class RapidOCREngine(OCREngine):
         buckets: dict[int, list[int]] = {}
         for i, crop in enumerate(crops):
             h, w = crop.shape[:2]
-            width = max(base_w, int(math.ceil(img_h * w / max(h, 1) / _BUCKET)) * _BUCKET)
+            width = max(base_w, math.ceil(img_h * w / max(h, 1) / _BUCKET) * _BUCKET)
             buckets.setdefault(width, []).append(i)
         for width, members in sorted(buckets.items()):
             batch = np.stack(

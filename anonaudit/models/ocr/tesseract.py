@@ -87,7 +87,7 @@ class TesseractEngine(OCREngine):
     def backend_version(self) -> str:
         if self._version is None:
             try:
-                proc = subprocess.run([self.tesseract_cmd, "--version"], capture_output=True, text=True, timeout=30)
+                proc = subprocess.run([self.tesseract_cmd, "--version"], capture_output=True, text=True, timeout=30, check=False)
             except (FileNotFoundError, PermissionError) as exc:
                 raise ModelUnavailableError(
                     "tesseract", f"the tesseract binary '{self.tesseract_cmd}' cannot be run ({exc.strerror or exc})", _INSTALL
