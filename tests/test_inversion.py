@@ -4,8 +4,11 @@ inversion makes readable)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage, signal
 from scipy.stats import binomtest
 from skimage import restoration
@@ -155,7 +158,18 @@ def test_estimate_grid_finds_block_and_phase(block, dx, dy):
     assert b == block and phase == ((-dx) % block, (-dy) % block)
 
 
+@pytest.mark.parametrize("quality", [90, 60])
+def test_estimate_grid_survives_jpeg_compression(quality):
+    plates = synthetic_plates(5, seed=7)
+    for i, block in enumerate((4, 5, 9, 13, 16)):  # blocks up to a quarter of the plate height
+        buf = io.BytesIO()
+        Image.fromarray(pixelate(plates[i], block)).save(buf, "JPEG", quality=quality)
+        assert estimate_grid(np.asarray(Image.open(buf))) == (block, (0, 0))
+
+
 def test_estimate_grid_rejects_images_that_are_not_mosaics():
+    plates = synthetic_plates(2, seed=8)
+    assert estimate_grid(plates[0]) is None and estimate_grid(plates[1]) is None
     noise = np.random.default_rng(9).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     assert estimate_grid(noise) is None
     assert estimate_grid(np.zeros((20, 20, 3), np.uint8)) is None
@@ -242,11 +256,33 @@ def test_blind_deblurring_finds_the_leak_without_the_release_parameters():
     assert set(np.round(chosen, 2)) <= {0.03, 0.05, 0.07, 0.09, 0.12}
 
 
-def test_deblurring_a_mask_reads_nothing():
+def test_deblurring_a_mask_reads_nothing_even_when_forced_blind():
     plates = synthetic_plates(4, seed=44)
-    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,)).run(release_of(plates, Mask()))
+    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,), blind="always").run(release_of(plates, Mask()))
+    assert result.notes[0].startswith("blind inversion")
     assert result.metric("exact_match_inverted").release.value == 0.0
     assert result.metric("char_accuracy_inverted").release.value == 0.0
+
+
+def test_releases_of_methods_an_attack_does_not_invert_keep_the_raw_reading():
+    plates = synthetic_plates(4, seed=47)
+    pixelated = release_of(plates, Pixelate(block=0.1, relative=True))
+    blurred = release_of(plates, GaussianBlur(sigma=0.1, relative=True))
+    for attack, release in ((DeblurThenOCR(), pixelated), (DepixelateThenOCR(), blurred)):
+        result = attack.run(release)
+        assert result.notes[0].startswith(f"no inversion: the release was made by '{release.name}'")
+        names = [m.metric for m in result.metrics]
+        assert names == ["exact_match_raw", "exact_match_inverted", "char_accuracy_raw", "char_accuracy_inverted"]
+        assert result.metric("exact_match_inverted").release == result.metric("exact_match_raw").release
+        assert (result.details["method_inverted"] == "raw").all()
+    unknown = Release(blurred.originals, blurred.anonymized, "external", {})
+    assert DeblurThenOCR(blind="never").plan(unknown) == ("skip", None)
+    assert DeblurThenOCR().plan(unknown) == ("blind", None)
+    assert DeblurThenOCR(use_known_kernel=False).plan(blurred) == ("blind", None)
+    assert DeblurThenOCR(blind="always").plan(pixelated) == ("blind", None)
+    assert DeblurThenOCR().plan(blurred)[0] == "known"
+    with pytest.raises(ConfigError, match="blind"):
+        DeblurThenOCR(blind="sometimes")
 
 
 def test_box_blur_in_scene_boxes_is_inverted_with_the_known_kernel():

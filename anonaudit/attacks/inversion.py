@@ -185,14 +185,22 @@ def depixelate(region: np.ndarray, block: int, method: str, phase: tuple[int, in
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def estimate_grid(region: np.ndarray, max_block: int = 64, min_share: float = 0.8) -> tuple[int, tuple[int, int]] | None:
+def estimate_grid(
+    region: np.ndarray, max_block: int = 64, min_lift: float = 2.5, tie: float = 0.7, min_median_lift: float = 1.5
+) -> tuple[int, tuple[int, int]] | None:
     """Block size and phase ``(x, y)`` of a mosaic, from where intensity changes happen.
 
-    In a mosaic all change between neighbouring pixels sits on cell borders. For each block size
-    ``b`` and phase, the share of the total absolute column (row) differences on the grid lines is
-    computed; the largest ``b`` whose best phase explains at least ``min_share`` of both the
-    column and the row differences is returned (multiples of the true block fail, divisors tie and
-    lose to it). ``None`` when no ``b >= 2`` qualifies (not a mosaic).
+    In a mosaic, change between neighbouring pixels sits on cell borders. For a block size ``b``,
+    the phase whose grid lines carry the most absolute column (row) difference is found; its
+    *lift* is ``b`` times the share of all difference on those lines: about 1 without such a grid,
+    ``b`` for an exact mosaic of block ``b`` (less after JPEG compression), and the same for its
+    multiples (a subset of its lines carrying the same share of them), while divisors lift less.
+    The block is the smallest ``b`` lifting within ``tie`` of the best lift (the lower of the
+    column and row lifts counts), provided the best lift reaches ``min_lift`` and, at that ``b``,
+    the median difference on grid lines is at least ``min_median_lift`` times the mean difference
+    (periodic text, e.g. a monospaced plate, has strong lines only where strokes are, not a grid).
+    Blocks up to a quarter of the region's width and height are considered (four cells or more
+    each way, for reliable line statistics). ``None`` when these fail (not a mosaic).
     """
     img = region.astype(np.float64)
     dx = np.abs(np.diff(img, axis=1)).sum(axis=(0, 2))  # dx[x]: change between columns x and x+1
@@ -200,18 +208,24 @@ def estimate_grid(region: np.ndarray, max_block: int = 64, min_share: float = 0.
     if dx.sum() <= 0 or dy.sum() <= 0:
         return None
 
-    def best_phase(d: np.ndarray, b: int) -> tuple[float, int]:
-        sums = np.bincount((np.arange(len(d)) + 1) % b, weights=d, minlength=b)
+    def grid_lines(d: np.ndarray, b: int) -> tuple[float, float, int]:
+        phase_of = (np.arange(len(d)) + 1) % b  # a cell starting at column x+1 has phase (x+1) % b
+        sums = np.bincount(phase_of, weights=d, minlength=b)
         p = int(np.argmax(sums))
-        return float(sums[p] / d.sum()), p
+        return float(b * sums[p] / d.sum()), float(np.median(d[phase_of == p]) / d.mean()), p
 
     h, w = region.shape[:2]
-    for b in range(min(max_block, w // 2, h // 2), 1, -1):
-        sx, px = best_phase(dx, b)
-        sy, py = best_phase(dy, b)
-        if sx >= min_share and sy >= min_share:
-            return b, (px, py)
-    return None
+    scores: dict[int, tuple[float, float, tuple[int, int]]] = {}
+    for b in range(2, min(max_block, w // 4, h // 4) + 1):  # at least four cells each way
+        (lx, mx, px), (ly, my, py) = grid_lines(dx, b), grid_lines(dy, b)
+        scores[b] = (min(lx, ly), min(mx, my), (px, py))
+    best = max((lift for lift, _, _ in scores.values()), default=0.0)
+    if best < min_lift:
+        return None
+    b = min(k for k, (lift, _, _) in scores.items() if lift >= tie * best)
+    if scores[b][1] < min_median_lift:
+        return None
+    return b, scores[b][2]
 
 
 # -- what the release says about its anonymizer -------------------------------------------------
@@ -299,6 +313,9 @@ class InversionAttack(Attack):
 
     requires = ("text",)
     available_methods: tuple[str, ...] = ()
+    #: Registered anonymizers (``release.name``) whose operator this attack inverts.
+    inverts: tuple[str, ...] = ()
+    blind: str
 
     engine: str
     engine_params: dict | None
@@ -307,10 +324,13 @@ class InversionAttack(Attack):
     include_raw: bool
     seed: int
 
-    def _init_common(self, engine, engine_params, margin, batch_size, include_raw, seed, methods) -> None:
+    def _init_common(self, engine, engine_params, margin, batch_size, include_raw, seed, methods, blind) -> None:
         unknown = sorted(set(methods) - set(self.available_methods))
         if unknown or not methods:
             raise ConfigError(f"{self.name}: methods must be a non-empty subset of {self.available_methods}, got {list(methods)}")
+        if blind not in ("auto", "always", "never"):
+            raise ConfigError(f"{self.name}: blind must be 'auto', 'always' or 'never', got {blind!r}")
+        self.blind = blind
         self.engine = engine
         self.engine_params = engine_params
         self.margin = margin
@@ -328,7 +348,29 @@ class InversionAttack(Attack):
         raise NotImplementedError
 
     def operator(self, release: Release) -> KnownOperator | None:
+        """The release's operator when this attack inverts it with known parameters."""
         raise NotImplementedError
+
+    def plan(self, release: Release) -> tuple[str, KnownOperator | None]:
+        """``("known", operator)``, ``("blind", None)`` or ``("skip", None)``.
+
+        ``blind="auto"`` searches blind only when the release's maker is unknown (an external
+        release or an unregistered name); a registered anonymizer this attack does not invert (a
+        mask, a GAN, pixelation for the deblurring attack, ...) is skipped: the inverted readings
+        are then the raw ones. ``"always"`` searches whenever the parameters are not known,
+        ``"never"`` only inverts known operators.
+        """
+        from ..registry import ANONYMIZERS
+
+        op = self.operator(release)
+        if op is not None:
+            return "known", op
+        if self.blind == "never":
+            return "skip", None
+        foreign = bool(release.name) and release.name != "external" and release.name in ANONYMIZERS
+        if self.blind == "auto" and foreign and release.name not in self.inverts:
+            return "skip", None
+        return "blind", None
 
     def _crop(self, image: np.ndarray, record: Record) -> np.ndarray:
         ys, xs = plate_box(record, image.shape, self.margin).slices
@@ -356,21 +398,22 @@ class InversionAttack(Attack):
         read = lambda images, what: engine.read(images, self.batch_size, records, self.margin, desc=f"{self.name} {what}")
         original = score_readings(truths, read(release.originals, "originals"), 1, False)
         raw_readings = read(release.anonymized, "release")
-        op = self.operator(release)
-        inverted = self._invert_all(engine, release, op)
+        mode, op = self.plan(release)
+        inverted = self._invert_all(engine, release, op) if mode != "skip" else [[] for _ in range(len(release))]
 
         def pick(options: list[tuple[Candidate | None, Reading]]) -> tuple[Candidate | None, Reading]:
             return max(options, key=lambda o: -math.inf if math.isnan(o[1].confidence) else o[1].confidence)
 
         chosen = []
         for raw, cands in zip(raw_readings, inverted):
-            options: list[tuple[Candidate | None, Reading]] = list(cands) + ([(None, raw)] if self.include_raw else [])
+            with_raw = self.include_raw or not cands  # nothing inverted: the raw reading is the answer
+            options: list[tuple[Candidate | None, Reading]] = list(cands) + ([(None, raw)] if with_raw else [])
             chosen.append(pick(options))
         raw = score_readings(truths, raw_readings, 1, False)
         inv = score_readings(truths, [r for _, r in chosen], 1, False)
         g = self.guesser_
         exact_base, char_base = g.exact(truths), g.char_accuracy(truths)
-        how = "known from the release parameters" if op is not None else "estimated blind"
+        how = {"known": "known from the release parameters", "blind": "estimated blind", "skip": "none attempted"}[mode]
         base = f"baseline: {g.describe()}"
         metrics = [
             rate_metric("exact_match_raw", raw["exact"], original["exact"], exact_base, f"plain OCR ({engine.name}) of the release; {base}"),
@@ -381,6 +424,8 @@ class InversionAttack(Attack):
             rate_metric("char_accuracy_inverted", inv["char_accuracy"], original["char_accuracy"], char_base, f"OCR after inversion; {base}"),
         ]
         for method in self.methods_used():
+            if not all(any(c.method == method for c, _ in cands) for cands in inverted) or not inverted:
+                continue  # reported only when every image has a candidate of this method
             per = [pick([(c, r) for c, r in cands if c.method == method]) for cands in inverted]
             scores = score_readings(truths, [r for _, r in per], 1, False)
             metrics.append(rate_metric(f"exact_match_{method}", scores["exact"], original["exact"], exact_base,
@@ -403,7 +448,18 @@ class InversionAttack(Attack):
                 "char_accuracy_inverted": inv["char_accuracy"],
             }
         )
-        notes = [f"{'known' if op is not None else 'blind'} inversion: {op if op is not None else self.blind_description()}"]
+        if mode == "known":
+            notes = [f"known inversion: {op}"]
+        elif mode == "blind":
+            notes = [f"blind inversion: {self.blind_description()}"]
+            missing = sum(1 for cands in inverted if not cands)
+            if missing:
+                notes.append(f"{missing} image(s) had nothing to invert (raw reading kept)")
+        else:
+            notes = [
+                f"no inversion: the release was made by '{release.name}', which {self.name} does not invert "
+                "(inverted readings are the raw readings; blind='always' forces a blind search)"
+            ]
         return AttackResult(self.name, metrics, details, notes)
 
     def methods_used(self) -> Sequence[str]:
@@ -428,12 +484,15 @@ class DeblurThenOCR(InversionAttack):
         blind_sigmas: Gaussian sigmas tried when the kernel is unknown, as fractions of the plate
             box height (Wiener at each; Richardson-Lucy at the sigma Wiener's best reading chose).
         use_known_kernel: read the kernel from the release parameters when they describe a
-            classical blur (``False``: always blind).
+            classical blur (``False``: treat every release as of unknown origin).
+        blind: when to search blind (see :meth:`InversionAttack.plan`): ``"auto"`` (only for
+            releases of unknown origin), ``"always"`` or ``"never"``.
         include_raw: let the raw release reading compete in the inverted selection.
         engine_params, margin, batch_size, seed: as in :class:`~anonaudit.attacks.ocr.OCRReread`.
     """
 
     available_methods = ("wiener", "richardson_lucy")
+    inverts = ("gaussian_blur", "box_blur")
 
     def __init__(
         self,
@@ -444,13 +503,14 @@ class DeblurThenOCR(InversionAttack):
         rl_iterations: int = 30,
         blind_sigmas: Sequence[float] = (0.03, 0.05, 0.07, 0.09, 0.12),
         use_known_kernel: bool = True,
+        blind: str = "auto",
         include_raw: bool = False,
         engine_params: dict | None = None,
         margin: float = PLATE_MARGIN,
         batch_size: int = 32,
         seed: int = 0,
     ):
-        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods))
+        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind)
         if not wiener_balances or any(b <= 0 for b in wiener_balances):
             raise ConfigError(f"deblur_ocr: wiener_balances must be positive numbers, got {wiener_balances}")
         if not sigma_scales or any(s <= 0 for s in sigma_scales):
@@ -551,13 +611,16 @@ class DepixelateThenOCR(InversionAttack):
     Args:
         engine: registered OCR engine name.
         methods: subset of ``("bicubic", "gaussian")``.
-        blind_blocks: block sizes (pixels) searched by OCR confidence when the release does not
-            say the block size and no mosaic grid is found in the plate region.
+        blind_blocks: block sizes (pixels) searched by OCR confidence (``blind="always"``) when
+            the release does not say the block size and no mosaic grid is found in the plate region.
         use_known_block: read the block size from the release parameters of a ``pixelate`` target.
+        blind: as in :class:`DeblurThenOCR`; with ``"auto"`` a blind release whose plate region
+            shows no mosaic grid is not searched (raw reading kept), with ``"always"`` it is.
         include_raw, engine_params, margin, batch_size, seed: as in :class:`DeblurThenOCR`.
     """
 
     available_methods = ("bicubic", "gaussian")
+    inverts = ("pixelate",)
 
     def __init__(
         self,
@@ -565,13 +628,14 @@ class DepixelateThenOCR(InversionAttack):
         methods: Sequence[str] = ("bicubic", "gaussian"),
         blind_blocks: Sequence[int] = (4, 6, 8, 12, 16),
         use_known_block: bool = True,
+        blind: str = "auto",
         include_raw: bool = False,
         engine_params: dict | None = None,
         margin: float = PLATE_MARGIN,
         batch_size: int = 32,
         seed: int = 0,
     ):
-        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods))
+        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind)
         if not blind_blocks or any(int(b) < 2 for b in blind_blocks):
             raise ConfigError(f"depixelate_ocr: blind_blocks must be integers >= 2, got {blind_blocks}")
         self.methods = methods
@@ -604,7 +668,12 @@ class DepixelateThenOCR(InversionAttack):
             return out
         crop = self._crop(image, record)
         grid = estimate_grid(crop)
-        options = [grid] if grid is not None else [(int(b), (0, 0)) for b in self.blind_blocks]
+        if grid is not None:
+            options = [grid]
+        elif self.blind == "always":
+            options = [(int(b), (0, 0)) for b in self.blind_blocks]
+        else:
+            return []  # no mosaic here: nothing to depixelate
         for b, phase in options:
             for method in self.methods:
                 out.append(Candidate(method, float(b), np.ascontiguousarray(depixelate(crop, b, method, phase))))
