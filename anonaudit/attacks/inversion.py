@@ -457,8 +457,10 @@ class InversionAttack(Attack):
                 notes.append(f"{missing} image(s) had nothing to invert (raw reading kept)")
         else:
             notes = [
-                f"no inversion: the release was made by '{release.name}', which {self.name} does not invert "
-                "(inverted readings are the raw readings; blind='always' forces a blind search)"
+                (
+                    f"no inversion: the release was made by '{release.name}', which {self.name} does not invert "
+                    "(inverted readings are the raw readings; blind='always' forces a blind search)"
+                )
             ]
         return AttackResult(self.name, metrics, details, notes)
 
