@@ -4,6 +4,7 @@ synthetic plates (originals read, masked plates not, metrics with CIs on release
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,31 @@ def test_anonymized_set_without_labels_is_cropped_where_the_original_plate_was()
     em = result.metric("exact_match")
     assert em.release.value == em.original.value and not math.isnan(em.release.value)
     assert np.all(result.details["read_release"] == result.details["read_original"])
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (SHARED / "plates_us").is_dir(), reason="../shared/data/plates_us is not available")
+def test_real_us_plates_are_read_and_masking_stops_it():
+    from anonaudit.data.loaders import load_labeled_folder
+
+    plates = load_labeled_folder(SHARED / "plates_us", limit=20, seed=0)
+    result = OCRReread().run(release_of(plates, Mask()))
+    em, folded = result.metric("exact_match"), result.metric("exact_match_folded")
+    # RapidOCR reads most real US plates; vanity plates print 0 and O alike, so folding helps.
+    assert em.original.value >= 0.5 and em.original.n == 20
+    assert folded.original.value >= max(0.7, em.original.value)
+    assert em.release.value == 0.0
+    assert result.metric("char_accuracy").original.value >= 0.9
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (SHARED / "scenes_eu").is_dir(), reason="../shared/data/scenes_eu is not available")
+def test_real_eu_scenes_are_read_in_their_plate_boxes():
+    from anonaudit.data.loaders import load_openalpr_scenes
+
+    scenes = load_openalpr_scenes(SHARED / "scenes_eu", limit=12, seed=0)
+    result = OCRReread().run(Release(scenes, scenes))
+    assert result.metric("exact_match").original.value >= 0.6
