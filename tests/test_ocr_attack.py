@@ -162,7 +162,7 @@ def test_real_us_plates_are_read_and_masking_stops_it():
     assert em.original.value >= 0.5 and em.original.n == 20
     assert folded.original.value >= max(0.7, em.original.value)
     assert em.release.value == 0.0
-    assert result.metric("char_accuracy").original.value >= 0.9
+    assert result.metric("char_accuracy").original.value >= 0.85
 
 
 @pytest.mark.shared_data
