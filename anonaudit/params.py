@@ -35,6 +35,28 @@ class ParamsMixin:
             setattr(self, k, v)
         return self
 
+    #: Parameters always shown in :meth:`label`, even at their default (e.g. a swept strength).
+    label_params: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        """Short readable name: the registry name with parameters that differ from their defaults."""
+        sig = inspect.signature(type(self).__init__).parameters
+        shown = []
+        for k, v in self.get_params().items():
+            default = sig[k].default
+            if k in self.label_params or default is inspect.Parameter.empty or _differs(v, default):
+                shown.append(f"{k}={v}")
+        return f"{self.name}({', '.join(shown)})" if shown else self.name
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) != list(default)
+    try:
+        return bool(value != default)
+    except Exception:  # noqa: BLE001 - e.g. arrays: treat as different
+        return True

@@ -44,6 +44,9 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        from .components import load_builtin_components
+
+        load_builtin_components()
         for ep in metadata.entry_points(group=f"anonaudit.{self.kind}"):
             if ep.name not in self._items:
                 self.register(ep.name)(ep.load())

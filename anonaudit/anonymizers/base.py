@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -39,19 +38,6 @@ class Anonymizer(ParamsMixin):
         ]
         return images.with_images(out, name=f"{images.name}:{self.label()}")
 
-    def label(self) -> str:
-        """Short human-readable name with parameters, e.g. ``gaussian_blur(sigma=2)``."""
-        defaults = {
-            k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items() if k != "self"
-        }
-        shown = {k: v for k, v in self.get_params().items() if k not in defaults or _differs(v, defaults[k])}
-        # The main strength parameter (first argument) is always shown, even at its default.
-        first = next(iter(self.get_params()), None)
-        if first is not None and first not in shown and self.get_params()[first] is not None and first != "region":
-            shown = {first: self.get_params()[first], **shown}
-        params = ", ".join(f"{k}={v}" for k, v in shown.items())
-        return f"{self.name}({params})" if params else self.name
-
     def save(self, path: str | Path) -> None:
         """Save name and parameters as JSON (trainable subclasses also save their weights)."""
         Path(path).write_text(json.dumps({"name": self.name, "params": self.get_params()}, indent=2))
@@ -63,10 +49,3 @@ class Anonymizer(ParamsMixin):
         spec: dict[str, Any] = json.loads(Path(path).read_text())
         return ANONYMIZERS.create(spec["name"], **spec.get("params", {}))
 
-
-def _differs(value: Any, default: Any) -> bool:
-    if default is inspect.Parameter.empty:
-        return True
-    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
-        return list(value) != list(default)
-    return value != default

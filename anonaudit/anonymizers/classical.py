@@ -133,6 +133,8 @@ def _check_positive(name: str, value: float, what: str) -> None:
 class GaussianBlur(RegionAnonymizer):
     """Gaussian blur with standard deviation ``sigma`` (pixels, or fraction of region height)."""
 
+    label_params = ("sigma",)
+
     def __init__(self, sigma: float = 2.0, region: str = "image", relative: bool = False, margin: float = 0.0):
         _check_positive("gaussian_blur", sigma, "sigma")
         self.sigma = sigma
@@ -149,6 +151,8 @@ class GaussianBlur(RegionAnonymizer):
 class BoxBlur(RegionAnonymizer):
     """Mean filter of width ``size`` (pixels, or fraction of region height)."""
 
+    label_params = ("size",)
+
     def __init__(self, size: float = 5.0, region: str = "image", relative: bool = False, margin: float = 0.0):
         _check_positive("box_blur", size, "size")
         self.size = size
@@ -164,6 +168,8 @@ class BoxBlur(RegionAnonymizer):
 @ANONYMIZERS.register("pixelate")
 class Pixelate(RegionAnonymizer):
     """Mosaic of ``block x block`` cells (pixels, or fraction of region height)."""
+
+    label_params = ("block",)
 
     def __init__(self, block: float = 8.0, region: str = "image", relative: bool = False, margin: float = 0.0):
         _check_positive("pixelate", block, "block")
@@ -200,6 +206,8 @@ class Mask(RegionAnonymizer):
 @ANONYMIZERS.register("noise")
 class Noise(RegionAnonymizer):
     """Additive Gaussian noise of standard deviation ``std`` (0..255 scale); seeded per image key."""
+
+    label_params = ("std",)
 
     def __init__(self, std: float = 25.0, region: str = "image", seed: int = 0, margin: float = 0.0):
         _check_positive("noise", std, "std")

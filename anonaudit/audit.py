@@ -1,0 +1,301 @@
+"""The audit runner: data x targets x (attacks + evaluators) -> the tidy results table.
+
+Every (target, component) pair is one *unit* whose rows are written atomically to
+``<output>/units/<target>/<component>.json`` as soon as it finishes, so an interrupted audit
+resumes where it stopped and a failing component never loses other units' results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import re
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .anonymizers.base import Anonymizer
+from .attacks.base import Attack
+from .data.imageset import ImageSet, Release
+from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
+from .evaluators.base import Evaluator
+from .progress import progress
+from .results import Results, attack_rows, estimate_row, row, status_row, write_json_atomic
+
+
+def slug(text: str, limit: int = 48) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return s[:limit] or "x"
+
+
+def component_id(name: str, params: dict[str, Any]) -> str:
+    digest = hashlib.sha1(json.dumps([name, params], sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{slug(name)}-{digest}"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # torch is optional for plate-only audits
+        pass
+
+
+def drop_unreadable(images: ImageSet, on_error: str, show_progress: bool) -> tuple[ImageSet, list[dict[str, Any]]]:
+    """Decode every file-backed image once; unreadable ones raise or are dropped and recorded."""
+    if images.in_memory:
+        return images, []
+    keep, skipped = [], []
+    for i in progress(range(len(images)), desc=f"check {images.name or 'images'}", disable=not show_progress):
+        try:
+            images[i]
+            keep.append(i)
+        except ImageReadError as exc:
+            if on_error == "raise":
+                raise
+            skipped.append(row(target="", kind="data", component="input", metric="", status="failed",
+                               message=f"skipped {exc.path}: {exc.problem}"))
+    return (images if len(keep) == len(images) else images.subset(keep)), skipped
+
+
+@dataclass
+class _Unit:
+    target_id: str
+    component_id: str
+    base: dict[str, Any]
+
+
+class Audit:
+    """Run attacks and evaluators against every target on one data set.
+
+    ``auxiliary`` is the intruder's own data; when not given, ``aux_fraction`` of ``data`` is split
+    off by seed (identity-disjoint when the images carry identities) and never used as evaluation data.
+    """
+
+    def __init__(
+        self,
+        data: ImageSet,
+        targets: Sequence[Anonymizer],
+        attacks: Sequence[Attack] = (),
+        evaluators: Sequence[Evaluator] = (),
+        *,
+        auxiliary: ImageSet | None = None,
+        aux_fraction: float = 0.2,
+        aux_by: str | None = None,
+        seed: int = 0,
+        on_error: str = "skip",
+        batch_size: int = 32,
+        name: str = "audit",
+        config: dict[str, Any] | None = None,
+        examples: int = 4,
+    ):
+        if on_error not in ("skip", "raise"):
+            raise ValueError("on_error must be 'skip' or 'raise'")
+        if not targets:
+            raise ValueError("an audit needs at least one target")
+        self.data = data
+        self.targets = list(targets)
+        self.attacks = list(attacks)
+        self.evaluators = list(evaluators)
+        self.auxiliary = auxiliary
+        self.aux_fraction = aux_fraction
+        self.aux_by = aux_by
+        self.seed = seed
+        self.on_error = on_error
+        self.batch_size = batch_size
+        self.name = name
+        self.config = config or {}
+        self.examples = examples
+
+    # -- data -----------------------------------------------------------------------------------
+    def split(self) -> tuple[ImageSet | None, ImageSet]:
+        """``(auxiliary, evaluation)`` sets."""
+        if self.auxiliary is not None or self.aux_fraction <= 0 or len(self.data) < 10:
+            return self.auxiliary, self.data
+        by = self.aux_by
+        if by is None and self.data.has_labels("identity"):
+            by = "identity"
+        aux, evaluation = self.data.split(self.aux_fraction, seed=self.seed, by=by)
+        return aux, evaluation
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, output: str | Path | None = None, resume: bool = True, show_progress: bool = True) -> Results:
+        """Run every unit (skipping finished ones when ``resume``) and return the results."""
+        out = Path(output) if output else None
+        started = time.time()
+        aux, evaluation = self.split()
+        evaluation, rows = drop_unreadable(evaluation, self.on_error, show_progress)
+        if aux is not None:
+            aux, aux_rows = drop_unreadable(aux, self.on_error, show_progress)
+            rows += aux_rows
+        for target in progress(self.targets, desc="targets", disable=not show_progress or len(self.targets) < 2):
+            rows += self._run_target(target, aux, evaluation, out, resume, show_progress)
+        table = pd.DataFrame(rows)
+        manifest = self._manifest(started, aux, evaluation)
+        results = Results(table, out, manifest)
+        if out is not None:
+            results.save(out)
+        return results
+
+    def _unit_path(self, out: Path | None, unit: _Unit) -> Path | None:
+        return None if out is None else out / "units" / unit.target_id / f"{unit.component_id}.json"
+
+    def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress) -> list[dict]:
+        label = target.label()
+        target_id = component_id(target.name, target.get_params())
+        base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str)}
+        units = [(c, "attack") for c in self.attacks] + [(c, "evaluator") for c in self.evaluators]
+        pending, rows = [], []
+        for comp, kind in units:
+            unit = _Unit(target_id, f"{kind}-{component_id(comp.name, comp.get_params())}",
+                         {**base, "component": comp.name, "component_label": comp.label()})
+            path = self._unit_path(out, unit)
+            if resume and path is not None and path.is_file():
+                rows += json.loads(path.read_text())
+            else:
+                pending.append((comp, kind, unit))
+        info_path = None if out is None else out / "units" / target_id / "release.json"
+        if not pending and info_path is not None and info_path.is_file():
+            return json.loads(info_path.read_text()) + rows
+
+        seed_everything(self._unit_seed(target_id))
+        t0 = time.time()
+        try:
+            if target.trainable:
+                target.fit(aux)
+            anonymized = target.anonymize(evaluation, show_progress=show_progress)
+            anonymized, bad = drop_unreadable(anonymized, self.on_error, show_progress)
+            release = Release(evaluation, anonymized, name=target.name, params=target.get_params(), on_mismatch="drop")
+        except ModelUnavailableError as exc:
+            return rows + [status_row({**base, "component": target.name}, "target", "unavailable", str(exc))]
+        except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
+            if self.on_error == "raise":
+                raise AuditError(f"target {label} failed: {exc}") from exc
+            return rows + [status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)]
+        info = self._release_rows(release, base, time.time() - t0) + [{**b, **base} for b in bad]
+        if info_path is not None:
+            write_json_atomic(info_path, info)
+            self._save_examples(release, out / "examples" / target_id)
+        rows += info
+        for comp, kind, unit in pending:
+            unit_rows = self._run_unit(comp, kind, unit, release, aux, show_progress)
+            path = self._unit_path(out, unit)
+            if path is not None:
+                write_json_atomic(path, unit_rows)
+            rows += unit_rows
+        return rows
+
+    def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> list[dict]:
+        seed_everything(self._unit_seed(unit.target_id + unit.component_id))
+        t0 = time.time()
+        try:
+            if kind == "attack":
+                comp.fit(aux)
+                result = comp.run(release)
+                return attack_rows(result, unit.base, time.time() - t0)
+            estimate = comp(release, batch_size=self.batch_size)
+            metric = estimate.extra.get("metric_name", comp.name) if estimate.extra else comp.name
+            return [estimate_row(estimate, unit.base, metric, comp.higher_is_better, time.time() - t0)]
+        except ModelUnavailableError as exc:
+            return [status_row(unit.base, kind, "unavailable", str(exc), time.time() - t0)]
+        except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
+            if self.on_error == "raise":
+                raise AuditError(f"{kind} {unit.base['component_label']} on {unit.base['target_label']} failed: {exc}") from exc
+            return [status_row(unit.base, kind, "failed", _describe(exc), time.time() - t0)]
+
+    def _release_rows(self, release: Release, base: dict, seconds: float) -> list[dict]:
+        heights = [r.boxes[0].h for r in release.originals.records if r.boxes]
+        widths = [release.originals[i].shape[1] for i in range(min(len(release), 50))] if release.originals.in_memory else []
+        rows = [
+            row(**base, kind="target", component="release", metric="pairs", value=len(release), n=len(release), status="ok", seconds=seconds),
+            row(**base, kind="target", component="release", metric="unpaired_originals", value=len(release.unpaired["missing"]),
+                status="ok", message=", ".join(release.unpaired["missing"][:20])),
+            row(**base, kind="target", component="release", metric="unpaired_release_files", value=len(release.unpaired["extra"]),
+                status="ok", message=", ".join(release.unpaired["extra"][:20])),
+        ]
+        if heights:
+            rows.append(row(**base, kind="target", component="release", metric="region_height_px", value=float(np.median(heights)),
+                            n=len(heights), status="ok", message="median height of the plate/face boxes in the originals"))
+        if widths:
+            rows.append(row(**base, kind="target", component="release", metric="image_width_px", value=float(np.median(widths)),
+                            n=len(widths), status="ok", message="median width of the original images (first 50)"))
+        return rows
+
+    def _save_examples(self, release: Release, folder: Path) -> None:
+        from PIL import Image
+
+        from .data.io import write_image
+
+        for i in range(min(self.examples, len(release))):
+            img = Image.fromarray(release.anonymized[i])
+            img.thumbnail((320, 320))
+            write_image(folder / f"{i:02d}.png", np.asarray(img))
+
+    def _unit_seed(self, unit: str) -> int:
+        return int.from_bytes(hashlib.sha256(f"{self.seed}:{unit}".encode()).digest()[:4], "little")
+
+    def _manifest(self, started: float, aux, evaluation) -> dict[str, Any]:
+        from importlib import metadata
+
+        versions = {}
+        for pkg in ("anonaudit", "numpy", "scipy", "scikit-image", "scikit-learn", "torch", "rapidocr", "onnxruntime", "pandas", "pillow"):
+            try:
+                versions[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                pass
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+            "seconds": round(time.time() - started, 2),
+            "data": {"name": self.data.name, "n": len(self.data), "evaluation": len(evaluation), "auxiliary": 0 if aux is None else len(aux)},
+            "targets": [{"name": t.name, "label": t.label(), "params": t.get_params()} for t in self.targets],
+            "attacks": [{"name": a.name, "params": a.get_params()} for a in self.attacks],
+            "evaluators": [{"name": e.name, "params": e.get_params()} for e in self.evaluators],
+            "config": self.config,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "versions": versions,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    loc = f" (at {Path(where.filename).name}:{where.lineno})" if where and not isinstance(exc, AnonauditError) else ""
+    return f"{type(exc).__name__}: {exc}{loc}"
+
+
+def audit_from_config(config, show_progress: bool = True) -> Audit:
+    """Build an :class:`Audit` from an :class:`~anonaudit.config.AuditConfig`."""
+    from .components import load_builtin_components
+    from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
+
+    load_builtin_components()
+    data = DATASETS.create(config.data.name, **config.data.params)
+    if not isinstance(data, ImageSet):
+        raise DataError(f"data set '{config.data.name}' did not produce an ImageSet")
+    aux = dict(config.auxiliary)
+    return Audit(
+        data=data,
+        targets=[ANONYMIZERS.create(s.name, **s.params) for s in config.targets],
+        attacks=[ATTACKS.create(s.name, **s.params) for s in config.attacks],
+        evaluators=[EVALUATORS.create(s.name, **s.params) for s in config.evaluators],
+        aux_fraction=float(aux.get("fraction", 0.2)),
+        aux_by=aux.get("by"),
+        seed=config.seed,
+        on_error=config.on_error,
+        batch_size=config.batch_size,
+        name=config.name,
+        config=config.raw,
+    )
