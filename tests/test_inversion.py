@@ -222,7 +222,7 @@ def test_parameters_are_validated():
 
 
 def test_planted_leak_mild_blur_tesseract_cannot_read_is_read_after_deconvolution():
-    plates = synthetic_plates(20, seed=42)
+    plates = synthetic_plates(16, seed=43)
     release = release_of(plates, GaussianBlur(sigma=0.07, relative=True))  # ~5 px on these plates
     result = DeblurThenOCR(engine="tesseract", wiener_balances=(0.01,), sigma_scales=(1.0,)).run(release)
     raw = result.metric("exact_match_raw")
