@@ -109,7 +109,8 @@ def join_lines(lines: Sequence[tuple[str, float, tuple[float, float, float, floa
         return "", float("nan")
     tallest = max(ln[2][3] for ln in kept)
     kept = [ln for ln in kept if ln[2][3] >= min_height * tallest]
-    # A new row starts when a line's centre lies below the previous row's mid-height band.
+    # A line joins the current row when its centre is within half the tallest line's height of the
+    # centre of the row's first line; otherwise it starts a new row.
     kept.sort(key=lambda ln: ln[2][1] + ln[2][3] / 2)
     rows: list[list[tuple[str, float, tuple[float, float, float, float]]]] = []
     for ln in kept:
