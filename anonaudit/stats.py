@@ -45,7 +45,9 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval always contains p (its ends are exactly 0 at k = 0 and 1 at k = n); min/max
+    # only undo floating-point rounding there.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def proportion(successes: Sequence[bool] | np.ndarray, method: str = "") -> Estimate:
