@@ -229,15 +229,15 @@ class OCRReread(Attack):
         self.guesser_ = NoInformationGuess.fit(texts, seed=self.seed)
         return self
 
-    def read(self, engine: OCREngine, images: ImageSet, release: Release, what: str) -> list[Reading]:
+    def _read(self, engine: OCREngine, images: ImageSet, release: Release, what: str) -> list[Reading]:
         return engine.read(images, self.batch_size, release.originals.records, self.margin, desc=f"{self.name} {what}")
 
     def run(self, release: Release) -> AttackResult:
         self.check_labels(release)
         engine = self.make_engine()
         truths = truths_of(release.originals, self.name)
-        orig = score_readings(truths, self.read(engine, release.originals, release, "originals"), self.k, self.fold_confusions)
-        rel = score_readings(truths, self.read(engine, release.anonymized, release, "release"), self.k, self.fold_confusions)
+        orig = score_readings(truths, self._read(engine, release.originals, release, "originals"), self.k, self.fold_confusions)
+        rel = score_readings(truths, self._read(engine, release.anonymized, release, "release"), self.k, self.fold_confusions)
         g = self.guesser_
         base = f"baseline: {g.describe()}"
         fold_note = ", look-alike characters folded" if self.fold_confusions else ""
