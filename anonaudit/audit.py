@@ -12,6 +12,7 @@ import json
 import platform
 import random
 import re
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -134,6 +135,8 @@ class Audit:
         """Run every unit (skipping finished ones when ``resume``) and return the results."""
         out = Path(output) if output else None
         started = time.time()
+        if out is not None:
+            self._claim_output(out, resume)
         aux, evaluation = self.split()
         evaluation, rows = drop_unreadable(evaluation, self.on_error, show_progress)
         if aux is not None:
@@ -148,6 +151,52 @@ class Audit:
             results.save(out)
         return results
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What stored units depend on besides their own target and component.
+
+        Data set name, size, every record (keys and labels), the pixels of in-memory sets, the
+        auxiliary data and split, and the seed. Resuming into a folder whose units were computed
+        for a different fingerprint is refused, so stale results are never mixed in.
+        """
+
+        def digest(images: ImageSet | None) -> str | None:
+            if images is None:
+                return None
+            h = hashlib.sha256()
+            for i, r in enumerate(images.records):
+                boxes = [[b.x, b.y, b.w, b.h, b.label] for b in r.boxes]
+                h.update(json.dumps([r.key, r.identity, r.text, boxes, r.attributes], sort_keys=True, default=str).encode())
+                if images.in_memory:
+                    h.update(images.hash(i).encode())
+            return h.hexdigest()
+
+        return {
+            "data": self.data.name, "n": len(self.data), "data_sha256": digest(self.data),
+            "auxiliary_sha256": digest(self.auxiliary), "aux_fraction": self.aux_fraction, "aux_by": self.aux_by,
+            "seed": self.seed,
+        }
+
+    def _claim_output(self, out: Path, resume: bool) -> None:
+        """Record this audit's fingerprint in ``out``; refuse to resume another audit's units."""
+        units = out / "units"
+        path = units / "fingerprint.json"
+        current = json.loads(json.dumps(self.fingerprint(), default=str))
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                stored = None
+            if stored != current:
+                if resume:
+                    differ = sorted(k for k in current if not isinstance(stored, dict) or stored.get(k) != current[k])
+                    raise AuditError(
+                        f"{out} holds results of a different audit (differs in: {', '.join(differ)}); resuming "
+                        "would mix stale results in. Choose another output folder, or rerun without resume "
+                        "(--no-resume) to recompute and replace them"
+                    )
+                shutil.rmtree(units)  # another audit's units: replaced, never mixed with this one's
+        write_json_atomic(path, current)
+
     def _unit_path(self, out: Path | None, unit: _Unit) -> Path | None:
         return None if out is None else out / "units" / unit.target_id / f"{unit.component_id}.json"
 
@@ -156,18 +205,26 @@ class Audit:
         target_id = component_id(target.name, target.get_params())
         base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str)}
         units = [(c, "attack") for c in self.attacks] + [(c, "evaluator") for c in self.evaluators]
-        pending, rows = [], []
+        order: list[_Unit] = []
+        done: dict[str, list[dict]] = {}
+        pending = []
         for comp, kind in units:
             unit = _Unit(target_id, f"{kind}-{component_id(comp.name, comp.get_params())}",
                          {**base, "component": comp.name, "component_label": comp.label()})
-            path = self._unit_path(out, unit)
-            if resume and path is not None and path.is_file():
-                rows += json.loads(path.read_text())
-            else:
+            order.append(unit)
+            cached = _finished_rows(self._unit_path(out, unit)) if resume else None
+            if cached is None:
                 pending.append((comp, kind, unit))
+            else:
+                done[unit.component_id] = cached
+
+        def unit_rows() -> list[dict]:  # in declaration order, however many were resumed
+            return [r for u in order if u.component_id in done for r in done[u.component_id]]
+
         info_path = None if out is None else out / "units" / target_id / "release.json"
-        if not pending and info_path is not None and info_path.is_file():
-            return json.loads(info_path.read_text()) + rows
+        cached_info = _read_rows(info_path) if not pending else None
+        if cached_info is not None:
+            return cached_info + unit_rows()
 
         seed_everything(self._unit_seed(target_id))
         t0 = time.time()
@@ -177,24 +234,27 @@ class Audit:
             anonymized = target.anonymize(evaluation, show_progress=show_progress)
             anonymized, bad = drop_unreadable(anonymized, self.on_error, show_progress)
             release = Release(evaluation, anonymized, name=target.name, params=target.get_params(), on_mismatch="drop")
+            unpaired = getattr(target, "unpaired", None)  # e.g. files of an external release without an original
+            if isinstance(unpaired, dict):
+                for side in ("missing", "extra"):
+                    release.unpaired[side] = sorted({*release.unpaired[side], *unpaired.get(side, ())})
         except ModelUnavailableError as exc:
-            return rows + [status_row({**base, "component": target.name}, "target", "unavailable", str(exc))]
+            return unit_rows() + [status_row({**base, "component": target.name}, "target", "unavailable", str(exc))]
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
                 raise AuditError(f"target {label} failed: {exc}") from exc
-            return rows + [status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)]
+            return unit_rows() + [status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)]
         info = self._release_rows(release, base, time.time() - t0) + [{**b, **base} for b in bad]
         if info_path is not None:
             write_json_atomic(info_path, info)
             self._save_examples(release, out / "examples" / target_id)
-        rows += info
         for comp, kind, unit in pending:
-            unit_rows = self._run_unit(comp, kind, unit, release, aux, show_progress)
+            rows = self._run_unit(comp, kind, unit, release, aux, show_progress)
             path = self._unit_path(out, unit)
             if path is not None:
-                write_json_atomic(path, unit_rows)
-            rows += unit_rows
-        return rows
+                write_json_atomic(path, rows)
+            done[unit.component_id] = rows
+        return info + unit_rows()
 
     def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> list[dict]:
         seed_everything(self._unit_seed(unit.target_id + unit.component_id))
@@ -268,6 +328,31 @@ class Audit:
             "platform": platform.platform(),
             "versions": versions,
         }
+
+
+def _read_rows(path: Path | None) -> list[dict] | None:
+    """The rows stored in a unit file, or None when it is absent or unreadable."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    return rows
+
+
+def _finished_rows(path: Path | None) -> list[dict] | None:
+    """Rows of a unit an earlier run finished; None when it must run again.
+
+    Failed and unavailable units are run again, so a rerun after the cause is fixed (a model
+    fetched, a file replaced) completes the audit.
+    """
+    rows = _read_rows(path)
+    if not rows or any(r.get("status") != "ok" for r in rows):
+        return None
+    return rows
 
 
 def _describe(exc: BaseException) -> str:

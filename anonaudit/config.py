@@ -33,7 +33,10 @@ from .errors import ConfigError
 from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
 
 TOP_LEVEL_KEYS = {"data", "targets", "attacks", "evaluators", "seed", "output", "auxiliary", "on_error", "batch_size", "report", "name"}
-PATH_PARAMS = {"root", "path", "labels", "pairs", "folder", "checkpoint"}
+PATH_PARAMS = {"root", "path", "labels", "pairs", "folder", "checkpoint", "weights", "model_storage_directory"}
+#: Path parameters whose value may also be a bare name: a labels file inside the data root, or a
+#: registered model-cache entry (``weights: facenet-vggface2``).
+BARE_NAME_PARAMS = {"labels", "weights"}
 
 
 @dataclass
@@ -84,8 +87,28 @@ def expand_sweep(item: dict[str, Any], where: str) -> list[ComponentSpec]:
     return [ComponentSpec(name, {**item, **dict(zip(keys, combo))}) for combo in itertools.product(*(sweep[k] for k in keys))]
 
 
-def _check_known(registry, spec: ComponentSpec) -> None:
-    registry.get(spec.name)  # raises UnknownComponentError with "did you mean"
+def _check_known(registry, spec: ComponentSpec, where: str) -> None:
+    """Unknown names and parameters are errors with a "did you mean" hint, before anything runs."""
+    import difflib
+    import inspect
+
+    cls = registry.get(spec.name)  # raises UnknownComponentError with "did you mean"
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # no introspectable signature: the constructor will check
+        return
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in spec.params:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, 1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{where}: {registry.kind[:-1] if registry.kind.endswith('s') else registry.kind} '{spec.name}' has no "
+                f"parameter '{key}'{hint}; its parameters: {', '.join(known) or 'none'}"
+            )
 
 
 def allowed_roots(config_path: Path | None, extra: list[str | Path] | None = None) -> list[Path]:
@@ -111,13 +134,34 @@ def confine(path: str | Path, roots: list[Path], what: str) -> Path:
 
 
 def _confine_params(params: dict[str, Any], roots: list[Path], where: str) -> dict[str, Any]:
+    """Confine every path parameter, also inside nested parameters (e.g. an attack's embedder)."""
     out = dict(params)
     for k, v in params.items():
-        if k in PATH_PARAMS and isinstance(v, str) and v:
-            if k == "labels" and not ("/" in v or os.sep in v):
-                continue  # a file name inside the data root
+        if isinstance(v, dict):
+            out[k] = _confine_params(v, roots, f"{where}.{k}")
+        elif isinstance(v, list):
+            out[k] = [_confine_params(x, roots, f"{where}.{k}[{j}]") if isinstance(x, dict) else x for j, x in enumerate(v)]
+        elif k in PATH_PARAMS and isinstance(v, str) and v:
+            if k in BARE_NAME_PARAMS and not ("/" in v or os.sep in v):
+                continue  # a file inside the data root, or a model-cache name
             out[k] = str(confine(v, roots, f"{where}.{k}"))
     return out
+
+
+def _auxiliary(aux: Any) -> dict[str, Any]:
+    """Validate ``auxiliary: {fraction: 0.2, by: identity}`` (the intruder's share of the data)."""
+    if not isinstance(aux, dict):
+        raise ConfigError("'auxiliary' must be a mapping like {fraction: 0.2, by: identity}")
+    unknown = set(aux) - {"fraction", "by"}
+    if unknown:
+        raise ConfigError(f"auxiliary: unknown key(s) {sorted(unknown)} (known: fraction, by)")
+    fraction = aux.get("fraction", 0.2)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ConfigError(f"auxiliary.fraction must be a number in [0, 1), got {fraction!r}")
+    by = aux.get("by")
+    if by is not None and not isinstance(by, str):
+        raise ConfigError(f"auxiliary.by must be a label name such as 'identity', got {by!r}")
+    return dict(aux)
 
 
 def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: list[str | Path] | None = None) -> AuditConfig:
@@ -137,7 +181,7 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
 
     data = _spec(raw["data"], "data")
     data_spec = ComponentSpec(data.pop("name"), _confine_params(data, allowed, "data"))
-    _check_known(DATASETS, data_spec)
+    _check_known(DATASETS, data_spec, "data")
 
     def specs(key: str, registry, sweeps: bool) -> list[ComponentSpec]:
         items = raw.get(key) or []
@@ -154,7 +198,7 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
                 expanded = [ComponentSpec(d.pop("name"), d)]
             for s in expanded:
                 s.params = _confine_params(s.params, allowed, f"{key}[{i}]")
-                _check_known(registry, s)
+                _check_known(registry, s, f"{key}[{i}]")
             out.extend(expanded)
         return out
 
@@ -167,13 +211,19 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    aux = raw.get("auxiliary", {"fraction": 0.2})
-    if not isinstance(aux, dict):
-        raise ConfigError("'auxiliary' must be a mapping like {fraction: 0.2, by: identity}")
+    aux = _auxiliary(raw.get("auxiliary", {"fraction": 0.2}))
     output = raw.get("output")
+    if output is not None and (not isinstance(output, str) or not output.strip()):
+        raise ConfigError(f"output must be a folder path, got {output!r}")
     batch_size = raw.get("batch_size", 32)
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    report = raw.get("report") or {}
+    if not isinstance(report, dict):
+        raise ConfigError(f"'report' must be a mapping, got {report!r}")
+    name = raw.get("name", config_path.stem if config_path else "audit")
+    if not isinstance(name, str) or not name.strip() or name.strip() in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(f"name must be a plain name (it names the default output folder runs/<name>), got {name!r}")
     return AuditConfig(
         data=data_spec,
         targets=targets,
@@ -184,8 +234,8 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
         auxiliary=aux,
         on_error=on_error,
         batch_size=batch_size,
-        report=dict(raw.get("report") or {}),
-        name=str(raw.get("name", config_path.stem if config_path else "audit")),
+        report=dict(report),
+        name=name,
         raw=raw,
     )
 
