@@ -174,3 +174,12 @@ def test_units_of_another_audit_are_never_reused(tmp_path, change):
     assert runs_per_target(tmp_path / "probe.log").total() == 4
     assert other.run(out, show_progress=False).table.drop(columns="seconds").equals(replaced.table.drop(columns="seconds"))
     assert runs_per_target(tmp_path / "probe.log").total() == 4  # the replaced units now resume
+
+
+def test_partly_resumed_target_keeps_the_row_order_of_a_fresh_run(tmp_path):
+    out = tmp_path / "out"
+    first = tiny_audit(tmp_path).run(out, show_progress=False)
+    next(out.glob("units/gaussian-blur-*/attack-slow-probe-*.json")).unlink()  # first unit of the first target
+    second = tiny_audit(tmp_path).run(out, show_progress=False)
+    assert runs_per_target(tmp_path / "probe.log").total() == 3
+    pd.testing.assert_frame_equal(without_seconds(second.table), without_seconds(first.table))
