@@ -367,15 +367,19 @@ def audit_from_config(config, show_progress: bool = True) -> Audit:
     from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
 
     load_builtin_components()
+    # Components first: a bad parameter value is reported before data is loaded or generated.
+    targets = [ANONYMIZERS.create(s.name, **s.params) for s in config.targets]
+    attacks = [ATTACKS.create(s.name, **s.params) for s in config.attacks]
+    evaluators = [EVALUATORS.create(s.name, **s.params) for s in config.evaluators]
     data = DATASETS.create(config.data.name, **config.data.params)
     if not isinstance(data, ImageSet):
         raise DataError(f"data set '{config.data.name}' did not produce an ImageSet")
     aux = dict(config.auxiliary)
     return Audit(
         data=data,
-        targets=[ANONYMIZERS.create(s.name, **s.params) for s in config.targets],
-        attacks=[ATTACKS.create(s.name, **s.params) for s in config.attacks],
-        evaluators=[EVALUATORS.create(s.name, **s.params) for s in config.evaluators],
+        targets=targets,
+        attacks=attacks,
+        evaluators=evaluators,
         aux_fraction=float(aux.get("fraction", 0.2)),
         aux_by=aux.get("by"),
         seed=config.seed,

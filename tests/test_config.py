@@ -117,6 +117,13 @@ def test_wrong_parameter_values_are_config_errors_before_running(raw, message):
         audit_from_config(parse_config(raw), show_progress=False)
 
 
+def test_parameter_values_are_checked_before_data_is_loaded(tmp_path):
+    raw = base(data={"name": "labeled_folder", "root": str(tmp_path / "absent")},
+               targets=[{"name": "pixelate", "block": "big"}])
+    with pytest.raises(ConfigError, match="block must be a non-negative number"):
+        audit_from_config(parse_config(raw, roots=[tmp_path]), show_progress=False)
+
+
 def test_yaml_syntax_error_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("data: {name: synthetic_plates\ntargets: [mask]\n")
