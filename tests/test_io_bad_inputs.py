@@ -259,6 +259,20 @@ def test_multipage_tiff_is_refused_with_page_count(tmp_path):
     refused(path, "2 frames")
 
 
+def test_tiff_whose_second_page_has_no_size_is_refused_not_crashing(tmp_path):
+    """Pillow raises TypeError (not OSError) while counting such pages; the reader names the file."""
+    buf = io.BytesIO()
+    Image.fromarray(gradient(4, 4)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    first = struct.unpack("<I", data[4:8])[0]
+    next_ifd = first + 2 + 12 * struct.unpack("<H", data[first : first + 2])[0]
+    data[next_ifd : next_ifd + 4] = struct.pack("<I", len(data))  # link a second page ...
+    data += struct.pack("<HHHII", 1, 259, 3, 1, 1) + struct.pack("<I", 0)  # ... with no width or height
+    path = tmp_path / "two_pages.tif"
+    path.write_bytes(bytes(data))
+    refused(path, "corrupt image data", "TypeError")
+
+
 def test_single_frame_gif_reads(tmp_path):
     img = Image.new("P", (6, 4), 0)
     img.putpalette([0, 128, 255] + [0] * 765)

@@ -128,17 +128,28 @@ def test_random_bytes_never_crash_the_reader(data):
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
 
 
-@FAST
-@given(st.binary(min_size=1, max_size=60), st.integers(8, 200))
-def test_damaged_png_never_crashes_the_reader(garbage, cut):
+def _encoded(fmt: str) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.arange(300, dtype=np.uint8).reshape(10, 10, 3)).save(buf, "PNG")
-    data = buf.getvalue()
-    damaged = data[:cut] + garbage + data[cut + len(garbage):]
+    Image.fromarray(np.arange(300, dtype=np.uint8).reshape(10, 10, 3)).save(buf, fmt)
+    return buf.getvalue()
+
+
+ENCODED = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP", "PPM")}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(ENCODED)), st.binary(min_size=1, max_size=40), st.integers(0, 400), st.booleans())
+def test_damaged_files_never_crash_the_reader(fmt, garbage, at, truncate):
+    """Overwritten or truncated files of every common format: an image or ImageReadError, nothing else."""
+    data = ENCODED[fmt]
+    at = at % len(data)
+    damaged = data[:at] if truncate else data[:at] + garbage + data[at + len(garbage):]
     try:
-        decode_image(damaged, "damaged.png")
+        out = decode_image(damaged, f"damaged.{fmt.lower()}")
     except ImageReadError as exc:
-        assert exc.path == "damaged.png"
+        assert exc.path == f"damaged.{fmt.lower()}"
+    else:
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
 
 
 # -- metrics -------------------------------------------------------------------------------------------

@@ -100,6 +100,10 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(name, f"corrupt or truncated image data: {exc}") from None
+    except MemoryError:
+        raise ImageReadError(name, "not enough memory to decode it") from None
+    except Exception as exc:  # noqa: BLE001 - decoders of damaged files raise TypeError, KeyError, ...
+        raise ImageReadError(name, f"corrupt image data ({type(exc).__name__}: {exc})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
 
