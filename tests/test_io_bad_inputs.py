@@ -372,3 +372,22 @@ def test_external_release_with_two_files_for_one_original(tmp_path):
     write_folder(tmp_path / "rel", {"a": gradient()}, ".jpg")
     with pytest.raises(DataError, match="two released files map to the same original name 'a'"):
         ExternalRelease(path=str(tmp_path / "rel")).anonymize(ImageSet.from_folder(tmp_path / "orig"))
+
+
+def test_audit_of_an_external_release_with_a_missing_and_a_resized_file(tmp_path):
+    from anonaudit.audit import Audit
+    from anonaudit.evaluators.fidelity import PSNR
+
+    originals = {f"car{i}": gradient() + i for i in range(4)}
+    write_folder(tmp_path / "orig", originals, ".png")
+    released = {k: v for k, v in originals.items() if k != "car3"}
+    released["car1"] = released["car1"][:20]  # cropped: 32x20 instead of 32x24
+    write_folder(tmp_path / "rel", released, ".png")
+    audit = Audit(ImageSet.from_folder(tmp_path / "orig"), [ExternalRelease(path=str(tmp_path / "rel"), on_mismatch="drop")],
+                  evaluators=[PSNR()])
+    t = audit.run(tmp_path / "out", show_progress=False).table.set_index("metric")
+    assert t.loc["pairs", "value"] == 3
+    assert t.loc["unpaired_originals", "value"] == 1 and t.loc["unpaired_originals", "message"] == "car3.png"
+    psnr = t[t["component"] == "psnr"].iloc[0]
+    assert psnr["status"] == "failed"
+    assert "car1.png: original is 32x24 but the anonymized image is 32x20" in psnr["message"]
