@@ -106,7 +106,7 @@ def _check_known(registry, spec: ComponentSpec, where: str) -> None:
             close = difflib.get_close_matches(key, known, 1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(
-                f"{where}: {registry.kind[:-1] if registry.kind.endswith('s') else registry.kind} '{spec.name}' has no "
+                f"{where}: {registry.kind.removesuffix('s')} '{spec.name}' has no "
                 f"parameter '{key}'{hint}; its parameters: {', '.join(known) or 'none'}"
             )
 

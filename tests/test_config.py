@@ -147,7 +147,7 @@ TINY = {
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, ANONAUDIT_PROGRESS="0", PYTHONHASHSEED="4321")
     return subprocess.run([sys.executable, "-m", "anonaudit", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=120)
 
 
 def test_cli_run_end_to_end_and_reproducible_in_process(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ unsafe YAML, and script payloads in file names, labels and error messages of the
 from __future__ import annotations
 
 import ast
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from anonaudit.anonymizers.external import ExternalRelease
 from anonaudit.attacks.base import Attack, AttackMetric, AttackResult
 from anonaudit.audit import Audit
 from anonaudit.config import load_config, parse_config
-from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, ModelUnavailableError, WeightIntegrityError
 from anonaudit.evaluators.fidelity import SSIM
 from anonaudit.models import cache
@@ -113,9 +111,9 @@ def test_models_add_refuses_a_mismatching_file(tmp_path, model_cache):
 
 def _calls(tree: ast.AST, module: str, func: str):
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == func:
-            if isinstance(node.func.value, ast.Name) and node.func.value.id == module:
-                yield node
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == func
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == module):
+            yield node
 
 
 def test_no_unsafe_deserialisation_anywhere_in_the_package():
