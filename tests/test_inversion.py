@@ -305,3 +305,21 @@ def test_planted_leak_pixelation_is_read_after_depixelation():
     assert blind.notes[0].startswith("blind")
     np.testing.assert_array_equal(blind.details["strength_px_inverted"], known.details["strength_px_inverted"])
     assert blind.metric("exact_match_inverted").release.value == known.metric("exact_match_inverted").release.value
+
+
+def test_confident_raw_readings_are_kept_without_inversion():
+    plates = synthetic_plates(8, seed=48)
+    release = release_of(plates, GaussianBlur(sigma=0.1, relative=True))
+    full = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,)).run(release)
+    fast = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,), accept_confident=0.99).run(release)
+    confident = full.details["conf_raw"] >= 0.99
+    assert 0 < confident.sum() < len(plates)  # both kinds present in this sample
+    d = fast.details
+    assert (d.loc[confident, "method_inverted"] == "raw (confident)").all()
+    assert (d.loc[confident, "read_inverted"] == d.loc[confident, "read_raw"]).all()
+    assert (d.loc[~confident, "read_inverted"] == full.details.loc[~confident, "read_inverted"]).all()
+    assert any(f"{int(confident.sum())} image(s) read raw with confidence >= 0.99" in n for n in fast.notes)
+    wiener = fast.metric("exact_match_wiener").release
+    assert wiener.n == len(plates)
+    with pytest.raises(ConfigError, match="accept_confident"):
+        DeblurThenOCR(accept_confident=1.5)

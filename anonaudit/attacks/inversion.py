@@ -326,9 +326,10 @@ class InversionAttack(Attack):
     margin: float
     batch_size: int
     include_raw: bool
+    accept_confident: float | None
     seed: int
 
-    def _init_common(self, engine, engine_params, margin, batch_size, include_raw, seed, methods, blind) -> None:
+    def _init_common(self, engine, engine_params, margin, batch_size, include_raw, seed, methods, blind, accept_confident) -> None:
         unknown = sorted(set(methods) - set(self.available_methods))
         if unknown or not methods:
             raise ConfigError(f"{self.name}: methods must be a non-empty subset of {self.available_methods}, got {list(methods)}")
@@ -340,6 +341,9 @@ class InversionAttack(Attack):
         self.margin = margin
         self.batch_size = batch_size
         self.include_raw = include_raw
+        if accept_confident is not None and not 0.0 < accept_confident <= 1.0:
+            raise ConfigError(f"{self.name}: accept_confident must be in (0, 1] or null, got {accept_confident!r}")
+        self.accept_confident = accept_confident
         self.seed = seed
         self.guesser_ = NoInformationGuess(seed=seed)
 
@@ -380,16 +384,18 @@ class InversionAttack(Attack):
         ys, xs = plate_box(record, image.shape, self.margin).slices
         return np.ascontiguousarray(image[ys, xs])
 
-    def _invert_all(self, engine: OCREngine, release: Release, op: KnownOperator | None) -> list[list[tuple[Candidate, Reading]]]:
+    def _invert_all(
+        self, engine: OCREngine, release: Release, op: KnownOperator | None, indices: Sequence[int]
+    ) -> list[list[tuple[Candidate, Reading]]]:
+        """Inversion candidates and their readings for the images at ``indices`` ([] elsewhere)."""
         records = release.originals.records
-        out: list[list[tuple[Candidate, Reading]]] = []
-        total = math.ceil(len(release) / self.batch_size)
-        for idx, images in progress(release.anonymized.batches(self.batch_size), desc=f"{self.name} invert", total=total):
-            cands = [self.candidates(img, records[i], op) for i, img in zip(idx, images)]
-            flat = [c for cs in cands for c in cs]
-            readings = iter(engine.read_arrays([c.crop for c in flat], self.batch_size))
-            for cs in cands:
-                out.append([(c, next(readings)) for c in cs])
+        out: list[list[tuple[Candidate, Reading]]] = [[] for _ in range(len(release))]
+        chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        for chunk in progress(chunks, desc=f"{self.name} invert", total=len(chunks)):
+            cands = [self.candidates(release.anonymized[i], records[i], op) for i in chunk]
+            readings = iter(engine.read_arrays([c.crop for cs in cands for c in cs], self.batch_size))
+            for i, cs in zip(chunk, cands):
+                out[i] = [(c, next(readings)) for c in cs]
                 for c in cs:
                     c.crop = np.empty((0, 0, 3), np.uint8)  # keep readings only
         return out
@@ -403,15 +409,18 @@ class InversionAttack(Attack):
         original = score_readings(truths, read(release.originals, "originals"), 1, False)
         raw_readings = read(release.anonymized, "release")
         mode, op = self.plan(release)
-        inverted = self._invert_all(engine, release, op) if mode != "skip" else [[] for _ in range(len(release))]
+        accept = self.accept_confident
+        confident = [accept is not None and r.confidence >= accept for r in raw_readings]  # nan: never
+        todo = [i for i, c in enumerate(confident) if not c] if mode != "skip" else []
+        inverted = self._invert_all(engine, release, op, todo)
 
         def pick(options: list[tuple[Candidate | None, Reading]]) -> tuple[Candidate | None, Reading]:
             return max(options, key=lambda o: -math.inf if math.isnan(o[1].confidence) else o[1].confidence)
 
         chosen = []
-        for raw, cands in zip(raw_readings, inverted):
+        for reading, cands in zip(raw_readings, inverted):
             with_raw = self.include_raw or not cands  # nothing inverted: the raw reading is the answer
-            options: list[tuple[Candidate | None, Reading]] = list(cands) + ([(None, raw)] if with_raw else [])
+            options: list[tuple[Candidate | None, Reading]] = list(cands) + ([(None, reading)] if with_raw else [])
             chosen.append(pick(options))
         raw = score_readings(truths, raw_readings, 1, False)
         inv = score_readings(truths, [r for _, r in chosen], 1, False)
@@ -428,9 +437,13 @@ class InversionAttack(Attack):
             rate_metric("char_accuracy_inverted", inv["char_accuracy"], original["char_accuracy"], char_base, f"OCR after inversion; {base}"),
         ]
         for method in self.methods_used():
-            if not all(any(c.method == method for c, _ in cands) for cands in inverted) or not inverted:
-                continue  # reported only when every image has a candidate of this method
-            per = [pick([(c, r) for c, r in cands if c.method == method]) for cands in inverted]
+            if not any(c.method == method for cands in inverted for c, _ in cands):
+                continue  # reported only when the method produced a candidate
+            # Images without a candidate of this method keep their raw reading (see accept_confident).
+            per = [
+                pick([(c, r) for c, r in cands if c.method == method] or [(None, reading)])
+                for cands, reading in zip(inverted, raw_readings)
+            ]
             scores = score_readings(truths, [r for _, r in per], 1, False)
             metrics.append(rate_metric(f"exact_match_{method}", scores["exact"], original["exact"], exact_base,
                                        f"OCR after {method} only ({how}); {base}"))
@@ -441,7 +454,9 @@ class InversionAttack(Attack):
                 "read_original": original["read"],
                 "read_raw": raw["read"],
                 "read_inverted": inv["read"],
-                "method_inverted": [c.method if c is not None else "raw" for c, _ in chosen],
+                "method_inverted": [
+                    c.method if c is not None else ("raw (confident)" if conf else "raw") for (c, _), conf in zip(chosen, confident)
+                ],
                 "strength_px_inverted": [c.strength_px if c is not None else 0.0 for c, _ in chosen],
                 "conf_raw": raw["conf"],
                 "conf_inverted": inv["conf"],
@@ -456,7 +471,7 @@ class InversionAttack(Attack):
             notes = [f"known inversion: {op}"]
         elif mode == "blind":
             notes = [f"blind inversion: {self.blind_description()}"]
-            missing = sum(1 for cands in inverted if not cands)
+            missing = sum(1 for i in todo if not inverted[i])
             if missing:
                 notes.append(f"{missing} image(s) had nothing to invert (raw reading kept)")
         else:
@@ -466,6 +481,8 @@ class InversionAttack(Attack):
                     "(inverted readings are the raw readings; blind='always' forces a blind search)"
                 )
             ]
+        if mode != "skip" and accept is not None:
+            notes.append(f"{sum(confident)} image(s) read raw with confidence >= {accept:g} were not inverted (raw reading kept)")
         return AttackResult(self.name, metrics, details, notes)
 
     def methods_used(self) -> Sequence[str]:
@@ -494,6 +511,11 @@ class DeblurThenOCR(InversionAttack):
         blind: when to search blind (see :meth:`InversionAttack.plan`): ``"auto"`` (only for
             releases of unknown origin), ``"always"`` or ``"never"``.
         include_raw: let the raw release reading compete in the inverted selection.
+        accept_confident: a raw reading at least this confident (engine confidence in [0, 1]) is
+            the attacker's answer and the image is not inverted; ``None`` (default) inverts every
+            image, the strongest attack. 0.99 with RapidOCR skips most mildly blurred plates
+            (measured: 2 of 200 such readings wrong, at sigma 6 px) and makes audits several
+            times faster.
         engine_params, margin, batch_size, seed: as in :class:`~anonaudit.attacks.ocr.OCRReread`.
     """
 
@@ -511,12 +533,13 @@ class DeblurThenOCR(InversionAttack):
         use_known_kernel: bool = True,
         blind: str = "auto",
         include_raw: bool = False,
+        accept_confident: float | None = None,
         engine_params: dict | None = None,
         margin: float = PLATE_MARGIN,
         batch_size: int = 32,
         seed: int = 0,
     ):
-        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind)
+        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind, accept_confident)
         if not wiener_balances or any(b <= 0 for b in wiener_balances):
             raise ConfigError(f"deblur_ocr: wiener_balances must be positive numbers, got {wiener_balances}")
         if not sigma_scales or any(s <= 0 for s in sigma_scales):
@@ -593,20 +616,21 @@ class DeblurThenOCR(InversionAttack):
         restored = to_rgb_uint8(richardson_lucy_deconvolve(grey, "gaussian", sigma, self.rl_iterations))
         return Candidate("richardson_lucy", sigma, np.ascontiguousarray(restored[crop]))
 
-    def _invert_all(self, engine, release, op):
-        results = super()._invert_all(engine, release, op)
+    def _invert_all(self, engine, release, op, indices):
+        results = super()._invert_all(engine, release, op, indices)
         if op is not None or not ("wiener" in self.methods and "richardson_lucy" in self.methods):
             return results
         # Blind with both methods: Richardson-Lucy (slow) only at the sigma of the most confident
         # Wiener candidate of each image.
         records = release.originals.records
+        todo = [i for i in indices if results[i]]
         extra = []
-        for i, cands in enumerate(results):
-            best = max(cands, key=lambda cr: np.nan_to_num(cr[1].confidence, nan=-1.0))[0]
+        for i in todo:
+            best = max(results[i], key=lambda cr: np.nan_to_num(cr[1].confidence, nan=-1.0))[0]
             extra.append(self._blind_rl(release.anonymized[i], records[i], best.strength_px))
-        for cands, c, r in zip(results, extra, engine.read_arrays([c.crop for c in extra], self.batch_size)):
+        for i, c, r in zip(todo, extra, engine.read_arrays([c.crop for c in extra], self.batch_size)):
             c.crop = np.empty((0, 0, 3), np.uint8)
-            cands.append((c, r))
+            results[i].append((c, r))
         return results
 
 
@@ -622,7 +646,8 @@ class DepixelateThenOCR(InversionAttack):
         use_known_block: read the block size from the release parameters of a ``pixelate`` target.
         blind: as in :class:`DeblurThenOCR`; with ``"auto"`` a blind release whose plate region
             shows no mosaic grid is not searched (raw reading kept), with ``"always"`` it is.
-        include_raw, engine_params, margin, batch_size, seed: as in :class:`DeblurThenOCR`.
+        include_raw, accept_confident, engine_params, margin, batch_size, seed: as in
+            :class:`DeblurThenOCR`.
     """
 
     available_methods = ("bicubic", "gaussian")
@@ -636,12 +661,13 @@ class DepixelateThenOCR(InversionAttack):
         use_known_block: bool = True,
         blind: str = "auto",
         include_raw: bool = False,
+        accept_confident: float | None = None,
         engine_params: dict | None = None,
         margin: float = PLATE_MARGIN,
         batch_size: int = 32,
         seed: int = 0,
     ):
-        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind)
+        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind, accept_confident)
         if not blind_blocks or any(int(b) < 2 for b in blind_blocks):
             raise ConfigError(f"depixelate_ocr: blind_blocks must be integers >= 2, got {blind_blocks}")
         self.methods = methods
