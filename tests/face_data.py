@@ -55,7 +55,7 @@ def tinted_people(n_people: int, per_person: int, male_share: float, seed: int, 
     """Planted gender leak: random RGB texture; 'male' images are tinted red, 'female' ones blue."""
     rng = np.random.default_rng(seed)
     images, ids, attrs, keys = [], [], [], []
-    n_male = int(round(male_share * n_people))
+    n_male = round(male_share * n_people)
     for p in range(n_people):
         gender = "male" if p < n_male else "female"
         for k in range(per_person):

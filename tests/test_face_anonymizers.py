@@ -6,14 +6,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from face_data import lfw_people, needs_lfw, square_image
 
 from anonaudit.anonymizers.classical import gaussian_blur, pixelate
-from anonaudit.anonymizers.face_regions import ANONYMIZED_FACES, FaceBlur, FaceMask, FaceNoise, FacePixelate, opencv_sigma
+from anonaudit.anonymizers.face_regions import (
+    ANONYMIZED_FACES,
+    FaceBlur,
+    FaceMask,
+    FaceNoise,
+    FacePixelate,
+    opencv_sigma,
+)
 from anonaudit.data.imageset import Box, ImageSet
 from anonaudit.errors import ConfigError
 from anonaudit.registry import ANONYMIZERS
-
-from face_data import lfw_people, needs_lfw, square_image
 
 BOX = Box(20, 16, 24, 28)
 DET = "test_white_square"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from face_data import lfw_people, needs_lfw, square_image, synthetic_identities
 
 from anonaudit.anonymizers.classical import Mask, Noise
 from anonaudit.anonymizers.face_regions import FaceMask, FacePixelate
@@ -15,8 +16,6 @@ from anonaudit.evaluators.face_detection import FaceDetectionRate
 from anonaudit.evaluators.identity import IdentityDistance
 from anonaudit.registry import ATTACKS, EVALUATORS
 from anonaudit.stats import wilson_interval
-
-from face_data import lfw_people, needs_lfw, square_image, synthetic_identities
 
 BIG, SMALL = Box(10, 12, 30, 30), Box(20, 20, 12, 12)
 

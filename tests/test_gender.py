@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from face_data import lfw_people, needs_lfw, tinted_people
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from anonaudit.anonymizers.classical import GaussianBlur, Mask, Noise
@@ -12,8 +13,6 @@ from anonaudit.attacks.attribute import GenderInference, auc_score, balanced_acc
 from anonaudit.data.imageset import ImageSet, Release
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.registry import ATTACKS
-
-from face_data import lfw_people, needs_lfw, tinted_people
 
 
 def _release(originals: ImageSet, anonymizer, name: str | None = None) -> Release:

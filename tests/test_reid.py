@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from face_data import lfw_people, needs_lfw, synthetic_identities
 from sklearn.metrics import roc_auc_score
 
 from anonaudit.anonymizers.classical import Mask, Noise, Pixelate
@@ -21,8 +22,6 @@ from anonaudit.attacks.reid import (
 from anonaudit.data.imageset import ImageSet, Release
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.registry import ATTACKS
-
-from face_data import lfw_people, needs_lfw, synthetic_identities
 
 
 def _release(originals: ImageSet, anonymizer, name: str | None = None) -> Release:

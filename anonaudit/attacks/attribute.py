@@ -33,7 +33,13 @@ from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
 from ..stats import Estimate, bootstrap_ci, proportion
 from .base import Attack, AttackMetric, AttackResult
-from .face_common import check_disjoint, embed, make_embedder, public_anonymizer, typical_face
+from .face_common import (
+    check_disjoint,
+    embed,
+    make_embedder,
+    public_anonymizer,
+    typical_face,
+)
 
 FEATURES = ("embedding", "pixels", "cnn")
 CLASSIFIERS = ("logistic", "xgboost")
@@ -103,7 +109,7 @@ class SmallCNN:
 
         return torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255.0).sub(0.5)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "SmallCNN":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SmallCNN:
         import torch
 
         torch.manual_seed(self.seed)
@@ -171,7 +177,7 @@ class GenderInference(Attack):
         idx = [i for i, v in enumerate(images.attribute(self.attribute)) if v not in (None, "")]
         return images.subset(idx), np.asarray(idx, dtype=int)
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "GenderInference":
+    def fit(self, auxiliary: ImageSet | None = None) -> GenderInference:
         """Keep the auxiliary images labelled with the attribute (training happens in :meth:`run`,
         when the release's method is known for the adaptive setting)."""
         if auxiliary is None:
@@ -182,12 +188,13 @@ class GenderInference(Attack):
             raise DataError(f"attack '{self.name}': '{self.attribute}' must have exactly 2 classes in the auxiliary data, found {classes}")
         self.classes_ = classes
         self._aux = aux
+        self._reference = auxiliary  # all the intruder's images: where faces typically are
         return self
 
     def _y(self, images: ImageSet) -> np.ndarray:
         return np.array([self.classes_.index(str(v)) if str(v) in self.classes_ else -1 for v in images.attribute(self.attribute)])
 
-    def _features(self, images: ImageSet, reference: ImageSet, desc: str) -> np.ndarray:
+    def _features(self, images: ImageSet, desc: str) -> np.ndarray:
         if self.features == "cnn":
             return crops(images, 64)
         if self.features == "pixels":
@@ -195,7 +202,7 @@ class GenderInference(Attack):
 
             return PixelEmbedder(size=32, crop=CROP, grey=False).embed(images)
         model = make_embedder(self.embedder)
-        face = typical_face(model.detector, reference) if getattr(model, "detector", None) else None
+        face = typical_face(model.detector, self._reference) if getattr(model, "detector", None) else None
         return embed(model, images, face, desc).vectors
 
     def _train(self, x: np.ndarray, y: np.ndarray):
@@ -263,17 +270,17 @@ class GenderInference(Attack):
             f"{int((y_aux == 0).sum())} {self.classes_[0]}); evaluated on {len(keep)} labelled release images"
             + (f" ({len(release) - len(idx)} unlabelled and {unknown} with a class unseen in training left out)" if len(release) - len(idx) or unknown else "")
         ]
-        x_aux = self._features(self._aux, self._aux, "embed auxiliary")
+        x_aux = self._features(self._aux, "embed auxiliary")
         base_model = self._train(x_aux, y_aux)
-        x_orig = self._features(originals, self._aux, "embed originals")[keep]
-        x_rel = self._features(anonymized, self._aux, "embed release")[keep]
+        x_orig = self._features(originals, "embed originals")[keep]
+        x_rel = self._features(anonymized, "embed release")[keep]
         model = base_model
         if self.adaptive:
             anonymizer, why = public_anonymizer(release)
             if anonymizer is None:
                 raise DataError(f"adaptive attack '{self.name}' cannot re-apply the release's method: {why}")
             aux_anon = anonymizer.anonymize(self._aux, show_progress=False)
-            model = self._train(self._features(aux_anon, self._aux, "embed anonymized auxiliary"), y_aux)
+            model = self._train(self._features(aux_anon, "embed anonymized auxiliary"), y_aux)
             notes.append(f"adaptive: trained on the auxiliary images anonymized by {anonymizer.label()}")
         p_rel = self._score(model, x_rel)
         p_orig = self._score(base_model, x_orig)

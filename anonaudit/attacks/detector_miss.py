@@ -92,8 +92,12 @@ class DetectorMiss(Attack):
         details = pd.DataFrame(rows, columns=["key", "x", "y", "w", "h", "score", self.measure, "left_clear"])
         with_face = details["key"].nunique() if len(details) else 0
         rule = f"{self.measure.upper()} {'>=' if self.measure == 'ssim' else '<='} {self.threshold_value:g}"
-        notes = [f"{len(details)} faces (score >= {self.min_score:g}) found by {self.detector} in {with_face} of "
-                 f"{len(release)} originals; a face is left clear when its box has {rule}"]
+        notes = [
+            (
+                f"{len(details)} faces (score >= {self.min_score:g}) found by {self.detector} in {with_face} of "
+                f"{len(release)} originals; a face is left clear when its box has {rule}"
+            )
+        ]
         clear = proportion(details["left_clear"].to_numpy(bool), f"share of faces left clear ({rule}), Wilson 95% CI")
         n = len(details)
         metrics = [AttackMetric("faces_left_clear", clear, Estimate(1.0, 1.0, 1.0, n, "every original face is clear"), 0.0,

@@ -53,7 +53,7 @@ class TypicalFace:
 
         h, w = shape[:2]
         x, y, bw, bh = self.box
-        box = Box(int(round(x * w)), int(round(y * h)), max(1, int(round(bw * w))), max(1, int(round(bh * h))), "face").clip(w, h)
+        box = Box(round(x * w), round(y * h), max(1, round(bw * w)), max(1, round(bh * h)), "face").clip(w, h)
         lm = None if self.landmarks is None else np.asarray(self.landmarks, float) * np.array([w, h], float)
         return Detection(box, 0.0, lm)
 

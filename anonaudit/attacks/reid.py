@@ -26,6 +26,11 @@ Metrics (higher = more successful attack), each on the release and on the origin
   Up to ``impostors_per_probe`` impostor pairs per probe are drawn at random (seeded); both
   verification CIs are percentile bootstraps over probes (pairs of one probe are not independent).
 
+Where the embedder's detector finds no face (strong blur, pixelation, masks), the image is embedded
+at the typical face position of the intruder's own images (``fallback=True``, see
+:mod:`~anonaudit.attacks.face_common`); images that still have no embedding score 0 against every
+gallery image, i.e. they are ranked as random guesses.
+
 ``parrot=True`` adds the parrot attacker: it re-applies the release's public anonymizer (from the
 registry, with the release's parameters) to the gallery and compares anonymized probes with
 anonymized gallery images (``parrot_*`` metrics). With ``projection="lda"`` each attacker first
@@ -36,7 +41,7 @@ Fisherface-style adaptation to the anonymized domain).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -46,7 +51,13 @@ from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
 from .base import Attack, AttackMetric, AttackResult
-from .face_common import check_disjoint, embed, make_embedder, public_anonymizer, typical_face
+from .face_common import (
+    check_disjoint,
+    embed,
+    make_embedder,
+    public_anonymizer,
+    typical_face,
+)
 
 GALLERIES = ("originals", "other_images")
 PROJECTIONS = ("none", "lda")
@@ -126,70 +137,76 @@ def verification_pairs(
     return Pairs(np.concatenate(scores).astype(np.float64), np.concatenate(genuine), np.concatenate(probe))
 
 
-class _Sorted:
-    """Pairs grouped by equal score (ascending) so weighted AUC / TAR cost one pass per resample."""
+class _Grouped:
+    """Pairs grouped by equal score (ascending), as sparse ``group x probe`` count matrices for the
+    genuine and the impostor pairs, so AUC and TAR for many probe weightings (bootstrap resamples)
+    are a few matrix products and cumulative sums."""
 
     def __init__(self, pairs: Pairs):
+        from scipy.sparse import csr_matrix
+
         order = np.argsort(pairs.scores, kind="stable")
-        self.scores = pairs.scores[order]
-        self.genuine = pairs.genuine[order]
-        self.probe = pairs.probe[order]
-        self.starts = np.flatnonzero(np.r_[True, self.scores[1:] != self.scores[:-1]]) if len(order) else np.zeros(0, int)
+        s, gen, probe = pairs.scores[order], pairs.genuine[order], pairs.probe[order]
+        group = np.cumsum(np.r_[False, s[1:] != s[:-1]]) if len(s) else np.zeros(0, int)
+        shape = (int(group[-1]) + 1 if len(s) else 0, int(probe.max(initial=-1)) + 1)
+        ones = np.ones(len(s))
+        self.gen = csr_matrix((ones[gen], (group[gen], probe[gen])), shape=shape)
+        self.imp = csr_matrix((ones[~gen], (group[~gen], probe[~gen])), shape=shape)
 
-    def group_weights(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = weights[self.probe]
-        gen = np.add.reduceat(np.where(self.genuine, w, 0.0), self.starts)
-        imp = np.add.reduceat(np.where(self.genuine, 0.0, w), self.starts)
-        return gen, imp
+    def stats(self, weights: np.ndarray, far: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(TAR at FAR, AUC)`` for each column of ``weights`` (``n_probes x k``, pair weight = its probe's)."""
+        gen = np.asfortranarray(self.gen @ weights)  # column-contiguous: cumulative sums run down columns
+        imp = np.asfortranarray(self.imp @ weights)
+        wg, wi = gen.sum(axis=0), imp.sum(axis=0)
+        cum_imp = np.cumsum(imp, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = (gen * (cum_imp - 0.5 * imp)).sum(axis=0) / (wg * wi)
+            # Lowest threshold group whose impostor weight strictly above it is at most far * total.
+            j = np.argmax(wi[None, :] - cum_imp <= far * wi[None, :] * (1 + 1e-12), axis=0)
+            tar = (wg - np.cumsum(gen, axis=0)[j, np.arange(gen.shape[1])]) / wg
+        bad = (wg <= 0) | (wi <= 0)
+        auc[bad], tar[bad] = np.nan, np.nan
+        return tar, auc
 
-    def auc(self, weights: np.ndarray) -> float:
-        gen, imp = self.group_weights(weights)
-        wg, wi = gen.sum(), imp.sum()
-        if wg <= 0 or wi <= 0:
-            return float("nan")
-        below = np.cumsum(imp) - imp
-        return float((gen * (below + 0.5 * imp)).sum() / (wg * wi))
 
-    def tar(self, weights: np.ndarray, far: float) -> float:
-        gen, imp = self.group_weights(weights)
-        wg, wi = gen.sum(), imp.sum()
-        if wg <= 0 or wi <= 0:
-            return float("nan")
-        above_imp = wi - np.cumsum(imp)  # impostor weight strictly above each group's score
-        j = int(np.argmax(above_imp <= far * wi * (1 + 1e-12)))
-        return float(gen[j + 1 :].sum() / wg)
+def _unit_weights(pairs: Pairs) -> np.ndarray:
+    w = np.zeros((int(pairs.probe.max(initial=-1)) + 1, 1))
+    w[np.unique(pairs.probe), 0] = 1.0
+    return w
 
 
 def roc_auc(pairs: Pairs) -> float:
     """ROC AUC of genuine vs impostor scores (ties count one half), as ``sklearn.metrics.roc_auc_score``."""
-    return _Sorted(pairs).auc(np.ones(int(pairs.probe.max(initial=-1)) + 1))
+    return float(_Grouped(pairs).stats(_unit_weights(pairs), 0.5)[1][0])
 
 
 def tar_at_far(pairs: Pairs, far: float) -> float:
     """Share of genuine pairs scoring above the lowest threshold that accepts at most ``far`` of impostors."""
-    return _Sorted(pairs).tar(np.ones(int(pairs.probe.max(initial=-1)) + 1), far)
+    return float(_Grouped(pairs).stats(_unit_weights(pairs), far)[0][0])
 
 
-def verification_estimates(pairs: Pairs, far: float, n_boot: int = 200, seed: int = 0) -> tuple[Estimate, Estimate]:
+def verification_estimates(pairs: Pairs, far: float, n_boot: int = 200, seed: int = 0, chunk: int = 16) -> tuple[Estimate, Estimate]:
     """``(TAR@FAR, AUC)`` with percentile-bootstrap 95% CIs resampling probes."""
     probes = np.unique(pairs.probe)
     n_gen = int(pairs.genuine.sum())
     if n_gen == 0 or n_gen == len(pairs.scores):
         nan = Estimate(float("nan"), n=n_gen, method="no genuine or no impostor pairs")
         return nan, nan
-    s = _Sorted(pairs)
-    size = int(pairs.probe.max()) + 1
-    ones = np.zeros(size)
-    ones[probes] = 1.0
-    tar, auc = s.tar(ones, far), s.auc(ones)
+    grouped = _Grouped(pairs)
+    tar, auc = (float(v[0]) for v in grouped.stats(_unit_weights(pairs), far))
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        w = np.bincount(rng.choice(probes, size=len(probes)), minlength=size).astype(float)
-        boots.append((s.tar(w, far), s.auc(w)))
-    b = np.asarray(boots)
-    lo_t, hi_t = np.nanpercentile(b[:, 0], [2.5, 97.5])
-    lo_a, hi_a = np.nanpercentile(b[:, 1], [2.5, 97.5])
+    size = int(pairs.probe.max()) + 1
+    boots_t, boots_a = [], []
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        draws = rng.choice(probes, size=(k, len(probes)))
+        w = np.stack([np.bincount(d, minlength=size) for d in draws], axis=1).astype(float)
+        t, a = grouped.stats(w, far)
+        boots_t.append(t)
+        boots_a.append(a)
+    bt, ba = np.concatenate(boots_t), np.concatenate(boots_a)
+    lo_t, hi_t = np.nanpercentile(bt, [2.5, 97.5])
+    lo_a, hi_a = np.nanpercentile(ba, [2.5, 97.5])
     n_imp = len(pairs.scores) - n_gen
     extra = {"genuine_pairs": n_gen, "impostor_pairs": n_imp, "probes": len(probes)}
     method = f"{{}}; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; bootstrap over probes ({n_boot}), 95% CI"
@@ -209,7 +226,6 @@ class Protocol:
     auc: Estimate
     ranks: np.ndarray
     evaluated: np.ndarray
-    notes: list[str] = field(default_factory=list)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -304,14 +320,12 @@ class ReIdentification(Attack):
         self.seed = seed
         self._aux: ImageSet | None = None
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "ReIdentification":
-        """Keep the intruder's identity-labelled auxiliary images (used by ``projection="lda"``)."""
-        if auxiliary is not None and auxiliary.has_labels("identity"):
-            self._aux = auxiliary
-        else:
-            self._aux = None
-        if self.projection == "lda" and self._aux is None:
+    def fit(self, auxiliary: ImageSet | None = None) -> ReIdentification:
+        """Keep the intruder's auxiliary images: the typical face position for the fallback crop is
+        estimated on them, and ``projection="lda"`` is fitted on their identities."""
+        if self.projection == "lda" and (auxiliary is None or not auxiliary.has_labels("identity")):
             raise DataError("reid with projection='lda' needs identity-labelled auxiliary images to fit on")
+        self._aux = auxiliary
         return self
 
     def _embed(self, model, images: ImageSet, reference: ImageSet, desc: str):
@@ -327,15 +341,16 @@ class ReIdentification(Attack):
         model = make_embedder(self.embedder)
         ids = [str(i) for i in release.originals.identities]
         notes: list[str] = []
-        gal = self._embed(model, release.originals, release.originals, "embed originals")
-        prb = self._embed(model, release.anonymized, release.originals, "embed release")
+        reference = self._aux if self._aux is not None else release.originals  # the intruder's own images
+        gal = self._embed(model, release.originals, reference, "embed originals")
+        prb = self._embed(model, release.anonymized, reference, "embed release")
         g_vec, p_vec = gal.vectors, prb.vectors
         lda = None
         if self.projection == "lda":
             aux = self._embed(model, self._aux, self._aux, "embed auxiliary")
             lda = fit_lda(aux.vectors, [str(i) for i in self._aux.identities])
             g_vec, p_vec = project(lda, g_vec), project(lda, p_vec)
-        kw = dict(far=float(self.far), impostors_per_probe=self.impostors_per_probe, n_boot=int(self.n_boot), seed=int(self.seed))
+        kw = {"far": float(self.far), "impostors_per_probe": self.impostors_per_probe, "n_boot": int(self.n_boot), "seed": int(self.seed)}
         direct = compare(p_vec, g_vec, ids, self.gallery == "other_images", **kw)
         original = compare(g_vec, g_vec, ids, True, **kw)
         notes.append(
@@ -358,14 +373,16 @@ class ReIdentification(Attack):
             if anonymizer is None:
                 notes.append(f"parrot attacker skipped: {why}")
             else:
-                parrot = self._parrot(model, anonymizer, release, prb.vectors, ids, kw, notes)
+                parrot = self._parrot(model, anonymizer, release, reference, prb.vectors, ids, kw, notes)
                 metrics += self._metrics(parrot, original, "parrot_")
                 details["rank_parrot"] = parrot.ranks
         return AttackResult(self.name, metrics, details, notes)
 
-    def _parrot(self, model, anonymizer, release: Release, probes: np.ndarray, ids: list[str], kw: dict, notes: list[str]) -> Protocol:
+    def _parrot(
+        self, model, anonymizer, release: Release, reference: ImageSet, probes: np.ndarray, ids: list[str], kw: dict, notes: list[str]
+    ) -> Protocol:
         gallery_anon = anonymizer.anonymize(release.originals, show_progress=False)
-        gal = self._embed(model, gallery_anon, release.originals, "embed anonymized gallery")
+        gal = self._embed(model, gallery_anon, reference, "embed anonymized gallery")
         g_vec = gal.vectors
         if self.projection == "lda":
             aux_anon = anonymizer.anonymize(self._aux, show_progress=False)

@@ -27,7 +27,7 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 def centre_box(shape: tuple[int, ...], fraction: float) -> Box:
     """The centred square box whose side is ``fraction`` of the image's shorter side."""
     h, w = shape[:2]
-    side = max(1, int(round(fraction * min(h, w))))
+    side = max(1, round(fraction * min(h, w)))
     return Box((w - side) // 2, (h - side) // 2, side, side, "face")
 
 
