@@ -111,6 +111,18 @@ def _check_known(registry, spec: ComponentSpec, where: str) -> None:
             )
 
 
+def _check_values(registry, spec: ComponentSpec, where: str) -> None:
+    """Build the component once so bad parameter values (a negative sigma, an unknown OCR engine)
+    fail while the config is read, not after an hour of auditing. Constructors only store and
+    check their parameters; models load lazily on first use."""
+    try:
+        registry.create(spec.name, **spec.params)
+    except ConfigError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {registry.kind.removesuffix('s')} '{spec.name}': {exc}") from None
+
+
 def allowed_roots(config_path: Path | None, extra: list[str | Path] | None = None) -> list[Path]:
     roots = [Path.cwd()]
     if config_path is not None:
@@ -199,6 +211,7 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
             for s in expanded:
                 s.params = _confine_params(s.params, allowed, f"{key}[{i}]")
                 _check_known(registry, s, f"{key}[{i}]")
+                _check_values(registry, s, f"{key}[{i}]")
             out.extend(expanded)
         return out
 

@@ -190,3 +190,16 @@ def test_cli_main_returns_2_on_bad_configs(tmp_path, monkeypatch, capsys, text, 
     assert main(["run", "cfg.yaml", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("anonaudit: error: ") and message in err
+
+
+def test_unknown_ocr_engine_fails_at_configuration_with_suggestion(tmp_path):
+    from anonaudit.errors import UnknownComponentError
+
+    path = tmp_path / "audit.yaml"
+    path.write_text(
+        "data: {name: synthetic_plates, n: 20}\n"
+        "targets: [{name: mask}]\n"
+        "attacks: [{name: deblur_ocr, engine: rapidocrr}]\n"
+    )
+    with pytest.raises(UnknownComponentError, match="did you mean 'rapidocr'"):
+        load_config(path)

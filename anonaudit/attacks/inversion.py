@@ -43,7 +43,7 @@ from scipy import ndimage
 
 from ..data.imageset import Box, ImageSet, Record, Release
 from ..errors import ConfigError
-from ..models.ocr import OCREngine, Reading, create_engine, plate_box
+from ..models.ocr import OCREngine, Reading, check_engine, create_engine, plate_box
 from ..models.ocr.base import PLATE_MARGIN
 from ..progress import progress
 from ..registry import ATTACKS
@@ -336,6 +336,7 @@ class InversionAttack(Attack):
         if blind not in ("auto", "always", "never"):
             raise ConfigError(f"{self.name}: blind must be 'auto', 'always' or 'never', got {blind!r}")
         self.blind = blind
+        check_engine(engine)
         self.engine = engine
         self.engine_params = engine_params
         self.margin = margin

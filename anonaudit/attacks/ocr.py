@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
-from ..errors import DataError
-from ..models.ocr import OCREngine, Reading, create_engine
+from ..errors import ConfigError, DataError
+from ..models.ocr import OCREngine, Reading, check_engine, create_engine
 from ..models.ocr.base import PLATE_MARGIN
 from ..registry import ATTACKS
 from ..stats import Estimate, mean_estimate, proportion
@@ -210,7 +210,8 @@ class OCRReread(Attack):
         seed: int = 0,
     ):
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise ConfigError(f"ocr: k must be >= 1, got {k}")
+        check_engine(engine)
         self.engine = engine
         self.k = k
         self.fold_confusions = fold_confusions

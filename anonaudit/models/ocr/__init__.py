@@ -24,6 +24,7 @@ __all__ = [
     "Reading",
     "TesseractEngine",
     "TextRegion",
+    "check_engine",
     "create_engine",
     "ctc_decode",
     "join_lines",
@@ -42,3 +43,13 @@ def create_engine(engine: str | OCREngine, **params) -> OCREngine:
     from ...registry import OCR_ENGINES
 
     return OCR_ENGINES.create(engine, **params)
+
+
+def check_engine(engine: str | OCREngine) -> None:
+    """Fail early (at configuration time, before any image is read) on an unknown engine name:
+    raises :class:`~anonaudit.errors.UnknownComponentError` with close matches suggested."""
+    if isinstance(engine, OCREngine):
+        return
+    from ...registry import OCR_ENGINES
+
+    OCR_ENGINES.get(engine)
