@@ -275,17 +275,17 @@ class FrechetDistance(PairedFeatureEvaluator):
     ``embedder``: ``"pixels16"`` (16x16 downsampled pixels; offline, works for plates), a name in
     the ``EMBEDDERS`` registry (``"dlib"``, ``"facenet"``, ``"arcface_r50"``, ...: face embeddings,
     images without a face are dropped pairwise and counted), or a callable mapping a list of RGB
-    uint8 images to an ``(n, dim)`` array (NaN rows for "no features"). ``label`` names the features
-    in the metric name (default: the embedder's name).
+    uint8 images to an ``(n, dim)`` array (NaN rows for "no features"). ``features_name`` names the
+    features in the metric name (default: the embedder's name).
     """
 
-    def __init__(self, embedder: str | Callable = "pixels16", label: str | None = None, max_pairs: int = 2000,
+    def __init__(self, embedder: str | Callable = "pixels16", features_name: str | None = None, max_pairs: int = 2000,
                  n_bootstrap: int = 20, seed: int = 0):
         _check_common(max_pairs, n_bootstrap)
         if not (isinstance(embedder, str) or callable(embedder)):
             raise ConfigError(f"frechet_distance: embedder must be a name or a callable, got {embedder!r}")
         self.embedder = embedder
-        self.label = label
+        self.features_name = features_name
         self.max_pairs = max_pairs
         self.n_bootstrap = n_bootstrap
         self.seed = seed
@@ -297,8 +297,8 @@ class FrechetDistance(PairedFeatureEvaluator):
 
     @property
     def feature_label(self) -> str:
-        if self.label:
-            return self.label
+        if self.features_name:
+            return self.features_name
         return self.embedder if isinstance(self.embedder, str) else getattr(self.embedder, "__name__", "custom")
 
     def _feature_fn(self) -> tuple[Callable[[ImageSet], np.ndarray], str]:
