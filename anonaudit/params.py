@@ -45,12 +45,20 @@ class ParamsMixin:
         for k, v in self.get_params().items():
             default = sig[k].default
             if k in self.label_params or default is inspect.Parameter.empty or _differs(v, default):
-                shown.append(f"{k}={v}")
+                shown.append(f"{k}={_show(v)}")
         return f"{self.name}({', '.join(shown)})" if shown else self.name
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def _show(value: Any) -> str:
+    """A parameter value as written in labels: floats to 10 significant digits (``2.6``, not
+    ``2.5999999999999996`` from arithmetic on a swept value)."""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return str(value)
 
 
 def _differs(value: Any, default: Any) -> bool:
