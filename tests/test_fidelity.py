@@ -16,6 +16,7 @@ from anonaudit.errors import ConfigError, MismatchError
 from anonaudit.evaluators import functional as F
 from anonaudit.evaluators.fidelity import PSNR, SSIM
 from anonaudit.metrics.image import box_mask
+from anonaudit.metrics.image import ssim as image_ssim
 from anonaudit.registry import EVALUATORS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -93,14 +94,33 @@ def test_regions_inside_and_outside_boxes():
     assert out.value == 100.0 and out.extra["identical"] == 1 and out.extra["metric_name"] == "psnr_outside_boxes"
 
 
-def test_outside_boxes_without_boxes_equals_whole_image():
+def test_outside_boxes_without_boxes_is_undefined_not_whole_image():
+    """With no box on either side the background is undefined: such pairs are dropped and counted,
+    not scored as the whole image (an untouched image would inflate background preservation)."""
     imgs = _synthetic(3)
     anon = [_blur(im, 2.0) for im in imgs]
     release = _release(imgs, anon)
-    assert F.ssim(release, region="outside_boxes").value == pytest.approx(F.ssim(release).value, abs=1e-12)
-    assert F.psnr(release, region="outside_boxes").value == pytest.approx(F.psnr(release).value, abs=1e-12)
-    est = F.ssim(release, region="boxes")  # no boxes at all: nothing to score, counted
-    assert est.n == 0 and math.isnan(est.value) and est.extra["no_region"] == 3
+    for region in ("boxes", "outside_boxes"):
+        for est in (F.ssim(release, region=region), F.psnr(release, region=region)):
+            assert est.n == 0 and math.isnan(est.value) and est.extra["no_region"] == 3
+    # The pure function keeps its documented identity: no boxes -> the whole-image value.
+    assert image_ssim(imgs[0], anon[0], "outside_boxes", ()) == pytest.approx(
+        structural_similarity(imgs[0], anon[0], channel_axis=-1, data_range=255), abs=1e-12)
+
+
+def test_boxes_recorded_by_the_anonymizer_are_used_when_originals_have_none():
+    """Face anonymizers record the faces their detector found on their output records."""
+    img = _synthetic(1)[0]
+    box = Box(10, 8, 30, 20)
+    anon = img.copy()
+    anon[box.slices] = _blur(img, 3.0)[box.slices]
+    annotated = _release([img], [anon], boxes=[[box]])
+    recorded = Release(ImageSet.from_arrays([img], ["img0"]), ImageSet.from_arrays([anon], ["img0"], boxes=[[box]]), name="test")
+    assert recorded.anonymized.records[0].boxes == (box,) and not recorded.originals.records[0].boxes
+    for region in ("boxes", "outside_boxes"):
+        got = F.ssim(recorded, region=region)
+        assert got.value == pytest.approx(F.ssim(annotated, region=region).value, abs=1e-12)
+        assert got.extra["boxes_from_release"] == 1
 
 
 def test_box_crops_smaller_than_window_are_skipped():

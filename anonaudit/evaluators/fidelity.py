@@ -1,9 +1,13 @@
 """Pixel and perceptual fidelity between each original and its anonymized version: SSIM, PSNR, LPIPS.
 
 Each evaluator scores every image pair and reports the mean with a percentile-bootstrap 95% CI
-over images (``Estimate.n`` = images scored). Images whose region is empty (``region="boxes"``
-without boxes, or crops smaller than the SSIM window) are dropped and counted in
-``Estimate.extra["no_region"]``. Original and anonymized image must have the same size; a pair
+over images (``Estimate.n`` = images scored). The boxes of ``region="boxes"`` / ``"outside_boxes"``
+are the original's annotated boxes (plates, faces) or, for an original without any, the boxes the
+anonymizer recorded on its output (e.g. the faces its detector found; counted in
+``Estimate.extra["boxes_from_release"]``). Images whose region is undefined or empty (no boxes on
+either side, or crops smaller than the SSIM window) are dropped and counted in
+``Estimate.extra["no_region"]``: an image the anonymizer left untouched says nothing about how
+well it preserves the background. Original and anonymized image must have the same size; a pair
 that does not raises :class:`MismatchError` naming its key and both sizes.
 """
 
@@ -46,7 +50,7 @@ def _metric_name(base: str, region: str) -> str:
 
 
 class _RegionEvaluator(ProgressEvaluator):
-    """Per-pair scores over a region of the image (boxes from the original record)."""
+    """Per-pair scores over a region of the image (boxes: see the module doc)."""
 
     metric = ""
 
@@ -57,6 +61,7 @@ class _RegionEvaluator(ProgressEvaluator):
     def reset(self) -> None:
         self._scores: list[float] = []
         self._no_region = 0
+        self._boxes_from_release = 0
 
     def score(self, original: np.ndarray, anonymized: np.ndarray, boxes) -> float:
         raise NotImplementedError
@@ -65,7 +70,14 @@ class _RegionEvaluator(ProgressEvaluator):
         for i in range(len(release)):
             original, anonymized = release.pair(i)
             check_pair_sizes(release.keys[i], original, anonymized)
-            s = self.score(original, anonymized, release.originals.records[i].boxes)
+            boxes = release.originals.records[i].boxes
+            if not boxes and self.region != "image":
+                boxes = release.anonymized.records[i].boxes
+                if not boxes:
+                    self._no_region += 1
+                    continue
+                self._boxes_from_release += 1
+            s = self.score(original, anonymized, boxes)
             if math.isnan(s):
                 self._no_region += 1
             else:
@@ -75,7 +87,10 @@ class _RegionEvaluator(ProgressEvaluator):
         raise NotImplementedError
 
     def extra(self) -> dict:
-        return {"metric_name": _metric_name(self.metric, self.region), "region": self.region, "no_region": self._no_region}
+        extra = {"metric_name": _metric_name(self.metric, self.region), "region": self.region, "no_region": self._no_region}
+        if self._boxes_from_release:
+            extra["boxes_from_release"] = self._boxes_from_release
+        return extra
 
     def compute(self) -> Estimate:
         est = mean_estimate(self._scores, method=self.describe())
