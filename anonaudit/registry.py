@@ -8,6 +8,7 @@ packages add components through the entry-point groups ``anonaudit.<kind>``
 from __future__ import annotations
 
 import difflib
+import warnings
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -23,6 +24,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, type[T]] = {}
         self._plugins_loaded = False
+        self._broken: dict[str, str] = {}
 
     def register(self, name: str | None = None) -> Callable[[type[T]], type[T]]:
         """Class decorator: register ``cls`` under ``name`` (default: ``cls.name``)."""
@@ -47,9 +49,23 @@ class Registry(Generic[T]):
         from .components import load_builtin_components
 
         load_builtin_components()
-        for ep in metadata.entry_points(group=f"anonaudit.{self.kind}"):
-            if ep.name not in self._items:
-                self.register(ep.name)(ep.load())
+        group = f"anonaudit.{self.kind}"
+        for ep in metadata.entry_points(group=group):
+            if ep.name in self._items:
+                continue
+            try:
+                cls = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import-time failure of third-party code
+                # One broken third-party package must not stop every audit: warn, keep it out, and
+                # raise the same message when someone asks for it by name.
+                message = (
+                    f"{self.kind} plugin '{ep.name}' (entry point '{ep.value}' in group '{group}') "
+                    f"could not be loaded: {type(exc).__name__}: {exc}; fix or uninstall the package that provides it"
+                )
+                self._broken[ep.name] = message
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
+                continue
+            self.register(ep.name)(cls)
 
     def names(self) -> list[str]:
         self._load_plugins()
@@ -61,6 +77,8 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
+            if name in self._broken:
+                raise ConfigError(self._broken[name]) from None
             close = difflib.get_close_matches(name, self._items, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise UnknownComponentError(

@@ -16,6 +16,7 @@ Exact operations (the inversion attacks rely on them):
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Callable
 
 import numpy as np
@@ -125,7 +126,9 @@ class RegionAnonymizer(Anonymizer):
 
 
 def _check_positive(name: str, value: float, what: str) -> None:
-    if not isinstance(value, (int, float)) or value < 0:
+    # nan passes ``value < 0`` (a nan-sigma blur returns the image unchanged), inf fails only at anonymize time,
+    # and True is a config slip for 1
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name}: {what} must be a non-negative number, got {value!r}")
 
 
