@@ -50,7 +50,10 @@ def test_faces_lfw_config_expands_to_paper_004_baselines():
         ("face_mask", {"detector": "dlib_hog"}),
     ]
     assert [a.name for a in cfg.attacks] == ["reid", "reid", "gender", "detector_miss"]
-    assert {e.name for e in cfg.evaluators} == {"face_detection_rate", "identity_distance", "ssim"}
+    assert {e.name for e in cfg.evaluators} == {
+        "face_detection_rate", "identity_distance", "ssim", "psnr", "landmark_error", "pose_difference",
+        "fid", "kid", "lpips", "frechet_distance",
+    }
     assert cfg.auxiliary == {"fraction": 0.3, "by": "identity"}
     assert cfg.data.name == "lfw" and cfg.data.params["limit"] == 600 and cfg.data.params["seed"] is None
     assert Path(cfg.data.params["root"]) == (SHARED / "lfw").resolve()
