@@ -14,11 +14,12 @@ every target of an audit.
 
 Feature means and covariances stream in float64 (:class:`FeatureStats`); a uniform reservoir of at
 most ``max_pairs`` (original, anonymized) feature pairs is kept for the bootstrap CI and for KID.
-The FID (and FD-<features>) CI is a basic (reverse-percentile) bootstrap over image pairs with few
-resamples (``n_bootstrap``, 20 by default, each a full Frechet distance): resampling duplicates
-images, which shrinks the fitted covariances' rank and biases every resampled distance upward, and
-the basic interval ``[2v - q97.5, 2v - q2.5]`` removes that first-order bias, where a plain
-percentile interval would lie above the point estimate. It is indicative only. FID itself is biased upward at small n (Chong & Forsyth, 2020):
+The FID (and FD-<features>) CI is a bootstrap over image pairs with few resamples (``n_bootstrap``,
+20 by default, each a full Frechet distance). Resampling duplicates images, which shrinks the fitted
+covariances' rank and biases every resampled distance upward (at n below the feature dimension by
+more than the spread), so a plain percentile interval would lie above the point estimate: the
+percentile interval is shifted down by the bootstrap bias ``mean(resampled) - estimate``. It is
+indicative only. FID itself is biased upward at small n (Chong & Forsyth, 2020):
 compare FIDs only at equal n; KID, which is unbiased, is reported alongside.
 """
 
@@ -75,13 +76,17 @@ def _percentile_ci(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _basic_ci(value: float, boots: np.ndarray) -> tuple[float, float]:
-    """Basic bootstrap 95% CI ``[2v - q97.5, 2v - q2.5]`` (clipped at 0): it removes the
-    first-order bias that bootstrap resampling adds to a distance."""
-    lo, hi = _percentile_ci(boots)
+def _bias_shifted_ci(value: float, boots: np.ndarray) -> tuple[float, float]:
+    """Percentile 95% CI of the bootstrap distances shifted by their bias ``mean(boots) - value``
+    (clipped at 0). Resampling with replacement duplicates images and inflates a Frechet distance,
+    often by more than the interval's half-width when n is below the feature dimension, which puts a
+    plain percentile (or basic) interval entirely off the estimate."""
+    finite = boots[np.isfinite(boots)]
+    lo, hi = _percentile_ci(finite)
     if not np.isfinite(lo):
         return lo, hi
-    return max(0.0, 2 * value - hi), max(0.0, 2 * value - lo)
+    bias = float(finite.mean()) - value
+    return max(0.0, lo - bias), max(0.0, hi - bias)
 
 
 def kid_with_ci(x: np.ndarray, y: np.ndarray, subsets: int, subset_size: int, n_bootstrap: int, seed: int) -> tuple[KIDResult, float, float]:
@@ -150,10 +155,10 @@ class PairedFeatureEvaluator(ProgressEvaluator):
             for _ in range(self.n_bootstrap):
                 w = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x))).astype(np.float64)
                 boot.append(frechet_distance_from_features(x, y, w, w))
-        lo, hi = _basic_ci(value, np.asarray(boot))
+        lo, hi = _bias_shifted_ci(value, np.asarray(boot))
         extra = {
-            "bootstrap_ci": "basic (reverse percentile): resampling with replacement inflates a Frechet distance, "
-                            "so the plain percentile interval can miss the point estimate",
+            "bootstrap_ci": "percentile, shifted by the bootstrap bias (resampling with replacement inflates a "
+                            "Frechet distance, so the plain percentile interval can miss the point estimate)",
             "bootstrap_resamples": len(boot),
             "bootstrap_pairs": len(x),
             "no_features_original": self._no_features[0],
