@@ -49,7 +49,7 @@ def test_faces_lfw_config_expands_to_paper_004_baselines():
         ("face_pixelate", {"detector": "dlib_hog", "block": 25}),
         ("face_mask", {"detector": "dlib_hog"}),
     ]
-    assert [a.name for a in cfg.attacks] == ["reid", "reid", "gender", "detector_miss"]
+    assert [a.name for a in cfg.attacks] == ["reid", "reid", "gender", "gender", "detector_miss"]
     assert {e.name for e in cfg.evaluators} == {
         "face_detection_rate", "identity_distance", "ssim", "psnr", "landmark_error", "pose_difference",
         "fid", "kid", "lpips", "frechet_distance",
