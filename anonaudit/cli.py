@@ -40,10 +40,18 @@ def _run_config(config, resume: bool, quiet: bool) -> int:
     report = results.report()
     _print_summary(results)
     print(f"\nresults: {output / 'results.csv'}\nreport:  {report}")
-    failed = results.failures()
-    if not failed.empty:
-        print(f"{len(failed)} component(s) unavailable or failed: see the report's last section", file=sys.stderr)
+    _print_failures(results.failures())
     return 0
+
+
+def _print_failures(failures) -> None:
+    """One line per distinct reason a component did not run (e.g. weights not fetched), then failures."""
+    unavailable = failures[failures["status"] == "unavailable"]
+    for (component, message), rows in unavailable.groupby(["component", "message"], sort=True):
+        print(f"unavailable in {len(rows)} unit(s): {component}: {message}", file=sys.stderr)
+    failed = failures[failures["status"] == "failed"]
+    if not failed.empty:
+        print(f"{len(failed)} unit(s) failed: see the report's last section and results.csv", file=sys.stderr)
 
 
 def _print_summary(results) -> None:

@@ -170,6 +170,21 @@ def test_cli_run_end_to_end_and_reproducible_in_process(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), table.drop(columns="seconds"))
 
 
+def test_cli_names_each_unavailable_metric_once_with_its_fetch_command(tmp_path, monkeypatch, capsys):
+    """Weights absent (an empty model cache): FID is reported, per reason, with the command that
+    fetches it; the audit still succeeds and the other metrics are computed."""
+    monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    config = dict(TINY, evaluators=["ssim", "fid"])
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["run", "tiny.yaml", "-q"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    fid_lines = [line for line in err if line.startswith("unavailable in 4 unit(s): fid:")]
+    assert len(fid_lines) == 1 and "run `anonaudit models fetch inception-fid`" in fid_lines[0]
+    table = Results.load(tmp_path / "runs" / "tiny").table
+    assert (table[table["component"] == "ssim"]["status"] == "ok").all()
+
+
 def test_cli_bad_config_exits_2_with_a_clear_message(tmp_path):
     (tmp_path / "bad.yaml").write_text("data: {name: synthetic_plates, n: 5}\ntargets: [gausian_blur]\n")
     proc = run_cli(tmp_path, "run", "bad.yaml")
