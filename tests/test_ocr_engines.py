@@ -210,3 +210,13 @@ def test_easyocr_reads_plates_with_shipped_weights(plates):
     readings = EasyOCREngine(allowlist="plates", gpu=False).read(sub)
     assert exact(readings, sub) >= 1
     assert all(r.alternatives is None for r in readings)
+
+
+def test_top_k_equals_a_stable_full_sort_including_ties():
+    from anonaudit.models.ocr.rapid import _top_k
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values = rng.integers(0, 6, size=int(rng.integers(1, 40))).astype(float)  # many ties
+        for k in (1, 3, 5, 50):
+            np.testing.assert_array_equal(_top_k(values, k), np.argsort(-values, kind="stable")[:k])

@@ -83,6 +83,16 @@ def _rapidocr_version() -> str:
         raise ModelUnavailableError("rapidocr", "package not installed", "pip install rapidocr onnxruntime") from None
 
 
+def _top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values, as ``np.argsort(-values, kind="stable")[:k]`` (ties keep
+    index order) but in O(C) for C classes: a full sort per character over RapidOCR's ~6,600-class
+    charset dominated decoding time."""
+    k = min(k, values.size)
+    kth = np.partition(values, values.size - k)[values.size - k]
+    candidates = np.flatnonzero(values >= kth)  # every value tied with the k-th largest too
+    return candidates[np.argsort(-values[candidates], kind="stable")][:k]
+
+
 def ctc_decode(
     probs: np.ndarray, charset: Sequence[str], max_alternatives: int = 5
 ) -> tuple[str, float, tuple[tuple[tuple[str, float], ...], ...]]:
@@ -105,7 +115,7 @@ def ctc_decode(
             end += 1
         if c != 0:
             run = probs[t:end, 1:].max(axis=0)
-            order = np.argsort(-run, kind="stable")[:max_alternatives]
+            order = _top_k(run, max_alternatives)
             text.append(charset[c])
             confs.append(float(probs[t:end, c].max()))
             alts.append(tuple((charset[int(o) + 1], float(run[o])) for o in order))
