@@ -16,6 +16,7 @@ import numpy as np
 from ...data.imageset import Box, ImageSet
 from ...errors import ModelUnavailableError, WeightIntegrityError
 from ...memo import Memo
+from ...parallel import map_chunks
 from ...registry import DETECTORS
 from ..cache import sha256_file
 from .base import Detection, FaceDetector
@@ -81,6 +82,24 @@ def face_recognition_model():
     return _import_dlib().face_recognition_model_v1(str(dlib_model_file("dlib_face_recognition_resnet_model_v1.dat")))
 
 
+def _descriptors(crops: list[np.ndarray], num_jitters: int = 0) -> list[np.ndarray]:
+    vecs = face_recognition_model().compute_face_descriptor(crops, int(num_jitters))
+    return [np.asarray(v, dtype=np.float32) for v in vecs]
+
+
+def _descriptors_plain(crops: list[np.ndarray]) -> list[np.ndarray]:
+    return _descriptors(crops, 0)
+
+
+def face_descriptors(crops: list[np.ndarray], num_jitters: int = 0) -> np.ndarray:
+    """``(n, 128)`` dlib descriptors of 150x150 face chips. dlib holds the GIL while it runs, so large
+    batches are spread over worker processes (:mod:`anonaudit.parallel`); results are identical."""
+    if not crops:
+        return np.zeros((0, 128), dtype=np.float32)
+    fn = _descriptors_plain if int(num_jitters) == 0 else functools.partial(_descriptors, num_jitters=int(num_jitters))
+    return np.stack(map_chunks(fn, crops))
+
+
 def to_rectangle(box: Box):
     """A :class:`Box` as a ``dlib.rectangle`` (inclusive right/bottom corner)."""
     return _import_dlib().rectangle(int(box.x), int(box.y), int(box.x + box.w - 1), int(box.y + box.h - 1))
@@ -116,21 +135,26 @@ class DlibHOGDetector(FaceDetector):
         self.adjust_threshold = adjust_threshold
 
     def detect_arrays(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        detector = frontal_face_detector()
-        out = []
-        for img in images:
-            img = np.ascontiguousarray(img)
-            h, w = img.shape[:2]
-            rects, scores, _ = detector.run(img, int(self.upsample), float(self.adjust_threshold))
-            dets = []
-            for r, s in zip(rects, scores):
-                box = Box(r.left(), r.top(), r.right() - r.left() + 1, r.bottom() - r.top() + 1, "face").clip(w, h)
-                if box.area == 0:
-                    continue
-                lm = five_from_68(shape_points(shape_predictor(68)(img, r)))
-                dets.append(Detection(box, float(s), lm))
-            out.append(sorted(dets, key=lambda d: -d.score))
-        return out
+        fn = functools.partial(_hog_detect, upsample=int(self.upsample), adjust_threshold=float(self.adjust_threshold))
+        return map_chunks(fn, images)  # dlib holds the GIL: worker processes for large batches
+
+
+def _hog_detect(images: list[np.ndarray], upsample: int, adjust_threshold: float) -> list[list[Detection]]:
+    detector = frontal_face_detector()
+    out = []
+    for img in images:
+        img = np.ascontiguousarray(img)
+        h, w = img.shape[:2]
+        rects, scores, _ = detector.run(img, upsample, adjust_threshold)
+        dets = []
+        for r, s in zip(rects, scores):
+            box = Box(r.left(), r.top(), r.right() - r.left() + 1, r.bottom() - r.top() + 1, "face").clip(w, h)
+            if box.area == 0:
+                continue
+            lm = five_from_68(shape_points(shape_predictor(68)(img, r)))
+            dets.append(Detection(box, float(s), lm))
+        out.append(sorted(dets, key=lambda d: -d.score))
+    return out
 
 
 def face_landmarks68(images: ImageSet, boxes: list[Box | None]) -> list[np.ndarray | None]:

@@ -116,10 +116,9 @@ class DlibEmbedder(DetectingEmbedder):
         return dlib.get_face_chip(img, shape, size=150, padding=float(self.padding))
 
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
-        from .dlib_models import face_recognition_model
+        from .dlib_models import face_descriptors
 
-        vecs = face_recognition_model().compute_face_descriptor(crops, int(self.num_jitters))
-        return np.array([np.asarray(v) for v in vecs], dtype=np.float32)
+        return face_descriptors(crops, int(self.num_jitters))
 
 
 @EMBEDDERS.register("facenet")
