@@ -3,6 +3,7 @@ reservoir paths against a one-shot computation, embedder registry wiring, bootst
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -80,6 +81,19 @@ def test_fd_ci_holds_the_estimate_when_n_is_below_the_feature_dimension():
     est = FrechetDistance(n_bootstrap=40)(_release(a, b))
     assert est.n == 60 and est.ci_low <= est.value <= est.ci_high
     assert "shifted by the bootstrap bias" in est.extra["bootstrap_ci"]
+
+
+def test_fd_is_undefined_not_an_error_when_the_release_has_no_features():
+    """Face-embedding features of a release in which no face is found any more (e.g. a mask)."""
+    def nan_for_dark(images):
+        return np.array([[np.nan] * 6 if im.mean() < 5 else colour_stats([im])[0] for im in images])
+
+    a = _images(10, 2)
+    est = FrechetDistance(embedder=nan_for_dark)(_release(a, [np.zeros_like(im) for im in a]))
+    assert math.isnan(est.value) and est.n == 0 and not est.standard
+    assert est.extra["no_features_anonymized"] == 10 and est.method.startswith("undefined: 10 anonymized images")
+    with pytest.raises(DataError, match="needs at least 2 image pairs"):  # no features on the originals: an error
+        FrechetDistance(embedder=nan_for_dark)(_release([np.zeros_like(im) for im in a], a))
 
 
 def test_fd_grows_with_blur_on_real_plates():

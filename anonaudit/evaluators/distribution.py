@@ -203,8 +203,8 @@ class FID(_InceptionFeatures, PairedFeatureEvaluator):
             extra.update(kid=k.mean, kid_std=k.std, kid_ci_low=klo, kid_ci_high=khi, kid_subset_size=k.subset_size, kid_n=len(x))
         extra.update(metric_name="fid", note=FID_BIAS_NOTE)
         return Estimate(value, lo, hi, self.n_pairs,
-                        f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: percentile bootstrap over "
-                        f"image pairs, {extra['bootstrap_resamples']} resamples (indicative, biased upward)", extra=extra)
+                        f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: bootstrap over image pairs, "
+                        f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)", extra=extra)
 
 
 @EVALUATORS.register("kid")
@@ -343,16 +343,21 @@ class FrechetDistance(PairedFeatureEvaluator):
         return out
 
     def compute(self) -> Estimate:
-        value, lo, hi, extra = self.frechet()
         _, desc = self._feature_fn()
         name = f"FD-{self.feature_label}"
+        reason = f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values"
+        if self.n_pairs < 2 and self._no_features[1] > 0:
+            # e.g. face embeddings of a release in which no face is found any more: undefined, not an error
+            extra = {"metric_name": name, "no_features_original": self._no_features[0], "no_features_anonymized": self._no_features[1]}
+            return Estimate(float("nan"), n=self.n_pairs, standard=False, reason=reason, extra=extra,
+                            method=f"undefined: {self._no_features[1]} anonymized images have no {desc} features "
+                                   f"(and {self._no_features[0]} originals), fewer than 2 pairs left")
+        value, lo, hi, extra = self.frechet()
         extra.update(metric_name=name, note="not FID: Frechet distance on other features, lower = closer distributions")
         return Estimate(value, lo, hi, self.n_pairs,
-                        f"Frechet distance on {desc} features, originals vs anonymized; CI: percentile bootstrap over "
-                        f"image pairs, {extra['bootstrap_resamples']} resamples (indicative, biased upward)",
-                        standard=False,
-                        reason=f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values",
-                        extra=extra)
+                        f"Frechet distance on {desc} features, originals vs anonymized; CI: bootstrap over image pairs, "
+                        f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)",
+                        standard=False, reason=reason, extra=extra)
 
 
 def _check_common(max_pairs: int, n_bootstrap: int) -> None:
