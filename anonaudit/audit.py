@@ -7,6 +7,7 @@ resumes where it stopped and a failing component never loses other units' result
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -28,7 +29,7 @@ from .attacks.base import Attack
 from .data.imageset import ImageSet, Release
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
-from .progress import progress
+from .progress import progress, silenced
 from .results import Results, attack_rows, estimate_row, row, status_row, write_json_atomic
 
 
@@ -132,8 +133,13 @@ class Audit:
 
     # -- running --------------------------------------------------------------------------------
     def run(self, output: str | Path | None = None, resume: bool = True, show_progress: bool = True) -> Results:
-        """Run every unit (skipping finished ones when ``resume``) and return the results."""
-        out = Path(output) if output else None
+        """Run every unit (skipping finished ones when ``resume``) and return the results.
+
+        ``show_progress=False`` silences every progress bar of the run, the components' own too."""
+        with contextlib.nullcontext() if show_progress else silenced():
+            return self._run(Path(output) if output else None, resume, show_progress)
+
+    def _run(self, out: Path | None, resume: bool, show_progress: bool) -> Results:
         started = time.time()
         if out is not None:
             self._claim_output(out, resume)

@@ -218,3 +218,14 @@ def test_unknown_ocr_engine_fails_at_configuration_with_suggestion(tmp_path):
     )
     with pytest.raises(UnknownComponentError, match="did you mean 'rapidocr'"):
         load_config(path)
+
+
+def test_quiet_run_prints_no_progress_bar_even_from_components(tmp_path):
+    """``-q`` silences the evaluators' and attacks' own bars too (only results are printed)."""
+    config = dict(TINY, evaluators=["ssim"], targets=["mask"], batch_size=4)  # 10 images: 3 batches, a bar
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(os.environ, ANONAUDIT_PROGRESS="1")
+    proc = subprocess.run([sys.executable, "-m", "anonaudit", "run", "tiny.yaml", "-q"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "it/s" not in proc.stderr and "%|" not in proc.stderr
