@@ -19,15 +19,12 @@ import time
 
 os.environ.setdefault("ANONAUDIT_PROGRESS", "0")
 
+from _timing import cpu_line
+
 from anonaudit.audit import Audit
 from anonaudit.components import load_builtin_components
 from anonaudit.datasets import synthetic_plates
 from anonaudit.registry import ANONYMIZERS, EVALUATORS
-
-
-def cpu_line() -> str:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return f"CPUs: {os.cpu_count()} (usable by this process: {affinity if affinity is not None else 'unknown'})"
 
 
 def make_audit(data) -> Audit:

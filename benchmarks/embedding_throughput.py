@@ -33,6 +33,7 @@ os.environ.setdefault("ANONAUDIT_PROGRESS", "0")
 os.environ.pop("ANONAUDIT_CACHE", None)  # a persistent cache would make the "cold" run warm
 
 import numpy as np
+from _timing import best_time, cpu_line
 
 from anonaudit.components import load_builtin_components
 from anonaudit.data.face_loaders import load_lfw
@@ -42,22 +43,6 @@ from anonaudit.models.faces.dlib_models import dlib_model_file
 from anonaudit.registry import EMBEDDERS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-
-
-def cpu_line() -> str:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return f"CPUs: {os.cpu_count()} (usable by this process: {affinity if affinity is not None else 'unknown'})"
-
-
-def best_time(fn, repeats: int, before=None):
-    best, value = float("inf"), None
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        t0 = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, value
 
 
 class RawDlib:

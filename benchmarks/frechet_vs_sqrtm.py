@@ -11,11 +11,11 @@ values, the relative difference and the time ratio. Also times the sample-based 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 import scipy.linalg
+from _timing import best_time
 
 from anonaudit.metrics.frechet import frechet_distance, frechet_distance_from_features
 
@@ -27,15 +27,6 @@ def sqrtm_frechet(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarr
         covmean = scipy.linalg.sqrtm(s1 @ s2)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean).real)
-
-
-def best_time(fn, repeats: int) -> tuple[float, float]:
-    best, value = float("inf"), float("nan")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, value
 
 
 def main() -> None:

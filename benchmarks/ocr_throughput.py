@@ -31,6 +31,7 @@ os.environ.setdefault("ANONAUDIT_PROGRESS", "0")
 os.environ.pop("ANONAUDIT_CACHE", None)  # a persistent cache would make the "cold" runs warm
 
 import cv2
+from _timing import best_time, cpu_line
 
 from anonaudit.attacks.ocr import OCRReread
 from anonaudit.components import load_builtin_components
@@ -40,22 +41,6 @@ from anonaudit.memo import clear_memory
 from anonaudit.models.ocr.base import PLATE_MARGIN, plate_crop
 from anonaudit.models.ocr.rapid import RapidOCREngine, rapidocr_instance
 from anonaudit.registry import ANONYMIZERS
-
-
-def cpu_line() -> str:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return f"CPUs: {os.cpu_count()} (usable by this process: {affinity if affinity is not None else 'unknown'})"
-
-
-def best_time(fn, repeats: int, before=None):
-    best, value = float("inf"), None
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        t0 = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, value
 
 
 def main() -> None:

@@ -16,22 +16,18 @@ import anonaudit.models.faces  # noqa: F401  (registers embedders)
 from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.models.faces.arcface import IRESNET_LAYERS, build_iresnet
-from anonaudit.models.faces.arcface_train import ArcFaceTrainConfig, ArcMarginHead, train_arcface
+from anonaudit.models.faces.arcface_train import (
+    ArcFaceTrainConfig,
+    ArcMarginHead,
+    train_arcface,
+)
 from anonaudit.registry import EMBEDDERS
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small CPU tensors run faster on one thread, above all on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tmp_path: Path, **changes) -> ArcFaceTrainConfig:

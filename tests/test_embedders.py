@@ -20,33 +20,10 @@ from anonaudit.models.faces.arcface import build_iresnet, preprocess
 from anonaudit.registry import DETECTORS, EMBEDDERS
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw" / "images"
-FILES = [
-    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
-    "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
-    "Aaron_Peirsol/Aaron_Peirsol_0003.jpg",
-    "Abdel_Nasser_Assidi/Abdel_Nasser_Assidi_0001.jpg",
-    "AJ_Cook/AJ_Cook_0001.jpg",
-]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small CPU tensors run faster on one thread, above all on a shared machine."""
-    import torch
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def faces() -> ImageSet:
-    if not LFW.is_dir():
-        pytest.skip("needs ../shared/data/lfw (absent in a fresh clone)")
-    from anonaudit.data.io import read_image
-
-    return ImageSet.from_arrays([read_image(LFW / f) for f in FILES], keys=FILES, identities=[f.split("/")[0] for f in FILES])
 
 
 @pytest.fixture()
@@ -79,7 +56,10 @@ def test_all_embedders_are_registered():
 def test_dlib_embeddings_separate_people_and_equal_dlibs_own_pipeline(faces):
     import dlib
 
-    from anonaudit.models.faces.dlib_models import face_recognition_model, shape_predictor
+    from anonaudit.models.faces.dlib_models import (
+        face_recognition_model,
+        shape_predictor,
+    )
 
     emb = EMBEDDERS.create("dlib").embed(faces)
     assert emb.shape == (5, 128) and emb.dtype == np.float32

@@ -14,33 +14,11 @@ from anonaudit.models.faces.mtcnn import box_from_corners
 from anonaudit.registry import DETECTORS
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-FILES = [
-    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
-    "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
-    "Abdel_Nasser_Assidi/Abdel_Nasser_Assidi_0001.jpg",
-    "AJ_Cook/AJ_Cook_0001.jpg",
-]
 needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason="needs ../shared/data/lfw (absent in a fresh clone)")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small CPU tensors run faster on one thread, above all on a shared machine."""
-    import torch
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def faces() -> ImageSet:
-    if not LFW.is_dir():
-        pytest.skip("needs ../shared/data/lfw")
-    from anonaudit.data.io import read_image
-
-    return ImageSet.from_arrays([read_image(LFW / "images" / f) for f in FILES], keys=FILES)
 
 
 def test_both_detectors_are_registered():
