@@ -60,8 +60,14 @@ def estimate_row(e: Estimate, base: dict[str, Any], metric: str, higher_is_bette
         **base, kind="evaluator", metric=metric, value=e.value, ci_low=e.ci_low, ci_high=e.ci_high, n=e.n,
         original=original, higher_is_better=higher_is_better, standard=e.standard,
         reason=e.reason or e.method, status="ok", seconds=seconds,
-        message="; ".join(f"{k}={v}" for k, v in (e.extra or {}).items() if k != "metric_name" and not k.startswith("original") and _is_scalar(v)),
+        message="; ".join(f"{k}={_short(v)}" for k, v in (e.extra or {}).items()
+                          if k != "metric_name" and not k.startswith("original") and _is_scalar(v)),
     )
+
+
+def _short(v: Any) -> str:
+    """Details as read in tables: floats to 4 significant digits (the value columns keep full precision)."""
+    return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
 def _is_scalar(v: Any) -> bool:

@@ -202,3 +202,21 @@ def test_cli_report_on_a_folder_without_results(tmp_path: Path, capsys: pytest.C
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "anonaudit: error:" in err and "no results.csv" in err and str(tmp_path) in err
+
+
+def test_tradeoff_annotations_show_only_the_swept_parameters():
+    from anonaudit.reports.plots import swept_params
+
+    labels = ["face_blur(kernel=15, detector=dlib_hog)", "face_blur(kernel=25, detector=dlib_hog)"]
+    assert swept_params(labels) == ["kernel=15", "kernel=25"]
+    assert swept_params(["mask(color=(0, 0, 0))"]) == [""]
+    assert swept_params(["pixelate(block=4)", "pixelate"]) == ["block=4", ""]
+
+
+def test_details_round_floats_but_values_keep_full_precision():
+    from anonaudit.results import estimate_row
+    from anonaudit.stats import Estimate
+
+    est = Estimate(0.123456789, 0.1, 0.2, 10, "m", extra={"mean_abs_yaw_difference": 1.0713362849022, "pairs": 418})
+    r = estimate_row(est, {"target": "t"}, "pose_difference", False, 0.0)
+    assert r["message"] == "mean_abs_yaw_difference=1.071; pairs=418" and r["value"] == 0.123456789

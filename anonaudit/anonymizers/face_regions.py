@@ -91,6 +91,8 @@ class FaceRegionAnonymizer(Anonymizer):
 class FaceBlur(FaceRegionAnonymizer):
     """Gaussian blur of each detected face with a ``kernel x kernel`` window (paper 004: 15, 25)."""
 
+    label_params = ("kernel",)
+
     def __init__(self, kernel: int = 15, sigma: float | None = None, detector: str = "mtcnn", margin: float = 0.1):
         if not isinstance(kernel, int) or isinstance(kernel, bool) or kernel < 1 or kernel % 2 == 0:
             raise ConfigError(f"face_blur: kernel must be an odd positive integer (as OpenCV requires), got {kernel!r}")
@@ -114,6 +116,8 @@ class FaceBlur(FaceRegionAnonymizer):
 @ANONYMIZERS.register("face_pixelate")
 class FacePixelate(FaceRegionAnonymizer):
     """Mosaic of ``block x block``-pixel cells over each detected face (paper 004: 15, 25)."""
+
+    label_params = ("block",)
 
     def __init__(self, block: int = 15, detector: str = "mtcnn", margin: float = 0.1):
         if not isinstance(block, int) or isinstance(block, bool) or block < 1:
@@ -150,6 +154,8 @@ class FaceMask(FaceRegionAnonymizer):
 @ANONYMIZERS.register("face_noise")
 class FaceNoise(FaceRegionAnonymizer):
     """Additive Gaussian noise of standard deviation ``std`` (0..255) inside each detected face."""
+
+    label_params = ("std",)
 
     def __init__(self, std: float = 25.0, seed: int = 0, detector: str = "mtcnn", margin: float = 0.1):
         if not isinstance(std, (int, float)) or isinstance(std, bool) or std < 0:

@@ -23,6 +23,14 @@ def tradeoff_points(table: pd.DataFrame, utility_metric: str) -> pd.DataFrame:
     return pts.drop_duplicates("target_label")
 
 
+def swept_params(labels: list[str]) -> list[str]:
+    """For labels of one method (``name(a=1, b=2)``), the parameters that differ between them:
+    ``["sigma=1", "sigma=2"]`` for a blur sweep that also fixes ``region=boxes``; ``""`` where none differ."""
+    parts = [[p.strip() for p in lab.split("(", 1)[1].rstrip(")").split(", ")] if "(" in lab else [] for lab in labels]
+    common = set.intersection(*(set(p) for p in parts)) if parts else set()
+    return [", ".join(p for p in ps if p not in common) for ps in parts]
+
+
 def tradeoff_png(table: pd.DataFrame, utility_metric: str, higher_is_better: bool = True) -> bytes | None:
     """Privacy-utility trade-off: x = utility, y = highest relative re-identification risk."""
     pts = tradeoff_points(table, utility_metric)
@@ -32,9 +40,9 @@ def tradeoff_png(table: pd.DataFrame, utility_metric: str, higher_is_better: boo
     for name, group in pts.groupby("target", sort=True):
         group = group.sort_values("utility")
         ax.plot(group["utility"], group["risk"], marker="o", label=str(name))
-        for _, r in group.iterrows():
-            short = r["target_label"].split("(", 1)[-1].rstrip(")") if "(" in r["target_label"] else r["target_label"]
-            ax.annotate(short[:24], (r["utility"], r["risk"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for (_, r), text in zip(group.iterrows(), swept_params(list(group["target_label"]))):
+            if text:
+                ax.annotate(text[:24], (r["utility"], r["risk"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"{utility_metric} ({'higher' if higher_is_better else 'lower'} = more utility)")
     ax.set_ylabel("max relative risk over attacks (0 = chance, 1 = as originals)")
     ax.set_ylim(-0.05, 1.05)
