@@ -69,7 +69,7 @@ def _print_summary(results) -> None:
 def cmd_run(args) -> int:
     from .config import load_config
 
-    config = load_config(args.config, roots=args.root)
+    config = load_config(args.config, roots=args.root, overrides=args.set)
     if args.output:  # the user's own command line is trusted; only the config's paths are confined
         config.output = Path(args.output)
     if args.on_error:
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config")
     r.add_argument("--output", help="output folder (overrides the config's)")
     r.add_argument("--root", action="append", default=[], help="extra folder the config may read or write (repeatable)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (YAML), e.g. --set data.limit=null --set seed=1 (repeatable)")
     r.add_argument("--on-error", choices=["skip", "raise"])
     r.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

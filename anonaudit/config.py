@@ -21,11 +21,12 @@ the config file's folder, and any root the *user* adds (``--root`` on the comman
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -253,8 +254,47 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
     )
 
 
-def load_config(path: str | Path, roots: list[str | Path] | None = None) -> AuditConfig:
-    """Read a YAML config safely (``yaml.safe_load``: no arbitrary objects) and validate it."""
+def apply_overrides(raw: Any, overrides: Sequence[str]) -> Any:
+    """A copy of a config mapping with ``dotted.key=value`` assignments applied, values read as YAML.
+
+    ``data.limit=null`` (the whole data set), ``seed=3``, ``targets.0.sweep.sigma=[1, 2]`` (list
+    items by index). Missing mapping keys are created; anything else that does not fit is an error.
+    """
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"override {item!r}: expected dotted.key=value (e.g. data.limit=100)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        node = raw
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"override {item!r}: '{where}' is not an index of a list of {len(node)}")
+                part = int(part)
+            elif isinstance(node, dict):
+                if not last and part not in node:
+                    node[part] = {}
+            else:
+                raise ConfigError(f"override {item!r}: '{'.'.join(parts[:depth])}' is {node!r}, not a mapping or list")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node[part], str) and isinstance(node, list):  # a bare component name: give it a mapping
+                    node[part] = {"name": node[part]}
+                node = node[part]
+    return raw
+
+
+def load_config(path: str | Path, roots: list[str | Path] | None = None, overrides: Sequence[str] = ()) -> AuditConfig:
+    """Read a YAML config safely (``yaml.safe_load``: no arbitrary objects), apply command-line
+    ``overrides`` (see :func:`apply_overrides`) and validate it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -264,4 +304,4 @@ def load_config(path: str | Path, roots: list[str | Path] | None = None) -> Audi
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    return parse_config(raw, path, roots)
+    return parse_config(apply_overrides(raw, overrides) if overrides else raw, path, roots)

@@ -4,6 +4,7 @@ and the ``anonaudit run`` command line end to end (exit code 2 with a clear mess
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,29 @@ def test_quiet_run_prints_no_progress_bar_even_from_components(tmp_path):
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "it/s" not in proc.stderr and "%|" not in proc.stderr
+
+
+def test_overrides_change_values_by_dotted_path_without_touching_the_file(tmp_path):
+    from anonaudit.config import apply_overrides
+
+    raw = {"data": {"name": "lfw", "limit": 600}, "targets": [{"name": "blur", "sweep": {"k": [1]}}, "mask"], "seed": 0}
+    out = apply_overrides(raw, ["data.limit=null", "seed=3", "targets.0.sweep.k=[15, 25]", "targets.1.color=[9, 9, 9]",
+                                "report.title=x=y"])
+    assert out == {"data": {"name": "lfw", "limit": None}, "seed": 3, "report": {"title": "x=y"},
+                   "targets": [{"name": "blur", "sweep": {"k": [15, 25]}}, {"name": "mask", "color": [9, 9, 9]}]}
+    assert raw["data"]["limit"] == 600 and raw["targets"][1] == "mask"  # the input is not modified
+    for bad, message in [("seed", "expected dotted.key=value"), ("targets.5.k=1", "not an index of a list of 2"),
+                         ("seed.x=1", "'seed' is 0, not a mapping or list"), ("data..x=1", "expected dotted.key=value"),
+                         ("seed=[1", "not valid YAML")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            apply_overrides(raw, [bad])
+
+
+def test_cli_set_overrides_the_config(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(dict(TINY, evaluators=["ssim"]), sort_keys=False))
+    proc = run_cli(tmp_path, "run", "tiny.yaml", "-q", "--set", "data.n=20", "--set", "targets=[mask]")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = Results.load(tmp_path / "runs" / "tiny").table
+    assert set(table["target"]) == {"mask"} and set(table[table["component"] == "ssim"]["n"]) == {16}
+    proc = run_cli(tmp_path, "run", "tiny.yaml", "-q", "--set", "data.nn=20")
+    assert proc.returncode == 2 and "has no parameter 'nn'" in proc.stderr
