@@ -13,26 +13,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
+from ..measurement import Measurement
 from ..params import ParamsMixin
-from ..stats import Estimate, relative_risk
 
-
-@dataclass
-class AttackMetric:
-    """One attack success measure on the release, on the originals and by chance."""
-
-    metric: str
-    release: Estimate
-    original: Estimate | None = None
-    baseline: float = float("nan")
-    description: str = ""
-
-    @property
-    def risk(self) -> float:
-        """Fraction of the attack's advantage on originals that survives anonymization (0..1)."""
-        if self.original is None:
-            return float("nan")
-        return relative_risk(self.release.value, self.original.value, self.baseline)
+#: Attacks' name for :class:`~anonaudit.measurement.Measurement` (the same class).
+AttackMetric = Measurement
 
 
 @dataclass
