@@ -15,7 +15,7 @@ from anonaudit.registry import DETECTORS
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LFW = SHARED / "lfw"
 
-needs_lfw = pytest.mark.skipif(not (LFW / "labels.csv").is_file(), reason=f"shared LFW data not found at {LFW}")
+needs_lfw = pytest.mark.shared_data("lfw/labels.csv")
 
 
 def lfw_people(n_people: int, min_images: int = 2, skip: int = 0, with_gender: bool = True) -> ImageSet:

@@ -117,9 +117,8 @@ def test_unknown_or_invalid_options_are_config_errors(tmp_path):
 
 
 # -- training ------------------------------------------------------------------------------------------
+@pytest.mark.shared_data("lfw")
 def test_training_lowers_the_loss_and_separates_lfw_identities(tmp_path):
-    if not LFW.is_dir():
-        pytest.skip("needs ../shared/data/lfw (absent in a fresh clone)")
     from anonaudit.data.face_loaders import load_lfw
 
     lfw = load_lfw(LFW)
@@ -159,9 +158,8 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
         train_arcface(data, tiny_config(tmp_path / "b", align="none", epochs=5, lr_milestones=[], embedding_dim=64))
 
 
+@pytest.mark.shared_data("lfw")
 def test_training_with_mtcnn_alignment_embeds_detected_faces(tmp_path):
-    if not LFW.is_dir():
-        pytest.skip("needs ../shared/data/lfw (absent in a fresh clone)")
     from anonaudit.data.io import read_image
 
     files = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",

@@ -96,10 +96,9 @@ def test_fd_is_undefined_not_an_error_when_the_release_has_no_features():
         FrechetDistance(embedder=nan_for_dark)(_release([np.zeros_like(im) for im in a], a))
 
 
+@pytest.mark.shared_data("plates_us/images")
 def test_fd_grows_with_blur_on_real_plates():
     folder = SHARED / "plates_us" / "images"
-    if not folder.is_dir():
-        pytest.skip(f"shared test data not found at {folder}")
     imgs = [read_image(p) for p in sorted(folder.glob("*.png"))[:40]]
     values = [FrechetDistance(n_bootstrap=0)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), s) for im in imgs])).value
               for s in (0.5, 2.0, 6.0)]
@@ -156,10 +155,9 @@ def test_kid_bootstrap_ci_is_deterministic_and_covers_truth():
     assert lo1 < big.mean < hi1 and lo1 < r1.mean < hi1
 
 
+@pytest.mark.shared_data("lfw/images")
 def test_fd_dlib_on_real_faces():
     folder = SHARED / "lfw" / "images"
-    if not folder.is_dir():
-        pytest.skip(f"shared test data not found at {folder}")
     pytest.importorskip("dlib", reason="dlib not installed")
     paths = sorted(folder.rglob("*.jpg"))[:10]
     imgs = [read_image(p) for p in paths]

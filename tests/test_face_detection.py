@@ -14,7 +14,7 @@ from anonaudit.models.faces.mtcnn import box_from_corners
 from anonaudit.registry import DETECTORS
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason="needs ../shared/data/lfw (absent in a fresh clone)")
+needs_lfw = pytest.mark.shared_data("lfw")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

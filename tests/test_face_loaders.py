@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import shared_path
 
 from anonaudit import datasets
 from anonaudit.data.io import write_image
 from anonaudit.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test data not found at {SHARED}")
 
 
 def _img(path: Path, value: int = 0) -> None:
@@ -199,12 +199,10 @@ def test_face_datasets_from_registry(lfw, celeba):
 # -- real shared LFW ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_lfw():
-    if not SHARED.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED}")
+    shared_path("lfw")
     return datasets.load_lfw(SHARED / "lfw")
 
 
-@needs_shared
 @pytest.mark.shared_data
 def test_real_lfw_counts(real_lfw):
     assert len(real_lfw) == 3827 and len(set(real_lfw.identities)) == 1584
@@ -214,7 +212,6 @@ def test_real_lfw_counts(real_lfw):
     assert real_lfw[0].shape == (250, 250, 3)
 
 
-@needs_shared
 @pytest.mark.shared_data
 def test_real_lfw_identity_disjoint_split(real_lfw):
     aux, evaluation = real_lfw.split(0.5, seed=0, by="identity")
@@ -225,7 +222,6 @@ def test_real_lfw_identity_disjoint_split(real_lfw):
     assert again.keys == aux.keys
 
 
-@needs_shared
 @pytest.mark.shared_data
 def test_real_lfw_pairs_match_files_on_disk(real_lfw):
     pairs_file = SHARED / "lfw" / "pairsDevTrain.txt"

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_data import shared_path
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from anonaudit.data.imageset import Box, ImageSet, Release
@@ -44,9 +45,7 @@ def _release(originals, anonymized, boxes=None) -> Release:
 
 
 def _shared_images() -> list[np.ndarray]:
-    folder = SHARED / "plates_us" / "images"
-    if not folder.is_dir():
-        pytest.skip(f"shared test data not found at {folder}")
+    folder = shared_path("plates_us/images")
     return [read_image(p) for p in sorted(folder.glob("*.png"))[:8]]
 
 
@@ -155,10 +154,9 @@ def test_identical_images_psnr_is_capped_or_excluded_never_crashes():
     assert F.ssim(release).value == pytest.approx(1.0)
 
 
+@pytest.mark.shared_data("scenes_eu")
 def test_scene_background_preservation_on_real_data():
     folder = SHARED / "scenes_eu"
-    if not folder.is_dir():
-        pytest.skip(f"shared test data not found at {folder}")
     images, boxes = [], []
     for txt in sorted(folder.glob("*.txt"))[:4]:
         name, x, y, w, h, _ = txt.read_text().split("\t")[:6]

@@ -221,6 +221,7 @@ def test_parameters_are_validated():
 # -- planted leaks ------------------------------------------------------------------------------
 
 
+@pytest.mark.debian("tesseract")
 def test_planted_leak_mild_blur_tesseract_cannot_read_is_read_after_deconvolution():
     plates = synthetic_plates(16, seed=43)
     release = release_of(plates, GaussianBlur(sigma=0.07, relative=True))  # ~5 px on these plates

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_data import shared_path
 
 import anonaudit.evaluators.landmarks  # noqa: F401  (registers evaluators)
 from anonaudit.data.imageset import ImageSet, Release
@@ -25,8 +26,7 @@ FILES = [
 
 @pytest.fixture(scope="module")
 def faces() -> ImageSet:
-    if not LFW.is_dir():
-        pytest.skip("needs ../shared/data/lfw (absent in a fresh clone)")
+    shared_path("lfw/images")
     from anonaudit.data.io import read_image
 
     return ImageSet.from_arrays([read_image(LFW / f) for f in FILES], keys=FILES)

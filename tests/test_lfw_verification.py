@@ -105,9 +105,8 @@ def test_verify_pairs_rejects_unknown_keys():
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data("lfw")
 def test_dlib_reaches_95_percent_on_lfw_pairs_dev_train():
-    if not LFW.is_dir():
-        pytest.skip("needs ../shared/data/lfw (absent in a fresh clone)")
     import anonaudit.models.faces  # noqa: F401
     from anonaudit.data.face_loaders import load_lfw, load_lfw_pairs
     from anonaudit.registry import EMBEDDERS

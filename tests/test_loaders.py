@@ -240,10 +240,8 @@ def test_datasets_registered_and_created_from_config(labeled):
 
 
 # -- real shared data -----------------------------------------------------------------------------
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test data not found at {SHARED}")
 
 
-@needs_shared
 @pytest.mark.shared_data
 def test_real_plates_us():
     s = datasets.load_labeled_folder(SHARED / "plates_us")
@@ -252,7 +250,6 @@ def test_real_plates_us():
     assert read_image(SHARED / "plates_us" / s.keys[0]).shape == s[0].shape
 
 
-@needs_shared
 @pytest.mark.shared_data
 def test_real_scenes_eu_boxes_inside_images():
     s = datasets.load_openalpr_scenes(SHARED / "scenes_eu")

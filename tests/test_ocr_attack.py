@@ -150,8 +150,7 @@ def test_anonymized_set_without_labels_is_cropped_where_the_original_plate_was()
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.mark.shared_data
-@pytest.mark.skipif(not (SHARED / "plates_us").is_dir(), reason="../shared/data/plates_us is not available")
+@pytest.mark.shared_data("plates_us")
 def test_real_us_plates_are_read_and_masking_stops_it():
     from anonaudit.data.loaders import load_labeled_folder
 
@@ -165,8 +164,7 @@ def test_real_us_plates_are_read_and_masking_stops_it():
     assert result.metric("char_accuracy").original.value >= 0.85
 
 
-@pytest.mark.shared_data
-@pytest.mark.skipif(not (SHARED / "scenes_eu").is_dir(), reason="../shared/data/scenes_eu is not available")
+@pytest.mark.shared_data("scenes_eu")
 def test_real_eu_scenes_are_read_in_their_plate_boxes():
     from anonaudit.data.loaders import load_openalpr_scenes
 

@@ -179,6 +179,7 @@ def test_rapidocr_reads_the_plate_box_of_a_scene():
     assert exact(readings, scenes) >= 2
 
 
+@pytest.mark.debian("tesseract")
 def test_tesseract_reads_plates_with_lstm_choices(plates):
     sub = plates.subset(range(4))
     readings = TesseractEngine(allowlist="plates").read(sub)
