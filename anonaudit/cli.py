@@ -1,4 +1,4 @@
-"""Command line: ``anonaudit run|demo|list|report|models``."""
+"""Command line: ``anonaudit run|train|demo|list|report|models``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,21 @@ def cmd_demo(args) -> int:
     return _run_config(config, resume=not args.no_resume, quiet=args.quiet)
 
 
+def cmd_train(args) -> int:
+    from .training import load_train_config, train
+
+    job = load_train_config(args.config, overrides=args.set)
+    if args.output:
+        job.output = Path(args.output)
+    if args.device:
+        job.train.device = args.device
+    method, data = job.create_method(), job.load_data()
+    print(f"training {method.label()} on {len(data)} images of '{data.name}' -> {job.output}", file=sys.stderr)
+    checkpoint = train(method, data, job.train, job.output, resume=not args.no_resume, quiet=args.quiet)
+    print(f"checkpoint: {checkpoint}\nmanifest:   {job.output / 'manifest.json'}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from .registry import REGISTRIES
 
@@ -146,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train a trainable method (paper anonymizers, ArcFace) from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (YAML), e.g. --set train.epochs=5 (repeatable)")
+    t.add_argument("--output", help="output folder (overrides the config's)")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if the output folder has a checkpoint")
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"], help="overrides train.device")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="audit classical anonymizers on built-in synthetic plates")
     d.add_argument("--output", default="runs/demo")

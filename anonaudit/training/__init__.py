@@ -1,0 +1,25 @@
+"""Training of the papers' anonymizers (and the ArcFace embedder) through one loop: ``anonaudit train``.
+
+See ``docs/training.md``. ``train(method, data, config, output)`` runs any :class:`Trainable`.
+"""
+
+from .base import TRAINERS, Trainable, TrainableAnonymizer, create_trainable, restore
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import TrainConfig, TrainJob, load_train_config, parse_train_config
+from .loop import train
+
+__all__ = [
+    "TRAINERS",
+    "CheckpointError",
+    "TrainConfig",
+    "TrainJob",
+    "Trainable",
+    "TrainableAnonymizer",
+    "create_trainable",
+    "load_checkpoint",
+    "load_train_config",
+    "parse_train_config",
+    "restore",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,162 @@
+"""The :class:`Trainable` protocol, the ``trainers`` registry and a base class for trainable anonymizers.
+
+A method trains through :func:`anonaudit.training.train` when it implements :class:`Trainable`.
+Trainable anonymizers subclass :class:`TrainableAnonymizer` (registered in ``ANONYMIZERS``); other
+trainable models (e.g. the ArcFace embedder trainer) register in :data:`TRAINERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..anonymizers.base import Anonymizer
+from ..errors import ConfigError
+from ..registry import ANONYMIZERS, Registry
+from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..data.imageset import ImageSet
+
+#: Trainable models that are not anonymizers (``anonaudit train`` looks here, then in ``ANONYMIZERS``).
+TRAINERS: Registry = Registry("trainers")
+
+PROTOCOL_METHODS = ("build", "training_batches", "train_step", "sample_images", "state_dict", "load_state_dict")
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """What the training loop needs from a method.
+
+    Randomness inside :meth:`train_step` must come from torch's global generator (the loop seeds it
+    and saves its state in checkpoints); :meth:`training_batches` must draw only from ``generator``.
+    """
+
+    name: str
+
+    def build(self, device: "torch.device") -> None:
+        """Create the networks (``self.networks_``) and optimizers (``self.optimizers_``) on ``device``."""
+
+    def training_batches(self, data: "ImageSet", batch_size: int, generator: "torch.Generator") -> Iterator[Any]:
+        """One epoch of preprocessed batches, in an order drawn from ``generator``."""
+
+    def train_step(self, batch: Any, step: int) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns the losses to log."""
+
+    def sample_images(self, n: int) -> np.ndarray:
+        """``(n, H, W, 3)`` uint8 samples for the sample grids."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks and optimizers (and anything else needed to resume) as tensors and plain values."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (after :meth:`build`)."""
+
+
+def create_trainable(name: str, **params: Any) -> Any:
+    """The trainable method ``name`` from :data:`TRAINERS`, else ``ANONYMIZERS``; others are refused."""
+    registry = TRAINERS if name in TRAINERS else ANONYMIZERS
+    try:
+        method = registry.create(name, **params)
+    except ConfigError as exc:
+        trainable = sorted(TRAINERS.names() + [n for n in ANONYMIZERS.names() if ANONYMIZERS.get(n).trainable])
+        raise ConfigError(f"method: {exc} (trainable methods: {', '.join(trainable)})") from None
+    missing = [m for m in PROTOCOL_METHODS if not callable(getattr(method, m, None))]
+    if missing or not getattr(method, "trainable", True):
+        trainable = sorted(TRAINERS.names() + [n for n in ANONYMIZERS.names() if ANONYMIZERS.get(n).trainable])
+        raise ConfigError(f"method '{name}' is not trainable (trainable methods: {', '.join(trainable)})")
+    return method
+
+
+def json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as plain JSON values (paths become strings), as stored in checkpoints and manifests."""
+    return json.loads(json.dumps(params, default=str))
+
+
+def method_identity(method: Any) -> dict[str, Any]:
+    """The parameters that define a method's networks: ``arch_params`` when declared, else all but
+    ``checkpoint`` and ``device``. A checkpoint only loads into a method with the same values."""
+    params = json_params(method.get_params())
+    names = getattr(method, "arch_params", ()) or [k for k in params if k not in ("checkpoint", "device")]
+    return {k: params[k] for k in names}
+
+
+def check_identity(payload: dict[str, Any], method: Any, path: str | Path) -> None:
+    """Raise :class:`CheckpointError` unless ``payload`` was written for ``method`` (name and arch params)."""
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(path, f"not an anonaudit training checkpoint (format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+    if payload.get("method") != method.name:
+        raise CheckpointError(path, f"checkpoint of method '{payload.get('method')}', cannot load into '{method.name}'")
+    saved = payload.get("identity", {})
+    mine = method_identity(method)
+    differ = {k: saved.get(k) for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)}
+    if differ:
+        mine_shown = {k: mine.get(k) for k in differ}
+        raise CheckpointError(
+            path, f"trained with {differ}, but the method has {mine_shown}: set these parameters to the checkpoint's values"
+        )
+
+
+def restore(method: Any, path: str | Path, device: "torch.device | str") -> dict[str, Any]:
+    """Build ``method`` on ``device`` and load the weights of the checkpoint at ``path``; returns the payload."""
+    import torch
+
+    payload = load_checkpoint(path, map_location=str(device))
+    check_identity(payload, method, path)
+    method.build(torch.device(device))
+    try:
+        method.load_state_dict(payload["state"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(path, f"weights do not fit the method ({type(exc).__name__}: {exc})") from None
+    return payload
+
+
+class TrainableAnonymizer(Anonymizer):
+    """Base of trained anonymizers: lazy checkpoint loading and ``fit`` through the training loop.
+
+    Subclasses implement the :class:`Trainable` methods, declare ``arch_params`` (parameters that
+    define the networks) and ``tiny_train`` (the :class:`~anonaudit.training.config.TrainConfig`
+    fields ``fit`` uses when no checkpoint is given), and take ``checkpoint`` and ``device`` params.
+    After ``fit``, ``training_keys_`` lists the keys of the images the networks were trained on.
+    """
+
+    trainable = True
+    arch_params: tuple[str, ...] = ()
+    tiny_train: dict[str, Any] = {"epochs": 2, "batch_size": 16}
+
+    checkpoint: str | None
+    device: str
+
+    def fit(self, train: "ImageSet | None" = None) -> "TrainableAnonymizer":
+        """Load ``checkpoint`` when given (``train`` is then unused), else train on ``train`` with
+        the tiny CPU settings ``tiny_train`` through the same loop as ``anonaudit train``."""
+        from ..models.faces.mtcnn import resolve_device
+        from .config import TrainConfig
+        from .loop import train as train_loop
+
+        if self.checkpoint:
+            payload = restore(self, self.checkpoint, resolve_device(self.device))
+            self.training_keys_ = list(payload.get("data_keys", []))
+            return self
+        if train is None or len(train) == 0:
+            raise ConfigError(f"{self.label()}: needs training images or a 'checkpoint'")
+        config = TrainConfig(**{"device": self.device, "seed": getattr(self, "seed", 0), **self.tiny_train})
+        with tempfile.TemporaryDirectory(prefix=f"anonaudit-{self.name}-") as tmp:
+            train_loop(self, train, config, Path(tmp), resume=False, quiet=True)
+        self.training_keys_ = list(train.keys)
+        return self
+
+    def ensure_fitted(self) -> None:
+        """Load the checkpoint on first use; without one, ``fit`` must have been called."""
+        if getattr(self, "networks_", None) is not None:
+            return
+        if self.checkpoint:
+            self.fit()
+            return
+        raise ConfigError(f"{self.label()}: not trained; call fit(images) or give a 'checkpoint' from `anonaudit train`")

@@ -1,0 +1,60 @@
+"""Atomic checkpoint files: ``save_checkpoint(path, payload)`` and ``load_checkpoint(path)``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import AnonauditError
+
+#: Written into every checkpoint of the training loop; other files are refused by name.
+CHECKPOINT_FORMAT = "anonaudit-train-v1"
+
+
+class CheckpointError(AnonauditError):
+    """A checkpoint file is missing, unreadable, of another format or for another method."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` with ``torch.save`` to a temporary file, then ``os.replace`` it onto ``path``.
+
+    An interruption leaves either the previous checkpoint or the new one, never half a file.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
+    """The payload saved by :func:`save_checkpoint`, read with ``torch.load(weights_only=True)``.
+
+    A missing file, a file ``torch`` cannot read (truncated, corrupt, not a checkpoint) or a payload
+    that is not a mapping raises :class:`CheckpointError` naming the file and the problem.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint not found" if not path.exists() else "not a file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zips, pickles and foreign files fail in many ways
+        raise CheckpointError(path, f"corrupt or not a checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(path, f"corrupt checkpoint: expected a mapping, found {type(payload).__name__}")
+    return payload
