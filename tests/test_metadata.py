@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL.PngImagePlugin import PngInfo
 from anonaudit.attacks.metadata import MetadataLeak, exif_thumbnail, scan_file
 from anonaudit.data.imageset import ImageSet, Record, Release
 from anonaudit.data.io import write_image
+from anonaudit.errors import ConfigError
 from anonaudit.registry import ATTACKS
 from anonaudit.stats import wilson_interval
 
@@ -95,7 +97,7 @@ def test_gps_device_serial_and_original_thumbnail_are_found(tmp_path, pair):
     assert kinds["serial"].detail == "BodySerialNumber=SN-0042"
     assert {f.detail for f in scan.findings if f.kind == "device"} == {"Make=Canon", "Model=EOS 5D"}
     assert kinds["software"].severity == "info" and kinds["datetime"].severity == "medium"
-    assert scan.thumbnail == "original" and kinds["original_thumbnail"].severity == "high"
+    assert scan.thumbnail == "original" and kinds["original_image"].severity == "high"
     assert scan.thumbnail_psnr_original > scan.thumbnail_psnr_anonymized + 1.0
     assert scan.leak and scan.severity == "high"
 
@@ -192,10 +194,10 @@ def test_attack_reports_files_with_leaks_and_scans_the_originals(tmp_path, pair)
     assert (leak.release.ci_low, leak.release.ci_high) == pytest.approx(wilson_interval(2, 3))
     assert leak.original.value == 1.0 and leak.baseline == 0.0
     assert result.metric("files_with_gps").release.value == pytest.approx(1 / 3)
-    assert result.metric("files_with_original_thumbnail").release.value == pytest.approx(1 / 3)
+    assert result.metric("files_with_original_image").release.value == pytest.approx(1 / 3)
     d = result.details.set_index("key")
     assert d.loc["a", "thumbnail"] == "original" and d.loc["a", "gps"]
-    assert not d.loc["b", "leak"] and d.loc["b", "findings"] == ""
+    assert not d.loc["b", "leak"] and d.loc["b", "findings"] == "original_name: file name 'b.jpg' equals the original's ('b.jpg')"
     assert d.loc["c", "severity"] == "high" and "Model=EOS 5D" in d.loc["c", "findings"]  # serial number
     assert d["original_leak"].tolist() == [True, True, True]
 
@@ -210,3 +212,175 @@ def test_in_memory_releases_give_n_zero_with_a_note(tmp_path, pair):
     on_disk = MetadataLeak().run(_folder_release(tmp_path, pair, originals_on_disk=False))
     assert on_disk.metric("files_with_leak").original is None
     assert any("originals are held in memory" in n for n in on_disk.notes)
+
+
+# -- images hidden beyond EXIF: every embedded stream, trailing bytes, file names -------------------
+def app_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def with_segment(jpeg: bytes, segment: bytes) -> bytes:
+    """``segment`` inserted right after the SOI marker."""
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def photoshop_thumbnail(thumb: bytes) -> bytes:
+    """An APP13 Photoshop 3.0 segment with an image resource 0x040C (thumbnail: 28-byte header + JFIF)."""
+    data = struct.pack(">IIIIIIHH", 1, 40, 30, 120, len(thumb) + 28, len(thumb), 24, 1) + thumb
+    resource = b"8BIM" + struct.pack(">H", 0x040C) + b"\x00\x00" + struct.pack(">I", len(data)) + data
+    return app_segment(0xED, b"Photoshop 3.0\x00" + resource + (b"\x00" if len(data) % 2 else b""))
+
+
+def small(image: np.ndarray, size=(40, 30)) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+
+
+def kinds_of(scan) -> set[str]:
+    return {f.kind for f in scan.findings}
+
+
+def test_original_appended_after_the_end_of_image_is_found(tmp_path, pair):
+    original, anonymized = pair
+    path = tmp_path / "appended.jpg"
+    path.write_bytes(jpeg_bytes(anonymized) + jpeg_bytes(original))
+    assert np.array_equal(np.asarray(Image.open(path)).shape, anonymized.shape)  # viewers show the anonymized image
+    scan = scan_file(path, original, anonymized)
+    assert scan.thumbnail == "original" and scan.leak and scan.severity == "high"
+    copy = next(f for f in scan.findings if f.kind == "original_image")
+    assert "after the end-of-image marker" in copy.detail and "160x120" in copy.detail
+    trailing = next(f for f in scan.findings if f.kind == "trailing_data")
+    assert f"{len(jpeg_bytes(original))} bytes after the end-of-image marker" in trailing.detail
+
+
+def test_second_mpo_frame_holding_the_original_is_found(tmp_path, pair):
+    original, anonymized = pair
+    path = tmp_path / "stereo.jpg"
+    Image.fromarray(anonymized).save(path, format="MPO", save_all=True, append_images=[Image.fromarray(original)])
+    scan = scan_file(path, original, anonymized)
+    assert scan.thumbnail == "original" and scan.leak
+    assert "MPO frame 2" in next(f for f in scan.findings if f.kind == "original_image").detail
+    assert "trailing_data" not in kinds_of(scan)  # the frame is declared in the MPF index, not stray bytes
+
+
+def test_photoshop_jfxx_jfif_and_maker_note_previews_are_compared_with_the_original(tmp_path, pair):
+    original, anonymized = pair
+    thumb = thumbnail_of(original)
+    rgb = small(original, (16, 12))
+    cases = {
+        "photoshop": (photoshop_thumbnail(thumb), "APP13"),
+        "jfxx": (app_segment(0xE0, b"JFXX\x00\x10" + thumb), "APP0"),
+        "jfxx_rgb": (app_segment(0xE0, b"JFXX\x00\x13" + bytes([16, 12]) + rgb.tobytes()), "JFXX RGB thumbnail"),
+        "jfif_rgb": (app_segment(0xE0, b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01" + bytes([16, 12]) + rgb.tobytes()), "JFIF RGB thumbnail"),
+    }
+    for name, (segment, where) in cases.items():
+        path = tmp_path / f"{name}.jpg"
+        path.write_bytes(with_segment(jpeg_bytes(anonymized), segment))
+        scan = scan_file(path, original, anonymized)
+        assert scan.thumbnail == "original", name
+        assert where in next(f for f in scan.findings if f.kind == "original_image").detail, name
+        assert "trailing_data" not in kinds_of(scan), name
+    exif = Image.Exif()
+    exif.get_ifd(ExifTags.IFD.Exif)[0x927C] = b"Preview\x00" + thumb  # a maker note carrying a preview JPEG
+    path = tmp_path / "maker_note.jpg"
+    Image.fromarray(anonymized).save(path, exif=exif.tobytes())
+    scan = scan_file(path, original, anonymized)
+    assert scan.thumbnail == "original" and "APP1" in next(f for f in scan.findings if f.kind == "original_image").detail
+
+
+def test_png_trailing_bytes_and_images_in_chunks(tmp_path, pair):
+    original, anonymized = pair
+    buf = io.BytesIO()
+    Image.fromarray(anonymized).save(buf, "PNG")
+    png = buf.getvalue()
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(png + b"name=J. Doe; id=4711")
+    scan = scan_file(junk, original, anonymized)
+    assert [f.kind for f in scan.findings] == ["trailing_data"] and scan.leak
+    assert "20 bytes after IEND" in scan.findings[0].detail and scan.thumbnail == "none"
+    appended = tmp_path / "appended.png"
+    appended.write_bytes(png + jpeg_bytes(original))
+    assert scan_file(appended, original, anonymized).thumbnail == "original"
+    data = thumbnail_of(original)
+    chunk = struct.pack(">I", len(data)) + b"prVW" + data + struct.pack(">I", zlib.crc32(b"prVW" + data))
+    in_chunk = tmp_path / "chunk.png"
+    in_chunk.write_bytes(png[:33] + chunk + png[33:])  # after IHDR
+    scan = scan_file(in_chunk, original, anonymized)
+    assert scan.thumbnail == "original" and "prVW" in next(f for f in scan.findings if f.kind == "original_image").detail
+    assert "trailing_data" not in kinds_of(scan)
+
+
+def test_embedded_streams_are_decoded_safely(tmp_path, pair):
+    original, anonymized = pair
+    bomb = bytearray(jpeg_bytes(original))
+    sof = bomb.find(b"\xff\xc0")
+    struct.pack_into(">HH", bomb, sof + 5, 60000, 60000)  # declares 60000x60000 pixels
+    path = tmp_path / "bomb.jpg"
+    path.write_bytes(jpeg_bytes(anonymized) + bytes(bomb))
+    scan = scan_file(path, original, anonymized)
+    bad = next(f for f in scan.findings if f.kind == "embedded_image")
+    assert "not decodable" in bad.detail and "over the limit" in bad.detail and str(path) in bad.detail
+    assert "trailing_data" in kinds_of(scan) and scan.thumbnail == "none"
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(jpeg_bytes(anonymized) + jpeg_bytes(original)[:600])
+    scan = scan_file(truncated, original, anonymized)
+    assert "trailing_data" in kinds_of(scan) and scan.thumbnail == "none" and scan.leak
+    padded = tmp_path / "padded.jpg"
+    padded.write_bytes(jpeg_bytes(anonymized) + b"\x00" * 64)
+    scan = scan_file(padded, original, anonymized)
+    assert [(f.kind, f.severity) for f in scan.findings] == [("trailing_data", "info")] and not scan.leak
+    plain = tmp_path / "plain.jpg"
+    plain.write_bytes(jpeg_bytes(anonymized))
+    assert scan_file(plain, original, anonymized).findings == []
+
+
+def test_attack_counts_hidden_copies_trailing_bytes_and_identifying_names(tmp_path, pair):
+    original, anonymized = pair
+    people = ["Ada_Lovelace", "Alan_Turing", "Grace_Hopper", "Kurt_Goedel"]
+    orig_dir, rel_dir = tmp_path / "originals", tmp_path / "release"
+    orig_dir.mkdir()
+    rel_dir.mkdir()
+    orig_recs, rel_recs = [], []
+    for i, person in enumerate(people):
+        o = orig_dir / f"{person}_0001.jpg"
+        o.write_bytes(jpeg_bytes(original))
+        released_name = o.name if i < 2 else f"img{i:03d}.jpg"  # two files keep the original (identity) name
+        r = rel_dir / released_name
+        r.write_bytes(jpeg_bytes(anonymized) + (jpeg_bytes(original) if i in (0, 2) else b""))
+        orig_recs.append(Record(o.name, path=o, identity=person))
+        rel_recs.append(Record(o.name, path=r, identity=person))
+    result = MetadataLeak().run(Release(ImageSet(orig_recs), ImageSet(rel_recs), "external", {}))
+    expect = {"files_with_leak": 3, "files_with_original_image": 2, "files_with_trailing_data": 2,
+              "files_named_after_identity": 2, "files_named_like_originals": 2}
+    for name, k in expect.items():
+        m = result.metric(name)
+        assert m.release.value == pytest.approx(k / 4) and m.release.n == 4, name
+        assert (m.release.ci_low, m.release.ci_high) == pytest.approx(wilson_interval(k, 4)), name
+        assert m.baseline == 0.0 and m.original is not None and m.original.n == 4, name
+    assert result.metric("files_named_after_identity").original.value == 1.0
+    assert result.metric("files_named_like_originals").original.value == 1.0
+    assert result.metric("files_with_original_image").original.value == 0.0  # the original files hide nothing
+    d = result.details.set_index("key")
+    assert d.loc["Ada_Lovelace_0001.jpg", "thumbnail"] == "original"
+    assert "identity 'Ada_Lovelace' in the file name" in d.loc["Ada_Lovelace_0001.jpg", "findings"]
+    assert d.loc["Alan_Turing_0001.jpg", "leak"] and not d.loc["Kurt_Goedel_0001.jpg", "leak"]
+    assert d.loc["Grace_Hopper_0001.jpg", "trailing_bytes"] == len(jpeg_bytes(original))
+
+
+def test_webp_trailing_stream_and_the_decoding_limits(tmp_path, pair):
+    original, anonymized = pair
+    buf = io.BytesIO()
+    Image.fromarray(anonymized).save(buf, "WEBP")
+    path = tmp_path / "appended.webp"
+    path.write_bytes(buf.getvalue() + jpeg_bytes(original) + jpeg_bytes(original))
+    assert scan_file(path, original, anonymized).thumbnail == "original"
+    release = Release(ImageSet.from_arrays([original], keys=["x"]), ImageSet([Record("x", path=path)]), "external", {})
+    limited = MetadataLeak(max_embedded_pixels=1000, max_streams=1).run(release)
+    findings = limited.details.loc[0, "findings"]
+    assert "not decodable" in findings and "over the limit of 1,000" in findings
+    assert "1 more embedded image stream(s) not decoded (max_streams=1)" in findings
+    assert limited.metric("files_with_original_image").release.value == 0.0
+    assert limited.metric("files_with_trailing_data").release.value == 1.0
+    with pytest.raises(ConfigError, match="max_streams"):
+        MetadataLeak(max_streams=0)
+    with pytest.raises(ConfigError, match="max_embedded_pixels"):
+        MetadataLeak(max_embedded_pixels=0)

@@ -1,27 +1,40 @@
-"""Metadata leaks: what released image files still say about the scene, the device and the original.
+"""Metadata leaks: what released image files still say about the scene, the device, the original and the person.
 
 ``MetadataLeak`` ("metadata") parses every released file (``Record.path`` of the anonymized set)
 without trusting it: EXIF (IFD0, the Exif and GPS sub-IFDs, IFD1 with its embedded thumbnail),
-XMP packets, IPTC records, ICC profiles, JPEG comments and PNG text chunks. Each finding has a
-severity:
+XMP packets, IPTC records, ICC profiles, JPEG comments and PNG text chunks; then every image
+stream the file embeds (:mod:`anonaudit.data.containers`: thumbnails and previews in APP segments
+such as JFIF/JFXX, Photoshop APP13 and maker notes, MPO frames, streams in PNG/WebP chunks, and
+anything after the end-of-image marker or IEND); then the file's name. Each finding has a severity:
 
 - ``high``: GPS position; camera body/lens serial number; camera owner or artist name; an embedded
-  thumbnail that is a downscaled copy of the ORIGINAL image (see below); GPS inside XMP.
-- ``medium``: device make/model, capture date-time, an embedded thumbnail (any), XMP packets
-  (edit history and document IDs link the file to its source), IPTC records, comments and text
-  chunks, maker notes, image unique IDs.
-- ``info``: software, ICC profile (colour-space description; rarely identifying).
+  image that is a copy of the ORIGINAL image (see below); GPS inside XMP; the person's identity
+  label in the file name.
+- ``medium``: device make/model, capture date-time, an embedded thumbnail or image (any), one that
+  cannot be decoded, trailing bytes after the end of the image (other than zero padding), XMP
+  packets (edit history and document IDs link the file to its source), IPTC records, comments and
+  text chunks, maker notes, image unique IDs.
+- ``info``: software, ICC profile (colour-space description; rarely identifying), zero padding
+  after the end of the image, a file name equal to the original's.
 
-A file **leaks** when it has at least one high or medium finding. An embedded thumbnail is an
-**original thumbnail** when, resized to the thumbnail's size with area averaging, the original
-image matches it better than the anonymized image does by at least ``thumbnail_margin_db`` PSNR
-and matches it at ``min_thumbnail_psnr`` dB or better: the anonymizer replaced the pixels but not
-the preview that carries them.
+A file **leaks** when it has at least one high or medium finding. An embedded image is a **copy of
+the original** when, resized to the embedded image's size with area averaging, the original image
+matches it better than the anonymized image does by at least ``thumbnail_margin_db`` PSNR and
+matches it at ``min_thumbnail_psnr`` dB or better: the anonymizer replaced the pixels but not the
+preview, frame or appended file that carries them. Embedded images are decoded by the safe reader
+with the ``max_embedded_pixels`` limit (decompression bombs are refused, the error names the file
+and the stream) and at most ``max_streams`` per file.
 
-Metrics (baseline 0: a clean release has no metadata): ``files_with_leak``, ``files_with_gps``,
-``files_with_original_thumbnail`` (Wilson 95% CIs) on the released files, with the same scan of
-the original files as the upper bound when the originals are files too. A release held in memory
-has no files: the result has ``n = 0`` and a note saying so.
+Metrics (baseline 0: a clean release has no metadata), Wilson 95% CIs over the released files,
+with the same scan of the original files as the upper bound when the originals are files too:
+``files_with_leak``, ``files_with_gps``, ``files_with_original_image`` (a copy of the original
+anywhere in the file), ``files_with_trailing_data`` (bytes after the end of the image that are not
+zero padding, whether or not they decode), ``files_named_after_identity`` (the identity label's
+words, in order, in the file or folder name; over files whose identity has at least 3 letters or
+digits) and ``files_named_like_originals`` (the released file's name without extension equals the
+original's; not counted as a leak, since an external release is paired with its originals by
+name: rename the files before publishing them). A release held in memory has no files: the result
+has ``n = 0`` and a note saying so.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -40,8 +53,10 @@ import numpy as np
 import pandas as pd
 from PIL import ExifTags, Image
 
+from ..data.containers import Stream, embedded_streams
 from ..data.imageset import ImageSet, Release
 from ..data.io import decode_image
+from ..errors import ConfigError
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
 from .base import Attack, AttackMetric, AttackResult
@@ -113,13 +128,22 @@ class Finding:
 
 @dataclass
 class FileScan:
-    """Everything :func:`scan_file` found in one file."""
+    """Everything :func:`scan_file` found in one file.
+
+    ``thumbnail`` is the verdict over every embedded image (EXIF/XMP thumbnails, previews, frames,
+    appended streams): ``"original"`` when one is a copy of the original, ``"other"`` when there
+    are embedded images but none is, ``"none"`` otherwise; the PSNRs are those of the copy of the
+    original (or of the last embedded image compared). ``trailing_bytes`` counts the bytes after
+    the end of the image that no declared frame accounts for.
+    """
 
     path: str
     findings: list[Finding]
     thumbnail: str = "none"  # "none", "original" or "other"
     thumbnail_psnr_original: float = float("nan")
     thumbnail_psnr_anonymized: float = float("nan")
+    embedded_images: int = 0
+    trailing_bytes: int = 0
 
     @property
     def leak(self) -> bool:
@@ -131,8 +155,8 @@ class FileScan:
             return "none"
         return max((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__)
 
-    def has(self, kind: str) -> bool:
-        return any(f.kind == kind for f in self.findings)
+    def has(self, kind: str, min_severity: str = "info") -> bool:
+        return any(f.kind == kind and SEVERITY_RANK[f.severity] >= SEVERITY_RANK[min_severity] for f in self.findings)
 
     def summary(self) -> str:
         return "; ".join(f"{f.kind}: {f.detail}" for f in self.findings)
@@ -187,6 +211,18 @@ def exif_thumbnail(img: Image.Image) -> bytes | None:
     return data if len(data) == int(length) else None
 
 
+def _once(pixels: PairFn) -> PairFn:
+    """``pixels`` read at most once (a file may embed several images to compare)."""
+    cache: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def get() -> tuple[np.ndarray, np.ndarray]:
+        if not cache:
+            cache.append(pixels())
+        return cache[0]
+
+    return get
+
+
 def _xmp_packet(img: Image.Image) -> str | None:
     for key in ("xmp", "XML:com.adobe.xmp"):
         value = img.info.get(key)
@@ -196,20 +232,24 @@ def _xmp_packet(img: Image.Image) -> str | None:
 
 
 class _Scanner:
-    def __init__(self, margin_db: float, min_psnr: float):
+    def __init__(self, margin_db: float, min_psnr: float, max_pixels: int | None = None, max_streams: int = 16):
         self.margin_db = margin_db
         self.min_psnr = min_psnr
+        self.max_pixels = max_pixels
+        self.max_streams = max_streams
 
     def scan(self, path: Path, pixels: PairFn | None) -> FileScan:
-        """Scan ``path``; ``pixels()`` gives (original, anonymized) arrays, read only for thumbnails."""
+        """Scan ``path``; ``pixels()`` gives (original, anonymized) arrays, read only for embedded images."""
         scan = FileScan(str(path), [])
+        if pixels is not None:
+            pixels = _once(pixels)
         try:
             img = Image.open(path)
         except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not fatal
             scan.findings.append(Finding("unreadable", f"{type(exc).__name__}: {exc}", "info"))
             return scan
         with img:
-            for part in (self._exif, self._xmp, self._iptc, self._comments, self._icc):
+            for part in (self._exif, self._xmp, self._iptc, self._comments, self._icc, self._streams):
                 try:
                     part(img, scan, pixels)
                 except Exception as exc:  # noqa: BLE001 - malformed metadata must not stop the scan
@@ -231,15 +271,46 @@ class _Scanner:
             scan.findings.append(Finding("gps", _gps_detail(gps), "high"))
         thumb = exif_thumbnail(img)
         if thumb is not None:
-            self._thumbnail(thumb, "EXIF IFD1", exif.get(0x0112, 1), scan, pixels)
+            self._compare(thumb, "EXIF IFD1", exif.get(0x0112, 1), scan, pixels, "thumbnail")
 
-    def _thumbnail(self, data: bytes, where: str, orientation: int, scan: FileScan, pixels: PairFn | None) -> None:
-        try:
-            thumb = decode_image(data, f"{scan.path} ({where} thumbnail)")
-        except Exception as exc:  # noqa: BLE001
-            scan.findings.append(Finding("thumbnail", f"{where}: {len(data)} bytes, not decodable ({exc})", "medium"))
+    def _streams(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        """Every embedded image stream and the trailing bytes (:mod:`anonaudit.data.containers`)."""
+        layout = embedded_streams(Path(scan.path).read_bytes())
+        if layout is None:
             return
-        pil = Image.fromarray(thumb)
+        for problem in layout.problems:
+            scan.findings.append(Finding("malformed", problem, "info"))
+        known = exif_thumbnail(img)  # compared by _exif already
+        streams = [st for st in layout.streams if st.data is None or st.data != known]
+        orientation = img.getexif().get(0x0112, 1)
+        for st in streams[: self.max_streams]:
+            self._compare(st, st.where, orientation if st.in_exif else 1, scan, pixels, "embedded_image")
+        if len(streams) > self.max_streams:
+            scan.findings.append(Finding(
+                "embedded_image", f"{len(streams) - self.max_streams} more embedded image stream(s) not decoded "
+                f"(max_streams={self.max_streams})", "medium",
+            ))
+        scan.trailing_bytes = len(layout.trailing)
+        if layout.trailing:
+            padding = not layout.trailing.strip(b"\x00")
+            inside = sum(st.where.startswith("after ") for st in layout.streams)
+            detail = f"{len(layout.trailing)} bytes after {layout.end_marker}" + (
+                " (zero padding)" if padding else f", {inside} image stream(s) among them" if inside else ""
+            )
+            scan.findings.append(Finding("trailing_data", detail, "info" if padding else "medium"))
+
+    def _compare(self, source: bytes | Stream, where: str, orientation: int, scan: FileScan, pixels: PairFn | None, kind: str) -> None:
+        """Decode one embedded image and classify it as a copy of the original or not."""
+        scan.embedded_images += 1
+        raw = source.pixels if isinstance(source, Stream) else None
+        data = source.data if isinstance(source, Stream) else source
+        if raw is None:
+            try:
+                raw = decode_image(data or b"", f"{scan.path} ({where})", max_pixels=self.max_pixels)
+            except Exception as exc:  # noqa: BLE001 - ImageReadError names the file and the stream
+                scan.findings.append(Finding(kind, f"{where}: {len(data or b'')} bytes, not decodable ({exc})", "medium"))
+                return
+        pil = Image.fromarray(raw)
         for op in _TRANSPOSE.get(int(orientation or 1), []):
             pil = pil.transpose(op)  # the main image is compared as displayed (orientation applied)
         thumb = np.asarray(pil)
@@ -249,18 +320,19 @@ class _Scanner:
             original, anonymized = pixels()
             p_orig = _psnr(thumb, _resize_area(original, size))
             p_anon = _psnr(thumb, _resize_area(anonymized, size))
-            scan.thumbnail_psnr_original, scan.thumbnail_psnr_anonymized = p_orig, p_anon
+            if scan.thumbnail != "original":
+                scan.thumbnail_psnr_original, scan.thumbnail_psnr_anonymized = p_orig, p_anon
             if p_orig >= self.min_psnr and p_orig >= p_anon + self.margin_db:
                 scan.thumbnail = "original"
                 scan.findings.append(Finding(
-                    "original_thumbnail",
+                    "original_image",
                     f"{detail} is a copy of the original (PSNR {p_orig:.1f} dB vs {p_anon:.1f} dB to the anonymized image)",
                     "high",
                 ))
                 return
             detail += f" (PSNR {p_orig:.1f} dB to the original, {p_anon:.1f} dB to the anonymized image)"
         scan.thumbnail = "other" if scan.thumbnail == "none" else scan.thumbnail
-        scan.findings.append(Finding("thumbnail", detail, "medium"))
+        scan.findings.append(Finding(kind, detail, "medium"))
 
     def _xmp(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
         packet = _xmp_packet(img)
@@ -276,7 +348,7 @@ class _Scanner:
         scan.findings.append(Finding("xmp", f"{len(packet)} characters" + (f" ({', '.join(named)})" if named else ""), "medium"))
         for b64 in re.findall(r"<xmpGImg:image>([^<]+)</xmpGImg:image>", packet) + re.findall(r'xmpGImg:image="([^"]+)"', packet):
             data = base64.b64decode(re.sub(r"&#xA;|\s", "", b64), validate=False)
-            self._thumbnail(data, "XMP", 1, scan, pixels)
+            self._compare(data, "XMP", 1, scan, pixels, "thumbnail")
 
     def _iptc(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
         from PIL import IptcImagePlugin
@@ -320,38 +392,88 @@ def scan_file(
     thumbnail_margin_db: float = 1.0,
     min_thumbnail_psnr: float = 20.0,
 ) -> FileScan:
-    """Scan one file's metadata; with ``original``/``anonymized`` pixels, classify thumbnails."""
+    """Scan one file's metadata and embedded images; with ``original``/``anonymized`` pixels,
+    classify embedded images as copies of the original or not."""
     pixels = None if original is None or anonymized is None else (lambda: (original, anonymized))
     return _Scanner(thumbnail_margin_db, min_thumbnail_psnr).scan(Path(path), pixels)
 
 
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[\W_]+", text.casefold()) if w]
+
+
+def identity_in_name(identity: str | None, path: Path) -> bool | None:
+    """Whether ``identity``'s words appear, adjacent and in order, among the words of ``path``'s file
+    or folder name (case and separators ignored); None when the label has under 3 letters or digits."""
+    words = _words(str(identity or ""))
+    if len("".join(words)) < 3:
+        return None
+    names = _words(f"{path.parent.name}/{path.name}")
+    k = len(words)
+    return any(names[j : j + k] == words for j in range(len(names) - k + 1))
+
+
+def name_findings(path: Path, original_name: str, identity: str | None) -> list[Finding]:
+    """Findings about a file's name: the identity label in it (high), the original's name kept (info)."""
+    out = []
+    if identity_in_name(identity, path):
+        out.append(Finding("identity_name", f"identity '{identity}' in the file name {path.parent.name}/{path.name}", "high"))
+    if path.stem.casefold() == PurePosixPath(original_name).stem.casefold():
+        out.append(Finding("original_name", f"file name '{path.name}' equals the original's ('{PurePosixPath(original_name).name}')", "info"))
+    return out
+
+
 @ATTACKS.register("metadata")
 class MetadataLeak(Attack):
-    """Scan released files for metadata that leaks location, device or the original (module doc).
+    """Scan released files for metadata, embedded images and names that leak location, device,
+    the original or the person (module doc).
 
     Args:
-        thumbnail_margin_db: PSNR margin by which a thumbnail must match the original better than
-            the anonymized image to count as an original thumbnail.
-        min_thumbnail_psnr: minimum PSNR (dB) between an original thumbnail and the original.
+        thumbnail_margin_db: PSNR margin by which an embedded image must match the original better
+            than the anonymized image to count as a copy of the original.
+        min_thumbnail_psnr: minimum PSNR (dB) between such a copy and the original.
+        max_embedded_pixels: largest embedded image decoded, in pixels (None: the reader's limit,
+            ``ANONAUDIT_MAX_PIXELS``); larger ones are reported as not decodable.
+        max_streams: most embedded image streams decoded per file; the rest are counted.
     """
 
-    def __init__(self, thumbnail_margin_db: float = 1.0, min_thumbnail_psnr: float = 20.0):
+    def __init__(
+        self,
+        thumbnail_margin_db: float = 1.0,
+        min_thumbnail_psnr: float = 20.0,
+        max_embedded_pixels: int | None = None,
+        max_streams: int = 16,
+    ):
+        if max_embedded_pixels is not None and int(max_embedded_pixels) < 1:
+            raise ConfigError(f"metadata: max_embedded_pixels must be a positive number of pixels or null, got {max_embedded_pixels!r}")
+        if int(max_streams) < 1:
+            raise ConfigError(f"metadata: max_streams must be at least 1, got {max_streams!r}")
         self.thumbnail_margin_db = thumbnail_margin_db
         self.min_thumbnail_psnr = min_thumbnail_psnr
+        self.max_embedded_pixels = max_embedded_pixels
+        self.max_streams = max_streams
 
-    def _scan_set(self, images: ImageSet, release: Release) -> tuple[list[int], list[FileScan]]:
-        scanner = _Scanner(self.thumbnail_margin_db, self.min_thumbnail_psnr)
-        idx, scans = [], []
+    def _scan_set(self, images: ImageSet, release: Release) -> tuple[list[int], list[FileScan], list[bool | None]]:
+        scanner = _Scanner(
+            self.thumbnail_margin_db, self.min_thumbnail_psnr,
+            None if self.max_embedded_pixels is None else int(self.max_embedded_pixels), int(self.max_streams),
+        )
+        idx, scans, named = [], [], []
         for i, rec in enumerate(images.records):
             if rec.path is None:
                 continue
             idx.append(i)
-            scans.append(scanner.scan(Path(rec.path), lambda i=i: release.pair(i)))
-        return idx, scans
+            scan = scanner.scan(Path(rec.path), lambda i=i: release.pair(i))
+            original = release.originals.records[i]
+            identity = None if original.identity is None else str(original.identity)
+            scan.findings += name_findings(Path(rec.path), original.path.name if original.path else original.key, identity)
+            scans.append(scan)
+            named.append(identity_in_name(identity, Path(rec.path)))
+        return idx, scans, named
 
     def run(self, release: Release) -> AttackResult:
-        rel_idx, rel = self._scan_set(release.anonymized, release)
-        orig_idx, orig = self._scan_set(release.originals, release)
+        rel_idx, rel, rel_named = self._scan_set(release.anonymized, release)
+        orig_idx, orig, orig_named = self._scan_set(release.originals, release)
         notes = []
         if not rel:
             notes.append("the release is held in memory: no files, so no metadata to scan (n=0)")
@@ -359,32 +481,44 @@ class MetadataLeak(Attack):
             notes.append(f"{len(release) - len(rel)} released image(s) have no file and were not scanned")
         if not orig:
             notes.append("the originals are held in memory: no scan of original files")
+        unchecked = sum(v is None for v in rel_named)
+        if rel and unchecked:
+            notes.append(f"{unchecked} released file(s) have no identity label of 3 or more letters or digits: not checked for the identity in their name")
 
-        def est(scans: list[FileScan], test) -> Estimate:
-            if not scans:
+        def est(values: list[bool | None]) -> Estimate:
+            kept = [bool(v) for v in values if v is not None]
+            if not kept:
                 return Estimate(float("nan"), n=0, method="proportion of files, Wilson 95% CI (no files)")
-            return proportion([test(s) for s in scans], method="proportion of files, Wilson 95% CI")
+            return proportion(kept, method="proportion of files, Wilson 95% CI")
 
         tests = {
-            "files_with_leak": (lambda s: s.leak, "files with high- or medium-severity metadata (GPS, device, serial, thumbnail, XMP, ...)"),
+            "files_with_leak": (lambda s: s.leak, "files with high- or medium-severity findings (GPS, device, serial, embedded image, trailing data, XMP, identity in the name, ...)"),
             "files_with_gps": (lambda s: s.has("gps"), "files with a GPS position (EXIF or XMP)"),
-            "files_with_original_thumbnail": (lambda s: s.thumbnail == "original", "files embedding a thumbnail of the original image"),
+            "files_with_original_image": (lambda s: s.thumbnail == "original", "files embedding a copy of the original image (thumbnail, preview, frame, appended or chunk stream)"),
+            "files_with_trailing_data": (lambda s: s.has("trailing_data", "medium"), "files with bytes after the end of the image (EOI/IEND), other than zero padding"),
+            "files_named_like_originals": (lambda s: s.has("original_name"), "released files whose name (without extension) equals the original file's"),
         }
         metrics = [
-            AttackMetric(name, est(rel, fn), est(orig, fn) if orig else None, 0.0, desc) for name, (fn, desc) in tests.items()
+            AttackMetric(name, est([fn(s) for s in rel]), est([fn(s) for s in orig]) if orig else None, 0.0, desc)
+            for name, (fn, desc) in tests.items()
         ]
+        metrics.insert(4, AttackMetric(
+            "files_named_after_identity", est(rel_named), est(orig_named) if orig else None, 0.0,
+            "files whose file or folder name contains the person's identity label",
+        ))
         orig_by_index = dict(zip(orig_idx, orig))
         rows = []
         for i, s in zip(rel_idx, rel):
             o = orig_by_index.get(i)
             rows.append({
                 "key": release.keys[i], "path": s.path, "leak": s.leak, "severity": s.severity,
-                "gps": s.has("gps"), "thumbnail": s.thumbnail,
+                "gps": s.has("gps"), "thumbnail": s.thumbnail, "embedded_images": s.embedded_images,
+                "trailing_bytes": s.trailing_bytes,
                 "thumbnail_psnr_original": s.thumbnail_psnr_original, "thumbnail_psnr_anonymized": s.thumbnail_psnr_anonymized,
                 "findings": s.summary(), "original_leak": None if o is None else o.leak,
             })
         details = pd.DataFrame(rows, columns=[
-            "key", "path", "leak", "severity", "gps", "thumbnail", "thumbnail_psnr_original",
-            "thumbnail_psnr_anonymized", "findings", "original_leak",
+            "key", "path", "leak", "severity", "gps", "thumbnail", "embedded_images", "trailing_bytes",
+            "thumbnail_psnr_original", "thumbnail_psnr_anonymized", "findings", "original_leak",
         ])
         return AttackResult(self.name, metrics, details, notes)
