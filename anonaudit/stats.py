@@ -89,13 +89,98 @@ def mean_estimate(values: Sequence[float] | np.ndarray, method: str = "", seed: 
     return Estimate(float(arr.mean()), lo, hi, int(arr.size), method or "mean, bootstrap 95% CI")
 
 
-def relative_risk(release: float, original: float, baseline: float) -> float:
-    """Share of the attack's advantage over chance that survives anonymization.
+RISK_KINDS = ("relative", "new_leak", "absolute", "none")
 
-    ``(release - baseline) / (original - baseline)``, clipped to [0, 1]; nan when the attack has
-    no advantage on the originals (nothing to protect, or the attack is useless).
+
+@dataclass(frozen=True)
+class Risk:
+    """A privacy risk with its 95% CI and how it was defined.
+
+    ``kind`` is ``relative`` (``(release - baseline) / (original - baseline)``: 0 = chance, 1 = as
+    the originals, above 1 = the release leaks MORE than the originals, never clipped),
+    ``new_leak`` (the originals give the attack nothing, so ``(release - baseline) / (1 -
+    baseline)``: the release leaks what the originals did not), ``absolute`` (the same formula when
+    the attack could not be run on the originals: a lower bound of the relative risk) or ``none``
+    (no estimate; ``reason`` says why). Risks below chance are 0.
     """
-    gain = original - baseline
-    if not np.isfinite(gain) or gain <= 1e-12 or not np.isfinite(release):
-        return float("nan")
-    return float(np.clip((release - baseline) / gain, 0.0, 1.0))
+
+    value: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    kind: str = "none"
+    reason: str = ""
+
+    @property
+    def exceeds_original(self) -> bool:
+        """True when the release leaks more than the originals (a relative risk above 1)."""
+        return self.kind == "relative" and self.value > 1.0
+
+    @property
+    def label(self) -> str:
+        """``kind``, or ``none: <reason>`` when there is no estimate (the results table's ``risk_kind``)."""
+        return f"none: {self.reason}" if self.kind == "none" else self.kind
+
+
+def _is_proportion(e: Estimate) -> bool:
+    return e.method.startswith("proportion") and e.n > 0 and abs(e.value * e.n - round(e.value * e.n)) < 1e-6
+
+
+def _sampling_draws(e: Estimate, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Draws from an estimate's sampling distribution: Jeffreys Beta(k+1/2, n-k+1/2) for a count of
+    successes (its interval is close to Wilson's), else a split normal fitted to the 95% CI (a
+    constant when the estimate has no interval)."""
+    if _is_proportion(e):
+        k = round(e.value * e.n)
+        return rng.beta(k + 0.5, e.n - k + 0.5, size)
+    if not (np.isfinite(e.ci_low) and np.isfinite(e.ci_high)):
+        return np.full(size, e.value)
+    z = rng.standard_normal(size)
+    return e.value + np.where(z < 0, (e.value - e.ci_low), (e.ci_high - e.value)) * z / Z95
+
+
+def risk_estimate(
+    release: Estimate, original: Estimate | None, baseline: float, n_draws: int = 20000, seed: int = 0
+) -> Risk:
+    """The risk of one attack metric (see :class:`Risk`) with its 95% CI.
+
+    CIs: for ``new_leak`` and ``absolute`` risks the release's interval mapped through the (monotone)
+    formula, exact. For ``relative`` risks, Monte-Carlo propagation: ``n_draws`` seeded draws of the
+    release and original rates from their sampling distributions (Jeffreys Beta for counts, split
+    normal from the CI otherwise), the risk of each pair (``inf`` where a drawn original is at or
+    below chance while the drawn release is above it), and the 2.5/97.5 percentiles, widened to
+    contain the point value. ``n_draws=0`` gives the point value only.
+    """
+    b = baseline
+    if not np.isfinite(release.value) or release.n == 0:
+        return Risk(float("nan"), kind="none", reason="nothing measured on the release (n=0)")
+    if not np.isfinite(b):
+        return Risk(float("nan"), kind="none", reason="the attack has no chance baseline")
+    o = None if original is None else original.value
+    if o is not None and not np.isfinite(o):
+        return Risk(float("nan"), kind="none", reason="the attack's result on the originals is undefined")
+    if o is not None and o - b > 1e-12:
+        value = max(0.0, (release.value - b) / (o - b))
+        if n_draws <= 0:
+            return Risk(value, kind="relative")
+        if not np.isfinite(release.ci_low):
+            return Risk(value, kind="relative", reason="the release rate has no CI")
+        rng = np.random.default_rng(seed)
+        r, g = _sampling_draws(release, rng, n_draws) - b, _sampling_draws(original, rng, n_draws) - b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws = np.where(g > 0, r / np.where(g > 0, g, 1.0), np.where(r > 0, np.inf, 0.0))
+        lo, hi = np.percentile(np.maximum(draws, 0.0), [2.5, 97.5], method="inverted_cdf")  # inf-safe
+        return Risk(value, float(min(lo, value)), float(max(hi, value)), "relative")
+    if b >= 1.0:
+        return Risk(float("nan"), kind="none", reason="chance baseline is 1: no attack can do better")
+
+    def scale(x: float) -> float:
+        return max(0.0, (x - b) / (1.0 - b)) if np.isfinite(x) else float("nan")
+
+    kind = "new_leak" if o is not None else "absolute"
+    return Risk(scale(release.value), scale(release.ci_low), scale(release.ci_high), kind)
+
+
+def relative_risk(release: float, original: float | None, baseline: float) -> float:
+    """Point value of :func:`risk_estimate` from plain numbers (``original=None``: not measured)."""
+    orig = None if original is None else Estimate(original, n=1)
+    return risk_estimate(Estimate(release, n=1), orig, baseline, n_draws=0).value
