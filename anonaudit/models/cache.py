@@ -173,6 +173,9 @@ def fetch(name: str, timeout: float = 60.0) -> Path:
     if dest.is_file():
         verify(name, dest)
         return dest
+    if not spec.url:
+        raise ModelUnavailableError(name, "no public download of this file; obtain it as described for the model",
+                                    f"anonaudit models add {name} PATH")
     suffix = ".zip" if spec.url.endswith(".zip") else Path(spec.filename).suffix
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / f"download{suffix}"

@@ -54,3 +54,11 @@ register_model(ModelSpec(
     description="ArcFace IResNet-100 (insightface antelopev2, ONNX)",
     archive_member="glintr100.onnx",
 ))
+register_model(ModelSpec(
+    name="stylegan2-ffhq-wplus",
+    url="",  # no public file in this format: exported by the user (docs/papers-001-003-004.md)
+    filename="stylegan2-ffhq-wplus.pt",
+    sha256="",  # the first verified copy's sha256 is recorded
+    licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ weights): non-commercial research use",
+    description="StyleGAN2 FFHQ synthesis network as TorchScript, W+ (N, num_ws, 512) -> image (paper 001's MIKU)",
+))
