@@ -218,3 +218,38 @@ def test_cli_trains_from_yaml_with_overrides_and_resumes(tmp_path, capsys):
     bad.write_text("method: {name: toy_mean}\ndata: {name: synthetic_plates}\ntrain: {steps: 1}\nouptut: x\n")
     assert main(["train", str(bad)]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_arcface_trains_through_the_loop_and_its_checkpoint_embeds(tmp_path):
+    from anonaudit.registry import EMBEDDERS
+    from anonaudit.training import create_trainable, parse_train_config
+
+    rng = np.random.default_rng(0)
+    images, ids = [], []
+    for k in range(4):
+        base = rng.integers(0, 256, (56, 56, 3)).astype(float)
+        for _ in range(4):
+            images.append(np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8))
+            ids.append(f"id{k}")
+    data = ImageSet.from_arrays(images, identities=ids, name="synthetic-ids")
+    job = parse_train_config(load_yaml(Path(__file__).resolve().parents[1] / "configs" / "train" / "arcface-tiny.yaml"))
+    params = {k: v for k, v in job.method.items() if k != "name"}
+    method = create_trainable("arcface", **{**params, "align": "none", "lr_steps": []})
+    train(method, data, TrainConfig(steps=12, batch_size=8, device="cpu", sample_every=0), tmp_path, quiet=True)
+    log = [v for v in losses_named(tmp_path, "loss")]
+    assert len(log) == 12 and np.mean(log[-2:]) < np.mean(log[:2])
+    emb = EMBEDDERS.create("arcface_trained", checkpoint=str(tmp_path / "checkpoint.pt"), detector="none")
+    vectors = emb.embed(data)
+    assert vectors.shape == (16, 128)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def load_yaml(path: Path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def losses_named(folder: Path, name: str) -> list[float]:
+    with (folder / "log.csv").open() as f:
+        return [float(r["value"]) for r in csv.DictReader(f) if r["loss"] == name]

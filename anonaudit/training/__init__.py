@@ -3,6 +3,7 @@
 See ``docs/training.md``. ``train(method, data, config, output)`` runs any :class:`Trainable`.
 """
 
+from . import arcface  # noqa: F401  (registers the ArcFace trainer in TRAINERS)
 from .base import TRAINERS, Trainable, TrainableAnonymizer, create_trainable, restore
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainJob, load_train_config, parse_train_config

@@ -58,6 +58,9 @@ class Trainable(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (after :meth:`build`)."""
 
+    # Optional: ``prepare(self, data: ImageSet) -> None``, called by the loop before ``build`` when
+    # the networks' sizes depend on the data (e.g. the number of identities of an ArcFace head).
+
 
 def create_trainable(name: str, **params: Any) -> Any:
     """The trainable method ``name`` from :data:`TRAINERS`, else ``ANONYMIZERS``; others are refused."""

@@ -144,6 +144,8 @@ def train(
     torch.manual_seed(config.seed)
     if device.type == "cuda":
         torch.cuda.manual_seed_all(config.seed)
+    if callable(getattr(method, "prepare", None)):  # optional: data-dependent sizes (e.g. ArcFace's classes)
+        method.prepare(data)
     method.build(device)
     step = epoch = batch_in_epoch = 0
     seconds_before = 0.0

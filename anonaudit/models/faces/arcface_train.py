@@ -10,6 +10,9 @@ Faces are aligned once (5-point similarity warp to the ArcFace template scaled t
 and stored in ``<checkpoint_dir>/aligned_<size>.npy``. A checkpoint is written atomically after
 every epoch (``last.pt``) and training resumes from it; the final embedder weights go to
 ``model.pt``, loadable by the ``arcface_trained`` embedder.
+
+:class:`anonaudit.training.arcface.ArcFaceTrainer` is the same training behind ``anonaudit train``
+(method ``arcface``); its ``checkpoint.pt`` loads in ``arcface_trained`` too.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from torch import nn
 from ...data.imageset import ImageSet
 from ...errors import ConfigError, DataError
 from ...progress import progress
+from ...training.checkpoint import CHECKPOINT_FORMAT as TRAIN_CHECKPOINT_FORMAT
 from .align import align_arcface, main_face
 from .arcface import IResNet, build_iresnet
 
@@ -157,7 +161,8 @@ def align_faces(images: ImageSet, size: int, align: str = "mtcnn", select: str =
 def to_input(crops: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``NHWC`` RGB crops -> float ``NCHW`` in [-1, 1] (insightface's ``(x - 127.5) / 127.5``)."""
     x = torch.as_tensor(crops)
-    return (x.permute(0, 3, 1, 2).float() - 127.5) / 127.5
+    # contiguous: torch 2.14's CPU convolution backward crashes on the permuted (channels-last) strides
+    return ((x.permute(0, 3, 1, 2).float() - 127.5) / 127.5).contiguous()
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -318,7 +323,9 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[IResNet, dict[s
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
         raise ModelUnavailableError(str(path), f"cannot be read ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if isinstance(ckpt, dict) and ckpt.get("format") == TRAIN_CHECKPOINT_FORMAT and ckpt.get("method") == "arcface":
+        ckpt = {**ckpt, **ckpt["state"]}  # written by `anonaudit train`: backbone, config and classes in its state
+    elif not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelUnavailableError(str(path), "not an anonaudit ArcFace checkpoint")
     model = build_backbone(ckpt["config"])
     model.load_state_dict(ckpt["backbone"])
