@@ -30,3 +30,15 @@ any criterion fails, is NOT TESTED if any is not tested, and PASSES only when al
 overall verdict is FAIL if any target fails, NOT TESTED if any is not tested, PASS otherwise.
 ``anonaudit certify`` exits 0 on PASS, 1 on FAIL, 2 on NOT TESTED.
 """
+
+from .certificate import build_certificate, write_certificate
+from .certify import (
+    EXIT_CODES, FAIL, NOT_TESTED, PASS, CriterionResult, Verdict, certify, format_verdict, run_kind, write_verdict,
+)
+from .policy import BUILTIN, Criterion, Policy, Threshold, load_policy, parse_policy
+
+__all__ = [
+    "BUILTIN", "EXIT_CODES", "FAIL", "NOT_TESTED", "PASS", "Criterion", "CriterionResult", "Policy", "Threshold",
+    "Verdict", "build_certificate", "certify", "format_verdict", "load_policy", "parse_policy", "run_kind", "write_certificate",
+    "write_verdict",
+]

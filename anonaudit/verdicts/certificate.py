@@ -1,0 +1,126 @@
+"""The release certificate: the verdict plus a manifest of everything it rests on (``certificate.json``).
+
+Content (``format: anonaudit-certificate/1``): ``verdict`` (as in ``verdict.json``), ``manifest``
+with ``inputs`` (sha256 of every evaluation original and auxiliary image), ``released`` (per
+target, sha256 of every released image), ``weights`` (every model weight file the audit loaded),
+``results_sha256`` (of ``results.csv``), ``policy`` (name, source and sha256 of its text),
+``config``, ``seed``, ``versions`` (packages), ``code`` (anonaudit version, git commit and whether
+the checkout had local changes), ``audit_started`` and ``certified`` dates. See
+:mod:`anonaudit.verdicts.provenance` for how the hashes are taken.
+
+Files hashed during the audit are hashed again when the certificate is written: a file that
+changed since the audit makes :func:`write_certificate` refuse (rerun the audit); a file no longer
+there is listed under ``missing_now``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from ..results import Results, write_json_atomic
+from .certify import Verdict
+from .provenance import code_version, sha256_file
+
+FORMAT = "anonaudit-certificate/1"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _released(run: Path, table) -> dict[str, Any]:
+    """Per target label, the released-file hashes the audit recorded (None when it recorded none)."""
+    out: dict[str, Any] = {}
+    if "target_id" not in table:
+        return out
+    pairs = table[["target_label", "target_id"]].dropna().drop_duplicates("target_label")
+    for label, target_id in zip(pairs["target_label"], pairs["target_id"]):
+        data = _read_json(run / "units" / str(target_id) / "files.json")
+        out[str(label)] = data.get("released") if isinstance(data, dict) else None
+    return out
+
+
+def _recheck(entries: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Re-hash the file-backed entries: ``(changed, missing)`` paths."""
+    changed, missing = [], []
+    for e in entries:
+        if e.get("source") != "file" or not e.get("path"):
+            continue
+        path = Path(e["path"])
+        if not path.is_file():
+            missing.append(str(path))
+        elif sha256_file(path) != e["sha256"]:
+            changed.append(str(path))
+    return changed, missing
+
+
+def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
+    """The certificate of ``verdict`` on the audit in ``results.output`` (see the module doc)."""
+    if results.output is None:
+        raise DataError("a certificate needs the audit's output folder (these results were never saved)")
+    run = Path(results.output)
+    manifest = results.manifest or {}
+    inputs = _read_json(run / "units" / "inputs.json")
+    if not isinstance(inputs, dict):
+        raise DataError(f"{run}: no record of the audited files (units/inputs.json); rerun the audit with this "
+                        "version of anonaudit to certify it")
+    released = _released(run, results.table)
+    unrecorded = sorted(label for label, files in released.items() if files is None and verdict.targets.get(label))
+    every = list(inputs.get("evaluation") or []) + list(inputs.get("auxiliary") or [])
+    for files in released.values():
+        every += files or []
+    changed, missing = _recheck(every)
+    if changed:
+        raise DataError(f"{len(changed)} audited file(s) changed since the audit, e.g. {changed[:3]}: "
+                        "the results no longer describe them; rerun the audit")
+    csv = run / "results.csv"
+    return {
+        "format": FORMAT,
+        "verdict": verdict.to_dict(),
+        "manifest": {
+            "run": str(run),
+            "results_sha256": sha256_file(csv) if csv.is_file() else None,
+            "policy": {k: verdict.policy.to_dict()[k] for k in ("name", "source", "sha256")},
+            "inputs": {"evaluation": inputs.get("evaluation") or [], "auxiliary": inputs.get("auxiliary") or []},
+            "released": released,
+            "released_not_recorded": unrecorded,
+            "missing_now": missing,
+            "weights": manifest.get("weights", []),
+            "config": manifest.get("config"),
+            "seed": manifest.get("seed"),
+            "versions": manifest.get("versions", {}),
+            "python": manifest.get("python"),
+            "platform": manifest.get("platform"),
+            "code": inputs.get("code") or {},
+            "code_at_certification": code_version(),
+            "audit_started": manifest.get("started"),
+            "certified": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN/inf: NaN becomes null, infinities the strings "inf"/"-inf"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_certificate(results: Results, verdict: Verdict) -> Path:
+    """Write ``<run>/certificate.json`` atomically; returns its path."""
+    cert = build_certificate(results, verdict)
+    path = Path(results.output) / "certificate.json"
+    write_json_atomic(path, _finite(cert))
+    return path

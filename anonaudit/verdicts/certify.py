@@ -1,0 +1,239 @@
+"""Judge an audit's results against a policy: PASS / FAIL / NOT TESTED per criterion, target and run.
+
+The rules are in the package docstring (:mod:`anonaudit.verdicts`). Only the results table and
+its manifest are read; nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ..results import Results, write_json_atomic
+from .policy import KINDS, Criterion, Policy, load_policy
+
+PASS, FAIL, NOT_TESTED = "PASS", "FAIL", "NOT TESTED"
+#: ``anonaudit certify`` exit status per overall verdict.
+EXIT_CODES = {PASS: 0, FAIL: 1, NOT_TESTED: 2}
+#: Data sets whose kind is known by name (runs of other data sets say ``kind`` in their config).
+DATASET_KINDS = {"synthetic_plates": "plates", "openalpr_scenes": "plates", "pascal_voc": "plates",
+                 "lfw": "faces", "celeba": "faces"}
+
+
+@dataclass
+class CriterionResult:
+    """How one target fared on one criterion (fields described in :mod:`anonaudit.verdicts`)."""
+
+    id: str
+    description: str
+    select: str
+    on: str
+    comparison: str
+    threshold_text: str
+    bound: str
+    status: str
+    reason: str
+    threshold: float = float("nan")
+    component: str = ""
+    metric: str = ""
+    value: float = float("nan")
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    n: int = 0
+    baseline: float = float("nan")
+    bound_value: float = float("nan")
+
+
+@dataclass
+class Verdict:
+    """A policy's verdict on every target of a run."""
+
+    policy: Policy
+    kind: str | None
+    criteria: dict[str, list[CriterionResult]]
+    targets: dict[str, str]
+    overall: str
+    run: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.overall]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall,
+            "policy": self.policy.to_dict(),
+            "kind": self.kind,
+            "run": self.run,
+            "created": self.created,
+            "targets": [
+                {"target_label": label, "verdict": self.targets[label],
+                 "criteria": [{k: _json_number(v) for k, v in asdict(c).items()} for c in self.criteria[label]]}
+                for label in self.targets
+            ],
+        }
+
+    def table(self) -> pd.DataFrame:
+        """One row per (target, criterion), for printing."""
+        return pd.DataFrame([{"target": label, **asdict(c)} for label, cs in self.criteria.items() for c in cs])
+
+
+def _json_number(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return f
+
+
+def _fmt(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:.4g}"
+
+
+def run_kind(results: Results) -> str | None:
+    """``faces`` or ``plates``: the run config's ``kind``, else known by the data set's name, else None."""
+    manifest = results.manifest or {}
+    config = manifest.get("config") or {}
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if kind in KINDS:
+        return kind
+    data = config.get("data") if isinstance(config, dict) else None
+    name = data.get("name") if isinstance(data, dict) else data if isinstance(data, str) else None
+    name = name or (manifest.get("data") or {}).get("name")
+    return DATASET_KINDS.get(name)
+
+
+def _judge_row(c: Criterion, r: pd.Series) -> tuple[str, float, float, str]:
+    """``(status, bound value, threshold, reason)`` of one measured row."""
+    value = _num(r["risk"] if c.on == "risk" else r["value"])
+    lo = _num(r["risk_ci_low"] if c.on == "risk" else r["ci_low"])
+    hi = _num(r["risk_ci_high"] if c.on == "risk" else r["ci_high"])
+    n = _num(r["n"])
+    what = f"{r['component']}/{r['metric']}" + (" risk" if c.on == "risk" else "")
+    if math.isnan(value) or not n:
+        return NOT_TESTED, float("nan"), float("nan"), f"{what} measured nothing (n=0)"
+    threshold = c.threshold.resolve(_num(r["baseline"]))
+    if math.isnan(threshold):
+        return NOT_TESTED, float("nan"), threshold, f"{what} has no baseline for the threshold {c.threshold.text!r}"
+    bound = {"upper": hi, "lower": lo, "value": value}[c.bound]
+    if math.isnan(bound):
+        return NOT_TESTED, bound, threshold, f"{what} has no 95% CI to judge its {c.bound} bound on"
+    held = c.holds(bound, threshold)
+    label = "value" if c.bound == "value" else f"{c.bound} 95% bound"
+    reason = f"{what}: {label} {_fmt(bound)} {c.comparison if held else 'breaks ' + c.comparison} {_fmt(threshold)} (value {_fmt(value)}, n={int(n)})"
+    if not held and c.bound != "value" and c.holds(value, threshold):
+        reason += "; the value meets the threshold but its CI straddles it: more data could show it does"
+    return (PASS if held else FAIL), bound, threshold, reason
+
+
+def _margin(c: Criterion, bound: float, threshold: float) -> float:
+    """How far a row is on the failing side of the threshold (larger = worse)."""
+    if c.comparison in ("<=", "<"):
+        return bound - threshold
+    if c.comparison in (">=", ">"):
+        return threshold - bound
+    return abs(bound - threshold)
+
+
+def judge(c: Criterion, rows: pd.DataFrame) -> CriterionResult:
+    """Judge one criterion on one target's rows (the whole table of that target)."""
+    out = CriterionResult(c.id, c.description, c.select, c.on, c.comparison, c.threshold.text, c.bound, NOT_TESTED, "")
+    target_down = rows[(rows["kind"] == "target") & rows["status"].isin(["failed", "unavailable"])]
+    if not target_down.empty:
+        out.reason = f"the target itself {target_down['status'].iloc[0]}: {target_down['message'].iloc[0]}"
+        return out
+    units = rows[rows["kind"].isin(["attack", "evaluator"])]
+    units = units[[c.matches_component(str(comp)) for comp in units["component"]]]
+    broken = units[units["status"].isin(["failed", "unavailable"])]
+    selected = pd.Series([c.matches(str(a), str(b)) for a, b in zip(units["component"], units["metric"])], index=units.index, dtype=bool)
+    measured = units[(units["status"] == "ok") & selected]
+    judged = []
+    for _, r in measured.iterrows():
+        status, bound, threshold, reason = _judge_row(c, r)
+        judged.append((status, bound, threshold, reason, r))
+    untested = [j[3] for j in judged if j[0] == NOT_TESTED]
+    untested += [f"{b['component']}: {b['status']} ({b['message']})" for _, b in broken.drop_duplicates(["component", "message"]).iterrows()]
+    decided = [j for j in judged if j[0] != NOT_TESTED]
+    failed = [j for j in decided if j[0] == FAIL]
+    if failed:
+        pick, out.status = max(failed, key=lambda j: _margin(c, j[1], j[2])), FAIL
+        out.reason = pick[3] + (f"; also not tested: {'; '.join(untested)}" if untested else "")
+    elif untested or not decided:
+        pick = max(decided, key=lambda j: _margin(c, j[1], j[2])) if decided else None
+        out.reason = "; ".join(untested) or f"no attack or evaluator matching '{c.select}' was run"
+    else:
+        pick, out.status = max(decided, key=lambda j: _margin(c, j[1], j[2])), PASS
+        out.reason = pick[3] + (f" (worst of {len(decided)} rows)" if len(decided) > 1 else "")
+    if pick is not None:
+        r = pick[4]
+        risk = c.on == "risk"
+        out.component, out.metric = str(r["component"]), str(r["metric"])
+        out.value = _num(r["risk"] if risk else r["value"])
+        out.ci_low, out.ci_high = _num(r["risk_ci_low"] if risk else r["ci_low"]), _num(r["risk_ci_high"] if risk else r["ci_high"])
+        out.n, out.baseline = int(_num(r["n"]) or 0), _num(r["baseline"])
+        out.bound_value, out.threshold = pick[1], pick[2]
+    return out
+
+
+def combine(statuses: list[str]) -> str:
+    """FAIL if any fails, else NOT TESTED if any is not tested, else PASS (PASS needs at least one)."""
+    if FAIL in statuses:
+        return FAIL
+    if NOT_TESTED in statuses or not statuses:
+        return NOT_TESTED
+    return PASS
+
+
+def certify(results: Results | str | Path, policy: Policy | str | Path, kind: str | None = None) -> Verdict:
+    """The verdict of ``policy`` on every target of ``results`` (a :class:`Results` or a run folder).
+
+    ``kind`` (``faces`` or ``plates``) selects the criteria that apply; by default it is read from
+    the run (:func:`run_kind`). When the kind is unknown every criterion applies.
+    """
+    if not isinstance(results, Results):
+        results = Results.load(results)
+    policy = load_policy(policy)
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+    kind = kind or run_kind(results)
+    table = results.table
+    labels = [lab for lab in dict.fromkeys(table["target_label"]) if isinstance(lab, str) and lab]
+    if not labels:
+        raise DataError(f"{results.output or 'results'}: no target in the results table: nothing to certify")
+    criteria = policy.for_kind(kind)
+    per_target = {label: [judge(c, table[table["target_label"] == label]) for c in criteria] for label in labels}
+    targets = {label: combine([c.status for c in cs]) for label, cs in per_target.items()}
+    return Verdict(policy, kind, per_target, targets, combine(list(targets.values())), str(results.output or ""))
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """The verdict as printed by ``anonaudit certify``: per target, one line per criterion, then overall."""
+    lines = [f"policy {verdict.policy.name} ({verdict.policy.source or 'in memory'}), data kind: {verdict.kind or 'unknown'}"]
+    for label, results in verdict.criteria.items():
+        lines.append(f"\n{label}: {verdict.targets[label]}")
+        for c in results:
+            lines.append(f"  {c.status:10s} {c.id} ({c.select} {c.comparison} {c.threshold_text}, {c.bound} bound): {c.reason}")
+    lines.append(f"\noverall: {verdict.overall}")
+    return "\n".join(lines)
+
+
+def write_verdict(verdict: Verdict, folder: str | Path) -> Path:
+    """Write ``verdict.json`` into the run folder (atomically); returns its path."""
+    path = Path(folder) / "verdict.json"
+    write_json_atomic(path, verdict.to_dict())
+    return path
