@@ -12,11 +12,25 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .audit import Audit  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
 from .data.imageset import Box, ImageSet, Record, Release  # noqa: E402
 from .results import Results  # noqa: E402
 from .stats import Estimate  # noqa: E402
 from . import datasets  # noqa: E402
 
+if TYPE_CHECKING:
+    from .audit import Audit
+
 __all__ = ["Audit", "Box", "Estimate", "ImageSet", "Record", "Release", "Results", "datasets", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``anonaudit.Audit`` is imported on first use, so importing a part of the package (the results
+    table, the reports) never imports the runner."""
+    if name == "Audit":
+        from .audit import Audit
+
+        return Audit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

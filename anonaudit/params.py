@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
-from typing import Any
+from typing import Any, TypeVar
+
+
+P = TypeVar("P", bound="ParamsMixin")
 
 
 class ParamsMixin:
@@ -11,6 +15,8 @@ class ParamsMixin:
 
     Like scikit-learn estimators, components store each ``__init__`` argument unchanged as an
     attribute of the same name, so a component is fully described by ``name`` + ``get_params()``.
+    ``__init__`` only checks and stores its arguments; what ``fit`` learns is kept in attributes
+    ending with ``_`` and never created in ``__init__`` (see :func:`clone`).
     """
 
     name: str = ""
@@ -28,11 +34,18 @@ class ParamsMixin:
         return {k: getattr(self, k) for k in self._param_names()}
 
     def set_params(self, **params: Any):
+        """Change parameters, validated exactly as the constructor validates them.
+
+        The component is re-constructed with the merged parameters (so an invalid value raises what
+        ``__init__`` raises, and ``self`` is left unchanged) and the new instance's attributes are
+        copied over; fitted state (trailing-underscore attributes) is kept, as in scikit-learn."""
         valid = set(self._param_names())
-        for k, v in params.items():
+        for k in params:
             if k not in valid:
                 raise ValueError(f"{type(self).__name__} has no parameter '{k}' (valid: {sorted(valid)})")
-            setattr(self, k, v)
+        if params:
+            fresh = type(self)(**{**self.get_params(), **params})
+            vars(self).update(vars(fresh))
         return self
 
     #: Parameters always shown in :meth:`label`, even at their default (e.g. a swept strength).
@@ -51,6 +64,16 @@ class ParamsMixin:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def clone(component: P) -> P:
+    """A new, unfitted component of the same class with the same parameters (like
+    ``sklearn.base.clone``): parameters are deep-copied (nested components cloned), no fitted state
+    or accumulated data is carried over."""
+    params = {
+        k: clone(v) if isinstance(v, ParamsMixin) else copy.deepcopy(v) for k, v in component.get_params().items()
+    }
+    return type(component)(**params)
 
 
 def _show(value: Any) -> str:

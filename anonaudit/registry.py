@@ -8,6 +8,7 @@ packages add components through the entry-point groups ``anonaudit.<kind>``
 from __future__ import annotations
 
 import difflib
+import inspect
 import warnings
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -86,12 +87,22 @@ class Registry(Generic[T]):
             ) from None
 
     def create(self, name: str, **params: Any) -> T:
-        """Instantiate ``name`` with ``params``; bad parameters raise :class:`ConfigError`."""
+        """Instantiate ``name`` with ``params``.
+
+        Parameters that do not fit the constructor's signature (unknown or missing) raise
+        :class:`ConfigError`; whatever the constructor itself raises (its own value checks, or a
+        ``TypeError`` from a bug inside it) propagates unchanged."""
         cls = self.get(name)
         try:
-            return cls(**params)
-        except TypeError as exc:
-            raise ConfigError(f"{self.kind} '{name}': {exc}") from exc
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):  # no introspectable signature: the constructor will check
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(**params)
+            except TypeError as exc:
+                raise ConfigError(f"{self.kind} '{name}': {exc}") from exc
+        return cls(**params)
 
     def __contains__(self, name: object) -> bool:
         self._load_plugins()

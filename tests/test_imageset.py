@@ -188,7 +188,7 @@ def test_external_release_pairs_files_by_name(tmp_path: Path):
     assert not out.in_memory and out.name == "external:rel"
     assert [p.path.name for p in out.records] == ["a.png", "b.bmp", "c.png"]  # b.png pairs with b.bmp
     assert [int(out[i][0, 0, 0]) for i in range(3)] == [1, 2, 3]
-    assert ext.unpaired == {"missing": [], "extra": []}
+    assert ext.unpaired_ == {"missing": [], "extra": []}
     release = Release(originals, out)
     assert [int(release.pair(i)[0][0, 0, 0]) for i in range(3)] == [10, 20, 30]
 
@@ -206,7 +206,7 @@ def test_external_release_reports_missing_and_extra_files(tmp_path: Path):
     ext = ExternalRelease(path=str(rel), on_mismatch="drop")
     out = ext.anonymize(originals)
     assert out.keys == ["a.png", "sub/c.png"]
-    assert ext.unpaired == {"missing": ["b.png"], "extra": ["c.png", "extra.png"]}
+    assert ext.unpaired_ == {"missing": ["b.png"], "extra": ["c.png", "extra.png"]}
 
 
 def test_external_release_unpaired_files_become_result_rows(tmp_path: Path):

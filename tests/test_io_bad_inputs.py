@@ -360,7 +360,7 @@ def test_external_release_counts_names_and_extensions(tmp_path):
     target = ExternalRelease(path=str(tmp_path / "rel"), on_mismatch="drop")
     out = target.anonymize(orig)
     assert out.keys == ["a.png", "sub/c.png"]
-    assert target.unpaired == {"missing": ["b.png"], "extra": ["stray.bmp"]}
+    assert target.unpaired_ == {"missing": ["b.png"], "extra": ["stray.bmp"]}
     np.testing.assert_array_equal(out[1], originals["sub/c"])
     rel = Release(orig, out, on_mismatch="drop")
     assert rel.unpaired["missing"] == ["b.png"] and len(rel) == 2
