@@ -41,6 +41,7 @@ class Attack(ParamsMixin):
 
     name = ""
     requires: tuple[str, ...] = ()
+    criteria: tuple[str, ...] = ()  # Art. 29 WP 05/2014 criteria it tests: singling_out, linkability, inference
 
     def fit(self, auxiliary: ImageSet | None = None) -> "Attack":
         """Train on the intruder's auxiliary data (no-op for attacks that need none)."""

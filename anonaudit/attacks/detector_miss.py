@@ -54,6 +54,8 @@ def box_similarity(original: np.ndarray, anonymized: np.ndarray, box: Box, measu
 class DetectorMiss(Attack):
     """Share of faces found in the originals (by a strong detector) that the release left clear."""
 
+    criteria = ("singling_out", "linkability")  # a face left clear can be recognised
+
     def __init__(self, detector: str = "mtcnn", measure: str = "ssim", threshold: float | None = None, min_score: float = 0.9):
         if measure not in MEASURES:
             raise ConfigError(f"detector_miss: measure must be one of {MEASURES}, got {measure!r}")

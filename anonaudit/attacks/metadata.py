@@ -437,6 +437,8 @@ class MetadataLeak(Attack):
         max_streams: most embedded image streams decoded per file; the rest are counted.
     """
 
+    criteria = ("singling_out", "linkability", "inference")  # names, device serials, GPS location
+
     def __init__(
         self,
         thumbnail_margin_db: float = 1.0,

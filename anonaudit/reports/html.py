@@ -1,127 +1,232 @@
 """Self-contained HTML report (one file: figures and thumbnails inlined) from a results table.
 
+Reads only the run's files (``results.csv``, ``manifest.json``, ``verdict.json`` when a policy was
+applied, and ``examples/<target_id>/``); never runs a model. The verdict comes first; then the
+headline (strongest attack per target, with n and 95% CIs), the trade-off plot, the details per
+target, and one line per reason for everything that did not run. Targets are ordered by method
+(first seen) and naturally within a method (block 4, 8, 16). Examples are redacted unless
+``embed_examples`` is set (see :mod:`.examples`).
+
 Every user-provided string (file names, labels, config values, error messages) is HTML-escaped by
-Jinja2's autoescaping. Original images are never embedded; only anonymized examples are.
+Jinja2's autoescaping.
 """
 
 from __future__ import annotations
 
-import base64
+import json
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from . import fmt
+from .examples import target_examples
 from .plots import tradeoff_png
 
 if TYPE_CHECKING:
     from ..results import Results
 
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "∞"
-        return f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
-    return str(v)
+VERDICT_FILE = "verdict.json"
+#: Utility metrics tried in this order for the trade-off plot's x axis.
+PREFERRED_UTILITY = ["ssim", "ssim_outside_boxes", "plate_detectability", "face_detection_rate", "psnr"]
 
 
-def _ci(r: dict) -> str:
-    lo, hi = r.get("ci_low"), r.get("ci_high")
-    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)):
-        return ""
-    return f"[{_fmt(lo)}, {_fmt(hi)}]"
+def environment() -> Environment:
+    """The Jinja2 environment of every report template, with the number filters of :mod:`.fmt`."""
+    env = Environment(loader=PackageLoader("anonaudit", "reports/templates"), autoescape=select_autoescape(["html"]))
+    fmts = {"num": fmt.num, "pct": fmt.pct}
+    env.filters.update(num=fmt.num, pct=fmt.pct, risk=fmt.risk, count=fmt.count, fmt_as=lambda v, f: fmts[f](v),
+                       cls=lambda s: str(s).replace(" ", "-"))
+    env.globals.update(interval=fmt.interval, fmts=fmts, risk_fmt=fmt.risk)
+    return env
 
 
-def _records(df) -> list[dict]:
+def _records(df: pd.DataFrame) -> list[dict]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def read_verdict(output: Path | None) -> dict | None:
+    """``<output>/verdict.json`` (written by ``anonaudit certify``), or None when there is none."""
+    if output is None or not (output / VERDICT_FILE).is_file():
+        return None
+    from ..errors import DataError
+
+    path = output / VERDICT_FILE
+    try:
+        verdict = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable verdict file ({exc})") from exc
+    if not isinstance(verdict, dict) or "overall" not in verdict:
+        raise DataError(f"{path}: not a verdict (no 'overall' field)")
+    return verdict
 
 
-def _examples(output: Path | None, table) -> list[dict]:
-    if output is None:
+def target_order(table: pd.DataFrame) -> list[str]:
+    """Target labels by method (first seen) and naturally within a method."""
+    t = table[table["target_label"].notna() & (table["target_label"] != "")]
+    method = dict(zip(t["target_label"], t["target"].astype(str)))
+    return fmt.natural_order(t["target_label"], group=lambda lab: method.get(lab, fmt.method_of(lab)))
+
+
+def short_names(table: pd.DataFrame) -> dict[str, str]:
+    """``component_label -> name shown in tables``: the component's name where that names one
+    configuration, else the full label."""
+    rows = table.dropna(subset=["component_label"]).drop_duplicates("component_label")
+    per_component = rows.groupby("component")["component_label"].nunique()
+    return {lab: (comp if per_component.get(comp, 0) == 1 else lab) for lab, comp in zip(rows["component_label"], rows["component"])}
+
+
+def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
+    """Unavailable and failed units, one entry per (component, status, reason) with the targets it hit."""
+    t = table[table["status"].isin(["unavailable", "failed"])].copy()
+    if t.empty:
         return []
-    from ..audit import component_id
-
-    shown = []
-    for (name, params, label), _ in table.groupby(["target", "params", "target_label"], sort=False):
-        import json
-
-        folder = output / "examples" / component_id(name, json.loads(params))
-        pics = sorted(folder.glob("*.png"))[:4] if folder.is_dir() else []
-        if pics:
-            shown.append({"label": label, "images": [_b64(p.read_bytes()) for p in pics]})
-    return shown
+    t["who"] = t["component_label"].fillna(t["component"]).fillna("").astype(str)
+    t.loc[t["kind"] == "data", "target_label"] = ""
+    out = []
+    for (kind, who, status, message), g in t.groupby(["kind", "who", "status", t["message"].fillna("")], sort=False):
+        targets = [lab for lab in order if lab in set(g["target_label"])]
+        out.append({"kind": kind, "component": who or kind, "status": status, "message": message, "units": len(g),
+                    "targets": targets, "all_targets": len(targets) == len(order) and len(order) > 1})
+    return sorted(out, key=lambda r: (r["status"] != "unavailable", r["kind"], r["component"]))
 
 
-def _pick_utility(table) -> tuple[str | None, bool]:
+def headline(results: "Results", order: list[str]) -> list[dict]:
+    """:meth:`Results.max_risk` in report order, each row with ``rate`` (format its numbers as %)."""
+    mr = results.max_risk()
+    rows = {r["target_label"]: r for r in _records(mr)}
+    out = []
+    for label in order:
+        r = rows.get(label)
+        if r is None:
+            continue
+        r["rate"] = fmt.is_rate(r.get("metric"), [r.get(c) for c in ("value", "original", "baseline", "ci_low", "ci_high")])
+        kind = str(r.get("risk_kind") or "")
+        r["kind_text"] = {"new_leak": "new leak", "absolute": "absolute (originals not measured)"}.get(kind, "")
+        out.append(r)
+    return out
+
+
+def _split(message: Any) -> list[str]:
+    return [p.strip() for p in message.split("; ") if p.strip()] if isinstance(message, str) else []
+
+
+def shared_notes(rows: pd.DataFrame, n_targets: int) -> tuple[dict[tuple[str, str], list[str]], dict[int, str]]:
+    """Notes said once: for each (component_label, metric), the message parts every target shares
+    (``common``) and, per row index, the parts left for that row."""
+    common: dict[tuple[str, str], list[str]] = {}
+    rest: dict[int, str] = {}
+    for (label, metric), g in rows.groupby([rows["component_label"].fillna(""), rows["metric"].fillna("")], sort=False):
+        parts = [_split(m) for m in g["message"]]
+        shared = [p for p in dict.fromkeys(parts[0]) if all(p in ps for ps in parts)] if len(g) == n_targets and n_targets > 1 else []
+        if shared:
+            common[(label, metric)] = shared
+        for idx, ps in zip(g.index, parts):
+            rest[idx] = "; ".join(p for p in ps if p not in shared)
+    return common, rest
+
+
+def _pick_utility(table: pd.DataFrame) -> tuple[str | None, bool]:
     ok = table[(table["status"] == "ok") & (table["kind"] == "evaluator")]
     if ok.empty:
         return None, True
-    preferred = ["ssim", "ssim_outside_boxes", "plate_detectability", "face_detection_rate", "psnr"]
     metrics = list(dict.fromkeys(ok["metric"]))
-    for m in preferred:
-        if m in metrics:
-            chosen = m
-            break
-    else:
-        chosen = metrics[0]
+    chosen = next((m for m in PREFERRED_UTILITY if m in metrics), metrics[0])
     hib = ok[ok["metric"] == chosen]["higher_is_better"].iloc[0]
-    return chosen, bool(hib) if hib is not None else True
+    return chosen, str(hib).lower() not in ("false", "0") if hib is not None else True
 
 
-def render_html(results: "Results", title: str | None = None) -> str:
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def report_context(results: "Results", embed_examples: bool = False) -> dict[str, Any]:
+    """What every report shows (HTML report, compliance report): verdict, headline, not-run list,
+    examples, data sizes, ordered targets."""
     table = results.table
-    env = Environment(loader=PackageLoader("anonaudit", "reports/templates"), autoescape=select_autoescape(["html"]))
-    env.filters["fmt"] = _fmt
-    env.filters["ci"] = _ci
+    order = target_order(table)
     manifest = results.manifest or {}
+    return {
+        "manifest": manifest,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "verdict": read_verdict(results.output),
+        "run_dir": str(results.output) if results.output else "",
+        "order": order,
+        "headline": headline(results, order),
+        "not_run": not_run(table, order),
+        "examples": target_examples(results.output, table, order, embed=embed_examples),
+        "embed_examples": embed_examples,
+        "config_yaml": yaml.safe_dump(manifest.get("config") or {}, sort_keys=False, default_flow_style=None) if manifest.get("config") else "",
+    }
+
+
+def render_html(results: "Results", title: str | None = None, embed_examples: bool = False) -> str:
+    """The report page as a string (see the module doc)."""
+    table = results.table
+    ctx = report_context(results, embed_examples)
+    order = ctx["order"]
+    names = short_names(table)
+    ok = table[table["status"] == "ok"]
+    attacks = ok[ok["kind"] == "attack"]
+    evaluators = ok[ok["kind"] == "evaluator"]
+    attack_common, attack_rest = shared_notes(attacks.assign(metric=""), len(order))
+    eval_common, eval_rest = shared_notes(evaluators, len(order))
     targets = []
-    for label, group in table.groupby("target_label", sort=False):
-        if not label:
-            continue
-        g = group
-        targets.append({
-            "label": label,
-            "release": _records(g[g["kind"] == "target"]),
-            "attacks": _records(g[(g["kind"] == "attack") & (g["status"] == "ok")]),
-            "evaluators": _records(g[(g["kind"] == "evaluator") & (g["status"] == "ok")]),
-        })
+    for label in order:
+        g = table[table["target_label"] == label]
+        mine = attacks[attacks["target_label"] == label]
+        att, notes = _records(mine), {}
+        for idx, rec in zip(mine.index, att):
+            rec["short"] = names.get(rec["component_label"], rec["component"])
+            rec["rate"] = fmt.is_rate(rec["metric"], [rec[c] for c in ("value", "original", "baseline", "ci_low", "ci_high")])
+            if attack_rest.get(idx):
+                notes.setdefault(attack_rest[idx], rec["short"])
+        mine = evaluators[evaluators["target_label"] == label]
+        ev = _records(mine)
+        for idx, rec in zip(mine.index, ev):
+            rec["short"] = names.get(rec["component_label"], rec["component"])
+            rec["notes"] = eval_rest.get(idx, "")
+        targets.append({"label": label, "release": _records(g[g["kind"] == "target"]), "attacks": att,
+                        "attack_notes": [{"component": c, "text": t} for t, c in notes.items()], "evaluators": ev})
+    legend = [{"short": names[lab], "label": lab, "kind": kind, "notes": attack_common.get((lab, ""), [])}
+              for lab, kind in ok.drop_duplicates("component_label")[["component_label", "kind"]].itertuples(index=False)
+              if kind == "attack"]
+    metric_notes = [{"component": names.get(lab, lab), "metric": m, "notes": parts} for (lab, m), parts in eval_common.items()]
     metric, hib = _pick_utility(table)
-    plot = tradeoff_png(table, metric, hib) if metric else None
-    max_risk = _records(results.max_risk())
-    nonstandard = _records(table[(table["status"] == "ok") & (table["standard"] == False)].drop_duplicates(["component", "metric"]))  # noqa: E712
-    return env.get_template("report.html").render(
+    plot = tradeoff_png(table, results.max_risk(), metric, hib) if metric else None
+    nonstandard = _records(ok[ok["standard"].astype(str).str.lower().isin(["false", "0"])].drop_duplicates(["component", "metric"]))
+    manifest = ctx["manifest"]
+    return environment().get_template("report.html").render(
+        **ctx,
         title=title or f"anonaudit report: {manifest.get('name', 'audit')}",
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        manifest=manifest,
         targets=targets,
-        max_risk=max_risk,
+        legend=legend,
+        metric_notes=metric_notes,
         plot=_b64(plot) if plot else None,
         utility_metric=metric,
-        failures=_records(results.failures()),
         nonstandard=nonstandard,
-        examples=_examples(results.output, table[table["target_label"].notna() & (table["target_label"] != "")]),
-        config_yaml=yaml.safe_dump(manifest.get("config") or {}, sort_keys=False) if manifest.get("config") else "",
-        data_rows=_records(table[table["kind"] == "data"]),
     )
 
 
-def write_html_report(results: "Results", path: Path, title: str | None = None) -> Path:
-    """Render and write the report atomically; returns its path."""
-    import os
-
-    html = render_html(results, title)
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename; returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(html, encoding="utf-8")
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_html_report(results: "Results", path: Path, title: str | None = None, embed_examples: bool = False) -> Path:
+    """Render and write the report atomically; returns its path."""
+    return write_atomic(path, render_html(results, title, embed_examples))

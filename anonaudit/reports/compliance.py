@@ -1,0 +1,242 @@
+"""Compliance report: the audit read against the Article 29 Working Party Opinion 05/2014 on
+anonymisation techniques (singling out, linkability, inference) and the UK ICO motivated-intruder
+test, with the attacker model, data sizes, what was not tested and the limitations.
+
+:func:`compliance_model` builds the content once from the run's files (results table, manifest,
+``verdict.json``, example images; no model is run); :func:`write_compliance_report` lays the same content out as HTML
+(template ``compliance.html``) and PDF (:mod:`.pdf`).
+
+Each attack class declares the criteria it tests (``criteria = ("inference",)``); attacks that do
+not (third-party plugins) are mapped by :data:`FALLBACK_CRITERIA` from words in their name, and the
+report says the mapping was assumed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from . import fmt
+from .html import environment, report_context, write_atomic
+
+if TYPE_CHECKING:
+    from ..results import Results
+
+#: Article 29 Working Party, Opinion 05/2014 on Anonymisation Techniques (WP216), section 2.2.
+CRITERIA: dict[str, tuple[str, str]] = {
+    "singling_out": ("Singling out", "the possibility to isolate some or all records which identify an individual in the dataset"),
+    "linkability": ("Linkability", "the ability to link at least two records concerning the same data subject or a group of "
+                                   "data subjects (either in the same database or in two different databases)"),
+    "inference": ("Inference", "the possibility to deduce, with significant probability, the value of an attribute from the "
+                               "values of a set of other attributes"),
+}
+MOTIVATED_INTRUDER = (
+    "UK ICO motivated-intruder test: would a person with no prior knowledge, but reasonably competent, with access to "
+    "resources such as the internet, libraries and public documents, and using investigative techniques (without specialist "
+    "skills or equipment, and without criminal acts), succeed in re-identifying someone from the release?"
+)
+#: Criteria assumed for attacks that declare none, from words in their registered name (first match).
+FALLBACK_CRITERIA: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("membership", ("inference",)),
+    ("attribute", ("inference",)),
+    ("gender", ("inference",)),
+    ("age", ("inference",)),
+    ("link", ("linkability",)),
+    ("reid", ("singling_out", "linkability")),
+    ("ident", ("singling_out", "linkability")),
+    ("ocr", ("singling_out", "linkability")),
+    ("metadata", ("singling_out", "linkability", "inference")),
+)
+#: What an attack parameter says the intruder holds.
+_GALLERY = {
+    "originals": "a gallery of identified photos that includes each released image's own source photo",
+    "other_images": "a gallery of other identified photos of the same people",
+}
+_LABELS = {"text": "the true plate text", "identity": "who is in each image", "gender": "each person's gender"}
+
+LIMITATIONS = [
+    "Attacks give lower bounds on the risk: a stronger or better-informed intruder may do better than every attack run here.",
+    "Risks are measured on the evaluated images only; another population, resolution or camera can behave differently.",
+    "A rate measured on n images has a 95% confidence interval whose width shrinks with n; small n cannot show small risks.",
+    "Relative risk compares the release with the same attack on the originals; an attack that is weak on the originals "
+    "also says little about the release.",
+    "Only the attacks listed were run; the criteria they do not cover, and the components that were unavailable or failed, "
+    "are untested (see 'What was not tested').",
+    "This report supports, and does not replace, the controller's own assessment of identifiability in context (the "
+    "means reasonably likely to be used, other data the recipients hold, the release's audience).",
+]
+
+
+def attack_criteria(name: str) -> tuple[tuple[str, ...], bool]:
+    """The criteria an attack tests and whether they were declared (False: assumed from its name,
+    or none found)."""
+    from ..registry import ATTACKS
+
+    try:
+        declared = tuple(getattr(ATTACKS.get(name), "criteria", ()) or ())
+    except Exception:  # noqa: BLE001 - an attack no longer installed still appears in old results
+        declared = ()
+    unknown = [c for c in declared if c not in CRITERIA]
+    if unknown:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"attack '{name}' declares unknown criteria {unknown} (known: {', '.join(CRITERIA)})")
+    if declared:
+        return declared, True
+    lowered = name.lower()
+    return next((c for word, c in FALLBACK_CRITERIA if word in lowered), ()), False
+
+
+def intruder_holds(name: str, params: dict[str, Any]) -> list[str]:
+    """What the intruder of one attack holds, read from the attack's parameters."""
+    held = []
+    if params.get("gallery") in _GALLERY:
+        held.append(_GALLERY[params["gallery"]])
+    if params.get("parrot"):
+        held.append("the public anonymizer itself, re-applied to their gallery (parrot attacker)")
+    if params.get("use_known_kernel") or params.get("use_known_block"):
+        held.append("the method's declared degradation (blur kernel or mosaic block), used to invert it")
+    if params.get("engine"):
+        held.append(f"an off-the-shelf OCR engine ({params['engine']})")
+    if params.get("embedder"):
+        emb = params["embedder"]
+        held.append(f"a public face-recognition model ({emb.get('name', emb) if isinstance(emb, dict) else emb})")
+    return held
+
+
+def scored_with(name: str) -> list[str]:
+    """The ground truth the audit (not the intruder) holds to score an attack (its ``requires``)."""
+    from ..registry import ATTACKS
+
+    try:
+        requires = tuple(getattr(ATTACKS.get(name), "requires", ()) or ())
+    except Exception:  # noqa: BLE001 - see attack_criteria
+        requires = ()
+    return [_LABELS.get(r, r) for r in requires]
+
+
+def _worst(rows: pd.DataFrame) -> dict | None:
+    """The row of highest risk, as display cells (``risk``, ``level``, ``by``, ``value``, ``n``)."""
+    rows = rows.dropna(subset=["risk"])
+    if rows.empty:
+        return None
+    r = rows.loc[rows["risk"].astype(float).idxmax()]
+    f = fmt.pct if fmt.is_rate(r["metric"], [r["value"], r["ci_low"], r["ci_high"]]) else fmt.num
+    risk = float(r["risk"])
+    kind = " (new leak)" if r.get("risk_kind") == "new_leak" else ""
+    return {
+        "risk": f"{fmt.risk(risk)} {fmt.interval(r.get('risk_ci_low'), r.get('risk_ci_high'), fmt.risk)}".strip() + kind,
+        "level": "high" if risk >= 0.5 else "mid" if risk >= 0.1 else "low",
+        "by": f"{r['component']}: {r['metric']}",
+        "value": f"{f(r['value'])} {fmt.interval(r['ci_low'], r['ci_high'], f)}".strip(),
+        "n": fmt.count(r["n"]),
+    }
+
+
+def _policy_status(verdict: dict | None, label: str, components: set[str]) -> str:
+    """Worst policy status among the verdict's criteria on ``components`` for one target."""
+    if not verdict:
+        return ""
+    statuses = []
+    for c in (verdict.get("criteria") or {}).get(label, []):
+        comp = str(c.get("component") or str(c.get("select", "")).split("/", 1)[0])
+        if any(fnmatch.fnmatch(x, comp) for x in components):
+            statuses.append(str(c.get("status")))
+    for s in ("FAIL", "NOT TESTED", "PASS"):
+        if s in statuses:
+            return s
+    return ""
+
+
+def compliance_model(results: "Results", embed_examples: bool = False) -> dict[str, Any]:
+    """Everything the compliance report states (plain data; see the module doc)."""
+    ctx = report_context(results, embed_examples)
+    table, manifest, order = results.table, ctx["manifest"], ctx["order"]
+    configured = {a["name"]: a.get("params") or {} for a in manifest.get("attacks") or []}
+    names = list(dict.fromkeys([*configured, *table.loc[table["kind"] == "attack", "component"].dropna()]))
+    attacks = []
+    for name in names:
+        crit, declared = attack_criteria(name)
+        attacks.append({"name": name, "criteria": list(crit), "declared": declared,
+                        "criteria_text": ", ".join(CRITERIA[c][0] for c in crit) or "not mapped",
+                        "holds": intruder_holds(name, configured.get(name, {})), "scored_with": scored_with(name)})
+    by_criterion = {c: {a["name"] for a in attacks if c in a["criteria"]} for c in CRITERIA}
+    ok = table[(table["status"] == "ok") & (table["kind"] == "attack")]
+    criteria_rows = []
+    for label in order:
+        mine = ok[ok["target_label"] == label]
+        cells = []
+        for key in CRITERIA:
+            w = _worst(mine[mine["component"].isin(by_criterion[key])])
+            ran = set(mine["component"]) & by_criterion[key]
+            cells.append({"worst": w, "missing": "" if w else ("no risk estimate" if ran else "not tested"),
+                          "policy": _policy_status(ctx["verdict"], label, by_criterion[key])})
+        criteria_rows.append({"target": label, "cells": cells})
+    reident = {a["name"] for a in attacks if {"singling_out", "linkability"} & set(a["criteria"])}
+    intruder_rows = []
+    for label in order:
+        w = _worst(ok[(ok["target_label"] == label) & ok["component"].isin(reident)])
+        intruder_rows.append({"target": label, "worst": w, "missing": "" if w else "not tested"})
+    data = manifest.get("data") or {}
+    n_total, n_aux = data.get("n"), data.get("auxiliary")
+    share = fmt.pct(n_aux / n_total) if n_total and n_aux is not None else fmt.MISSING
+    pairs = table[(table["kind"] == "target") & (table["metric"] == "pairs")].drop_duplicates("target_label")
+    pairs = pairs.set_index("target_label")["value"]
+    ns = pd.to_numeric(ok["n"], errors="coerce").dropna()
+    scope = [
+        f"Data set {data.get('name', '?')}: {fmt.count(n_total)} images; {fmt.count(data.get('evaluation'))} evaluated "
+        f"(anonymized by each method and attacked); {fmt.count(n_aux)} ({share}) held by the intruder as their own "
+        "auxiliary data, never among the evaluated images.",
+        f"{len(order)} anonymization target(s): " + ", ".join(f"{lab} ({fmt.count(pairs.get(lab))} pairs)" for lab in order) + ".",
+    ]
+    if len(ns):
+        span = fmt.count(ns.min()) + ("" if ns.min() == ns.max() else f" to {fmt.count(ns.max())}")
+        scope.append(f"Attack rates measured on n = {span} images each, with 95% confidence intervals.")
+    attacker_intro = (
+        "The intruder holds the released (anonymized) images; knows the anonymization method and its parameters (the "
+        f"method is assumed public); and holds {fmt.count(n_aux)} images of their own ({share} of the data set), on which "
+        "attackers that learn are trained. Per attack, what the intruder also holds:")
+    not_tested = [("not tested", f"criterion {CRITERIA[c][0]}", "no attack for it ran")
+                  for c, members in by_criterion.items() if not (set(ok["component"]) & members)]
+    not_tested += [("no risk estimate", r["target_label"], r["reason"]) for r in ctx["headline"] if r.get("risk") is None]
+    for r in ctx["not_run"]:
+        where = "input data" if r["kind"] == "data" else (
+            f"all {len(r['targets'])} targets" if r["all_targets"] else ", ".join(r["targets"]))
+        not_tested.append((r["status"], f"{r['component']} ({where})", r["message"]))
+    limitations = list(LIMITATIONS)
+    if "synthetic" in str(data.get("name", "")):
+        limitations.insert(1, f"The data set '{data.get('name')}' is synthetic: real images may be easier or harder to attack.")
+    if (table["standard"].astype(str).str.lower() == "false").any():
+        limitations.append("Some metrics are non-standard (computed differently from their reference definition); "
+                           "they are marked and must not be compared with published values.")
+    return {
+        **ctx,
+        "criteria": [{"key": k, "title": t, "definition": d, "attacks": sorted(by_criterion[k])} for k, (t, d) in CRITERIA.items()],
+        "motivated_intruder": MOTIVATED_INTRUDER,
+        "attacks": attacks,
+        "criteria_rows": criteria_rows,
+        "intruder_rows": intruder_rows,
+        "reidentification_attacks": sorted(reident),
+        "scope": scope,
+        "attacker_intro": attacker_intro,
+        "not_tested": not_tested,
+        "limitations": limitations,
+    }
+
+
+def _title(model: dict[str, Any], title: str | None) -> str:
+    return title or f"Compliance report: {model['manifest'].get('name', 'audit')}"
+
+
+def write_compliance_report(results: "Results", folder: Path, title: str | None = None,
+                            embed_examples: bool = False) -> tuple[Path, Path]:
+    """Write ``compliance.html`` and ``compliance.pdf`` into ``folder`` (atomically); returns both paths."""
+    from .pdf import compliance_pdf
+
+    model = compliance_model(results, embed_examples)
+    html = environment().get_template("compliance.html").render(**model, title=_title(model, title))
+    pdf = compliance_pdf(model, _title(model, title))
+    return write_atomic(folder / "compliance.html", html), write_atomic(folder / "compliance.pdf", pdf)
