@@ -4,19 +4,24 @@ network), escaping of user strings, and ``anonaudit report`` regenerating the re
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
+from shared_data import debian_program
 
 from anonaudit.anonymizers import GaussianBlur, Mask
 from anonaudit.attacks.base import Attack, AttackMetric, AttackResult
 from anonaudit.audit import Audit
 from anonaudit.cli import main
 from anonaudit.data.synthetic_plates import synthetic_plates
+from anonaudit.errors import DataError
 from anonaudit.evaluators import PSNR, SSIM
 from anonaudit.reports.html import render_html
 from anonaudit.results import COLUMNS, Results, row
@@ -222,3 +227,152 @@ def test_details_round_floats_but_values_keep_full_precision():
     est = Estimate(0.123456789, 0.1, 0.2, 10, "m", extra={"mean_abs_yaw_difference": 1.0713362849022, "pairs": 418})
     (r,) = measurement_rows(Measurement("pose_difference", est), {"target": "t"}, "evaluator", 0.0)
     assert r["message"] == "mean_abs_yaw_difference=1.071; pairs=418" and r["value"] == 0.123456789
+
+
+# -- what the page shows (hand-built tables) ------------------------------------------------------------------------
+SWEEP = ["pixelate(block=16)", "pixelate(block=4)", "pixelate(block=8)", "mask", "gaussian_blur(sigma=8)",
+         "gaussian_blur(sigma=2)"]
+NOTE = "no inversion: the release was made by a method this attack does not invert"
+
+
+def _sweep_results(tmp_path: Path, n_unavailable_targets: int = 6) -> Results:
+    rows = []
+    for i, label in enumerate(SWEEP):
+        base = {"target": label.split("(")[0], "target_label": label, "target_id": f"t{i}"}
+        risk = 0.1 * i
+        rows += [
+            row(**base, kind="target", component="release", metric="pairs", value=40, n=40, status="ok"),
+            row(**base, kind="attack", component="deblur_ocr", component_label="deblur_ocr(methods=['wiener'], balances=[0.01])",
+                metric="exact_match", value=0.25, ci_low=0.14, ci_high=0.41, n=40, baseline=1.85e-07, original=0.9,
+                risk=risk, risk_ci_low=max(0.0, risk - 0.05), risk_ci_high=risk + 0.05, risk_kind="relative",
+                higher_is_better=False, status="ok", message=NOTE),
+            row(**base, kind="evaluator", component="ssim", component_label="ssim", metric="ssim", value=0.5 + 0.05 * i,
+                ci_low=0.45 + 0.05 * i, ci_high=0.55 + 0.05 * i, n=40, higher_is_better=True, status="ok",
+                message="region=image; identical=0"),
+        ]
+        if i < n_unavailable_targets:
+            rows.append(row(**base, kind="evaluator", component="fid", component_label="fid", metric="", status="unavailable",
+                            message="inception-fid unavailable: weights not in the cache (run `anonaudit models fetch inception-fid`)"))
+    return Results(pd.DataFrame(rows), tmp_path, {"name": "sweep", "seed": 0})
+
+
+def test_targets_sort_naturally_within_their_method(tmp_path: Path):
+    html = render_html(_sweep_results(tmp_path))
+    heads = re.findall(r"<h3>([^<]+)</h3>", html)
+    assert heads == ["pixelate(block=4)", "pixelate(block=8)", "pixelate(block=16)", "mask",
+                     "gaussian_blur(sigma=2)", "gaussian_blur(sigma=8)"]
+    headline = html[html.index("Headline"):html.index("How to read this")]
+    positions = [headline.index(f"<td>{lab}</td>") for lab in heads]
+    assert positions == sorted(positions)
+
+
+def test_headline_has_n_and_cis_and_numbers_read_the_same_everywhere(tmp_path: Path):
+    html = render_html(_sweep_results(tmp_path))
+    headline = html[html.index("Headline"):html.index("How to read this")]
+    assert "risk [95% CI]" in headline and "<th class=\"num\">n</th>" in headline
+    # pixelate(block=8) is the third target built: risk 0.2 [0.15, 0.25]; its rate as a percentage
+    assert '0.20 <span class="ci">[0.15, 0.25]</span>' in headline
+    assert '25.0% <span class="ci">[14.0%, 41.0%]</span>' in headline
+    assert ">0.0%<" in headline and "e-07" not in html  # a baseline of 1.85e-07 reads 0.0%
+    assert '0.750 <span class="ci">[0.700, 0.800]</span>' in html  # utility: three decimals
+
+
+def test_identical_unavailable_rows_become_one_line_per_reason(tmp_path: Path):
+    html = render_html(_sweep_results(tmp_path))
+    assert html.count("inception-fid unavailable") == 1
+    assert "(all 6 targets)" in html
+    some = render_html(_sweep_results(tmp_path, n_unavailable_targets=2))
+    assert some.count("inception-fid unavailable") == 1
+    assert "(pixelate(block=4), pixelate(block=16))" in some  # the two targets it hit, in report order
+
+
+def test_repeated_labels_and_notes_appear_once(tmp_path: Path):
+    html = render_html(_sweep_results(tmp_path))
+    assert html.count(NOTE) == 1  # shared by every target: said once, under Attacks
+    assert html.count("methods=[&#39;wiener&#39;], balances=[0.01]") == 1  # the long label only in the legend
+    assert html.count("region=image; identical=0") == 1
+
+
+def test_verdict_comes_first_or_the_page_says_no_policy_was_applied(tmp_path: Path):
+    results = _sweep_results(tmp_path)
+    html = render_html(results)
+    assert html.index("No policy applied") < html.index("Headline")
+    assert f"anonaudit certify {tmp_path} --policy strict" in html
+    crit = {"id": "ocr-exact-match", "status": "NOT TESTED", "reason": "no attack matching 'ocr' was run", "select": "ocr/*",
+            "on": "value", "comparison": "<=", "threshold_text": "1%", "bound": "upper", "component": "", "metric": "",
+            "value": None, "ci_low": None, "ci_high": None, "n": 0}
+    ssim = {**crit, "id": "ssim", "status": "FAIL", "reason": "lower 95% bound 0.45 breaks >= 0.8", "component": "ssim",
+            "metric": "ssim", "value": 0.5, "ci_low": 0.45, "ci_high": 0.55, "n": 40}
+    verdict = {"overall": "FAIL", "policy": {"name": "strict-public-release", "description": "public release"},
+               "created": "2026-01-01T00:00:00+00:00",
+               "targets": [{"target_label": lab, "verdict": "FAIL" if lab == "mask" else "NOT TESTED",
+                            "criteria": [crit] + ([ssim] if lab == "mask" else [])} for lab in SWEEP]}
+    (tmp_path / "verdict.json").write_text(json.dumps(verdict))
+    html = render_html(results)
+    assert html.index('class="verdict FAIL"') < html.index("Headline") and "Verdict: FAIL" in html
+    assert html.count("no attack matching &#39;ocr&#39; was run") == 1  # shared by every target: said once
+    assert "lower 95% bound 0.45 breaks &gt;= 0.8" in html
+    (tmp_path / "verdict.json").write_text("{not json")
+    with pytest.raises(DataError, match="verdict.json: not a readable verdict file"):
+        render_html(results)
+
+
+def test_trade_off_labels_do_not_collide():
+    import matplotlib.pyplot as plt
+
+    from anonaudit.reports.plots import place_labels
+
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    xs, ys = [0.50, 0.51, 0.52, 0.53, 0.9], [1.0, 1.0, 0.99, 1.0, 0.1]
+    ax.plot(xs, ys, "o")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.05, 1.1)
+    fig.canvas.draw()
+    anns = place_labels(ax, xs, ys, ["sigma=1", "sigma=2", "block=4", "block=8", "mask"])
+    renderer = fig.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in anns]
+    assert len(boxes) == 5
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+
+@pytest.mark.debian("chromium")
+def test_page_in_headless_chromium_at_768_px(tmp_path: Path, audit_dir):
+    """The report as a browser lays it out at 768 px: the verdict box is in the first screen and the
+    page itself never scrolls sideways (wide tables scroll inside their own box)."""
+    results, out = audit_dir
+    verdict = {"overall": "FAIL", "policy": {"name": "strict"}, "created": "now",
+               "targets": [{"target_label": t.label(), "verdict": "FAIL", "criteria": []} for t in TARGETS]}
+    run = tmp_path / "run"
+    Results(results.table, run, results.manifest).save(run)
+    (run / "verdict.json").write_text(json.dumps(verdict))
+    page = Results.load(run).report()
+    chromium = debian_program("chromium")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+             "--window-size=768,900"]
+    probe = tmp_path / "probe.html"  # the page plus a script that records its width in the DOM
+    probe.write_text(page.read_text(encoding="utf-8").replace(
+        "</body>", "<script>document.body.dataset.width = document.documentElement.scrollWidth;</script></body>"),
+        encoding="utf-8")
+    dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    width = re.search(r'data-width="(\d+)"', dom)
+    assert width, dom[:500]
+    assert int(width.group(1)) <= 768
+    assert "Verdict: FAIL" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape[1] == 768
+    red = (np.abs(pixels - np.array([179, 38, 30])).sum(axis=2) < 40)  # the FAIL box's border and title
+    rows = np.where(red.any(axis=1))[0]
+    assert rows.size and rows.min() < 300, "the verdict is not in the first screen"
+
+
+def test_cli_report_embeds_examples_only_on_request(audit_dir, tmp_path: Path):
+    _, out = audit_dir
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+    assert "redacted" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert main(["report", str(out), "--out", str(tmp_path / "e.html"), "--embed-examples"]) == 0
+    html = (tmp_path / "e.html").read_text(encoding="utf-8")
+    first = sorted((out / "examples").glob("*/00.png"))[0]
+    assert base64.b64encode(first.read_bytes()).decode() in html and "as released" in html

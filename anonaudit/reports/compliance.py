@@ -14,6 +14,7 @@ report says the mapping was assumed.
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ MOTIVATED_INTRUDER = (
     "resources such as the internet, libraries and public documents, and using investigative techniques (without specialist "
     "skills or equipment, and without criminal acts), succeed in re-identifying someone from the release?"
 )
-#: Criteria assumed for attacks that declare none, from words in their registered name (first match).
+#: Criteria assumed for attacks that declare none, from the words their registered name starts with (first match).
 FALLBACK_CRITERIA: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("membership", ("inference",)),
     ("attribute", ("inference",)),
@@ -86,8 +87,8 @@ def attack_criteria(name: str) -> tuple[tuple[str, ...], bool]:
         raise ConfigError(f"attack '{name}' declares unknown criteria {unknown} (known: {', '.join(CRITERIA)})")
     if declared:
         return declared, True
-    lowered = name.lower()
-    return next((c for word, c in FALLBACK_CRITERIA if word in lowered), ()), False
+    tokens = re.split(r"[^a-z0-9]+", name.lower())
+    return next((c for word, c in FALLBACK_CRITERIA if any(t.startswith(word) for t in tokens)), ()), False
 
 
 def intruder_holds(name: str, params: dict[str, Any]) -> list[str]:

@@ -51,19 +51,41 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 
 def read_verdict(output: Path | None) -> dict | None:
-    """``<output>/verdict.json`` (written by ``anonaudit certify``), or None when there is none."""
+    """``<output>/verdict.json`` (written by ``anonaudit certify``) for the templates, or None when
+    there is none: ``overall``, ``policy`` (name), ``description``, ``created``, ``targets``
+    (label -> verdict) and ``criteria`` (label -> the criteria dicts of verdict.json)."""
     if output is None or not (output / VERDICT_FILE).is_file():
         return None
     from ..errors import DataError
 
     path = output / VERDICT_FILE
     try:
-        verdict = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable verdict file ({exc})") from exc
-    if not isinstance(verdict, dict) or "overall" not in verdict:
-        raise DataError(f"{path}: not a verdict (no 'overall' field)")
-    return verdict
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        targets = raw["targets"]
+        policy = raw.get("policy") or {}
+        verdict = {
+            "overall": str(raw["overall"]), "policy": policy.get("name", ""), "description": policy.get("description", ""),
+            "created": raw.get("created", ""),
+            "targets": {t["target_label"]: str(t["verdict"]) for t in targets},
+            "criteria": {t["target_label"]: list(t.get("criteria") or []) for t in targets},
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a readable verdict file ({type(exc).__name__}: {exc})") from exc
+    return {**verdict, **_split_common(verdict["criteria"])}
+
+
+def _split_common(criteria: dict[str, list[dict]]) -> dict[str, Any]:
+    """Criteria not passed with the same status and reason on every target (said once: ``common``)
+    and, per target, the others (``specific``)."""
+    def key(c: dict) -> tuple:
+        return c.get("id"), c.get("status"), c.get("reason")
+
+    failing = {label: [c for c in cs if c.get("status") != "PASS"] for label, cs in criteria.items()}
+    keys = [set(map(key, cs)) for cs in failing.values()]
+    shared = set.intersection(*keys) if len(keys) > 1 else set()
+    first = next(iter(failing.values()), [])
+    return {"common": [c for c in first if key(c) in shared],
+            "specific": {label: [c for c in cs if key(c) not in shared] for label, cs in failing.items()}}
 
 
 def target_order(table: pd.DataFrame) -> list[str]:

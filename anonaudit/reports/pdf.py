@@ -101,7 +101,7 @@ class _Doc:
     def verdict(self, verdict: dict | None, run_dir: str) -> None:
         key = str(verdict["overall"]) if verdict else "none"
         title = f"Verdict: {verdict['overall']}" if verdict else "No policy applied"
-        body = (f"Policy: {verdict['policy'].get('name') if isinstance(verdict.get('policy'), dict) else verdict.get('policy') or '?'}. "
+        body = (f"Policy {verdict['policy']}, certified {verdict['created']}. "
                 "FAIL if any criterion fails (a 95% CI straddling a risk threshold fails); NOT TESTED if a criterion's "
                 "attack or metric did not run: such a release cannot pass." if verdict else
                 f"This report states no decision. Run `anonaudit certify {run_dir or 'RUN'} --policy strict` (or your own "
@@ -165,15 +165,13 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
              f"anonaudit {(manifest.get('versions') or {}).get('anonaudit', '')}", size=8.5, colour=(90, 100, 117))
     doc.verdict(m["verdict"], m["run_dir"])
     v = m["verdict"]
-    if v and v.get("targets"):
-        rows = []
-        for label in m["order"]:
-            if label not in v["targets"]:
-                continue
-            crits = [c for c in (v.get("criteria") or {}).get(label, []) if c.get("status") != "PASS"]
-            rows.append([label, (v["targets"][label], v["targets"][label]),
-                         "\n".join(f"{c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in crits) or "all passed"])
-        doc.table(["target", "verdict", "criteria not passed"], rows, (3, 1.3, 7))
+    if v and v["common"]:
+        doc.bullets([f"On every target: {c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in v["common"]])
+    if v and v["targets"]:
+        rows = [[label, (v["targets"][label], v["targets"][label]),
+                 "\n".join(f"{c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in v["specific"][label]) or "none"]
+                for label in m["order"] if label in v["targets"]]
+        doc.table(["target", "verdict", ("other " if v["common"] else "") + "criteria not passed"], rows, (3, 1.3, 7))
 
     doc.heading("1. Scope and data")
     doc.bullets(m["scope"])

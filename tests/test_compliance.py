@@ -1,0 +1,174 @@
+"""Compliance report: attacks mapped to the Art. 29 WP criteria (declared on the classes, a name
+fallback for plugins), the attacker model, data sizes, what was not tested, redacted examples by
+default, and a PDF whose pages render."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from shared_data import debian_program
+
+from anonaudit.cli import main
+from anonaudit.data.io import write_image
+from anonaudit.registry import ATTACKS
+from anonaudit.reports.compliance import CRITERIA, attack_criteria, compliance_model, write_compliance_report
+from anonaudit.reports.examples import redact
+from anonaudit.results import Results, row
+
+LABELS = ["pixelate(block=16)", "pixelate(block=4)"]
+IDS = ["pixelate-aaaa1111", "pixelate-bbbb2222"]
+
+
+def _attack(label, tid, component, metric, value, risk, n=50, **kw):
+    return row(target="pixelate", target_label=label, target_id=tid, kind="attack", component=component,
+               component_label=component, metric=metric, value=value, ci_low=max(0, value - 0.1), ci_high=min(1, value + 0.1),
+               n=n, baseline=0.0, original=1.0, risk=risk, risk_ci_low=max(0, risk - 0.1), risk_ci_high=risk + 0.1,
+               risk_kind="relative", higher_is_better=False, status="ok", **kw)
+
+
+@pytest.fixture()
+def run(tmp_path: Path) -> Path:
+    """A hand-built run of two targets: OCR and metadata ran, reid was unavailable on both; each
+    target has two example images of sharp black-and-white noise."""
+    rows = []
+    for label, tid, ocr in zip(LABELS, IDS, (0.02, 0.9)):
+        rows += [
+            row(target="pixelate", target_label=label, target_id=tid, kind="target", component="release", metric="pairs",
+                value=50, n=50, status="ok"),
+            _attack(label, tid, "ocr", "exact_match", ocr, ocr),
+            _attack(label, tid, "metadata", "files_with_leak", 0.0, 0.0),
+            row(target="pixelate", target_label=label, target_id=tid, kind="evaluator", component="ssim", component_label="ssim",
+                metric="ssim", value=0.5, ci_low=0.45, ci_high=0.55, n=50, higher_is_better=True, status="ok"),
+            row(target="pixelate", target_label=label, target_id=tid, kind="attack", component="reid", component_label="reid",
+                metric="", status="unavailable", message="arcface unavailable: weights not in the cache"),
+        ]
+        rng = np.random.default_rng(0)
+        for i in range(2):
+            write_image(tmp_path / "examples" / tid / f"{i:02d}.png", (rng.random((60, 120, 3)) > 0.5).astype(np.uint8) * 255)
+    manifest = {"name": "release-42", "seed": 0, "data": {"name": "plates_us", "n": 60, "evaluation": 50, "auxiliary": 10},
+                "attacks": [{"name": "ocr", "params": {"engine": "rapidocr"}}, {"name": "metadata", "params": {}},
+                            {"name": "reid", "params": {"gallery": "other_images", "embedder": "arcface"}}]}
+    Results(pd.DataFrame(rows), tmp_path, manifest).save(tmp_path)
+    return tmp_path
+
+
+def test_every_builtin_attack_declares_known_criteria():
+    for name in ATTACKS.names():
+        crit, declared = attack_criteria(name)
+        assert declared and crit and set(crit) <= set(CRITERIA), name
+    assert attack_criteria("gender") == (("inference",), True)
+    assert attack_criteria("ocr")[0] == ("singling_out", "linkability")
+
+
+def test_plugins_without_criteria_fall_back_on_their_name():
+    assert attack_criteria("shadow_membership") == (("inference",), False)
+    assert attack_criteria("my_linkage_attack") == (("linkability",), False)
+    assert attack_criteria("something_else") == ((), False)
+
+
+def test_model_maps_criteria_sizes_attacker_model_and_untested(run: Path):
+    m = compliance_model(Results.load(run))
+    rows = {r["target"]: r["cells"] for r in m["criteria_rows"]}
+    assert list(rows) == ["pixelate(block=4)", "pixelate(block=16)"]  # natural order
+    single, link, inference = rows["pixelate(block=4)"]
+    assert single["worst"]["by"] == "ocr: exact_match" and single["worst"]["risk"].startswith("0.90 [0.80, 1.00]")
+    assert single["worst"]["level"] == "high" and single["worst"]["value"] == "90.0% [80.0%, 100.0%]"
+    assert inference["worst"]["by"] == "metadata: files_with_leak"  # metadata tests inference too (GPS)
+    assert rows["pixelate(block=16)"][0]["worst"]["level"] == "low"
+    attacks = {a["name"]: a for a in m["attacks"]}
+    assert "a gallery of other identified photos of the same people" in attacks["reid"]["holds"]
+    assert attacks["reid"]["scored_with"] == ["who is in each image"]
+    assert "an off-the-shelf OCR engine (rapidocr)" in attacks["ocr"]["holds"]
+    assert "10 images of their own (16.7% of the data set)" in m["attacker_intro"]
+    assert any("60 images; 50 evaluated" in s for s in m["scope"])
+    assert any("pixelate(block=4) (50 pairs)" in s for s in m["scope"])
+    reasons = [" ".join(t) for t in m["not_tested"]]
+    assert any(r.startswith("unavailable reid (all 2 targets)") and "weights not in the cache" in r for r in reasons)
+    assert m["reidentification_attacks"] == ["metadata", "ocr", "reid"]
+
+
+def test_criterion_without_attack_is_not_tested(run: Path):
+    results = Results.load(run)
+    results.table = results.table[results.table["component"] != "metadata"]
+    m = compliance_model(results)
+    assert ("not tested", "criterion Inference", "no attack for it ran") in m["not_tested"]
+    assert all(r["cells"][2]["missing"] == "not tested" for r in m["criteria_rows"])
+
+
+def _pngs(html: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB"))
+            for b in re.findall(r'alt="example" src="data:image/png;base64,([^"]+)"', html)]
+
+
+def test_examples_are_redacted_by_default_and_embedded_on_request(run: Path):
+    html_path, _ = write_compliance_report(Results.load(run), run)
+    shown = _pngs(html_path.read_text(encoding="utf-8"))
+    assert len(shown) == 4
+    original = np.asarray(Image.open(run / "examples" / IDS[0] / "00.png").convert("RGB"))
+    block = 12  # ceil(120 / 10)
+    for img in shown:
+        assert img.shape == original.shape and not np.array_equal(img, original)
+        for y in range(0, 60, block):  # every cell is one flat colour: no plate text or face survives
+            for x in range(0, 120, block):
+                cell = img[y:y + block, x:x + block].reshape(-1, 3)
+                assert (cell == cell[0]).all()
+    assert "redacted (12-px blocks)" in html_path.read_text(encoding="utf-8")
+    html_path, _ = write_compliance_report(Results.load(run), run, embed_examples=True)
+    html = html_path.read_text(encoding="utf-8")
+    assert any(np.array_equal(img, original) for img in _pngs(html)) and "internal use only" in html
+
+
+def test_redact_is_the_block_mean():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:2, :2] = 200
+    out, block = redact(img, cells=2)
+    assert block == 2 and (out[:2, :2] == 200).all() and (out[2:, 2:] == 0).all()
+    out, _ = redact(img, cells=1)
+    assert (out == 50).all()
+
+
+def test_verdict_heads_the_compliance_report(run: Path):
+    verdict = {"overall": "FAIL", "policy": {"name": "strict-public-release"}, "created": "2026-01-01T00:00:00",
+               "targets": [{"target_label": lab, "verdict": v, "criteria": [
+                   {"id": "ocr-exact-match", "status": v, "reason": f"reason {lab}", "component": "ocr", "metric": "exact_match",
+                    "select": "*ocr/exact_match", "on": "value", "comparison": "<=", "threshold_text": "1%", "bound": "upper",
+                    "value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 50}]}
+                   for lab, v in zip(LABELS, ("PASS", "FAIL"))]}
+    (run / "verdict.json").write_text(json.dumps(verdict))
+    m = compliance_model(Results.load(run))
+    cells = {r["target"]: r["cells"] for r in m["criteria_rows"]}
+    assert cells["pixelate(block=4)"][0]["policy"] == "FAIL" and cells["pixelate(block=16)"][0]["policy"] == "PASS"
+    html = write_compliance_report(Results.load(run), run)[0].read_text(encoding="utf-8")
+    assert html.index("Verdict: FAIL") < html.index("1. Scope and data")
+    assert "reason pixelate(block=4)" in html
+
+
+@pytest.mark.debian("pdftoppm")
+def test_cli_writes_html_and_pdf_whose_pages_render(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["report", str(run), "--compliance"]) == 0
+    out = capsys.readouterr().out
+    assert f"compliance PDF:    {run / 'compliance.pdf'}" in out
+    pdf = (run / "compliance.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    prefix = tmp_path / "page"
+    subprocess.run([debian_program("pdftoppm"), "-r", "40", "-png", str(run / "compliance.pdf"), str(prefix)],
+                   check=True, timeout=60)
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert len(pages) >= 2
+    for p in pages:
+        grey = np.asarray(Image.open(p).convert("L"))
+        assert (grey < 128).mean() > 0.002, f"{p.name} is blank"
+    text = subprocess.run([debian_program("pdftotext"), str(run / "compliance.pdf"), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    for words in ("No policy applied", "Singling out", "Linkability", "Inference", "motivated-intruder",
+                  "What was not tested", "arcface unavailable", "Limitations"):
+        assert words in text, words
