@@ -168,9 +168,31 @@ def public_anonymizer(release: Release):
     if not release.name or release.name not in ANONYMIZERS:
         return None, f"the release's method '{release.name}' is not a registered anonymizer"
     anonymizer = ANONYMIZERS.create(release.name, **release.params)
+    if not anonymizer.applies_to_new_images:
+        return None, f"'{release.name}' is a ready-made release: it holds files for given names and cannot anonymize other images"
     if anonymizer.trainable:
         return None, f"'{release.name}' is trainable: re-applying it needs its trained model, which the release does not carry"
     return anonymizer, ""
+
+
+def anonymized_auxiliary(release: Release, auxiliary: ImageSet) -> tuple[ImageSet | None, str]:
+    """The intruder's ``auxiliary`` images as the release's method anonymizes them (labels kept),
+    and how they were obtained; ``(None, reason)`` when they cannot be.
+
+    When the release holds the auxiliary people's own released files (``release.auxiliary``, an
+    external release) those are used, for the auxiliary images that have one; otherwise the public
+    method is re-applied (:func:`public_anonymizer`).
+    """
+    if release.auxiliary is not None:
+        have = set(release.auxiliary.keys)
+        held = [release.auxiliary.index_of(k) for k in auxiliary.keys if k in have]
+        if not held:
+            return None, "the release holds no file of the auxiliary images"
+        return release.auxiliary.subset(held), f"the release's own files of {len(held)} of the {len(auxiliary)} auxiliary images"
+    anonymizer, why = public_anonymizer(release)
+    if anonymizer is None:
+        return None, why
+    return anonymizer.anonymize(auxiliary, show_progress=False), f"the auxiliary images anonymized by {anonymizer.label()}"
 
 
 def check_disjoint(auxiliary: ImageSet, release: Release, attack: str) -> None:
