@@ -10,7 +10,11 @@ change) and flags what does (blur, pixelation, masking); mild noise below about 
 a face "clear", which is the point: such a face is as recognisable as the original.
 
 Metrics (higher = more leakage): ``faces_left_clear`` (share of detected faces, Wilson 95% CI;
-baseline 0 = every face changed, original 1). When the release was produced by a face-region
+baseline 0 = every face changed, original 1) counts every face, bystanders in the background
+included; ``main_face_left_clear`` (share of images with a face, Wilson 95% CI, baseline 0, original
+1) counts each image once, by its most prominent face in the original (``select="largest"``: the
+largest box, ties by score; ``"score"``: the most confident detection; ``"center"``: the one nearest
+the image centre), so a missed main subject is told apart from untouched bystanders. When the release was produced by a face-region
 anonymizer (records carry ``attributes["anonymized_faces"]``), also ``images_missed_by_anonymizer``:
 the share of images with a face (per the strong detector) in which the anonymizer changed nothing.
 """
@@ -23,11 +27,13 @@ import pandas as pd
 from ..anonymizers.face_regions import ANONYMIZED_FACES
 from ..data.imageset import Box, Release
 from ..errors import ConfigError, MismatchError
+from ..models.faces.align import main_face
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
 from .base import Attack, AttackMetric, AttackResult
 
 MEASURES = ("ssim", "mad")
+SELECT = ("largest", "score", "center")
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -56,13 +62,19 @@ class DetectorMiss(Attack):
 
     criteria = ("singling_out", "linkability")  # a face left clear can be recognised
 
-    def __init__(self, detector: str = "mtcnn", measure: str = "ssim", threshold: float | None = None, min_score: float = 0.9):
+    def __init__(
+        self, detector: str = "mtcnn", measure: str = "ssim", threshold: float | None = None, min_score: float = 0.9,
+        select: str = "largest",
+    ):
         if measure not in MEASURES:
             raise ConfigError(f"detector_miss: measure must be one of {MEASURES}, got {measure!r}")
+        if select not in SELECT:
+            raise ConfigError(f"detector_miss: select must be one of {SELECT}, got {select!r}")
         self.detector = detector
         self.measure = measure
         self.threshold = threshold
         self.min_score = min_score
+        self.select = select
 
     @property
     def threshold_value(self) -> float:
@@ -85,13 +97,13 @@ class DetectorMiss(Attack):
                     f"detector_miss compares face boxes pixel by pixel: '{release.keys[i]}' is {original.shape[1]}x"
                     f"{original.shape[0]} in the originals but {anonymized.shape[1]}x{anonymized.shape[0]} in the release"
                 )
-            for d in dets:
-                if d.score < self.min_score or d.box.area == 0:
-                    continue
+            kept = [d for d in dets if d.score >= self.min_score and d.box.area > 0]
+            main = main_face(kept, original.shape, self.select)
+            for d in kept:
                 value = box_similarity(original, anonymized, d.box, self.measure)
                 rows.append({"key": release.keys[i], "x": d.box.x, "y": d.box.y, "w": d.box.w, "h": d.box.h,
-                             "score": d.score, self.measure: value, "left_clear": self._clear(value)})
-        details = pd.DataFrame(rows, columns=["key", "x", "y", "w", "h", "score", self.measure, "left_clear"])
+                             "score": d.score, self.measure: value, "left_clear": self._clear(value), "main_face": d is main})
+        details = pd.DataFrame(rows, columns=["key", "x", "y", "w", "h", "score", self.measure, "left_clear", "main_face"])
         with_face = details["key"].nunique() if len(details) else 0
         rule = f"{self.measure.upper()} {'>=' if self.measure == 'ssim' else '<='} {self.threshold_value:g}"
         notes = [
@@ -104,6 +116,18 @@ class DetectorMiss(Attack):
         n = len(details)
         metrics = [AttackMetric("faces_left_clear", clear, Estimate(1.0, 1.0, 1.0, n, "every original face is clear"), 0.0,
                                 "faces found in the originals that the release left clear")]
+        main = details[details["main_face"].astype(bool)]
+        metrics.append(AttackMetric(
+            "main_face_left_clear",
+            proportion(main["left_clear"].to_numpy(bool), f"share of images whose main face ({self.select}) was left clear ({rule}), Wilson 95% CI"),
+            Estimate(1.0, 1.0, 1.0, len(main), "every original face is clear"), 0.0,
+            f"images whose most prominent face ({self.select}) the release left clear",
+        ))
+        others = details[~details["main_face"].astype(bool)]
+        notes.append(
+            f"main faces left clear in {int(main['left_clear'].sum())} of {len(main)} images; other faces "
+            f"(bystanders) left clear: {int(others['left_clear'].sum())} of {len(others)}"
+        )
         counts = release.anonymized.attribute(ANONYMIZED_FACES)
         if all(c is not None for c in counts) and with_face:
             face_keys = set(details["key"])
