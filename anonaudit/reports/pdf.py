@@ -148,7 +148,7 @@ class _Doc:
                 self.pdf.set_xy(x, y + heights[i] + 0.5)
                 self.pdf.set_font(FONT, "", 6.5)
                 self.pdf.set_text_color(90, 100, 117)
-                self.pdf.multi_cell(w, 3, caption)
+                self.pdf.multi_cell(w, 3, caption, align="L")
             self.pdf.set_y(y + h)
 
     def output(self) -> bytes:
