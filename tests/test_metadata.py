@@ -384,3 +384,32 @@ def test_webp_trailing_stream_and_the_decoding_limits(tmp_path, pair):
         MetadataLeak(max_streams=0)
     with pytest.raises(ConfigError, match="max_embedded_pixels"):
         MetadataLeak(max_embedded_pixels=0)
+
+
+@pytest.mark.shared_data("scenes_eu")
+def test_real_scenes_with_the_original_file_appended_to_half_the_release(tmp_path):
+    """Real camera JPEGs (with their own EXIF and thumbnails) appended whole after masked releases."""
+    import dataclasses
+
+    from shared_data import shared_path
+
+    from anonaudit.data.loaders import load_openalpr_scenes
+
+    scenes = load_openalpr_scenes(shared_path("scenes_eu"), limit=10)
+    released = []
+    for i, rec in enumerate(scenes.records):
+        img = scenes[i].copy()
+        for box in rec.boxes:
+            img[box.slices] = 0
+        path = tmp_path / f"{i:02d}.jpg"
+        path.write_bytes(jpeg_bytes(img) + (Path(rec.path).read_bytes() if i % 2 == 0 else b""))
+        released.append(dataclasses.replace(rec, path=path))
+    result = MetadataLeak().run(Release(scenes, ImageSet(released), "external", {}))
+    for name in ("files_with_leak", "files_with_original_image", "files_with_trailing_data"):
+        assert result.metric(name).release.value == pytest.approx(0.5) and result.metric(name).release.n == 10, name
+    d = result.details
+    appended = d["trailing_bytes"] > 0
+    assert (d.loc[appended, "thumbnail"] == "original").all() and (d.loc[~appended, "thumbnail"] == "none").all()
+    # The appended file's own EXIF thumbnail is part of that stream, not a second embedded image.
+    assert (d.loc[appended, "embedded_images"] == 1).all() and (d.loc[appended, "thumbnail_psnr_original"] > 30).all()
+    assert result.metric("files_named_like_originals").release.value == 0.0
