@@ -376,3 +376,12 @@ def test_cli_report_embeds_examples_only_on_request(audit_dir, tmp_path: Path):
     html = (tmp_path / "e.html").read_text(encoding="utf-8")
     first = sorted((out / "examples").glob("*/00.png"))[0]
     assert base64.b64encode(first.read_bytes()).decode() in html and "as released" in html
+
+
+def test_a_verdict_on_other_targets_is_flagged(tmp_path: Path):
+    results = _sweep_results(tmp_path)
+    verdict = {"overall": "PASS", "policy": {"name": "research"}, "created": "then",
+               "targets": [{"target_label": "pixelate(block=32)", "verdict": "PASS", "criteria": []}]}
+    (tmp_path / "verdict.json").write_text(json.dumps(verdict))
+    html = render_html(results)
+    assert "This verdict does not match these results" in html and "pixelate(block=32)" in html

@@ -175,10 +175,12 @@ def report_context(results: "Results", embed_examples: bool = False) -> dict[str
     table = results.table
     order = target_order(table)
     manifest = results.manifest or {}
+    verdict = read_verdict(results.output)
     return {
         "manifest": manifest,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "verdict": read_verdict(results.output),
+        "verdict": verdict,
+        "verdict_mismatch": sorted(set(order) ^ set(verdict["targets"])) if verdict else [],
         "run_dir": str(results.output) if results.output else "",
         "order": order,
         "headline": headline(results, order),

@@ -165,6 +165,10 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
              f"anonaudit {(manifest.get('versions') or {}).get('anonaudit', '')}", size=8.5, colour=(90, 100, 117))
     doc.verdict(m["verdict"], m["run_dir"])
     v = m["verdict"]
+    if m["verdict_mismatch"]:
+        doc.text("This verdict does not match these results (targets only in one of them: "
+                 f"{', '.join(m['verdict_mismatch'])}): the audit changed after it was certified; run anonaudit certify again.",
+                 size=9, style="B", colour=_COLOURS["FAIL"])
     if v and v["common"]:
         doc.bullets([f"On every target: {c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in v["common"]])
     if v and v["targets"]:
