@@ -58,8 +58,10 @@ def _overlap(a: Bbox, b: Bbox) -> float:
     return max(w, 0.0) * max(h, 0.0)
 
 
-def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[str], fontsize: float = 7.5) -> list:
-    """Annotate point ``i`` with ``texts[i]`` without collisions (see the module doc); returns the
+def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[str], fontsize: float = 7.5,
+                 avoid: Sequence[tuple[float, float, float, float]] = ()) -> list:
+    """Annotate point ``i`` with ``texts[i]`` without collisions (see the module doc); ``avoid``
+    adds data-space boxes ``(x0, y0, x1, y1)`` to keep clear of (error bars). Returns the
     annotations (empty texts are skipped)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
@@ -67,6 +69,9 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[s
     points = [to_px((x, y)) for x, y in zip(xs, ys)]
     marker = 4.0 * fig.dpi / 72.0
     obstacles = [Bbox.from_extents(px - marker, py - marker, px + marker, py + marker) for px, py in points]
+    for x0, y0, x1, y1 in avoid:
+        (a, b), (c, d) = to_px((x0, y0)), to_px((x1, y1))
+        obstacles.append(Bbox.from_extents(min(a, c) - 1, min(b, d) - 1, max(a, c) + 1, max(b, d) + 1))
     frame = ax.get_window_extent(renderer)
     placed = []
     for (px, py), text in zip(points, texts):
@@ -128,7 +133,7 @@ def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: st
     top = min(RISK_AXIS_CAP, top) * 1.08
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=110)
     ax.set_ylim(-0.05, top)
-    xs, ys, texts = [], [], []
+    xs, ys, texts, bars = [], [], [], []
     for name, group in pts.groupby("target", sort=False):
         group = group.iloc[sorted(range(len(group)), key=lambda i: natural_key(group["target_label"].iloc[i]))]
         yerr = _errors(group["risk"], group["risk_ci_low"], group["risk_ci_high"], cap=top)
@@ -143,6 +148,8 @@ def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: st
         xs += list(group["utility"])
         ys += list(group["risk"])
         texts += swept_params(list(group["target_label"]))
+        for x, y, (dy0, dy1), (dx0, dx1) in zip(group["utility"], group["risk"], yerr.T, xerr.T):
+            bars += [(x, y - dy0, x, y + dy1), (x - dx0, y, x + dx1, y)]
     ax.axhline(1.0, color="#b3261e", lw=0.8, ls="--", label="risk of the originals")
     ax.set_xlabel(f"{utility_metric} ({'higher' if higher_is_better else 'lower'} = more utility)")
     ax.set_ylabel("highest risk over attacks\n(0 = chance, 1 = as the originals)")
@@ -150,7 +157,7 @@ def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: st
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
     ax.set_title("Privacy-utility trade-off (bars: 95% CI)")
     fig.canvas.draw()
-    place_labels(ax, xs, ys, [t[:28] for t in texts])
+    place_labels(ax, xs, ys, [t[:28] for t in texts], avoid=bars)
     return _png(fig)
 
 
