@@ -18,7 +18,7 @@ from anonaudit.attacks.reid import ReIdentification
 from anonaudit.audit import Audit
 from anonaudit.data.imageset import ImageSet, Release
 from anonaudit.data.io import write_image
-from anonaudit.errors import MismatchError
+from anonaudit.errors import DataError, MismatchError
 
 
 def swap_red_blue(image: np.ndarray) -> np.ndarray:
@@ -87,3 +87,50 @@ def test_attackers_use_the_released_files_instead_of_rerunning_an_external_relea
     result = ReIdentification(embedder="pixels", parrot=True, n_boot=20).fit(aux).run(release)
     assert not any(m.metric.startswith("parrot_") for m in result.metrics)
     assert any("parrot attacker skipped" in n and "ready-made release" in n for n in result.notes)
+
+
+def test_a_renamed_release_pairs_through_a_table_and_its_names_no_longer_leak(tmp_path):
+    from anonaudit.attacks.metadata import MetadataLeak
+
+    originals, rel = on_disk(tmp_path)
+    by_name = ExternalRelease(path=str(rel)).anonymize(originals)
+    named = MetadataLeak().run(Release(originals, by_name, "external", {}))
+    assert named.metric("files_named_after_identity").release.value == 1.0  # rel/p000/0.png: the identity's folder
+    assert named.metric("files_named_like_originals").release.value == 1.0
+    renamed = tmp_path / "renamed"
+    lines = ["released,original"]
+    for i, key in enumerate(originals.keys):
+        write_image(renamed / f"{i:04d}.png", swap_red_blue(originals[i]))
+        lines.append(f"{i:04d}.png,{key}.png")
+    table = tmp_path / "pairs.csv"
+    table.write_text("\n".join(lines) + "\n")
+    released = ExternalRelease(path=str(renamed), pairs=str(table)).anonymize(originals)
+    assert released.keys == originals.keys and released.records[5].path.name == "0005.png"
+    assert np.array_equal(released[5], swap_red_blue(originals[5]))
+    result = MetadataLeak().run(Release(originals, released, "external", {}))
+    for name in ("files_named_after_identity", "files_named_like_originals", "files_with_leak"):
+        assert result.metric(name).release.value == 0.0 and result.metric(name).release.n == 36, name
+    assert result.metric("files_named_after_identity").original.value == 1.0
+
+
+def test_pairs_table_errors_name_the_line(tmp_path):
+    originals, rel = on_disk(tmp_path)
+    table = tmp_path / "pairs.csv"
+    cases = {
+        "released,source\np000/0.png,p000/0\n": "needs the columns 'released' and 'original'",
+        "released,original\np000/0.png,p000/0\nnope.png,p000/1\n": r"pairs.csv:3: released file 'nope.png' is not an image",
+        "released,original\np000/0.png,p000/0\np000/0.png,p000/1\n": r"pairs.csv:3: released file 'p000/0.png' is listed twice",
+        "released,original\np000/0.png,\n": r"pairs.csv:2: no original named",
+    }
+    for text, message in cases.items():
+        table.write_text(text)
+        with pytest.raises(DataError, match=message):
+            ExternalRelease(path=str(rel), pairs=str(table), on_mismatch="drop").anonymize(originals)
+    table.write_text("released,original\np000/0.png,p000/0\np000/1.png,p000/0.jpg\n")  # two files for one original
+    with pytest.raises(DataError, match="two released files map to the same original name 'p000/0'"):
+        ExternalRelease(path=str(rel), pairs=str(table), on_mismatch="drop").anonymize(originals)
+    table.write_text("released,original\np000/0.png,p000/1\np000/1.png,p000/0\n")  # swapped on purpose
+    target = ExternalRelease(path=str(rel), pairs=str(table), on_mismatch="drop")
+    out = target.anonymize(originals)
+    assert out.keys == ["p000/0", "p000/1"] and out.records[0].path.name == "1.png"
+    assert len(target.unpaired_["extra"]) == 34 and len(target.unpaired_["missing"]) == 34

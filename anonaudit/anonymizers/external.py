@@ -1,7 +1,9 @@
-"""An anonymized release made by someone else: a folder of files paired with the originals by name."""
+"""An anonymized release made by someone else: a folder of files paired with the originals by
+name, or by a table of pairs when the released files were renamed."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from pathlib import Path, PurePosixPath
 
@@ -22,7 +24,10 @@ class ExternalRelease(Anonymizer):
     """Audit a release you did not produce: ``path`` holds the anonymized files.
 
     Files are matched to originals by relative path without extension (``a/b.jpg`` pairs with
-    ``a/b.png``). Originals without a released file and released files without an original are
+    ``a/b.png``), or, when ``pairs`` names a CSV file with the columns ``released`` (the file's
+    path relative to ``path``) and ``original`` (the original's key), by that table: a release
+    whose files were renamed before publication (so that their names no longer carry the
+    originals' names or the people's identities) is audited as published. Originals without a released file and released files without an original are
     listed in :attr:`unpaired_` (set by :meth:`anonymize`); with ``on_mismatch="raise"`` any of
     them is an error, with ``"drop"`` the audit covers the pairs that exist and reports the rest.
     Released files are read lazily from disk, so metadata attacks see the real files.
@@ -36,13 +41,14 @@ class ExternalRelease(Anonymizer):
 
     applies_to_new_images = False
 
-    def __init__(self, path: str = "", on_mismatch: str = "raise"):
+    def __init__(self, path: str = "", on_mismatch: str = "raise", pairs: str = ""):
         if not path:
             raise ConfigError("external: 'path' (the folder of anonymized files) is required")
         if on_mismatch not in ("raise", "drop"):
             raise ConfigError(f"external: on_mismatch must be 'raise' or 'drop', got {on_mismatch!r}")
         self.path = path
         self.on_mismatch = on_mismatch
+        self.pairs = pairs
 
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
         return self.anonymize_with_auxiliary(images, None, show_progress)[0]
@@ -56,16 +62,16 @@ class ExternalRelease(Anonymizer):
         if not folder.is_dir():
             raise DataError(f"external release folder {folder} does not exist or is not a folder")
         released = ImageSet.from_folder(folder)
+        targets = self._read_pairs(released) if self.pairs else {k: _stem_key(k) for k in released.keys}
         by_stem: dict[str, int] = {}
-        for i, key in enumerate(released.keys):
-            stem = _stem_key(key)
+        for key, stem in targets.items():
             if stem in by_stem:
                 raise DataError(f"{folder}: two released files map to the same original name '{stem}'")
-            by_stem[stem] = i
+            by_stem[stem] = released.index_of(key)
         stems = [_stem_key(k) for k in images.keys]
         missing = [k for k, s in zip(images.keys, stems) if s not in by_stem]
         wanted = set(stems) | {_stem_key(k) for k in (auxiliary.keys if auxiliary is not None else ())}
-        extra = [k for k in released.keys if _stem_key(k) not in wanted]
+        extra = [k for k in released.keys if targets.get(k) not in wanted]
         self.unpaired_: dict[str, list[str]] = {"missing": missing, "extra": extra}
         if (missing or extra) and self.on_mismatch == "raise":
             raise MismatchError(
@@ -77,6 +83,31 @@ class ExternalRelease(Anonymizer):
         if paired is None:
             raise MismatchError(f"release {folder}: no file matches any original name")
         return paired, None if auxiliary is None else _paired(auxiliary, released, by_stem)
+
+    def _read_pairs(self, released: ImageSet) -> dict[str, str]:
+        """``released key -> original name without extension`` from the ``pairs`` table (released
+        files it does not list pair with nothing)."""
+        table = Path(self.pairs)
+        try:
+            with table.open(newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+                columns = set(rows[0]) if rows else set()
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"external pairs table {table}: cannot be read ({exc})") from None
+        if not {"released", "original"} <= columns:
+            raise DataError(f"external pairs table {table}: needs the columns 'released' and 'original' (and a row), has {sorted(columns)}")
+        have = set(released.keys)
+        out: dict[str, str] = {}
+        for line, r in enumerate(rows, start=2):
+            name, original = PurePosixPath((r["released"] or "").strip()).as_posix(), (r["original"] or "").strip()
+            if name not in have:
+                raise DataError(f"{table}:{line}: released file '{name}' is not an image in {self.path}")
+            if not original:
+                raise DataError(f"{table}:{line}: no original named for released file '{name}'")
+            if name in out:
+                raise DataError(f"{table}:{line}: released file '{name}' is listed twice")
+            out[name] = _stem_key(original)
+        return out
 
 
 def _paired(images: ImageSet, released: ImageSet, by_stem: dict[str, int]) -> ImageSet | None:
