@@ -150,3 +150,13 @@ def test_audit_of_a_handful_of_lfw_faces(tmp_path, capsys):
     verdict = json.loads((out / "verdict.json").read_text())
     ids = [c["id"] for c in verdict["targets"][0]["criteria"]]
     assert ids == ["reid-rank1", "gender-inference", "membership-tpr", "metadata-leak", "faces-left-clear", "ssim"]
+
+
+@pytest.mark.slow  # eight targets, three OCR attacks: about two minutes on 2 busy cores
+def test_demo_ends_with_a_verdict(tmp_path, capsys):
+    assert main(["demo", "--n", "12", "--output", str(tmp_path / "demo"), "--quiet"]) == 0
+    printed = capsys.readouterr().out.rstrip().splitlines()
+    assert printed[-3].startswith("overall: ") and printed[-2].startswith("verdict:")
+    verdict = json.loads((tmp_path / "demo" / "verdict.json").read_text())
+    assert verdict["policy"]["name"] == "strict-public-release" and verdict["kind"] == "plates"
+    assert len(verdict["targets"]) == 8

@@ -304,7 +304,7 @@ def test_in_memory_images_are_hashed_by_their_pixels(tmp_path):
 
     plates = synthetic_plates(n=12, seed=0)
     results = Audit(plates, [Mask()], aux_fraction=0.0).run(tmp_path / "run", show_progress=False)
-    inputs = json.loads((tmp_path / "run" / "units" / "inputs.json").read_text())
+    inputs = json.loads((tmp_path / "run" / "provenance" / "inputs.json").read_text())
     assert inputs["evaluation"][3] == {"key": plates.keys[3], "sha256": sha256_pixels(plates[3]), "source": "pixels", "path": None}
     assert results.manifest["weights"] == [] or all(len(w["sha256"]) == 64 for w in results.manifest["weights"])
 

@@ -28,7 +28,11 @@ straddles a risk threshold fails); otherwise it is NOT TESTED when its attack or
 absent, unavailable or failed, or measured nothing (n = 0); otherwise it PASSES. A target FAILS if
 any criterion fails, is NOT TESTED if any is not tested, and PASSES only when all pass. The run's
 overall verdict is FAIL if any target fails, NOT TESTED if any is not tested, PASS otherwise.
-``anonaudit certify`` exits 0 on PASS, 1 on FAIL, 2 on NOT TESTED.
+``anonaudit certify RUN --policy strict`` and ``anonaudit audit ORIGINALS RELEASE --kind plates``
+(which runs the audit first, see :mod:`anonaudit.release_audit`) exit 0 on PASS, 1 on FAIL, 2 on
+NOT TESTED and 3 on an error. Built-in policies: ``strict`` (strict-public-release) and
+``research`` (research-sharing), in ``policies/`` and linked from ``configs/policies/``; the file
+format is in :mod:`anonaudit.verdicts.policy`.
 """
 
 from .certificate import build_certificate, write_certificate

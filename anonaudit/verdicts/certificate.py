@@ -43,7 +43,7 @@ def _released(run: Path, table) -> dict[str, Any]:
         return out
     pairs = table[["target_label", "target_id"]].dropna().drop_duplicates("target_label")
     for label, target_id in zip(pairs["target_label"], pairs["target_id"]):
-        data = _read_json(run / "units" / str(target_id) / "files.json")
+        data = _read_json(run / "provenance" / "released" / f"{target_id}.json")
         out[str(label)] = data.get("released") if isinstance(data, dict) else None
     return out
 
@@ -68,9 +68,9 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
         raise DataError("a certificate needs the audit's output folder (these results were never saved)")
     run = Path(results.output)
     manifest = results.manifest or {}
-    inputs = _read_json(run / "units" / "inputs.json")
+    inputs = _read_json(run / "provenance" / "inputs.json")
     if not isinstance(inputs, dict):
-        raise DataError(f"{run}: no record of the audited files (units/inputs.json); rerun the audit with this "
+        raise DataError(f"{run}: no record of the audited files (provenance/inputs.json); rerun the audit with this "
                         "version of anonaudit to certify it")
     released = _released(run, results.table)
     unrecorded = sorted(label for label, files in released.items() if files is None and verdict.targets.get(label))

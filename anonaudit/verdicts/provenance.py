@@ -3,8 +3,9 @@
 The runner records, while it audits (so a certificate attests the files that were audited, not
 whatever lies in the folders later):
 
-- ``<run>/units/inputs.json``: sha256 of every evaluation original and auxiliary image;
-- ``<run>/units/<target_id>/files.json``: sha256 of every released image of that target;
+- ``<run>/provenance/inputs.json``: sha256 of every evaluation original and auxiliary image, and
+  the code that audited them;
+- ``<run>/provenance/released/<target_id>.json``: sha256 of every released image of that target;
 - the manifest's ``weights``: sha256 of every model weight file the process loaded.
 
 An image held in a file is hashed as the file's bytes (``source: file``); an image held in memory
@@ -98,16 +99,16 @@ def code_version() -> dict[str, Any]:
 
 
 def record_inputs(run: Path, evaluation: ImageSet, auxiliary: ImageSet | None) -> None:
-    """Write ``<run>/units/inputs.json``: the originals the audit evaluated, the intruder's data, and
-    the code that audited them (:func:`code_version`)."""
-    write_json_atomic(run / "units" / "inputs.json", {
+    """Write ``<run>/provenance/inputs.json``: the originals the audit evaluated, the intruder's data,
+    and the code that audited them (:func:`code_version`)."""
+    write_json_atomic(run / "provenance" / "inputs.json", {
         "evaluation": image_hashes(evaluation), "auxiliary": image_hashes(auxiliary), "code": code_version(),
     })
 
 
-def record_release(folder: Path, release: Release) -> None:
-    """Write ``<folder>/files.json``: the released images of one target."""
-    write_json_atomic(folder / "files.json", {"released": image_hashes(release.anonymized)})
+def record_release(run: Path, target_id: str, release: Release) -> None:
+    """Write ``<run>/provenance/released/<target_id>.json``: the released images of one target."""
+    write_json_atomic(run / "provenance" / "released" / f"{target_id}.json", {"released": image_hashes(release.anonymized)})
 
 
 def _hook(event: str, args: tuple) -> None:
