@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from anonaudit.cli import main
-from anonaudit.data.imageset import Box, ImageSet
+from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.registry import ANONYMIZERS
 from anonaudit.training import CheckpointError, TrainConfig, load_checkpoint, load_train_config, train
 from anonaudit.anonymizers.gan_networks import ConvCritic, ConvGenerator, gradient_penalty
@@ -221,3 +221,50 @@ def test_tiny_config_trains_from_the_command_line(tmp_path):
     payload = load_checkpoint(out / "checkpoint.pt")
     assert payload["method"] == "plate_wgan" and payload["step"] == 1 and len(payload["data_keys"]) == 16
     assert (out / "manifest.json").is_file() and list((out / "samples").glob("step_*.png"))
+
+
+# -- memorisation check -----------------------------------------------------------------------------------
+def memorization_release(copy: bool):
+    from anonaudit.datasets import synthetic_plates
+
+    plates = synthetic_plates(n=24, seed=3)
+    training, evaluation = plates.subset(range(12)), plates.subset(range(12, 24))
+    if copy:  # a planted leak: the "generator" releases its training plates, resized into place
+        import cv2
+
+        fakes = [cv2.resize(training[i], evaluation[i].shape[1::-1], interpolation=cv2.INTER_AREA) for i in range(12)]
+    else:
+        fakes = [np.full_like(evaluation[i], 128) for i in range(12)]
+    release = Release(evaluation, evaluation.with_images(fakes))
+    release.training_keys = training.keys  # what the audit sets for a trained target
+    return release, training
+
+
+def test_memorization_finds_planted_copies_of_training_plates():
+    from anonaudit.registry import ATTACKS
+
+    release, training = memorization_release(copy=True)
+    result = ATTACKS.create("plate_memorization").fit(training).run(release)
+    near, ocr = result.metric("near_copy_of_training_plate"), result.metric("ocr_matches_training_plate")
+    assert near.release.value == 1.0 and near.original.value == 1.0 and near.release.n == 12
+    assert ocr.release.value >= 0.75 and ocr.baseline == 0.0  # unseen real plates never read as a training plate
+    assert list(result.details["nearest_training_key"]) == training.keys
+
+
+def test_memorization_of_a_release_with_no_copies_is_at_baseline():
+    from anonaudit.registry import ATTACKS
+
+    release, training = memorization_release(copy=False)
+    result = ATTACKS.create("plate_memorization").fit(training).run(release)
+    assert result.metric("near_copy_of_training_plate").release.value == 0.0
+    assert result.metric("ocr_matches_training_plate").release.value == 0.0
+
+
+def test_memorization_needs_the_training_keys():
+    from anonaudit.errors import DataError
+    from anonaudit.registry import ATTACKS
+
+    release, training = memorization_release(copy=False)
+    release.training_keys = None
+    with pytest.raises(DataError, match="needs a trained target"):
+        ATTACKS.create("plate_memorization").fit(training).run(release)
