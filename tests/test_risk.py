@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import ExifTags, Image
 
-from anonaudit.attacks.base import AttackMetric, AttackResult
+from anonaudit.attacks.base import AttackMetric
 from anonaudit.attacks.metadata import MetadataLeak
 from anonaudit.cli import _print_summary
 from anonaudit.data.imageset import ImageSet, Release

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import ExifTags, Image
@@ -184,8 +183,11 @@ def test_risk_criteria_use_the_risk_ci():
     policy = parse_policy({"name": "r", "criteria": [{"id": "risk", "select": "*/*", "on": "risk", "require": "<= 0.1"}]})
     rows = [attack("a", "metadata", "files_with_gps", 0.1, 0.055, 0.17, n=120, risk=0.1, risk_ci_low=0.055,
                    risk_ci_high=0.17, risk_kind="new_leak")]
+    rows.append(status_row({"target": "t", "target_label": "a", "component": "fid"}, "evaluator", "unavailable", "no weights"))
     c = status(verdict_of(rows, policy), "a", "risk")
     assert c.status == FAIL and c.bound_value == 0.17 and c.value == 0.1
+    rows[0].update(risk=0.02, risk_ci_low=0.0, risk_ci_high=0.08)
+    assert status(verdict_of(rows, policy), "a", "risk").status == PASS  # an evaluator has no risk to miss
 
 
 def test_kind_selects_the_criteria_that_apply():

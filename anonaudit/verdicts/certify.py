@@ -157,7 +157,7 @@ def judge(c: Criterion, rows: pd.DataFrame) -> CriterionResult:
     if not target_down.empty:
         out.reason = f"the target itself {target_down['status'].iloc[0]}: {target_down['message'].iloc[0]}"
         return out
-    units = rows[rows["kind"].isin(["attack", "evaluator"])]
+    units = rows[rows["kind"].isin(["attack"] if c.on == "risk" else ["attack", "evaluator"])]  # only attacks have risks
     units = units[[c.matches_component(str(comp)) for comp in units["component"]]]
     broken = units[units["status"].isin(["failed", "unavailable"])]
     selected = pd.Series([c.matches(str(a), str(b)) for a, b in zip(units["component"], units["metric"])], index=units.index, dtype=bool)
