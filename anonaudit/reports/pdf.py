@@ -202,8 +202,8 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
 
     doc.heading("4. Motivated-intruder test")
     doc.text(m["motivated_intruder"], size=9)
-    doc.text("Re-identification attacks of this audit (singling out or linkability), all run with public tools and the "
-             f"holdings above: {', '.join(m['reidentification_attacks']) or 'none'}.", size=9)
+    doc.text("Re-identification attacks of this audit (singling out or linkability), each with the holdings listed in "
+             f"section 2: {', '.join(m['reidentification_attacks']) or 'none'}.", size=9)
     if m["reidentification_attacks"]:
         doc.table(["target", "highest re-identification risk [95% CI]", "by", "on release [95% CI]", "n"],
                   [[r["target"], *([(r["worst"]["risk"], r["worst"]["level"]), r["worst"]["by"], r["worst"]["value"], r["worst"]["n"]]
