@@ -93,9 +93,13 @@ def test_a_release_file_without_an_original_is_not_certified(plate_folders, tmp_
     assert code == 2 and "stranger.jpg" in printed and "overall: NOT TESTED" in printed
 
 
-def test_audit_errors_exit_3(tmp_path, capsys):
+def test_audit_errors_exit_3(plate_folders, tmp_path, capsys):
     assert main(["audit", str(tmp_path / "none"), str(tmp_path), "--kind", "plates", "--output", str(tmp_path / "r")]) == 3
     assert "does not exist" in capsys.readouterr().err
+    originals, release, _ = plate_folders
+    out = tmp_path / "run"
+    assert main(["audit", str(originals), str(release), "--kind", "plates", "--policy", "strictest", "--output", str(out)]) == 3
+    assert "neither a built-in name" in capsys.readouterr().err and not (out / "results.csv").exists()  # before auditing
 
 
 @pytest.mark.slow  # OCR, deblurring and depixelation of 6 plates: about a minute on 2 busy cores

@@ -338,3 +338,9 @@ def test_certify_command_prints_the_table_and_exits_by_verdict(planted_run, tmp_
     own.write_text("name: meta-only\ncriteria:\n  - {id: meta, select: metadata/files_with_leak, require: '== 0'}\n")
     assert main(["certify", clean, "--policy", str(own)]) == 0
     assert main(["certify", str(tmp_path / "nowhere"), "--policy", "strict"]) == 3
+    capsys.readouterr()
+    released = next(results.output.glob("files/*.jpg"))
+    released.write_bytes(released.read_bytes() + b"edited after the audit")
+    assert main(["certify", run, "--policy", "strict"]) == 3
+    captured = capsys.readouterr()
+    assert "overall: FAIL" in captured.out and "no certificate written" in captured.err and released.name in captured.err
