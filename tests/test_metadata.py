@@ -413,3 +413,12 @@ def test_real_scenes_with_the_original_file_appended_to_half_the_release(tmp_pat
     # The appended file's own EXIF thumbnail is part of that stream, not a second embedded image.
     assert (d.loc[appended, "embedded_images"] == 1).all() and (d.loc[appended, "thumbnail_psnr_original"] > 30).all()
     assert result.metric("files_named_like_originals").release.value == 0.0
+
+
+def test_an_exif_thumbnail_is_compared_once_even_with_padding(tmp_path, pair):
+    original, anonymized = pair
+    path = tmp_path / "padded_thumbnail.jpg"
+    exif = exif_with_thumbnail(Image.Exif(), thumbnail_of(original) + b"\x00" * 8)  # IFD1 length counts padding
+    Image.fromarray(anonymized).save(path, exif=exif)
+    scan = scan_file(path, original, anonymized)
+    assert scan.embedded_images == 1 and [f.kind for f in scan.findings] == ["original_image"]

@@ -280,8 +280,8 @@ class _Scanner:
             return
         for problem in layout.problems:
             scan.findings.append(Finding("malformed", problem, "info"))
-        known = exif_thumbnail(img)  # compared by _exif already
-        streams = [st for st in layout.streams if st.data is None or st.data != known]
+        known = exif_thumbnail(img) or b""  # compared by _exif already (its length may count padding)
+        streams = [st for st in layout.streams if st.data is None or not known or not known.startswith(st.data)]
         orientation = img.getexif().get(0x0112, 1)
         for st in streams[: self.max_streams]:
             self._compare(st, st.where, orientation if st.in_exif else 1, scan, pixels, "embedded_image")
