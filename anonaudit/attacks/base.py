@@ -42,6 +42,10 @@ class Attack(ParamsMixin):
     name = ""
     requires: tuple[str, ...] = ()
     criteria: tuple[str, ...] = ()  # Art. 29 WP 05/2014 criteria it tests: singling_out, linkability, inference
+    # What the release must carry beyond its image pairs ("anonymizer": the target object;
+    # "training_keys": a trained target's training set; "anonymized_auxiliary": the auxiliary images
+    # as the method anonymizes them). Without it the attack raises DataError with the reason.
+    needs: tuple[str, ...] = ()
 
     def fit(self, auxiliary: ImageSet | None = None) -> "Attack":
         """Train on the intruder's auxiliary data (no-op for attacks that need none)."""
