@@ -10,24 +10,42 @@ several from ``compute()``; :mod:`anonaudit.results` turns both into table rows 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
-from .stats import Estimate, relative_risk
+from .stats import Estimate, Risk, risk_estimate
 
 
 @dataclass
 class Measurement:
-    """One named measure on the release, on the originals and by chance."""
+    """One named measure on the release, on the originals and by chance.
+
+    ``higher_is_better`` says whether a higher value is better for the release (more utility or
+    less leak): False by default, as an attack's measure is the intruder's success.
+    """
 
     metric: str
     release: Estimate
     original: Estimate | None = None
     baseline: float = float("nan")
     description: str = ""
-    higher_is_better: bool = True
+    higher_is_better: bool = False
 
     @property
     def risk(self) -> float:
-        """Fraction of the attack's advantage on originals that survives anonymization (0..1)."""
-        if self.original is None:
-            return float("nan")
-        return relative_risk(self.release.value, self.original.value, self.baseline)
+        """The attack's risk (point value of :meth:`risk_estimate`; 0 = chance, 1 = as the originals)."""
+        return risk_estimate(self.release, self.original, self.baseline, n_draws=0).value
+
+    def risk_estimate(self) -> Risk:
+        """The attack's risk with its 95% CI and kind (relative, new_leak, absolute or none)."""
+        return risk_estimate(self.release, self.original, self.baseline)
+
+
+def as_measurements(result: Measurement | Sequence[Measurement]) -> list[Measurement]:
+    """An evaluator's ``compute()`` result (one measurement or several) as a list."""
+    if isinstance(result, Measurement):
+        return [result]
+    out = list(result)
+    bad = [type(m).__name__ for m in out if not isinstance(m, Measurement)]
+    if bad:
+        raise TypeError(f"expected Measurement objects, got {bad}")
+    return out

@@ -42,10 +42,11 @@ def colour_stats(images: list[np.ndarray]) -> np.ndarray:
 
 def test_fd_pixels16_is_named_and_flagged_non_standard():
     imgs = _images(10)
-    est = F.frechet_distance_release(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 2) for im in imgs]))
-    assert est.extra["metric_name"] == "FD-pixels16" and est.standard is False
+    m = FrechetDistance()(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 2) for im in imgs]))
+    est = m.release
+    assert m.metric == "FD-pixels16" and est.standard is False and m.higher_is_better is False
     assert "not FID" in est.reason and "16x16" in est.method and est.n == 10
-    same = F.frechet_distance_release(_release(imgs, [im.copy() for im in imgs]))
+    same = FrechetDistance()(_release(imgs, [im.copy() for im in imgs])).release
     assert same.value == pytest.approx(0.0, abs=1e-9)
     assert EVALUATORS.create("frechet_distance").get_params()["embedder"] == "pixels16"
 
@@ -63,14 +64,15 @@ def test_evaluator_equals_one_shot_computation(n, max_pairs):
     b = [np.clip(im.astype(int) * 0.8 + 20, 0, 255).astype(np.uint8) for im in a]
     fa, fb = colour_stats(a), colour_stats(b)
     ev = FrechetDistance(embedder=colour_stats, max_pairs=max_pairs, n_bootstrap=30)
-    est = ev(_release(a, b), batch_size=5)  # n=12 > d=6: covariance path; reservoir < n: streamed stats path
+    m = ev(_release(a, b), batch_size=5)  # n=12 > d=6: covariance path; reservoir < n: streamed stats path
+    est = m.release
     assert est.value == pytest.approx(F.fid_from_features(fa, fb), rel=1e-8)
-    assert est.extra["metric_name"] == "FD-colour_stats" and est.n == n
+    assert m.metric == "FD-colour_stats" and est.n == n
     assert est.extra["bootstrap_pairs"] == min(n, max_pairs) and est.extra["bootstrap_resamples"] == 30
     assert est.ci_low < est.ci_high
     if max_pairs >= n:  # bootstrap over all pairs: the bias-corrected (basic) interval holds the estimate
         assert est.ci_low <= est.value <= est.ci_high
-    assert ev(_release(a, b), batch_size=64).value == pytest.approx(est.value, rel=1e-10)
+    assert ev(_release(a, b), batch_size=64).release.value == pytest.approx(est.value, rel=1e-10)
 
 
 def test_fd_ci_holds_the_estimate_when_n_is_below_the_feature_dimension():
@@ -78,7 +80,7 @@ def test_fd_ci_holds_the_estimate_when_n_is_below_the_feature_dimension():
     than the spread, so only the bias-shifted interval brackets the estimate."""
     a = _images(60, 3)
     b = [cv2.GaussianBlur(im, (0, 0), 1.5) for im in a]
-    est = FrechetDistance(n_bootstrap=40)(_release(a, b))
+    est = FrechetDistance(n_bootstrap=40)(_release(a, b)).release
     assert est.n == 60 and est.ci_low <= est.value <= est.ci_high
     assert "shifted by the bootstrap bias" in est.extra["bootstrap_ci"]
 
@@ -89,7 +91,7 @@ def test_fd_is_undefined_not_an_error_when_the_release_has_no_features():
         return np.array([[np.nan] * 6 if im.mean() < 5 else colour_stats([im])[0] for im in images])
 
     a = _images(10, 2)
-    est = FrechetDistance(embedder=nan_for_dark)(_release(a, [np.zeros_like(im) for im in a]))
+    est = FrechetDistance(embedder=nan_for_dark)(_release(a, [np.zeros_like(im) for im in a])).release
     assert math.isnan(est.value) and est.n == 0 and not est.standard
     assert est.extra["no_features_anonymized"] == 10 and est.method.startswith("undefined: 10 anonymized images")
     with pytest.raises(DataError, match="needs at least 2 image pairs"):  # no features on the originals: an error
@@ -100,7 +102,7 @@ def test_fd_is_undefined_not_an_error_when_the_release_has_no_features():
 def test_fd_grows_with_blur_on_real_plates():
     folder = SHARED / "plates_us" / "images"
     imgs = [read_image(p) for p in sorted(folder.glob("*.png"))[:40]]
-    values = [FrechetDistance(n_bootstrap=0)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), s) for im in imgs])).value
+    values = [FrechetDistance(n_bootstrap=0)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), s) for im in imgs])).release.value
               for s in (0.5, 2.0, 6.0)]
     assert 0 < values[0] < values[1] < values[2]
 
@@ -125,8 +127,9 @@ def test_embedder_from_registry_drops_pairs_without_features():
     b = [cv2.GaussianBlur(im, (0, 0), 1.5) for im in a]
     a[0] = np.zeros_like(a[0])  # no face on the original
     b[1] = np.zeros_like(b[1])  # face destroyed by the anonymizer
-    est = FrechetDistance(embedder="test_toy_face", n_bootstrap=5)(_release(a, b), batch_size=4)
-    assert est.extra["metric_name"] == "FD-test_toy_face" and not est.standard and "face-embedding" in est.method
+    m = FrechetDistance(embedder="test_toy_face", n_bootstrap=5)(_release(a, b), batch_size=4)
+    est = m.release
+    assert m.metric == "FD-test_toy_face" and not est.standard and "face-embedding" in est.method
     assert est.n == 12 and est.extra["no_features_original"] == 1 and est.extra["no_features_anonymized"] == 1
     keep = list(range(2, 14))
     expected = F.fid_from_features(colour_stats([a[i] for i in keep]), colour_stats([b[i] for i in keep]))
@@ -161,8 +164,9 @@ def test_fd_dlib_on_real_faces():
     pytest.importorskip("dlib", reason="dlib not installed")
     paths = sorted(folder.rglob("*.jpg"))[:10]
     imgs = [read_image(p) for p in paths]
-    mild = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 1) for im in imgs]))
-    strong = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 3) for im in imgs]))
-    assert mild.extra["metric_name"] == "FD-dlib" and not mild.standard and "not FID" in mild.reason
+    m = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 1) for im in imgs]))
+    mild = m.release
+    strong = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 3) for im in imgs])).release
+    assert m.metric == "FD-dlib" and not mild.standard and "not FID" in mild.reason
     assert 0 < mild.value < strong.value
     assert mild.n + mild.extra["no_features_original"] + mild.extra["no_features_anonymized"] == 10

@@ -39,11 +39,13 @@ def test_detection_rate_counts_images_with_a_face():
     originals = _squares([BIG] * 5)
     release = Release(originals, _blackout(originals, {1, 3}))
     ev = EVALUATORS.create("face_detection_rate", detector="test_white_square")
-    est = ev(release, batch_size=2)  # streamed in batches
+    m = ev(release, batch_size=2)  # streamed in batches
+    est = m.release
     assert est.value == pytest.approx(3 / 5) and est.n == 5
     assert (est.ci_low, est.ci_high) == pytest.approx(wilson_interval(3, 5))
-    assert est.extra["original"] == 1.0 and est.extra["detected"] == 3
-    assert est.extra["metric_name"] == "face_detection_rate_test_white_square"
+    assert est.extra["detected"] == 3 and m.metric == "face_detection_rate_test_white_square"
+    assert (m.original.value, m.original.n) == (1.0, 5) and m.original.ci_low == pytest.approx(wilson_interval(5, 5)[0])
+    assert m.higher_is_better
 
 
 # -- identity distance ---------------------------------------------------------------------------
@@ -53,12 +55,13 @@ def test_identity_distance_known_answers_with_pixel_embeddings():
     grey = np.full((64, 64, 3), 100, np.uint8)
     partly_blank = faces.with_images([faces[i] if i % 2 else grey for i in range(len(faces))])
     ev = IdentityDistance(embedder="pixels")
-    same = ev(Release(faces, faces))
+    same = ev(Release(faces, faces)).release
     assert same.value == pytest.approx(0.0, abs=1e-6) and same.n == 8
     # Grey inversion negates every standardised pixel vector: cosine -1, distance 2.
     opposite = ev(Release(faces, inverted))
-    assert opposite.value == pytest.approx(2.0, abs=1e-6)
-    blank = ev(Release(faces, partly_blank))
+    assert opposite.release.value == pytest.approx(2.0, abs=1e-6) and opposite.metric == "identity_distance"
+    assert opposite.original.value == 0.0 and opposite.original.n == 8  # an embedding's distance to itself
+    blank = ev(Release(faces, partly_blank)).release
     assert blank.n == 4 and blank.extra["no_face_anonymized"] == 4 and blank.extra["no_face_original"] == 0
     assert not same.standard and "ArcFace" in same.reason
 
@@ -124,13 +127,13 @@ def test_lfw_mtcnn_detection_rate_and_dlib_identity_distance():
     faces = lfw_people(3, min_images=2)
     masked = Mask(region="image").anonymize(faces, show_progress=False)
     rate = FaceDetectionRate(detector="mtcnn")
-    assert rate(Release(faces, faces)).value == 1.0
+    assert rate(Release(faces, faces)).release.value == 1.0
     gone = rate(Release(faces, masked))
-    assert gone.value == 0.0 and gone.extra["original"] == 1.0
+    assert gone.release.value == 0.0 and gone.original.value == 1.0
 
     pixelated = FacePixelate(block=15).anonymize(faces, show_progress=False)
-    same = IdentityDistance(embedder="dlib")(Release(faces, faces))
+    same = IdentityDistance(embedder="dlib")(Release(faces, faces)).release
     assert same.value == pytest.approx(0.0, abs=1e-5) and same.n == len(faces)
-    at_original_face = IdentityDistance(embedder="dlib", box="original")(Release(faces, pixelated))
+    at_original_face = IdentityDistance(embedder="dlib", box="original")(Release(faces, pixelated)).release
     assert at_original_face.n == len(faces) and at_original_face.value > 0.05
     assert at_original_face.ci_low <= at_original_face.value <= at_original_face.ci_high

@@ -132,24 +132,31 @@ def test_fid_kid_is_evaluators_end_to_end(cache):
     feats = inception_outputs(ImageSet.from_arrays(a))[:, :2048]
     feats_c = inception_outputs(ImageSet.from_arrays(dimmed))[:, :2048]
 
-    fid_same = F.fid(same, batch_size=3, n_bootstrap=5)
+    fid_same = FID(n_bootstrap=5)(same, batch_size=3)[0].release
     assert fid_same.value == pytest.approx(0.0, abs=1e-6 * float(np.var(feats, 0).sum()) + 1e-12)
     fid = FID(n_bootstrap=8)
-    est = fid(changed, batch_size=3)
-    assert est.standard and est.n == 8 and est.extra["metric_name"] == "fid"
+    measured = {m.metric: m for m in fid(changed, batch_size=3)}
+    assert list(measured) == ["fid", "kid"] and not measured["fid"].higher_is_better
+    est, fid_kid = measured["fid"].release, measured["kid"].release
+    assert est.standard and est.n == 8
     assert est.value == pytest.approx(F.fid_from_features(feats, feats_c), rel=1e-6) and est.value > 0
     assert est.extra["bootstrap_resamples"] == 8 and np.isfinite(est.ci_low) and "biased" in est.extra["note"]
-    assert est.extra["kid"] == pytest.approx(F.kid_from_features(feats, feats_c, subsets=100, subset_size=8)[0], rel=1e-9)
-    assert est.extra["kid_ci_low"] <= est.extra["kid_ci_high"]
+    assert fid_kid.value == pytest.approx(F.kid_from_features(feats, feats_c, subsets=100, subset_size=8)[0], rel=1e-9)
+    assert fid_kid.ci_low <= fid_kid.ci_high and fid_kid.n == 8
 
-    k = KID(subsets=20, subset_size=5, n_bootstrap=50)(changed)
-    assert k.n == 8 and k.extra["subset_size"] == 5 and k.ci_low <= k.ci_high
+    km = KID(subsets=20, subset_size=5, n_bootstrap=50)(changed)
+    k = km.release
+    assert km.metric == "kid" and k.n == 8 and k.extra["subset_size"] == 5 and k.ci_low <= k.ci_high
     assert k.value == pytest.approx(F.kid_from_features(feats, feats_c, subsets=20, subset_size=5, seed=0)[0], rel=1e-9)
 
-    score = InceptionScore(splits=2)(changed)
+    sm = InceptionScore(splits=2)(changed)
+    score = sm.release
     logits = inception_outputs(ImageSet.from_arrays(dimmed))[:, 2048:]
     assert score.value == pytest.approx(F.inception_score_from_logits(logits, 2)[0], rel=1e-9)
-    assert score.value >= 1.0 and score.n == 8 and score.extra["original"] >= 1.0 and score.ci_low <= score.value <= score.ci_high
+    assert score.value >= 1.0 and score.n == 8 and score.ci_low <= score.value <= score.ci_high
+    original_logits = inception_outputs(ImageSet.from_arrays(a))[:, 2048:]
+    assert sm.original.value == pytest.approx(F.inception_score_from_logits(original_logits, 2)[0], rel=1e-9)
+    assert sm.metric == "inception_score" and sm.original.n == 8
 
 
 def test_features_are_computed_once_per_image(cache):
@@ -185,4 +192,4 @@ def test_fid_equals_torchmetrics_with_the_same_network(cache):
     tm = FrechetInceptionDistance(feature=Pool3())
     tm.update(inception.images_to_tensor(a), real=True)
     tm.update(inception.images_to_tensor(b), real=False)
-    assert F.fid(_release(a, b), n_bootstrap=0).value == pytest.approx(float(tm.compute()), rel=1e-4)
+    assert FID(n_bootstrap=0)(_release(a, b))[0].release.value == pytest.approx(float(tm.compute()), rel=1e-4)

@@ -4,6 +4,7 @@ the invariants of SSIM, PSNR and the Wilson interval (checked against scikit-ima
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -155,7 +156,7 @@ def test_damaged_files_never_crash_the_reader(fmt, garbage, at, truncate):
 # -- metrics -------------------------------------------------------------------------------------------
 @st.composite
 def image_pairs(draw):
-    h, w = draw(st.integers(7, 20)), draw(st.integers(7, 20))
+    h, w = draw(st.integers(11, 20)), draw(st.integers(11, 20))  # SSIM's window is 11x11
     a = draw(arrays(np.uint8, (h, w, 3)))
     b = draw(st.one_of(st.just(a.copy()), arrays(np.uint8, (h, w, 3))))
     return a, b
@@ -192,11 +193,16 @@ def test_evaluators_are_symmetric_over_a_release(pairs):
     keys = [f"k{i}" for i in range(len(pairs))]
     left = ImageSet.from_arrays([p[0] for p in pairs], keys=keys)
     right = ImageSet.from_arrays([p[1] for p in pairs], keys=keys)
-    for make, low, high in ((SSIM, -1.0, 1.0), (PSNR, 0.0, 100.0)):
-        forward, backward = make()(Release(left, right)), make()(Release(right, left))
-        assert forward.value == pytest.approx(backward.value, abs=1e-12)
-        assert low <= forward.value <= high + 1e-9 and forward.n == len(pairs)
-        assert forward.ci_low <= forward.value <= forward.ci_high
+    forward, backward = SSIM()(Release(left, right)).release, SSIM()(Release(right, left)).release
+    assert forward.value == pytest.approx(backward.value, abs=1e-12)
+    assert -1.0 <= forward.value <= 1.0 + 1e-9 and forward.n == len(pairs)
+    assert forward.ci_low <= forward.value <= forward.ci_high
+    (psnr_f, same_f), (psnr_b, same_b) = PSNR()(Release(left, right)), PSNR()(Release(right, left))
+    identical = sum(np.array_equal(a, b) for a, b in pairs)
+    assert same_f.release.value == same_b.release.value == identical / len(pairs)  # identical pairs are counted ...
+    assert psnr_f.release.value == pytest.approx(psnr_b.release.value, abs=1e-12)  # ... and not averaged in
+    assert psnr_f.release.n == (len(pairs) - identical or len(pairs))  # all identical: infinite PSNR over all
+    assert psnr_f.release.value >= 0.0 and (psnr_f.release.value == math.inf) == (identical == len(pairs))
 
 
 @settings(max_examples=200, deadline=None)

@@ -44,8 +44,14 @@ def warp(images: ImageSet, angle: float = 0.0, scale: float = 1.0, shift: float 
     return images.map(one)
 
 
+def measure(name: str, originals: ImageSet, anonymized: ImageSet, **params) -> dict:
+    """Every measurement of the evaluator ``name``, by metric name."""
+    return {m.metric: m for m in EVALUATORS.create(name, **params)(Release(originals, anonymized))}
+
+
 def evaluate(name: str, originals: ImageSet, anonymized: ImageSet, **params):
-    return EVALUATORS.create(name, **params)(Release(originals, anonymized))
+    """The evaluator's main estimate."""
+    return measure(name, originals, anonymized, **params)[name].release
 
 
 # -- pose geometry ---------------------------------------------------------------------------------------
@@ -93,11 +99,17 @@ def test_lfw_faces_are_upright_and_mirroring_negates_yaw_and_roll(faces):
     np.testing.assert_allclose(flipped[:, 2], -original[:, 2], atol=4)  # roll
 
 
-@pytest.mark.parametrize("name", ["landmark_error", "pose_difference"])
-def test_identical_images_score_zero(name, faces):
-    est = evaluate(name, faces, faces)
+@pytest.mark.parametrize("name, parts", [
+    ("landmark_error", ["jaw", "eyebrows", "nose", "eyes", "mouth"]),
+    ("pose_difference", ["yaw", "pitch", "roll"]),
+])
+def test_identical_images_score_zero(name, parts, faces):
+    got = measure(name, faces, faces)
+    assert list(got) == [name] + [f"{name}_{p}" for p in parts]  # the main value, then its named parts
+    est = got[name].release
     assert est.value == 0.0 and est.n == len(faces)
     assert est.extra["no_face_original"] == 0 and est.extra["no_face_anonymized"] == 0
+    assert all(m.release.value == 0.0 and m.release.n == len(faces) and not m.higher_is_better for m in got.values())
 
 
 def test_landmark_error_grows_with_a_known_shift_and_matches_it(faces):
@@ -108,11 +120,16 @@ def test_landmark_error_grows_with_a_known_shift_and_matches_it(faces):
     iod = np.array([np.linalg.norm(np.subtract(*landmarks68(faces[i], b)[[36, 45]])) for i, b in enumerate(boxes)])
     values = []
     for shift in (0, 2, 5, 10):
-        est = evaluate("landmark_error", faces, warp(faces, shift=shift))
+        got = measure("landmark_error", faces, warp(faces, shift=shift))
+        est = got["landmark_error"].release
         assert est.n == len(faces)
         values.append(est.value)
         # every landmark moves by `shift` pixels: error ~ shift / inter-ocular distance
         assert est.value == pytest.approx(np.mean(shift / iod), rel=0.35, abs=0.01)
+        # per image the 68-point mean is the point-count-weighted mean of the parts (17, 10, 9, 12, 20 points)
+        counts = {"jaw": 17, "eyebrows": 10, "nose": 9, "eyes": 12, "mouth": 20}
+        weighted = sum(n * got[f"landmark_error_{p}"].release.value for p, n in counts.items()) / 68
+        assert weighted == pytest.approx(est.value, rel=1e-9, abs=1e-12)
     assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
 
 
@@ -130,10 +147,13 @@ def test_a_release_at_twice_the_resolution_is_compared_in_the_original_frame(fac
 def test_pose_difference_follows_an_in_plane_rotation(faces):
     rolls = []
     for angle in (4, 8, 16):
-        est = evaluate("pose_difference", faces, warp(faces, angle=angle))
-        assert est.n == len(faces)
-        rolls.append(est.extra["mean_abs_roll_difference"])
-        assert est.extra["mean_abs_roll_difference"] == pytest.approx(angle, abs=2.0)
+        got = measure("pose_difference", faces, warp(faces, angle=angle))
+        roll = got["pose_difference_roll"].release
+        assert got["pose_difference"].release.n == len(faces) and roll.n == len(faces)
+        rolls.append(roll.value)
+        assert roll.value == pytest.approx(angle, abs=2.0) and roll.ci_low <= roll.value <= roll.ci_high
+        parts = [got[f"pose_difference_{p}"].release.value for p in ("yaw", "pitch", "roll")]
+        assert got["pose_difference"].release.value == pytest.approx(np.mean(parts), rel=1e-9)
     assert rolls == sorted(rolls)
 
 

@@ -82,9 +82,10 @@ def _reference_lpips(state: dict, net: str) -> torch.nn.Module:
 
 def test_identical_images_score_zero(alex_cache):
     imgs = _images()
-    est = F.lpips(_release(imgs, [im.copy() for im in imgs]))
-    assert est.n == 4 and est.value == pytest.approx(0.0, abs=1e-7)
-    assert est.extra["metric_name"] == "lpips_alex"
+    m = LPIPS()(_release(imgs, [im.copy() for im in imgs]))
+    assert m.release.n == 4 and m.release.value == pytest.approx(0.0, abs=1e-7)
+    assert m.metric == "lpips_alex" and m.higher_is_better is False
+    np.testing.assert_allclose(F.lpips(imgs, [im.copy() for im in imgs]), 0.0, atol=1e-7)
 
 
 def test_matches_lpips_package_with_same_weights(alex_cache, alex_features_state):
@@ -93,11 +94,13 @@ def test_matches_lpips_package_with_same_weights(alex_cache, alex_features_state
     imgs = _images(5) + _images(2, size=(40, 40), seed=1)  # two shapes: batched per shape
     anon = [cv2.GaussianBlur(im, (0, 0), 2.0) for im in imgs]
     ev = LPIPS(net="alex")
-    est = ev(_release(imgs, anon), batch_size=3)
+    est = ev(_release(imgs, anon), batch_size=3).release
     ref = _reference_lpips(alex_features_state, "alex")
     with torch.no_grad():
         expected = [float(ref(lpips.im2tensor(a), lpips.im2tensor(b))) for a, b in zip(imgs, anon)]
     np.testing.assert_allclose(ev._scores, expected, rtol=1e-5, atol=1e-7)
+    # the kernel the class calls (float32: other batch splits differ in the last bits)
+    np.testing.assert_allclose(F.lpips(imgs, anon, net="alex"), ev._scores, rtol=1e-6)
     assert est.value == pytest.approx(np.mean(expected), rel=1e-5) and est.n == 7
     assert est.value > 0 and est.ci_low <= est.value <= est.ci_high
 
@@ -106,7 +109,7 @@ def test_absent_backbone_names_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path))
     imgs = _images(2)
     with pytest.raises(ModelUnavailableError, match="anonaudit models fetch lpips-alexnet"):
-        F.lpips(_release(imgs, imgs))
+        F.lpips(imgs, imgs)
     with pytest.raises(ModelUnavailableError, match="anonaudit models fetch lpips-vgg"):
         EVALUATORS.create("lpips", net="vgg")(_release(imgs, imgs))
 
@@ -118,7 +121,7 @@ def test_corrupted_backbone_is_refused(alex_cache):
     path.write_bytes(bytes(data))
     imgs = _images(2)
     with pytest.raises(WeightIntegrityError, match="refusing to load"):
-        F.lpips(_release(imgs, imgs))
+        F.lpips(imgs, imgs)
 
 
 def test_wrong_architecture_file_is_reported(tmp_path, monkeypatch):
@@ -126,7 +129,7 @@ def test_wrong_architecture_file_is_reported(tmp_path, monkeypatch):
     register_weights(tmp_path, "lpips-alexnet", "alexnet-owt-7be5be79.pth", {"features.0.weight": torch.zeros(3, 3, 1, 1)})
     imgs = _images(2)
     with pytest.raises(ModelUnavailableError, match="does not fit the alex backbone"):
-        F.lpips(_release(imgs, imgs))
+        F.lpips(imgs, imgs)
 
 
 def test_package_linear_layers_are_verified(tmp_path, monkeypatch, alex_cache):
@@ -140,13 +143,13 @@ def test_package_linear_layers_are_verified(tmp_path, monkeypatch, alex_cache):
     lpips_net._LOADED.clear()
     imgs = _images(2)
     with pytest.raises(WeightIntegrityError, match="does not match the published"):
-        F.lpips(_release(imgs, imgs))
+        F.lpips(imgs, imgs)
 
 
 def test_small_or_mismatched_images_are_named(alex_cache):
     small = [np.zeros((20, 60, 3), np.uint8)]
     with pytest.raises(DataError, match=r"k0: 60x20 is too small for LPIPS-alex"):
-        F.lpips(_release(small, small))
+        LPIPS()(_release(small, small))
 
 
 @pytest.mark.slow
@@ -160,10 +163,10 @@ def test_vgg_backbone_loads_and_matches_package(tmp_path, monkeypatch):
     imgs = _images(2, size=(32, 32))
     anon = [cv2.GaussianBlur(im, (0, 0), 2.0) for im in imgs]
     ev = LPIPS(net="vgg")
-    est = ev(_release(imgs, anon))
+    m = ev(_release(imgs, anon))
     ref = _reference_lpips(state, "vgg")
     with torch.no_grad():
         expected = [float(ref(lpips.im2tensor(a), lpips.im2tensor(b))) for a, b in zip(imgs, anon)]
     np.testing.assert_allclose(ev._scores, expected, rtol=1e-5, atol=1e-7)
-    assert F.lpips(_release(imgs, imgs), net="vgg").value == pytest.approx(0.0, abs=1e-7)
-    assert est.extra["metric_name"] == "lpips_vgg"
+    np.testing.assert_allclose(F.lpips(imgs, imgs, net="vgg"), 0.0, atol=1e-7)
+    assert m.metric == "lpips_vgg"

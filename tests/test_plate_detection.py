@@ -55,13 +55,14 @@ def test_original_plates_are_detected_and_masked_ones_are_not():
     plates = synthetic_plates(8, seed=51)
     evaluator = EVALUATORS.create("plate_detectability")
     assert isinstance(evaluator, PlateDetectability) and evaluator.higher_is_better
-    masked = evaluator(release_of(plates, Mask()))
-    assert masked.value == 0.0 and masked.n == 8
-    assert masked.extra["original"] >= 7 / 8
-    k = round(masked.extra["original"] * 8)
-    assert (masked.extra["original_ci_low"], masked.extra["original_ci_high"]) == pytest.approx(wilson_interval(k, 8))
-    same = evaluator(Release(plates, plates))
-    assert same.value == masked.extra["original"] and (same.ci_low, same.ci_high) == pytest.approx(wilson_interval(k, 8))
+    result = evaluator(release_of(plates, Mask()))
+    masked, original = result.release, result.original
+    assert result.metric == "plate_detectability" and masked.value == 0.0 and masked.n == 8
+    assert original.value >= 7 / 8 and original.n == 8
+    k = round(original.value * 8)
+    assert (original.ci_low, original.ci_high) == pytest.approx(wilson_interval(k, 8))
+    same = evaluator(Release(plates, plates)).release
+    assert same.value == original.value and (same.ci_low, same.ci_high) == pytest.approx(wilson_interval(k, 8))
     assert "Wilson" in same.method
 
 
@@ -70,8 +71,8 @@ def test_streaming_batches_give_the_one_shot_answer():
     release = release_of(scenes, GaussianBlur(sigma=0.08, relative=True, region="boxes"))
     whole = PlateDetectability()(release, batch_size=64)
     streamed = PlateDetectability()(release, batch_size=4)
-    assert (whole.value, whole.n, whole.extra) == (streamed.value, streamed.n, streamed.extra)
-    assert whole.extra["original"] >= 5 / 6
+    assert (whole.release, whole.original) == (streamed.release, streamed.original)
+    assert whole.original.value >= 5 / 6
 
 
 def test_text_beside_a_masked_plate_does_not_count():
@@ -88,4 +89,4 @@ def test_text_beside_a_masked_plate_does_not_count():
     assert RapidOCREngine().detect_arrays([released[window.slices]])[0]  # the detector sees the text ...
     release = Release(plate, plate.with_images([released]))
     result = PlateDetectability()(release)  # ... but it is not on the plate
-    assert result.extra["original"] == 1.0 and result.value == 0.0
+    assert result.original.value == 1.0 and result.release.value == 0.0

@@ -1,6 +1,6 @@
-"""Utility metrics (streaming ``update/compute``), with functional twins in ``evaluators.functional``."""
+"""Utility metrics (streaming ``update/compute`` returning ``Measurement``s); their per-pair kernels are in ``evaluators.functional``."""
 
 from .base import Evaluator, PerImageEvaluator
-from .fidelity import PSNR, SSIM
+from .fidelity import PSNR, SSIM, SSIMUniform7
 
-__all__ = ["Evaluator", "PerImageEvaluator", "PSNR", "SSIM"]
+__all__ = ["Evaluator", "PerImageEvaluator", "PSNR", "SSIM", "SSIMUniform7"]

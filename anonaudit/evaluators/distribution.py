@@ -31,6 +31,7 @@ import numpy as np
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
+from ..measurement import Measurement
 from ..memo import Memo
 from ..metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_features
 from ..metrics.inception_score import SplitInceptionScore
@@ -181,7 +182,8 @@ class FID(_InceptionFeatures, PairedFeatureEvaluator):
     """Frechet Inception Distance between the originals and the anonymized images.
 
     Standard FID: pytorch-fid Inception-v3 pool3 (2048-d), resize to 299 bilinear, [-1, 1] input.
-    ``extra`` also carries KID (mean, std over subsets, bootstrap CI) on the same features.
+    ``compute()`` also returns ``kid`` on the same features (mean and std over subsets, bootstrap
+    CI) when at least two pairs are kept.
     """
 
     def __init__(self, device: str | None = None, max_pairs: int = 2000, n_bootstrap: int = 20, seed: int = 0,
@@ -195,16 +197,21 @@ class FID(_InceptionFeatures, PairedFeatureEvaluator):
         self.kid_subset_size = kid_subset_size
         super().__init__()
 
-    def compute(self) -> Estimate:
+    def compute(self) -> list[Measurement]:
         value, lo, hi, extra = self.frechet()
+        extra.update(note=FID_BIAS_NOTE)
+        fid = Estimate(value, lo, hi, self.n_pairs,
+                       f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: bootstrap over image pairs, "
+                       f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)", extra=extra)
+        out = [self.measurement(fid, "fid")]
         x, y = self._reservoir.arrays()
         if len(x) >= 2:
             k, klo, khi = kid_with_ci(x, y, self.kid_subsets, self.kid_subset_size, 200, self.seed)
-            extra.update(kid=k.mean, kid_std=k.std, kid_ci_low=klo, kid_ci_high=khi, kid_subset_size=k.subset_size, kid_n=len(x))
-        extra.update(metric_name="fid", note=FID_BIAS_NOTE)
-        return Estimate(value, lo, hi, self.n_pairs,
-                        f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: bootstrap over image pairs, "
-                        f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)", extra=extra)
+            out.append(self.measurement(Estimate(
+                k.mean, klo, khi, len(x), f"KID on the same features, {self.kid_subsets} subsets of {k.subset_size}; "
+                "CI: percentile bootstrap over image pairs, 200 resamples", extra={"std": k.std, "subset_size": k.subset_size},
+            ), "kid"))
+        return out
 
 
 @EVALUATORS.register("kid")
@@ -227,23 +234,23 @@ class KID(_InceptionFeatures, PairedFeatureEvaluator):
         self.seed = seed
         super().__init__()
 
-    def compute(self) -> Estimate:
+    def compute(self) -> Measurement:
         self._require(2)
         x, y = self._reservoir.arrays()
         k, lo, hi = kid_with_ci(x, y, self.subsets, self.subset_size, self.n_bootstrap, self.seed)
-        extra = {"metric_name": "kid", "std": k.std, "subsets": self.subsets, "subset_size": k.subset_size,
-                 "n_images_seen": self.n_pairs}
-        return Estimate(k.mean, lo, hi, len(x),
-                        f"KID (unbiased MMD^2, cubic polynomial kernel, Inception pool3), mean over {self.subsets} subsets "
-                        f"of {k.subset_size}; CI: percentile bootstrap over image pairs, {self.n_bootstrap} resamples", extra=extra)
+        extra = {"std": k.std, "subsets": self.subsets, "subset_size": k.subset_size, "n_images_seen": self.n_pairs}
+        return self.measurement(Estimate(
+            k.mean, lo, hi, len(x), f"KID (unbiased MMD^2, cubic polynomial kernel, Inception pool3), mean over {self.subsets} "
+            f"subsets of {k.subset_size}; CI: percentile bootstrap over image pairs, {self.n_bootstrap} resamples", extra=extra,
+        ), "kid")
 
 
 @EVALUATORS.register("inception_score")
 class InceptionScore(ProgressEvaluator):
     """Inception Score of the anonymized images (FID Inception, 1008-class unbiased logits).
 
-    Mean and std over ``splits`` round-robin splits; CI: t-interval over the splits.
-    ``extra["original"]`` is the Inception Score of the originals (same procedure).
+    Mean and std over ``splits`` round-robin splits; CI: t-interval over the splits. The
+    measurement's ``original`` is the Inception Score of the originals (same procedure).
     """
 
     higher_is_better = True
@@ -265,12 +272,15 @@ class InceptionScore(ProgressEvaluator):
         self._original.update(inception_outputs(release.originals, self.device)[:, POOL3_DIM:])
         self._anonymized.update(inception_outputs(release.anonymized, self.device)[:, POOL3_DIM:])
 
-    def compute(self) -> Estimate:
+    def compute(self) -> Measurement:
+        method = f"Inception Score (FID Inception-v3, unbiased logits), {self.splits} splits; CI: t-interval over splits"
         mean, std, lo, hi = self._anonymized.compute()
-        original = self._original.compute()[0]
-        return Estimate(mean, lo, hi, self._anonymized.n,
-                        f"Inception Score (FID Inception-v3, unbiased logits), {self.splits} splits; CI: t-interval over splits",
-                        extra={"metric_name": "inception_score", "std": std, "splits": self.splits, "original": original})
+        o_mean, o_std, o_lo, o_hi = self._original.compute()
+        return self.measurement(
+            Estimate(mean, lo, hi, self._anonymized.n, method, extra={"std": std, "splits": self.splits}),
+            "inception_score",
+            original=Estimate(o_mean, o_lo, o_hi, self._original.n, method, extra={"std": o_std}),
+        )
 
 
 def pixels16(images: list[np.ndarray]) -> np.ndarray:
@@ -342,22 +352,23 @@ class FrechetDistance(PairedFeatureEvaluator):
             raise DataError(f"FD-{self.feature_label}: features must be (n_images, dim), got shape {out.shape} for {len(images)} images")
         return out
 
-    def compute(self) -> Estimate:
+    def compute(self) -> Measurement:
         _, desc = self._feature_fn()
         name = f"FD-{self.feature_label}"
         reason = f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values"
         if self.n_pairs < 2 and self._no_features[1] > 0:
             # e.g. face embeddings of a release in which no face is found any more: undefined, not an error
-            extra = {"metric_name": name, "no_features_original": self._no_features[0], "no_features_anonymized": self._no_features[1]}
-            return Estimate(float("nan"), n=self.n_pairs, standard=False, reason=reason, extra=extra,
-                            method=f"undefined: {self._no_features[1]} anonymized images have no {desc} features "
-                                   f"(and {self._no_features[0]} originals), fewer than 2 pairs left")
+            extra = {"no_features_original": self._no_features[0], "no_features_anonymized": self._no_features[1]}
+            return self.measurement(Estimate(
+                float("nan"), n=self.n_pairs, standard=False, reason=reason, extra=extra,
+                method=f"undefined: {self._no_features[1]} anonymized images have no {desc} features "
+                       f"(and {self._no_features[0]} originals), fewer than 2 pairs left"), name)
         value, lo, hi, extra = self.frechet()
-        extra.update(metric_name=name, note="not FID: Frechet distance on other features, lower = closer distributions")
-        return Estimate(value, lo, hi, self.n_pairs,
-                        f"Frechet distance on {desc} features, originals vs anonymized; CI: bootstrap over image pairs, "
-                        f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)",
-                        standard=False, reason=reason, extra=extra)
+        extra.update(note="not FID: Frechet distance on other features, lower = closer distributions")
+        return self.measurement(Estimate(
+            value, lo, hi, self.n_pairs, f"Frechet distance on {desc} features, originals vs anonymized; CI: bootstrap over "
+            f"image pairs, {extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)",
+            standard=False, reason=reason, extra=extra), name)
 
 
 def _check_common(max_pairs: int, n_bootstrap: int) -> None:

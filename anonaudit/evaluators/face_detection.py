@@ -2,15 +2,19 @@
 
 ``face_detection_rate``: the share of anonymized images in which ``detector`` (``"mtcnn"`` or
 ``"dlib_hog"``, as in the paper) finds at least one face, with a Wilson 95% CI. Higher is better
-utility (downstream face pipelines still work). The same rate on the originals is reported as
-``extra["original"]`` (the paper's "Original" row).
+utility (downstream face pipelines still work). The measurement is named
+``face_detection_rate_<detector>``; its ``original`` is the same rate on the originals (the paper's
+"Original" row).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..data.imageset import Release
+from ..measurement import Measurement
 from ..registry import EVALUATORS
-from ..stats import Estimate, proportion
+from ..stats import proportion
 from .base import Evaluator
 
 
@@ -39,14 +43,8 @@ class FaceDetectionRate(Evaluator):
         self._anonymized += self._found(release.anonymized)
         self._original += self._found(release.originals)
 
-    def compute(self) -> Estimate:
+    def compute(self) -> Measurement:
         est = proportion(self._anonymized, f"share of anonymized images with >= 1 face found by {self.detector}, Wilson 95% CI")
-        original = proportion(self._original)
-        extra = {
-            "original": original.value,
-            "original_ci_low": original.ci_low,
-            "original_ci_high": original.ci_high,
-            "detected": int(sum(self._anonymized)),
-            "metric_name": f"face_detection_rate_{self.detector}",
-        }
-        return Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, extra=extra)
+        est = dataclasses.replace(est, extra={"detected": int(sum(self._anonymized))})
+        original = proportion(self._original, f"share of original images with >= 1 face found by {self.detector}, Wilson 95% CI")
+        return self.measurement(est, f"face_detection_rate_{self.detector}", original=original)

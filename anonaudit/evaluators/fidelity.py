@@ -1,43 +1,40 @@
 """Pixel and perceptual fidelity between each original and its anonymized version: SSIM, PSNR, LPIPS.
 
-Each evaluator scores every image pair and reports the mean with a percentile-bootstrap 95% CI
+Each evaluator scores every image pair with the per-pair kernels of
+:mod:`anonaudit.evaluators.functional` and reports the mean with a percentile-bootstrap 95% CI
 over images (``Estimate.n`` = images scored). The boxes of ``region="boxes"`` / ``"outside_boxes"``
 are the original's annotated boxes (plates, faces) or, for an original without any, the boxes the
-anonymizer recorded on its output (e.g. the faces its detector found; counted in
-``Estimate.extra["boxes_from_release"]``). Images whose region is undefined or empty (no boxes on
-either side, or crops smaller than the SSIM window) are dropped and counted in
-``Estimate.extra["no_region"]``: an image the anonymizer left untouched says nothing about how
-well it preserves the background. Original and anonymized image must have the same size; a pair
-that does not raises :class:`MismatchError` naming its key and both sizes.
+anonymizer recorded on its output (e.g. the faces its detector found; counted in the details as
+``boxes_from_release``). Images whose region is undefined or empty (no boxes on either side, or
+crops smaller than the SSIM window) are dropped and counted as ``no_region``: an image the
+anonymizer left untouched says nothing about how well it preserves the background. Original and
+anonymized image must have the same size; a pair that does not raises :class:`MismatchError`
+naming its key and both sizes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Sequence
 
 import numpy as np
 
 from ..data.imageset import Release
-from ..errors import ConfigError, DataError, MismatchError
+from ..errors import ConfigError, DataError
+from ..measurement import Measurement
 from ..metrics import image as image_metrics
+from ..metrics.image import check_pair_sizes
 from ..progress import progress
 from ..registry import EVALUATORS
-from ..stats import Estimate, mean_estimate
+from ..stats import Estimate, mean_estimate, proportion
 from .base import Evaluator
-
-
-def check_pair_sizes(key: str, original: np.ndarray, anonymized: np.ndarray) -> None:
-    """Raise :class:`MismatchError` when the two images of pair ``key`` differ in size."""
-    if original.shape != anonymized.shape:
-        (ho, wo), (ha, wa) = original.shape[:2], anonymized.shape[:2]
-        raise MismatchError(f"{key}: original is {wo}x{ho} but the anonymized image is {wa}x{ha} (width x height); "
-                            "fidelity metrics need pixel-aligned pairs")
 
 
 class ProgressEvaluator(Evaluator):
     """An evaluator whose one-call form shows a progress bar over batches (``ANONAUDIT_PROGRESS=0`` hides it)."""
 
-    def __call__(self, release: Release, batch_size: int = 64) -> Estimate:
+    def __call__(self, release: Release, batch_size: int = 64) -> Measurement | list[Measurement]:
         self.reset()
         total = math.ceil(len(release) / batch_size)
         for batch in progress(release.batches(batch_size), desc=f"metric {self.name}", total=total, disable=total < 2):
@@ -45,18 +42,22 @@ class ProgressEvaluator(Evaluator):
         return self.compute()
 
 
-def _metric_name(base: str, region: str) -> str:
-    return base if region == "image" else f"{base}_{region}"
-
-
 class _RegionEvaluator(ProgressEvaluator):
     """Per-pair scores over a region of the image (boxes: see the module doc)."""
 
     metric = ""
+    higher_is_better = True
 
-    def _check_region(self, region: str) -> None:
+    def __init__(self, region: str = "image"):
         if region not in image_metrics.REGIONS:
             raise ConfigError(f"{type(self).__name__}: region must be one of {image_metrics.REGIONS}, got {region!r}")
+        self.region = region
+        super().__init__()
+
+    @property
+    def metric_name(self) -> str:
+        """``metric`` for the whole image, ``<metric>_<region>`` otherwise."""
+        return self.metric if self.region == "image" else f"{self.metric}_{self.region}"
 
     def reset(self) -> None:
         self._scores: list[float] = []
@@ -83,89 +84,91 @@ class _RegionEvaluator(ProgressEvaluator):
             else:
                 self._scores.append(s)
 
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def extra(self) -> dict:
-        extra = {"metric_name": _metric_name(self.metric, self.region), "region": self.region, "no_region": self._no_region}
+    def details(self) -> dict:
+        """Counts shown next to the value: the region, pairs without one, boxes taken from the release."""
+        out = {"region": self.region, "no_region": self._no_region}
         if self._boxes_from_release:
-            extra["boxes_from_release"] = self._boxes_from_release
-        return extra
+            out["boxes_from_release"] = self._boxes_from_release
+        return out
 
-    def compute(self) -> Estimate:
-        est = mean_estimate(self._scores, method=self.describe())
-        return Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, extra=self.extra())
+
+_WHERE = {"image": "whole image", "boxes": "mean over box crops", "outside_boxes": "SSIM map averaged outside the boxes"}
 
 
 @EVALUATORS.register("ssim")
 class SSIM(_RegionEvaluator):
-    """Structural similarity (scikit-image ``structural_similarity``, ``data_range=255``, per channel).
+    """Structural similarity as Wang et al. (2004) define it: 11x11 Gaussian window, sigma 1.5.
 
-    Default: scikit-image's defaults (7x7 uniform window, sample covariance, K1=0.01, K2=0.03);
-    ``gaussian_weights=True`` uses Wang et al.'s 11x11 Gaussian window (sigma 1.5). ``region``:
-    ``"image"``, ``"boxes"`` (mean of SSIM over box crops) or ``"outside_boxes"`` (SSIM map of the
-    whole image averaged over the background; see :mod:`anonaudit.metrics.image`).
+    Population covariance, K1=0.01, K2=0.03, ``data_range=255``, no downsampling, per channel and
+    averaged over the valid region of the SSIM map (the value pytorch-msssim computes). ``region``:
+    ``"image"``, ``"boxes"`` (mean of SSIM over box crops of at least 11x11) or ``"outside_boxes"``
+    (SSIM map of the whole image averaged over the background; see :mod:`anonaudit.metrics.image`).
     """
 
     metric = "ssim"
-    higher_is_better = True
-
-    def __init__(self, region: str = "image", gaussian_weights: bool = False):
-        self._check_region(region)
-        self.region = region
-        self.gaussian_weights = gaussian_weights
-        super().__init__()
+    window = "gaussian11"
+    window_text = "11x11 Gaussian window, sigma 1.5"
 
     def score(self, original, anonymized, boxes) -> float:
-        return image_metrics.ssim(original, anonymized, self.region, boxes, gaussian_weights=self.gaussian_weights)
+        return image_metrics.ssim(original, anonymized, self.region, boxes, window=self.window)
 
-    def describe(self) -> str:
-        window = "11x11 Gaussian window (sigma 1.5)" if self.gaussian_weights else "7x7 uniform window"
-        where = {"image": "whole image", "boxes": "mean over box crops", "outside_boxes": "SSIM map averaged outside the boxes"}
-        return f"SSIM (scikit-image, {window}, data_range=255), {where[self.region]}; mean over images, bootstrap 95% CI"
+    def estimate(self) -> Estimate:
+        method = (f"SSIM ({self.window_text}, data_range=255), {_WHERE[self.region]}; "
+                  "mean over images, bootstrap 95% CI")
+        return dataclasses.replace(mean_estimate(self._scores, method=method), extra=self.details())
+
+    def compute(self) -> Measurement:
+        return self.measurement(self.estimate(), self.metric_name)
+
+
+@EVALUATORS.register("ssim_uniform7")
+class SSIMUniform7(SSIM):
+    """SSIM with scikit-image's default window (7x7 uniform, sample covariance): not the standard SSIM.
+
+    Kept for comparison with numbers computed by ``skimage.metrics.structural_similarity`` with its
+    defaults; reported with ``standard=False``.
+    """
+
+    metric = "ssim_uniform7"
+    window = "uniform7"
+    window_text = "7x7 uniform window, sample covariance"
+
+    def estimate(self) -> Estimate:
+        reason = ("7x7 uniform window with sample covariance (scikit-image's default), not Wang et al.'s 11x11 "
+                  "Gaussian window (sigma 1.5): not comparable with published SSIM values")
+        return dataclasses.replace(super().estimate(), standard=False, reason=reason)
 
 
 @EVALUATORS.register("psnr")
 class PSNR(_RegionEvaluator):
     """Peak signal-to-noise ratio in dB (``data_range=255``, MSE over all channels of the region).
 
-    Identical pixels give an infinite PSNR; such pairs are counted in ``extra["identical"]`` and
-    enter the mean as ``max_db`` (default 100 dB, above what any non-identical 8-bit pair of up to
-    ~3 megapixel regions reaches). ``max_db=None`` leaves them out of the mean instead.
+    Pixel-identical pairs have an infinite PSNR: they are not averaged in. ``compute()`` returns two
+    measurements: ``psnr`` (``psnr_<region>``), the mean over the non-identical pairs (``inf`` when
+    every pair is identical), and ``psnr_identical_pairs`` (``psnr_<region>_identical_pairs``), the
+    share of scored pairs that are identical, with a Wilson 95% CI.
     """
 
     metric = "psnr"
-    higher_is_better = True
-
-    def __init__(self, region: str = "image", max_db: float | None = 100.0):
-        self._check_region(region)
-        if max_db is not None and not max_db > 0:
-            raise ConfigError(f"PSNR: max_db must be positive or None, got {max_db!r}")
-        self.region = region
-        self.max_db = max_db
-        super().__init__()
-
-    def reset(self) -> None:
-        super().reset()
-        self._identical = 0
 
     def score(self, original, anonymized, boxes) -> float:
-        value = image_metrics.psnr(original, anonymized, self.region, boxes)
-        if math.isinf(value):
-            self._identical += 1
-            return float(self.max_db) if self.max_db is not None else float("nan")
-        return value
+        return image_metrics.psnr(original, anonymized, self.region, boxes)
 
-    def extra(self) -> dict:
-        out = super().extra()
-        if self.max_db is None:
-            out["no_region"] -= self._identical  # identical pairs are counted on their own
-        out.update(identical=self._identical, max_db=self.max_db)
-        return out
-
-    def describe(self) -> str:
-        cap = f"identical pairs counted as {self.max_db:g} dB" if self.max_db is not None else "identical pairs excluded"
-        return f"PSNR (data_range=255, {self.region}), {cap}; mean over images, bootstrap 95% CI"
+    def compute(self) -> list[Measurement]:
+        scores = np.asarray(self._scores, np.float64)
+        identical = np.isinf(scores)
+        finite = scores[~identical]
+        k = int(identical.sum())
+        where = "" if self.region == "image" else f", {self.region}"
+        method = (f"PSNR (data_range=255{where}); mean over the {finite.size} non-identical pairs "
+                  f"({k} identical pairs, of infinite PSNR, not averaged in), bootstrap 95% CI")
+        if finite.size == 0 and k:
+            est = Estimate(math.inf, math.inf, math.inf, k, f"PSNR (data_range=255{where}): all {k} pairs identical, infinite")
+        else:
+            est = mean_estimate(finite, method=method)
+        est = dataclasses.replace(est, extra={**self.details(), "identical_pairs": k})
+        share = proportion(identical, f"share of the scored pairs that are pixel-identical{where} (infinite PSNR), Wilson 95% CI")
+        return [self.measurement(est, self.metric_name), self.measurement(share, f"{self.metric_name}_identical_pairs")]
 
 
 def default_device(device: str | None) -> str:
@@ -203,31 +206,45 @@ class LPIPS(ProgressEvaluator):
         self._scores: list[float] = []
 
     def update(self, release: Release) -> None:
-        import torch
-
-        from ..models.lpips_net import load_lpips
-
-        dev = default_device(self.device)
-        model, _ = load_lpips(self.net, dev)
-        by_shape: dict[tuple, list[int]] = {}
         pairs = [release.pair(i) for i in range(len(release))]
-        for i, (o, a) in enumerate(pairs):
-            check_pair_sizes(release.keys[i], o, a)
-            if min(o.shape[:2]) < LPIPS_MIN_SIDE[self.net]:
-                raise DataError(f"{release.keys[i]}: {o.shape[1]}x{o.shape[0]} is too small for LPIPS-{self.net} "
-                                f"(its backbone needs at least {LPIPS_MIN_SIDE[self.net]} px on each side)")
-            by_shape.setdefault(o.shape, []).append(i)
-        scores = np.empty(len(release))
-        with torch.no_grad():
-            for idx in by_shape.values():
-                x0 = _to_lpips_input([pairs[i][0] for i in idx]).to(dev)
-                x1 = _to_lpips_input([pairs[i][1] for i in idx]).to(dev)
-                scores[idx] = model(x0, x1).flatten().double().cpu().numpy()
+        scores = lpips_distances([o for o, _ in pairs], [a for _, a in pairs], self.net, self.device, release.keys)
         self._scores.extend(scores.tolist())
 
-    def compute(self) -> Estimate:
+    def compute(self) -> Measurement:
         est = mean_estimate(self._scores, method=f"LPIPS v0.1 ({self.net} backbone); mean over images, bootstrap 95% CI")
-        return Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, extra={"metric_name": f"lpips_{self.net}"})
+        return self.measurement(est, f"lpips_{self.net}")
+
+
+def lpips_distances(originals: Sequence[np.ndarray], anonymized: Sequence[np.ndarray], net: str = "alex",
+                    device: str | None = None, keys: Sequence[str] | None = None) -> np.ndarray:
+    """LPIPS v0.1 distance of each (original, anonymized) pair (``net``: ``"alex"`` or ``"vgg"``).
+
+    Pairs must have equal sizes of at least the backbone's minimum side (errors name the pair by
+    ``keys``, default its index); pairs of the same size are batched. Needs the cached backbone.
+    """
+    import torch
+
+    from ..models.lpips_net import load_lpips
+
+    if len(originals) != len(anonymized):
+        raise ValueError(f"lpips_distances: {len(originals)} originals but {len(anonymized)} anonymized images")
+    keys = list(keys) if keys is not None else [str(i) for i in range(len(originals))]
+    dev = default_device(device)
+    model, _ = load_lpips(net, dev)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, (o, a) in enumerate(zip(originals, anonymized)):
+        check_pair_sizes(keys[i], o, a)
+        if min(o.shape[:2]) < LPIPS_MIN_SIDE[net]:
+            raise DataError(f"{keys[i]}: {o.shape[1]}x{o.shape[0]} is too small for LPIPS-{net} "
+                            f"(its backbone needs at least {LPIPS_MIN_SIDE[net]} px on each side)")
+        by_shape.setdefault(o.shape, []).append(i)
+    scores = np.empty(len(originals))
+    with torch.no_grad():
+        for idx in by_shape.values():
+            x0 = _to_lpips_input([originals[i] for i in idx]).to(dev)
+            x1 = _to_lpips_input([anonymized[i] for i in idx]).to(dev)
+            scores[idx] = model(x0, x1).flatten().double().cpu().numpy()
+    return scores
 
 
 def _to_lpips_input(images: list[np.ndarray]):

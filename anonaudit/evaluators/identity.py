@@ -11,7 +11,7 @@ where no face is found on either side have no distance: they are left out and co
 also where anonymization defeats the detector; needs a detecting embedder such as dlib).
 
 Higher means more de-identified (the anonymization goal in paper 004), so ``higher_is_better`` is
-True; the originals' own distance is 0 by definition.
+True; the measurement's ``original`` is the originals' own distance, 0 by definition.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..data.imageset import Release
 from ..errors import ConfigError
+from ..measurement import Measurement
 from ..registry import EVALUATORS
 from ..stats import Estimate, mean_estimate
 from .base import Evaluator
@@ -63,7 +64,7 @@ class IdentityDistance(Evaluator):
         both = ok_a & ok_b
         self._distances += (1.0 - np.sum(a[both] * b[both], axis=1)).tolist()
 
-    def compute(self) -> Estimate:
+    def compute(self) -> Measurement:
         from ..attacks.face_common import embedder_name
 
         name = embedder_name(self.embedder)
@@ -71,10 +72,12 @@ class IdentityDistance(Evaluator):
         standard = name.startswith("arcface")
         reason = "" if standard else f"paper 004's ID_DIS uses ArcFace embeddings; this uses {name}"
         extra = {
-            "original": 0.0,
             "pairs": len(self._distances),
             "no_face_original": self._no_face_original,
             "no_face_anonymized": self._no_face_anonymized,
             "box": self.box,
         }
-        return Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, standard, reason, extra)
+        n = len(self._distances)
+        original = Estimate(0.0, 0.0, 0.0, n, "an embedding's distance to itself: 0 by definition", standard, reason)
+        return self.measurement(Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, standard, reason, extra),
+                                original=original)

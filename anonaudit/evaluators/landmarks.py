@@ -5,20 +5,28 @@ anonymized face, divided by the original's inter-ocular distance (outer eye corn
 normalisation), averaged over images with a bootstrap 95% CI; an anonymized image of another size is
 compared after scaling its landmarks to the original's frame. ``pose_difference``: mean absolute
 yaw/pitch/roll difference in degrees, head pose from ``cv2.solvePnP`` on the 68 landmarks with a
-generic 3D face. Both are lower-is-better. Images where no face is found (on the original, or on
-the anonymized image when its own detection is used), and pairs whose pose cannot be solved, are
-counted in ``Estimate.extra``.
+generic 3D face. Both are lower-is-better. Each also reports its parts as named measurements:
+``landmark_error_<part>`` for the jaw, eyebrows, nose, eyes and mouth points of the 68-point scheme
+(same normalisation), ``pose_difference_<yaw|pitch|roll>`` in degrees. Images where no face is found
+(on the original, or on the anonymized image when its own detection is used), and pairs whose pose
+cannot be solved, are counted in the details (``Estimate.extra``) of the main measurement.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 from ..data.imageset import Box, Release
 from ..errors import ConfigError
+from ..measurement import Measurement
 from ..registry import EVALUATORS
-from ..stats import Estimate, mean_estimate
+from ..stats import mean_estimate
 from .base import Evaluator
+
+#: The 68-point (iBUG 300-W) landmark groups reported as parts of the landmark error.
+LANDMARK_PARTS = {"jaw": slice(0, 17), "eyebrows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48), "mouth": slice(48, 68)}
 
 
 class FaceLandmarkEvaluator(Evaluator):
@@ -31,6 +39,9 @@ class FaceLandmarkEvaluator(Evaluator):
 
     higher_is_better = False
     method = ""
+    #: names of the per-pair parts ``score`` returns, and how each part's mean is described
+    parts: tuple[str, ...] = ()
+    part_method = ""
 
     def __init__(self, detector: str = "dlib_hog", select: str = "largest", box: str = "own"):
         if box not in ("own", "original"):
@@ -49,7 +60,7 @@ class FaceLandmarkEvaluator(Evaluator):
         self._pairs = 0
 
     def score(self, original: np.ndarray, anonymized: np.ndarray, shape_o: tuple, shape_a: tuple) -> tuple[float, np.ndarray] | None:
-        """``(score, per-component values)`` of one pair of 68-point landmark sets (None: not computable)."""
+        """``(score, one value per part)`` of one pair of 68-point landmark sets (None: not computable)."""
         raise NotImplementedError
 
     def _main_boxes(self, images) -> list[Box | None]:
@@ -83,7 +94,8 @@ class FaceLandmarkEvaluator(Evaluator):
                     self._scores.append(scored[0])
                     self._parts.append(scored[1])
 
-    def extra(self) -> dict:
+    def details(self) -> dict:
+        """Counts of the pairs scored and not scored, shown next to the main value."""
         return {
             "pairs": self._pairs,
             "no_face_original": self._no_face_original,
@@ -93,9 +105,13 @@ class FaceLandmarkEvaluator(Evaluator):
             "box": self.box,
         }
 
-    def compute(self) -> Estimate:
-        est = mean_estimate(self._scores, method=self.method)
-        return Estimate(est.value, est.ci_low, est.ci_high, est.n, self.method, extra=self.extra())
+    def compute(self) -> list[Measurement]:
+        main = dataclasses.replace(mean_estimate(self._scores, method=self.method), extra=self.details())
+        parts = np.stack(self._parts) if self._parts else np.zeros((0, len(self.parts)))
+        return [self.measurement(main)] + [
+            self.measurement(mean_estimate(parts[:, j], method=self.part_method.format(part=part)), f"{self.name}_{part}")
+            for j, part in enumerate(self.parts)
+        ]
 
 
 @EVALUATORS.register("landmark_error")
@@ -103,6 +119,8 @@ class LandmarkError(FaceLandmarkEvaluator):
     """Normalised mean error (NME) of the anonymized face's 68 landmarks against the original's."""
 
     method = "mean 68-point landmark distance / inter-ocular distance (outer eye corners), bootstrap 95% CI"
+    parts = tuple(LANDMARK_PARTS)
+    part_method = "mean distance of the {part} landmarks / inter-ocular distance (outer eye corners), bootstrap 95% CI"
 
     def score(self, original, anonymized, shape_o, shape_a):
         from ..models.faces.dlib_models import OUTER_EYE_CORNERS
@@ -111,8 +129,8 @@ class LandmarkError(FaceLandmarkEvaluator):
         iod = float(np.linalg.norm(original[a] - original[b]))
         # a release at another resolution is compared in the original's pixel frame
         anonymized = anonymized * np.array([shape_o[1] / shape_a[1], shape_o[0] / shape_a[0]])
-        err = np.linalg.norm(original - anonymized, axis=1)
-        return float(err.mean() / max(iod, 1e-6)), err
+        err = np.linalg.norm(original - anonymized, axis=1) / max(iod, 1e-6)
+        return float(err.mean()), np.array([err[sl].mean() for sl in LANDMARK_PARTS.values()])
 
 
 @EVALUATORS.register("pose_difference")
@@ -120,6 +138,8 @@ class PoseDifference(FaceLandmarkEvaluator):
     """Mean absolute head-pose difference (yaw, pitch, roll averaged), degrees."""
 
     method = "mean |yaw, pitch, roll difference| in degrees (solvePnP, 68 points, generic 3D face), bootstrap 95% CI"
+    parts = ("yaw", "pitch", "roll")
+    part_method = "mean |{part} difference| in degrees (solvePnP, 68 points, generic 3D face), bootstrap 95% CI"
 
     def score(self, original, anonymized, shape_o, shape_a):
         from ..models.faces.pose import angle_difference, head_pose
@@ -129,11 +149,3 @@ class PoseDifference(FaceLandmarkEvaluator):
         except ValueError:  # no pose in front of the camera fits these landmarks
             return None
         return float(diff.mean()), diff
-
-    def compute(self) -> Estimate:
-        est = super().compute()
-        if self._parts:
-            parts = np.stack(self._parts)
-            for j, name in enumerate(("yaw", "pitch", "roll")):
-                est.extra[f"mean_abs_{name}_difference"] = float(parts[:, j].mean())
-        return est

@@ -13,15 +13,16 @@ each plate box and counts the plate as **detected** when:
 
 The window is the plate box grown by ``context`` times its width and height on each side (a plate
 crop without boxes is its own window and plate box). The value is the share of anonymized images
-with a detected plate (Wilson 95% CI); ``extra`` holds the same on the originals.
+with a detected plate (Wilson 95% CI); the measurement's ``original`` is the same on the originals.
 """
 
 from __future__ import annotations
 
 from ..data.imageset import Box, Record, Release
+from ..measurement import Measurement
 from ..models.ocr.rapid import RapidOCREngine, TextRegion
 from ..registry import EVALUATORS
-from ..stats import Estimate, proportion
+from ..stats import proportion
 from .base import Evaluator
 
 
@@ -96,15 +97,10 @@ class PlateDetectability(Evaluator):
         self._anonymized.extend(self._detect(release.anonymized, records))
         self._originals.extend(self._detect(release.originals, records))
 
-    def compute(self) -> Estimate:
-        anon = proportion(self._anonymized)
-        orig = proportion(self._originals)
+    def compute(self) -> Measurement:
         method = (
             "share of images where the RapidOCR text detector finds a plate-shaped text region on the plate box "
             f"(>= {self.min_inside:g} of each region on the box, union >= {self.min_aspect:g}:1 wide and >= "
             f"{self.min_coverage:g} of the box width), Wilson 95% CI"
         )
-        return Estimate(
-            anon.value, anon.ci_low, anon.ci_high, anon.n, method,
-            extra={"original": orig.value, "original_ci_low": orig.ci_low, "original_ci_high": orig.ci_high, "original_n": orig.n},
-        )
+        return self.measurement(proportion(self._anonymized, method), original=proportion(self._originals, method))
