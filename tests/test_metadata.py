@@ -350,14 +350,16 @@ def test_attack_counts_hidden_copies_trailing_bytes_and_identifying_names(tmp_pa
         rel_recs.append(Record(o.name, path=r, identity=person))
     result = MetadataLeak().run(Release(ImageSet(orig_recs), ImageSet(rel_recs), "external", {}))
     expect = {"files_with_leak": 3, "files_with_original_image": 2, "files_with_trailing_data": 2,
-              "files_named_after_identity": 2, "files_named_like_originals": 2}
+              "files_named_after_identity": 2}
     for name, k in expect.items():
         m = result.metric(name)
         assert m.release.value == pytest.approx(k / 4) and m.release.n == 4, name
         assert (m.release.ci_low, m.release.ci_high) == pytest.approx(wilson_interval(k, 4)), name
         assert m.baseline == 0.0 and m.original is not None and m.original.n == 4, name
     assert result.metric("files_named_after_identity").original.value == 1.0
-    assert result.metric("files_named_like_originals").original.value == 1.0
+    assert "files_named_like_originals" not in [m.metric for m in result.metrics]  # a note and a column, no risk
+    assert any(n.startswith("2 of 4 released files keep their original's file name") for n in result.notes)
+    assert result.details["named_like_original"].tolist() == [True, True, False, False]
     assert result.metric("files_with_original_image").original.value == 0.0  # the original files hide nothing
     d = result.details.set_index("key")
     assert d.loc["Ada_Lovelace_0001.jpg", "thumbnail"] == "original"
@@ -412,7 +414,7 @@ def test_real_scenes_with_the_original_file_appended_to_half_the_release(tmp_pat
     assert (d.loc[appended, "thumbnail"] == "original").all() and (d.loc[~appended, "thumbnail"] == "none").all()
     # The appended file's own EXIF thumbnail is part of that stream, not a second embedded image.
     assert (d.loc[appended, "embedded_images"] == 1).all() and (d.loc[appended, "thumbnail_psnr_original"] > 30).all()
-    assert result.metric("files_named_like_originals").release.value == 0.0
+    assert not result.details["named_like_original"].any()
 
 
 def test_an_exif_thumbnail_is_compared_once_even_with_padding(tmp_path, pair):

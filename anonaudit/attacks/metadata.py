@@ -31,10 +31,12 @@ with the same scan of the original files as the upper bound when the originals a
 anywhere in the file), ``files_with_trailing_data`` (bytes after the end of the image that are not
 zero padding, whether or not they decode), ``files_named_after_identity`` (the identity label's
 words, in order, in the file or folder name; over files whose identity has at least 3 letters or
-digits) and ``files_named_like_originals`` (the released file's name without extension equals the
-original's; not counted as a leak, since an external release is paired with its originals by
-name: rename the files before publishing them). A release held in memory has no files: the result
-has ``n = 0`` and a note saying so.
+digits). A released file that keeps its original's name (without extension) gets an ``info``
+finding, a ``named_like_original`` column in the details and a count in the notes, but no risk
+metric: an external release paired by name has it by construction (a metric would read "risk 1"
+for every such release), and the name links the file only for whoever holds the source files;
+audit renamed files through a pairs table to measure the names they will be published with. A
+release held in memory has no files: the result has ``n = 0`` and a note saying so.
 """
 
 from __future__ import annotations
@@ -498,16 +500,22 @@ class MetadataLeak(Attack):
             "files_with_gps": (lambda s: s.has("gps"), "files with a GPS position (EXIF or XMP)"),
             "files_with_original_image": (lambda s: s.thumbnail == "original", "files embedding a copy of the original image (thumbnail, preview, frame, appended or chunk stream)"),
             "files_with_trailing_data": (lambda s: s.has("trailing_data", "medium"), "files with bytes after the end of the image (EOI/IEND), other than zero padding"),
-            "files_named_like_originals": (lambda s: s.has("original_name"), "released files whose name (without extension) equals the original file's"),
         }
         metrics = [
             AttackMetric(name, est([fn(s) for s in rel]), est([fn(s) for s in orig]) if orig else None, 0.0, desc)
             for name, (fn, desc) in tests.items()
         ]
-        metrics.insert(4, AttackMetric(
+        metrics.append(AttackMetric(
             "files_named_after_identity", est(rel_named), est(orig_named) if orig else None, 0.0,
             "files whose file or folder name contains the person's identity label",
         ))
+        same_name = sum(s.has("original_name") for s in rel)
+        if same_name:
+            notes.append(
+                f"{same_name} of {len(rel)} released files keep their original's file name: whoever holds the source "
+                "files links them by name (an external release paired by name has this by construction; pair renamed "
+                "files through a pairs table to audit the names they will be published with)"
+            )
         orig_by_index = dict(zip(orig_idx, orig))
         rows = []
         for i, s in zip(rel_idx, rel):
@@ -515,12 +523,12 @@ class MetadataLeak(Attack):
             rows.append({
                 "key": release.keys[i], "path": s.path, "leak": s.leak, "severity": s.severity,
                 "gps": s.has("gps"), "thumbnail": s.thumbnail, "embedded_images": s.embedded_images,
-                "trailing_bytes": s.trailing_bytes,
+                "trailing_bytes": s.trailing_bytes, "named_like_original": s.has("original_name"),
                 "thumbnail_psnr_original": s.thumbnail_psnr_original, "thumbnail_psnr_anonymized": s.thumbnail_psnr_anonymized,
                 "findings": s.summary(), "original_leak": None if o is None else o.leak,
             })
         details = pd.DataFrame(rows, columns=[
-            "key", "path", "leak", "severity", "gps", "thumbnail", "embedded_images", "trailing_bytes",
+            "key", "path", "leak", "severity", "gps", "thumbnail", "embedded_images", "trailing_bytes", "named_like_original",
             "thumbnail_psnr_original", "thumbnail_psnr_anonymized", "findings", "original_leak",
         ])
         return AttackResult(self.name, metrics, details, notes)
