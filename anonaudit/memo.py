@@ -1,8 +1,11 @@
 """Compute once: per-image model outputs cached by (model id, image content hash).
 
-OCR readings, embeddings and detections are stored in memory for the process and, when
-``ANONAUDIT_CACHE`` (or a path) is given, in an SQLite file so later runs reuse them. Values are
-JSON-able objects or numpy arrays (stored with ``allow_pickle=False``; nothing is unpickled).
+OCR readings, embeddings and detections are stored in memory for the process and in an SQLite
+file so later runs reuse them: ``$ANONAUDIT_CACHE/features.sqlite`` when ``ANONAUDIT_CACHE`` is set
+(one cache shared by every run), otherwise the file of the run in progress (an audit with an output
+folder uses ``<output>/cache.sqlite``: see :func:`run_cache`), so attacks, sweeps and reruns of one
+run folder share every model output they have in common. Values are JSON-able objects or numpy
+arrays (stored with ``allow_pickle=False``; nothing is unpickled).
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ import json
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 _MEMORY: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()
+_RUN_DB: Path | None = None  # the SQLite file of the run in progress (see run_cache)
+
+#: File name of a run's own cache inside its output folder.
+RUN_CACHE_NAME = "cache.sqlite"
 
 
 def _encode(value: Any) -> tuple[str, bytes]:
@@ -36,8 +44,30 @@ def _decode(kind: str, blob: bytes) -> Any:
 
 
 def default_db_path() -> Path | None:
+    """``$ANONAUDIT_CACHE/features.sqlite`` when set, else the active run's cache file (or None)."""
     root = os.environ.get("ANONAUDIT_CACHE")
-    return Path(root) / "features.sqlite" if root else None
+    return Path(root) / "features.sqlite" if root else _RUN_DB
+
+
+@contextmanager
+def run_cache(db_path: str | Path | None) -> Iterator[Path | None]:
+    """Make ``db_path`` the persistent cache of every :class:`Memo` created inside the block.
+
+    A module-level setting (not a context variable) so threads and forked worker processes started
+    inside the block use it too. ``None`` leaves the setting as it is. ``ANONAUDIT_CACHE``, when
+    set, still takes precedence.
+    """
+    global _RUN_DB
+    if db_path is None:
+        yield _RUN_DB
+        return
+    with _LOCK:
+        previous, _RUN_DB = _RUN_DB, Path(db_path)
+    try:
+        yield _RUN_DB
+    finally:
+        with _LOCK:
+            _RUN_DB = previous
 
 
 class Memo:
