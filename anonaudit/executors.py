@@ -1,0 +1,224 @@
+"""Where an audit's per-image work runs: in this process (:class:`LocalExecutor`) or on a Ray
+cluster (:class:`RayExecutor`).
+
+The audit hands two kinds of per-image work to its executor, and keeps everything else (fitting,
+attacks' decisions, aggregation, the results table) on the driver:
+
+- **anonymization** of the evaluation set by a per-image target (one whose output for an image
+  depends on that image alone: the classical methods; batched, trained and ready-made targets run
+  whole on the driver);
+- **per-image scoring** by a streaming evaluator (``update`` per batch, ``compute`` at the end):
+  shards made of whole batches are scored remotely, their accumulated states are merged on the
+  driver (lists concatenated in order, integer counters summed) and ``compute`` runs there.
+
+Shards are contiguous and cut on multiples of the audit's batch size, so every batch an evaluator
+sees is the batch it sees in a local run: the table is identical for the same seed. An evaluator
+whose state cannot be merged exactly (a float accumulator, an attribute ``update`` creates or
+changes) is computed on the driver.
+
+The Ray implementation runs remote tasks over shards of the :class:`~anonaudit.data.imageset.ImageSet`
+rather than Ray Data: components consume ``ImageSet``/``Release`` objects (records with keys,
+labels and boxes, images of varying sizes) and stream batches through their own ``update``; a
+shard of those objects is one task argument, while a Ray Dataset would need converting every image
+and record to Arrow rows and back. Workers reuse the run's model-output cache when its file is
+reachable from them (:mod:`anonaudit.memo`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import memo
+from .anonymizers.base import Anonymizer
+from .data.imageset import ImageSet, Release
+from .errors import ConfigError, ModelUnavailableError
+from .evaluators.base import Evaluator
+from .measurement import Measurement
+from .params import clone
+
+
+class Executor:
+    """Runs the audit's per-image work. The base class runs everything in this process."""
+
+    name = "local"
+
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+        """``[fn(*args) for args in calls]``, in order."""
+        return [fn(*args) for args in calls]
+
+    def anonymize(
+        self, target: Anonymizer, images: ImageSet, auxiliary: ImageSet | None, show_progress: bool = True
+    ) -> tuple[ImageSet, ImageSet | None]:
+        """``target.anonymize_with_auxiliary(images, auxiliary)``."""
+        return target.anonymize_with_auxiliary(images, auxiliary, show_progress=show_progress)
+
+    def evaluate(self, evaluator: Evaluator, release: Release, batch_size: int) -> Measurement | list[Measurement]:
+        """``evaluator(release, batch_size)``: reset, stream every batch, compute."""
+        return evaluator(release, batch_size=batch_size)
+
+
+class LocalExecutor(Executor):
+    """Everything in this process, in order (the default)."""
+
+
+class RayExecutor(Executor):
+    """Per-image work as Ray tasks over shards of the image set (see the module doc).
+
+    Args:
+        address: a running cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); ``None``
+            starts a local Ray instance unless this process already joined one.
+        num_cpus: CPUs of a local instance started here (ignored when joining a cluster).
+        shards_per_cpu: shards per CPU of the cluster (more shards balance uneven images better,
+            fewer cost less scheduling).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, shards_per_cpu: int = 2):
+        if shards_per_cpu < 1:
+            raise ConfigError(f"shards_per_cpu must be >= 1, got {shards_per_cpu}")
+        self.address = address
+        self.num_cpus = num_cpus
+        self.shards_per_cpu = shards_per_cpu
+        self.startup_seconds_: float | None = None
+
+    def _ray(self):
+        try:
+            import ray
+        except ImportError:
+            raise ModelUnavailableError(
+                "running on Ray needs the 'ray[data]' package: pip install 'anonaudit[scale]'"
+            ) from None
+        if not ray.is_initialized():
+            t0 = time.time()
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address is None and self.num_cpus is not None:
+                kwargs["num_cpus"] = self.num_cpus
+            ray.init(address=self.address, **kwargs)
+            self.startup_seconds_ = time.time() - t0
+        return ray
+
+    def cpus(self) -> int:
+        """CPUs of the cluster this executor runs on."""
+        return max(1, int(self._ray().cluster_resources().get("CPU", 1)))
+
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+        ray = self._ray()
+        remote = ray.remote(fn)
+        return ray.get([remote.remote(*args) for args in calls])
+
+    def shards(self, n: int, batch_size: int) -> list[range]:
+        """Contiguous index ranges covering ``range(n)``, cut on multiples of ``batch_size``."""
+        batches = math.ceil(n / batch_size)
+        count = max(1, min(batches, self.cpus() * self.shards_per_cpu))
+        cuts = [round(i * batches / count) * batch_size for i in range(count + 1)]
+        return [range(a, min(b, n)) for a, b in zip(cuts, cuts[1:]) if a < min(b, n)]
+
+    def anonymize(
+        self, target: Anonymizer, images: ImageSet, auxiliary: ImageSet | None, show_progress: bool = True
+    ) -> tuple[ImageSet, ImageSet | None]:
+        if not per_image(target) or len(images) < 2:
+            return super().anonymize(target, images, auxiliary, show_progress)
+        cache = _cache_path()
+        parts = self.map(_anonymize_shard, [(target, images.subset(s), cache) for s in self.shards(len(images), 1)])
+        pixels = [im for part in parts for im in part]
+        return images.with_images(pixels, name=f"{images.name}:{target.label()}"), None
+
+    def evaluate(self, evaluator: Evaluator, release: Release, batch_size: int) -> Measurement | list[Measurement]:
+        shards = self.shards(len(release), batch_size)
+        fields = state_fields(evaluator)
+        if len(shards) < 2 or fields is None:
+            return super().evaluate(evaluator, release, batch_size)
+        cache = _cache_path()
+        states = self.map(_evaluate_shard, [(evaluator, release.subset(s), batch_size, cache) for s in shards])
+        merged = clone(evaluator)
+        if not merge_states(merged, states, fields):
+            return super().evaluate(evaluator, release, batch_size)
+        return merged.compute()
+
+
+def per_image(target: Anonymizer) -> bool:
+    """Whether ``target`` anonymizes each image on its own (the base class's per-image path,
+    nothing to fit, no release of its own), so shards of a set give the same images as the set."""
+    cls = type(target)
+    return (
+        not target.trainable
+        and target.applies_to_new_images
+        and cls.anonymize is Anonymizer.anonymize
+        and cls.anonymize_with_auxiliary is Anonymizer.anonymize_with_auxiliary
+    )
+
+
+_UNSET = object()
+
+
+def state_fields(evaluator: Evaluator) -> set[str] | None:
+    """The attributes ``reset()`` assigns (the accumulated state), or None when one of them cannot
+    be merged exactly across shards (only lists and integer counters can)."""
+    probe = clone(evaluator)
+    for key in vars(probe):
+        setattr(probe, key, _UNSET)
+    probe.reset()
+    fields = {k for k, v in vars(probe).items() if v is not _UNSET}
+    for k in fields:
+        value = getattr(probe, k)
+        if not (isinstance(value, list) or (isinstance(value, int) and not isinstance(value, bool))):
+            return None
+    return fields
+
+
+def merge_states(into: Evaluator, shards: Sequence[Evaluator], fields: set[str]) -> bool:
+    """Set ``into``'s state to the shards' states merged in order; False (``into`` unusable) when a
+    shard changed anything but its state, so the merge would not equal one pass over all batches."""
+    fresh = vars(into)
+    for shard in shards:
+        if set(vars(shard)) != set(fresh) or any(_differs(getattr(shard, k), fresh[k]) for k in fresh if k not in fields):
+            return False
+    for k in fields:
+        values = [getattr(s, k) for s in shards]
+        if all(isinstance(v, list) for v in values):
+            setattr(into, k, [x for v in values for x in v])
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            setattr(into, k, sum(values))
+        else:
+            return False
+    return True
+
+
+def _differs(a: Any, b: Any) -> bool:
+    try:
+        return bool(a != b)
+    except Exception:  # noqa: BLE001 - e.g. arrays: compare by identity
+        return a is not b
+
+
+def _cache_path() -> str | None:
+    path = memo.default_db_path()
+    return None if path is None else str(path)
+
+
+def _worker_cache(path: str | None) -> Path | None:
+    """The run's cache file when this worker can reach its folder (a cluster without a shared
+    file system keeps model outputs in memory instead)."""
+    return Path(path) if path and Path(path).parent.is_dir() else None
+
+
+def _anonymize_shard(target: Anonymizer, shard: ImageSet, cache: str | None) -> list:
+    from .progress import silenced
+
+    with silenced(), memo.run_cache(_worker_cache(cache)):
+        out = target.anonymize(shard, show_progress=False)
+    return [out[i] for i in range(len(out))]
+
+
+def _evaluate_shard(evaluator: Evaluator, shard: Release, batch_size: int, cache: str | None) -> Evaluator:
+    from .progress import silenced
+
+    worker = clone(evaluator)
+    with silenced(), memo.run_cache(_worker_cache(cache)):
+        for batch in shard.batches(batch_size):
+            worker.update(batch)
+    return worker
