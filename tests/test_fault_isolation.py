@@ -70,7 +70,7 @@ def test_attack_failing_on_one_target_loses_nothing_else(tmp_path):
     assert "RuntimeError: probe exploded on pixelate" in row["message"]
     ok = t[t["status"] == "ok"]
     for label in ("gaussian_blur(sigma=2)", "pixelate(block=4)", "mask"):
-        assert ((ok["target_label"] == label) & (ok["component"] == "psnr")).sum() == 1, label
+        assert ((ok["target_label"] == label) & (ok["metric"] == "psnr")).sum() == 1, label
     probe = ok[ok["component"] == "fault_probe"].set_index("target_label")["value"]
     assert probe.to_dict() == {"gaussian_blur(sigma=2)": 1.0, "mask": 1.0}  # every image changed
     saved = Results.load(tmp_path / "out")  # on disk too, with the failure

@@ -118,7 +118,7 @@ def test_sigkill_mid_audit_then_resume(tmp_path):
         json.loads(path.read_text())
 
     fresh = build_audit(str(log), delay).run(tmp_path / "fresh", show_progress=False)  # same log: same label
-    assert len(fresh.table) == len(resumed.table) == 3 * 9  # 5 release rows + 2 probe + ssim + psnr
+    assert len(fresh.table) == len(resumed.table) == 3 * 10  # 5 release rows + 2 probe + ssim + psnr, psnr_identical_pairs
     pd.testing.assert_frame_equal(without_seconds(resumed.table), without_seconds(fresh.table))
     saved = pd.read_csv(out / "results.csv")
     assert len(saved) == len(resumed.table) and (saved["status"] == "ok").all()
