@@ -239,7 +239,8 @@ class Audit:
                 target.fit(aux)
             anonymized = target.anonymize(evaluation, show_progress=show_progress)
             anonymized, bad = drop_unreadable(anonymized, self.on_error, show_progress)
-            release = Release(evaluation, anonymized, name=target.name, params=target.get_params(), on_mismatch="drop")
+            release = Release(evaluation, anonymized, name=target.name, params=target.get_params(), on_mismatch="drop",
+                              degradation=target.degradation())
             unpaired = getattr(target, "unpaired", None)  # e.g. files of an external release without an original
             if isinstance(unpaired, dict):
                 for side in ("missing", "extra"):

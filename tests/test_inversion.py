@@ -13,38 +13,50 @@ from scipy import ndimage, signal
 from scipy.stats import binomtest
 from skimage import restoration
 
+from anonaudit.anonymizers.base import Anonymizer
 from anonaudit.anonymizers.classical import (
     BoxBlur,
     GaussianBlur,
     Mask,
+    Noise,
     Pixelate,
+    gaussian_blur,
     pixelate,
 )
+from anonaudit.anonymizers.external import ExternalRelease
+from anonaudit.anonymizers.face_regions import FaceBlur, FacePixelate, opencv_sigma
 from anonaudit.attacks.inversion import (
     DeblurThenOCR,
     DepixelateThenOCR,
-    KnownOperator,
     blur_grey,
     blur_grey_adjoint,
     blur_psf,
     cell_means,
     depixelate,
     estimate_grid,
-    known_operator,
     psf_1d,
     restore,
     richardson_lucy,
     richardson_lucy_deconvolve,
     wiener_deconvolve,
 )
+from anonaudit.audit import Audit
 from anonaudit.data.imageset import Box, ImageSet, Record, Release
 from anonaudit.data.synthetic_plates import synthetic_plates
+from anonaudit.degradation import BoxBlurOperator, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from anonaudit.errors import ConfigError
-from anonaudit.registry import ATTACKS
+from anonaudit.registry import ANONYMIZERS, ATTACKS
 
 
 def release_of(images: ImageSet, anonymizer) -> Release:
-    return Release(images, anonymizer.anonymize(images, show_progress=False), anonymizer.name, anonymizer.get_params())
+    """The release as the audit builds it: with the anonymizer's declared degradation operator."""
+    anonymized = anonymizer.anonymize(images, show_progress=False)
+    return Release(images, anonymized, anonymizer.name, anonymizer.get_params(), degradation=anonymizer.degradation())
+
+
+def undeclared(release: Release) -> Release:
+    """The same pixels as an external release: no name, no parameters, no declared operator."""
+    return Release(release.originals, release.anonymized, "external", {})
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -178,15 +190,35 @@ def test_estimate_grid_rejects_images_that_are_not_mosaics():
 # -- release parameters and geometry -----------------------------------------------------------
 
 
-def test_known_operator_from_release_parameters():
+def test_classical_anonymizers_declare_their_operator():
+    assert GaussianBlur(sigma=0.1, relative=True, region="boxes", margin=0.1).degradation() == GaussianBlurOperator(
+        sigma=0.1, relative=True, region="boxes", margin=0.1
+    )
+    assert BoxBlur(size=5).degradation() == BoxBlurOperator(size=5.0)
+    assert Pixelate(block=8).degradation() == PixelateOperator(block=8.0)
+    assert Mask(color=(1, 2, 3), region="boxes").degradation() == MaskOperator(color=(1, 2, 3), region="boxes")
+    assert Noise(std=9).degradation() == NoiseOperator(std=9.0)
+    assert FaceBlur(kernel=15).degradation() == GaussianBlurOperator(sigma=opencv_sigma(15), region="boxes")
+    assert FacePixelate(block=25).degradation() == PixelateOperator(block=25.0, region="boxes")
     plates = synthetic_plates(2, seed=1)
-    op = known_operator(release_of(plates, GaussianBlur(sigma=0.1, relative=True, region="boxes", margin=0.1)))
-    assert op == KnownOperator("gaussian", 0.1, True, "boxes", 0.1)
-    assert op.strength_px(50) == pytest.approx(5.0)
-    assert known_operator(release_of(plates, BoxBlur(size=5))).kind == "box"
-    assert known_operator(release_of(plates, Pixelate(block=8))) == KnownOperator("pixelate", 8.0, False, "image", 0.0)
-    assert known_operator(release_of(plates, Mask())) is None
-    assert known_operator(Release(plates, plates)) is None
+    assert release_of(plates, Pixelate(block=8)).subset([1]).degradation == PixelateOperator(block=8.0)
+    assert Release(plates, plates).degradation is None
+    with pytest.raises(ConfigError, match="region"):
+        GaussianBlurOperator(sigma=1.0, region="face")
+    with pytest.raises(ConfigError, match="sigma"):
+        GaussianBlurOperator(sigma=float("nan"))
+
+
+def test_operator_regions_and_description():
+    rec = Record("k", boxes=(Box(50, 40, 60, 20, "plate"), Box(190, 95, 30, 30)))
+    op = GaussianBlurOperator(sigma=0.5, relative=True, region="boxes", margin=0.1)
+    # grown by 10% of width and height on each side, clipped to the 200 x 100 image
+    assert op.regions(rec, (100, 200, 3)) == [(Box(44, 38, 72, 24, "plate"), 12.0), (Box(187, 92, 13, 8), 4.0)]
+    assert GaussianBlurOperator(sigma=0.5, relative=True).regions(rec, (100, 200, 3)) == [(Box(0, 0, 200, 100), 10.0)]
+    assert op.regions(Record("none"), (100, 200, 3)) == []
+    assert op.with_strength(3.0, relative=False) == GaussianBlurOperator(sigma=3.0, region="boxes", margin=0.1)
+    assert op.describe() == "gaussian_blur(sigma=0.5 x region height, truncate=4) in boxes grown by 0.1"
+    assert PixelateOperator(block=8.0).describe() == "pixelate(block=8 px) whole image"
 
 
 def test_restore_touches_exactly_the_anonymized_boxes():
@@ -198,12 +230,13 @@ def test_restore_touches_exactly_the_anonymized_boxes():
         seen.append((region.shape, strength, box))
         return np.zeros_like(region)
 
-    out = restore(image, rec, KnownOperator("gaussian", 0.5, True, "boxes", 0.1), fn, lambda s: 0, 0.05)
+    crop = Box(47, 39, 66, 22)
+    out = restore(image, GaussianBlurOperator(sigma=0.5, relative=True, region="boxes", margin=0.1), rec, crop, fn, lambda s: 0)
     box = Box(44, 38, 72, 24, "plate")  # grown by 10% of width and height on each side
     assert seen == [((24, 72, 3), 12.0, box)]  # relative strength: 0.5 x the grown box height
     assert (out[box.slices] == 0).all() and out.sum() == image.sum() - image[box.slices].sum()
     seen.clear()
-    out = restore(image, rec, KnownOperator("gaussian", 2.0, False, "image", 0.0), fn, lambda s: 10, 0.0)
+    out = restore(image, GaussianBlurOperator(sigma=2.0), rec, rec.boxes[0], fn, lambda s: 10)
     assert seen[0][2] == Box(40, 30, 80, 40) and seen[0][1] == 2.0  # plate box + 10 px context
 
 
@@ -231,7 +264,7 @@ def test_planted_leak_mild_blur_tesseract_cannot_read_is_read_after_deconvolutio
     assert_planted_leak_found(result, min_gain=0.3)
     assert result.metric("exact_match_richardson_lucy").release.value > raw.release.value
     assert result.metric("char_accuracy_inverted").release.value > result.metric("char_accuracy_raw").release.value
-    assert result.notes[0].startswith("known inversion")
+    assert result.notes[0].startswith("inversion with the declared operator gaussian_blur(sigma=0.07 x region height")
     assert set(result.details["method_inverted"]) <= {"wiener", "richardson_lucy"}
 
 
@@ -243,18 +276,6 @@ def test_planted_leak_blur_rapidocr_cannot_read_is_read_after_wiener():
     assert result.metric("exact_match_raw").original.value >= 0.9
     assert_planted_leak_found(result, min_gain=0.3)
     assert result.metric("exact_match_inverted").baseline == pytest.approx(0.0, abs=1e-9)
-
-
-def test_blind_deblurring_finds_the_leak_without_the_release_parameters():
-    plates = synthetic_plates(12, seed=43)
-    release = release_of(plates, GaussianBlur(sigma=0.12, relative=True))
-    blind = Release(release.originals, release.anonymized, "external", {})
-    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,)).run(blind)
-    assert result.notes[0].startswith("blind inversion")
-    raw, inv = result.metric("exact_match_raw").release.value, result.metric("exact_match_inverted").release.value
-    assert inv >= raw + 0.25
-    chosen = result.details["strength_px_inverted"] / np.array([r.boxes[0].h for r in plates.records])
-    assert set(np.round(chosen, 2)) <= {0.03, 0.05, 0.07, 0.09, 0.12}
 
 
 def test_deblurring_a_mask_reads_nothing_even_when_forced_blind():
@@ -271,22 +292,22 @@ def test_releases_of_methods_an_attack_does_not_invert_keep_the_raw_reading():
     blurred = release_of(plates, GaussianBlur(sigma=0.1, relative=True))
     for attack, release in ((DeblurThenOCR(), pixelated), (DepixelateThenOCR(), blurred)):
         result = attack.run(release)
-        assert result.notes[0].startswith(f"no inversion: the release was made by '{release.name}'")
+        assert result.notes[0].startswith(f"no inversion: the release declares {release.degradation.describe()}, which {attack.name}")
         names = [m.metric for m in result.metrics]
         assert names == ["exact_match_raw", "exact_match_inverted", "char_accuracy_raw", "char_accuracy_inverted"]
         assert result.metric("exact_match_inverted").release == result.metric("exact_match_raw").release
         assert (result.details["method_inverted"] == "raw").all()
-    unknown = Release(blurred.originals, blurred.anonymized, "external", {})
+    unknown = undeclared(blurred)
     assert DeblurThenOCR(blind="never").plan(unknown) == ("skip", None)
     assert DeblurThenOCR().plan(unknown) == ("blind", None)
     assert DeblurThenOCR(use_known_kernel=False).plan(blurred) == ("blind", None)
     assert DeblurThenOCR(blind="always").plan(pixelated) == ("blind", None)
-    assert DeblurThenOCR().plan(blurred)[0] == "known"
+    assert DeblurThenOCR().plan(blurred) == ("declared", blurred.degradation)
     with pytest.raises(ConfigError, match="blind"):
         DeblurThenOCR(blind="sometimes")
 
 
-def test_box_blur_in_scene_boxes_is_inverted_with_the_known_kernel():
+def test_box_blur_in_scene_boxes_is_inverted_with_the_declared_kernel():
     scenes = synthetic_plates(6, seed=45, scenes=True)
     release = release_of(scenes, BoxBlur(size=0.25, relative=True, region="boxes"))
     result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.003,)).run(release)
@@ -324,3 +345,85 @@ def test_confident_raw_readings_are_kept_without_inversion():
     assert wiener.n == len(plates)
     with pytest.raises(ConfigError, match="accept_confident"):
         DeblurThenOCR(accept_confident=1.5)
+
+
+# -- declared and estimated operators -----------------------------------------------------------
+
+
+class SoftFocus(Anonymizer):
+    """A method the suite has never heard of (not registered): a Gaussian blur of ``strength`` x
+    plate height, which it declares."""
+
+    name = "soft_focus"
+
+    def __init__(self, strength: float = 0.12):
+        self.strength = strength
+
+    def anonymize_image(self, image, record):
+        return gaussian_blur(image, self.strength * record.boxes[0].h)
+
+    def degradation(self):
+        return GaussianBlurOperator(sigma=self.strength, relative=True)
+
+
+def deblur_rows(results):
+    table = results.table
+    return table[table["component"] == "deblur_ocr"].set_index("metric")
+
+
+def test_an_unregistered_anonymizer_is_inverted_with_the_operator_it_declares():
+    assert SoftFocus.name not in ANONYMIZERS
+    plates = synthetic_plates(12, seed=41)
+    attack = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,))
+    rows = deblur_rows(Audit(plates, [SoftFocus(0.13)], [attack], aux_fraction=0, seed=0).run(show_progress=False))
+    raw, inverted = rows.loc["exact_match_raw", "value"], rows.loc["exact_match_inverted", "value"]
+    assert raw <= 0.3 and inverted >= raw + 0.3 and rows.loc["exact_match_raw", "original"] >= 0.9
+    assert rows.loc["exact_match_inverted", "message"].startswith(
+        "inversion with the declared operator gaussian_blur(sigma=0.13 x region height, truncate=4) whole image"
+    )
+    # Per image: the declared kernel (first candidate) or its 0.75x variant, in pixels of that plate.
+    anonymizer = SoftFocus(0.13)
+    details = attack.run(release_of(plates, anonymizer)).details
+    assert (details["operator_source"] == "declared").all()
+    heights = np.array([r.boxes[0].h for r in plates.records])
+    ratio = np.round(details["strength_px_inverted"] / heights / 0.13, 6)
+    assert set(ratio) <= {1.0, 0.75}
+
+
+def test_an_undeclared_blurred_release_is_inverted_blind_and_the_estimate_is_recorded():
+    plates = synthetic_plates(12, seed=43)
+    release = undeclared(release_of(plates, GaussianBlur(sigma=0.12, relative=True)))
+    result = DeblurThenOCR(methods=("wiener",), wiener_balances=(0.01,)).run(release)
+    assert result.notes[0].startswith("blind inversion (no operator declared)")
+    raw, inv = result.metric("exact_match_raw").release.value, result.metric("exact_match_inverted").release.value
+    assert inv >= raw + 0.25
+    d = result.details
+    assert (d["operator_source"] == "estimated").all()
+    heights = np.array([r.boxes[0].h for r in plates.records])
+    chosen = d["strength_px_inverted"] / heights
+    assert set(np.round(chosen, 2)) <= {0.03, 0.05, 0.07, 0.09, 0.12}
+    for sigma, described in zip(d["strength_px_inverted"], d["operator_inverted"]):
+        assert described == f"gaussian_blur(sigma={sigma:.4g} px, truncate=4) whole image"
+    # The notes (each results row's message) summarise the estimates the inversion assumed.
+    px = d["strength_px_inverted"]
+    assert f"estimated operators chosen: gaussian_blur on 12 image(s), sigma median {np.median(px):.3g} px" in result.notes[1]
+    assert f"median {np.median(chosen):.3g} x plate height" in result.notes[1]
+
+
+def test_blind_block_estimate_recovers_the_true_block_of_an_external_release(tmp_path):
+    plates = synthetic_plates(9, seed=52)
+    blocks = [6, 9, 12] * 3  # pixels; plates are 60-110 px high
+    released = plates.with_images([pixelate(plates[i], b) for i, b in enumerate(blocks)])
+    released.to_folder(tmp_path / "release")
+    attack = DepixelateThenOCR(methods=("gaussian",))
+    results = Audit(plates, [ExternalRelease(path=str(tmp_path / "release"))], [attack], aux_fraction=0, seed=0).run(
+        show_progress=False
+    )
+    row = results.table.set_index("metric").loc["exact_match_inverted"]
+    assert "blind inversion (no operator declared)" in row["message"]
+    assert "estimated operators chosen: pixelate on 9 image(s), block 6 px on 3, 9 px on 3, 12 px on 3" in row["message"]
+    release = Release(plates, ExternalRelease(path=str(tmp_path / "release")).anonymize(plates))
+    assert release.degradation is None
+    details = attack.run(release).details
+    assert list(details["strength_px_inverted"]) == blocks
+    assert list(details["operator_inverted"]) == [f"pixelate(block={b} px) whole image" for b in blocks]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..data.imageset import ImageSet, Record
+from ..degradation import Degradation
 from ..params import ParamsMixin
 from ..progress import progress
 
@@ -26,6 +27,12 @@ class Anonymizer(ParamsMixin):
     def fit(self, train: ImageSet | None = None) -> "Anonymizer":
         """Learn from ``train`` (no-op for methods without parameters to learn)."""
         return self
+
+    def degradation(self) -> Degradation | None:
+        """The operator this method applies (kernel, block size, region), put on the audit's
+        ``Release`` for the inversion attacks; ``None`` (the default: learned and external methods)
+        when it cannot say, and the attacks then estimate one blind (see :mod:`anonaudit.degradation`)."""
+        return None
 
     def anonymize_image(self, image: np.ndarray, record: Record) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement anonymize_image or anonymize")

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..data.imageset import Box, Record
+from ..degradation import BoxBlurOperator, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from ..errors import ConfigError
 from ..registry import ANONYMIZERS
 from .base import Anonymizer
@@ -106,6 +107,10 @@ class RegionAnonymizer(Anonymizer):
         """The strength parameter (sigma, size, block, ...) as given by the user."""
         raise NotImplementedError
 
+    def _where(self) -> dict:
+        """Region fields of the declared degradation operator (see :meth:`degradation`)."""
+        return {"region": self.region, "relative": bool(self.relative), "margin": float(self.margin)}
+
     def strength_px(self, reference_height: int) -> float:
         """Strength in pixels for a region of ``reference_height`` pixels."""
         s = float(self.strength())
@@ -146,6 +151,9 @@ class GaussianBlur(RegionAnonymizer):
     def strength(self) -> float:
         return self.sigma
 
+    def degradation(self) -> GaussianBlurOperator:
+        return GaussianBlurOperator(sigma=float(self.sigma), **self._where())
+
     def apply(self, region, strength_px, record):
         return gaussian_blur(region, strength_px)
 
@@ -164,6 +172,9 @@ class BoxBlur(RegionAnonymizer):
     def strength(self) -> float:
         return self.size
 
+    def degradation(self) -> BoxBlurOperator:
+        return BoxBlurOperator(size=float(self.size), **self._where())
+
     def apply(self, region, strength_px, record):
         return box_blur(region, strength_px)
 
@@ -181,6 +192,9 @@ class Pixelate(RegionAnonymizer):
 
     def strength(self) -> float:
         return self.block
+
+    def degradation(self) -> PixelateOperator:
+        return PixelateOperator(block=float(self.block), **self._where())
 
     def apply(self, region, strength_px, record):
         return pixelate(region, strength_px)
@@ -202,6 +216,9 @@ class Mask(RegionAnonymizer):
     def get_params(self):
         return {"color": list(self.color), "region": self.region, "margin": self.margin}
 
+    def degradation(self) -> MaskOperator:
+        return MaskOperator(color=self.color, **self._where())
+
     def apply(self, region, strength_px, record):
         return solid_mask(region, self.color)
 
@@ -220,6 +237,9 @@ class Noise(RegionAnonymizer):
 
     def strength(self) -> float:
         return self.std
+
+    def degradation(self) -> NoiseOperator:
+        return NoiseOperator(std=float(self.std), **self._where())
 
     def apply(self, region, strength_px, record):
         digest = hashlib.blake2b(f"{self.seed}:{record.key}".encode(), digest_size=8).digest()

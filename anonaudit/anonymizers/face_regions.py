@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..data.imageset import Box, ImageSet
+from ..degradation import Degradation
 from ..errors import ConfigError
 from ..registry import ANONYMIZERS
 from .base import Anonymizer
@@ -61,6 +62,11 @@ class FaceRegionAnonymizer(Anonymizer):
     def region_op(self) -> RegionAnonymizer:
         """The classical operation applied inside the face boxes."""
         raise NotImplementedError
+
+    def degradation(self) -> Degradation:
+        """The classical operation's operator, inside the boxes of the released records (the face
+        boxes actually anonymized, already grown by ``margin``)."""
+        return self.region_op().degradation()
 
     def face_boxes(self, images: ImageSet) -> list[tuple[Box, ...]]:
         """For every image, the boxes that will be anonymized: detections grown by ``margin``, clipped."""

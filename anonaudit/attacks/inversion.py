@@ -5,19 +5,23 @@ Wiener-Hunt filter, Laplacian prior) and Richardson-Lucy, ``DepixelateThenOCR``
 ("depixelate_ocr") smooths the mosaic back into strokes (bicubic interpolation between cell
 centres, or Gaussian smoothing with sigma = block / 2), and both then OCR the result.
 
-The kernel or block size is **known** when the release says how it was made (``release.name``
-``gaussian_blur`` / ``box_blur`` / ``pixelate`` with their parameters: strength in pixels or, with
-``relative=True``, as a fraction of the region height, in the whole image or only inside the boxes,
-exactly as ``anonaudit.anonymizers.classical`` applies them). A known Gaussian kernel is also tried
-slightly narrower (``sigma_scales``): under-deconvolving regularises against the 8-bit
-quantisation of the release and often reads better. For a release of unknown origin (an external
-release) the operator is **estimated blind**: deblurring tries a grid of Gaussian sigmas
-(fractions of the plate box height) and keeps, per image, the candidate with the highest OCR
-confidence; depixelation finds the mosaic grid (block size and phase) from where the image's
-horizontal and vertical differences concentrate. The attacker never sees the ground truth when
-choosing. A release made by a registered method the attack does not invert (a mask for either,
-pixelation for deblurring, blur for depixelation) is not searched unless ``blind="always"``: its
-inverted readings are the raw ones, and the result says so.
+The kernel or block size is **declared** when the release carries the anonymizer's degradation
+operator (``release.degradation``, see :mod:`anonaudit.degradation`: kind, strength in pixels or,
+with ``relative=True``, as a fraction of the region height, in the whole image or only inside the
+boxes); the attacks invert exactly that operator and never look at the anonymizer's name. A
+declared Gaussian kernel is tried first as declared, then slightly narrower (``sigma_scales``):
+under-deconvolving regularises against the 8-bit quantisation of the release and often reads
+better. When nothing is declared (an external release, a learned method) the operator is
+**estimated blind**: deblurring tries a grid of Gaussian sigmas (fractions of the plate box
+height) and keeps, per image, the candidate with the highest OCR confidence; depixelation finds the
+mosaic grid (block size and phase) from where the image's horizontal and vertical differences
+concentrate. The attacker never sees the ground truth when choosing. A release that declares an
+operator the attack does not invert (a mask or noise for either, pixelation for deblurring, blur
+for depixelation) is not searched unless ``blind="always"``: its inverted readings are the raw
+ones, and the result says so. The notes of every result (the ``message`` column of the results
+table) name the operator each inversion assumed: the declared one, or the estimates chosen (kind,
+strength in pixels and relative to the plate height); the details give it per image
+(``operator_inverted``, ``operator_source``).
 
 Metrics (each on the release, on the originals with plain OCR, and against the no-information
 baseline of :class:`~anonaudit.attacks.ocr.NoInformationGuess`): ``exact_match_raw`` and
@@ -42,6 +46,7 @@ import pandas as pd
 from scipy import ndimage
 
 from ..data.imageset import Box, ImageSet, Record, Release
+from ..degradation import BoxBlurOperator, Degradation, GaussianBlurOperator, PixelateOperator
 from ..errors import ConfigError
 from ..models.ocr import OCREngine, Reading, check_engine, create_engine, plate_box
 from ..models.ocr.base import PLATE_MARGIN
@@ -53,18 +58,18 @@ from .ocr import NoInformationGuess, rate_metric, score_readings, truths_of
 # -- blur kernels and deconvolution -------------------------------------------------------------
 
 
-def psf_1d(kind: str, strength_px: float) -> np.ndarray:
+def psf_1d(kind: str, strength_px: float, truncate: float = 4.0) -> np.ndarray:
     """Odd-length 1-D impulse response of the classical blur (the PSF is its outer product).
 
-    ``kind="gaussian"``: ``scipy.ndimage.gaussian_filter1d(sigma, truncate=4)``;
+    ``kind="gaussian"``: ``scipy.ndimage.gaussian_filter1d(sigma, truncate=truncate)``;
     ``kind="box"``: ``uniform_filter1d(size=round(strength))`` (off-centre for even sizes, as the
     filter is). Computed by filtering a unit impulse with the very filter the anonymizer uses.
     """
     if kind == "gaussian":
-        r = max(1, int(4.0 * float(strength_px) + 0.5))
+        r = max(1, int(truncate * float(strength_px) + 0.5))
         delta = np.zeros(2 * r + 1)
         delta[r] = 1.0
-        return ndimage.gaussian_filter1d(delta, float(strength_px), truncate=4.0, mode="constant")
+        return ndimage.gaussian_filter1d(delta, float(strength_px), truncate=truncate, mode="constant")
     if kind == "box":
         k = max(1, round(strength_px))
         delta = np.zeros(2 * k + 1)
@@ -73,9 +78,9 @@ def psf_1d(kind: str, strength_px: float) -> np.ndarray:
     raise ConfigError(f"unknown blur kernel '{kind}' (known: gaussian, box)")
 
 
-def blur_psf(kind: str, strength_px: float) -> np.ndarray:
+def blur_psf(kind: str, strength_px: float, truncate: float = 4.0) -> np.ndarray:
     """2-D point spread function (impulse response, centred at ``shape // 2``)."""
-    k = psf_1d(kind, strength_px)
+    k = psf_1d(kind, strength_px, truncate)
     return np.outer(k, k)
 
 
@@ -127,9 +132,9 @@ def richardson_lucy(
     return x
 
 
-def richardson_lucy_deconvolve(grey: np.ndarray, kind: str, strength_px: float, num_iter: int) -> np.ndarray:
+def richardson_lucy_deconvolve(grey: np.ndarray, kind: str, strength_px: float, num_iter: int, truncate: float = 4.0) -> np.ndarray:
     """Richardson-Lucy with the exact blur operator of the anonymizer (reflect boundaries)."""
-    k = psf_1d(kind, strength_px)
+    k = psf_1d(kind, strength_px, truncate)
     floor = 1.0 / 255.0  # RL needs a positive image: lift black by one grey level
     est = richardson_lucy(grey + floor, lambda x: blur_grey(x, k), lambda x: blur_grey_adjoint(x, k), num_iter)
     return est - floor
@@ -232,35 +237,7 @@ def estimate_grid(
     return b, scores[b][2]
 
 
-# -- what the release says about its anonymizer -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KnownOperator:
-    """How a classical anonymizer was applied, read from ``release.name`` / ``release.params``."""
-
-    kind: str  # "gaussian", "box" or "pixelate"
-    strength: float
-    relative: bool
-    region: str
-    margin: float
-
-    def strength_px(self, reference_height: int) -> float:
-        return self.strength * reference_height if self.relative else self.strength
-
-
-_PARAM = {"gaussian_blur": ("gaussian", "sigma"), "box_blur": ("box", "size"), "pixelate": ("pixelate", "block")}
-
-
-def known_operator(release: Release) -> KnownOperator | None:
-    """The operator of a classical blur/pixelation release; ``None`` for anything else."""
-    entry = _PARAM.get(release.name)
-    p = release.params
-    if entry is None or entry[1] not in p:
-        return None
-    return KnownOperator(
-        entry[0], float(p[entry[1]]), bool(p.get("relative", False)), str(p.get("region", "image")), float(p.get("margin", 0.0) or 0.0)
-    )
+# -- where the declared operator was applied ----------------------------------------------------
 
 
 def _window(box: Box, pad: int, shape: tuple[int, ...]) -> Box:
@@ -270,31 +247,28 @@ def _window(box: Box, pad: int, shape: tuple[int, ...]) -> Box:
 
 def restore(
     image: np.ndarray,
-    record: Record,
-    op: KnownOperator,
+    op: Degradation,
+    released: Record,
+    crop: Box,
     region_fn: Callable[[np.ndarray, float, Box], np.ndarray],
     context: Callable[[float], int],
-    ocr_margin: float,
 ) -> np.ndarray:
-    """Invert a known classical operator where it was applied around the plate.
+    """Invert a declared operator where it was applied, around the OCR crop ``crop``.
 
     ``region_fn(region, strength_px, region_box)`` restores one region. ``region="boxes"``: each
-    anonymized box (grown by the anonymizer's margin) is restored exactly; ``region="image"``: a
-    window around the OCR crop, ``context(strength_px)`` pixels wider on each side so border
-    effects stay outside the crop.
+    box of ``released`` (the released image's record) grown by the operator's margin is restored
+    exactly; ``region="image"``: a window around ``crop``, ``context(strength_px)`` pixels wider on
+    each side so border effects stay outside the crop (see :meth:`Degradation.regions`).
     """
     out = image.copy()
-    h, w = image.shape[:2]
+    regions = op.regions(released, image.shape)
     if op.region == "boxes":
-        for b in record.boxes:
-            box = (b.expand(op.margin) if op.margin else b).clip(w, h)
-            if box.area:
-                ys, xs = box.slices
-                out[ys, xs] = region_fn(image[ys, xs], op.strength_px(box.h), box)
+        for box, s in regions:
+            ys, xs = box.slices
+            out[ys, xs] = region_fn(image[ys, xs], s, box)
         return out
-    ref = record.boxes[0].h if record.boxes else h
-    s = op.strength_px(ref)
-    win = _window(plate_box(record, image.shape, ocr_margin), context(s), image.shape)
+    ((_, s),) = regions
+    win = _window(crop, context(s), image.shape)
     ys, xs = win.slices
     out[ys, xs] = region_fn(image[ys, xs], s, win)
     return out
@@ -305,20 +279,36 @@ def restore(
 
 @dataclass
 class Candidate:
-    """One restored plate crop: which method and strength produced it."""
+    """One restored plate crop: the method, the operator it assumed and where that came from.
+
+    ``source`` is ``"declared"`` (the release's operator, possibly rescaled, see ``sigma_scales``)
+    or ``"estimated"`` (found blind from the image). ``strength_px`` is the strength in pixels
+    (the last region's, for a relative operator over several boxes).
+    """
 
     method: str
     strength_px: float
     crop: np.ndarray
+    operator: Degradation
+    source: str
+
+
+#: What the plan's mode says in metric descriptions.
+_HOW = {"declared": "operator declared by the release", "blind": "operator estimated blind", "skip": "none attempted"}
 
 
 class InversionAttack(Attack):
-    """Shared machinery: OCR originals, raw release and every inversion candidate; select; score."""
+    """Shared machinery: OCR originals, raw release and every inversion candidate; select; score.
+
+    Subclasses list the operator types they invert (``inverts``) and produce, per image, an
+    ordered list of candidates (:meth:`candidates`): those of the declared or estimated operator
+    come first.
+    """
 
     requires = ("text",)
     available_methods: tuple[str, ...] = ()
-    #: Registered anonymizers (``release.name``) whose operator this attack inverts.
-    inverts: tuple[str, ...] = ()
+    #: Degradation operator types this attack inverts.
+    inverts: tuple[type[Degradation], ...] = ()
     blind: str
 
     engine: str
@@ -353,31 +343,33 @@ class InversionAttack(Attack):
         self.guesser_ = NoInformationGuess.fit(auxiliary.texts if auxiliary is not None else [], seed=self.seed)
         return self
 
-    def candidates(self, image: np.ndarray, record: Record, op: KnownOperator | None) -> list[Candidate]:
-        raise NotImplementedError
+    def candidates(self, image: np.ndarray, record: Record, released: Record, op: Degradation | None) -> list[Candidate]:
+        """Inversion candidates for one released image, best guess first.
 
-    def operator(self, release: Release) -> KnownOperator | None:
-        """The release's operator when this attack inverts it with known parameters."""
-        raise NotImplementedError
-
-    def plan(self, release: Release) -> tuple[str, KnownOperator | None]:
-        """``("known", operator)``, ``("blind", None)`` or ``("skip", None)``.
-
-        ``blind="auto"`` searches blind only when the release's maker is unknown (an external
-        release or an unregistered name); a registered anonymizer this attack does not invert (a
-        mask, a GAN, pixelation for the deblurring attack, ...) is skipped: the inverted readings
-        are then the raw ones. ``"always"`` searches whenever the parameters are not known,
-        ``"never"`` only inverts known operators.
+        ``record`` is the original's record (the plate box to read), ``released`` the released
+        image's (the boxes a declared operator was applied in); ``op`` the declared operator, or
+        ``None`` to estimate one blind.
         """
-        from ..registry import ANONYMIZERS
+        raise NotImplementedError
 
-        op = self.operator(release)
-        if op is not None:
-            return "known", op
-        if self.blind == "never":
-            return "skip", None
-        foreign = bool(release.name) and release.name != "external" and release.name in ANONYMIZERS
-        if self.blind == "auto" and foreign and release.name not in self.inverts:
+    def use_declared(self) -> bool:
+        """Whether this attack reads the release's declared operator (``use_known_*``)."""
+        raise NotImplementedError
+
+    def plan(self, release: Release) -> tuple[str, Degradation | None]:
+        """``("declared", operator)``, ``("blind", None)`` or ``("skip", None)``.
+
+        A declared operator of a type this attack inverts is inverted as declared. With
+        ``blind="auto"`` a release declaring nothing (an external release, a learned method) is
+        searched blind, and one declaring an operator this attack does not invert (a mask, noise,
+        pixelation for the deblurring attack, ...) is skipped: the inverted readings are then the
+        raw ones. ``"always"`` searches blind whenever no invertible operator is declared,
+        ``"never"`` only inverts declared operators.
+        """
+        op = release.degradation if self.use_declared() else None
+        if isinstance(op, self.inverts):
+            return "declared", op
+        if self.blind == "never" or (self.blind == "auto" and op is not None):
             return "skip", None
         return "blind", None
 
@@ -386,14 +378,14 @@ class InversionAttack(Attack):
         return np.ascontiguousarray(image[ys, xs])
 
     def _invert_all(
-        self, engine: OCREngine, release: Release, op: KnownOperator | None, indices: Sequence[int]
+        self, engine: OCREngine, release: Release, op: Degradation | None, indices: Sequence[int]
     ) -> list[list[tuple[Candidate, Reading]]]:
         """Inversion candidates and their readings for the images at ``indices`` ([] elsewhere)."""
-        records = release.originals.records
+        records, released = release.originals.records, release.anonymized.records
         out: list[list[tuple[Candidate, Reading]]] = [[] for _ in range(len(release))]
         chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
         for chunk in progress(chunks, desc=f"{self.name} invert", total=len(chunks)):
-            cands = [self.candidates(release.anonymized[i], records[i], op) for i in chunk]
+            cands = [self.candidates(release.anonymized[i], records[i], released[i], op) for i in chunk]
             readings = iter(engine.read_arrays([c.crop for cs in cands for c in cs], self.batch_size))
             for i, cs in zip(chunk, cands):
                 out[i] = [(c, next(readings)) for c in cs]
@@ -427,7 +419,7 @@ class InversionAttack(Attack):
         inv = score_readings(truths, [r for _, r in chosen], 1, False)
         g = self.guesser_
         exact_base, char_base = g.exact(truths), g.char_accuracy(truths)
-        how = {"known": "known from the release parameters", "blind": "estimated blind", "skip": "none attempted"}[mode]
+        how = _HOW[mode]
         base = f"baseline: {g.describe()}"
         metrics = [
             rate_metric("exact_match_raw", raw["exact"], original["exact"], exact_base, f"plain OCR ({engine.name}) of the release; {base}"),
@@ -448,6 +440,7 @@ class InversionAttack(Attack):
             scores = score_readings(truths, [r for _, r in per], 1, False)
             metrics.append(rate_metric(f"exact_match_{method}", scores["exact"], original["exact"], exact_base,
                                        f"OCR after {method} only ({how}); {base}"))
+        raw_label = ["raw (confident)" if conf else "raw" for conf in confident]
         details = pd.DataFrame(
             {
                 "key": release.keys,
@@ -455,10 +448,10 @@ class InversionAttack(Attack):
                 "read_original": original["read"],
                 "read_raw": raw["read"],
                 "read_inverted": inv["read"],
-                "method_inverted": [
-                    c.method if c is not None else ("raw (confident)" if conf else "raw") for (c, _), conf in zip(chosen, confident)
-                ],
+                "method_inverted": [c.method if c is not None else lab for (c, _), lab in zip(chosen, raw_label)],
                 "strength_px_inverted": [c.strength_px if c is not None else 0.0 for c, _ in chosen],
+                "operator_inverted": [c.operator.describe() if c is not None else "" for c, _ in chosen],
+                "operator_source": [c.source if c is not None else "" for c, _ in chosen],
                 "conf_raw": raw["conf"],
                 "conf_inverted": inv["conf"],
                 "exact_original": original["exact"],
@@ -468,29 +461,63 @@ class InversionAttack(Attack):
                 "char_accuracy_inverted": inv["char_accuracy"],
             }
         )
-        if mode == "known":
-            notes = [f"known inversion: {op}"]
-        elif mode == "blind":
-            notes = [f"blind inversion: {self.blind_description()}"]
-            missing = sum(1 for i in todo if not inverted[i])
-            if missing:
-                notes.append(f"{missing} image(s) had nothing to invert (raw reading kept)")
-        else:
-            notes = [
-                (
-                    f"no inversion: the release was made by '{release.name}', which {self.name} does not invert "
-                    "(inverted readings are the raw readings; blind='always' forces a blind search)"
-                )
-            ]
+        notes = self._notes(release, mode, op, todo, inverted, chosen)
         if mode != "skip" and accept is not None:
             notes.append(f"{sum(confident)} image(s) read raw with confidence >= {accept:g} were not inverted (raw reading kept)")
         return AttackResult(self.name, metrics, details, notes)
 
+    def _notes(self, release, mode, op, todo, inverted, chosen) -> list[str]:
+        """Which operator the inversion assumed: the declared one, or the estimates it chose."""
+        if mode == "declared":
+            return [f"inversion with the declared operator {op.describe()}{self.declared_variants(op)}"]
+        if mode == "skip":
+            declared = release.degradation if self.use_declared() else None
+            why = (f"the release declares {declared.describe()}, which {self.name} does not invert" if declared is not None
+                   else "the release declares no operator and blind='never'")
+            return [f"no inversion: {why} (inverted readings are the raw readings; blind='always' forces a blind search)"]
+        if release.degradation is None:
+            why = "no operator declared"
+        elif not self.use_declared():
+            why = f"declared {release.degradation.kind} ignored: this attack is set to estimate blind"
+        else:
+            why = f"declared {release.degradation.kind} is not inverted by {self.name}; blind='always'"
+        notes = [f"blind inversion ({why}): {self.blind_description()}"]
+        notes.append("estimated operators chosen: " + summarize_operators(
+            [(c, rec) for (c, _), rec in zip(chosen, release.originals.records) if c is not None and c.source == "estimated"]))
+        missing = sum(1 for i in todo if not inverted[i])
+        if missing:
+            notes.append(f"{missing} image(s) had nothing to invert (raw reading kept)")
+        return notes
+
     def methods_used(self) -> Sequence[str]:
         return tuple(self.methods)
 
+    def declared_variants(self, op: Degradation) -> str:
+        """Variants tried besides the declared operator itself, for the notes ('' when none)."""
+        return ""
+
     def blind_description(self) -> str:
         raise NotImplementedError
+
+
+def summarize_operators(chosen: Sequence[tuple[Candidate, Record]]) -> str:
+    """One line per operator kind: its strengths in pixels and relative to the plate box height."""
+    if not chosen:
+        return "none (no image was inverted)"
+    parts = []
+    for kind in sorted({c.operator.kind for c, _ in chosen}):
+        picked = [(c, r) for c, r in chosen if c.operator.kind == kind]
+        field = picked[0][0].operator.strength_field or "strength"
+        px = np.array([c.strength_px for c, _ in picked])
+        rel = np.array([c.strength_px / r.boxes[0].h for c, r in picked if r.boxes and r.boxes[0].h])
+        values = sorted(set(np.round(px, 2).tolist()))
+        if len(values) <= 3:
+            spread = ", ".join(f"{v:g} px on {int(np.sum(np.round(px, 2) == v))}" for v in values)
+        else:
+            spread = f"median {np.median(px):.3g} px, range {px.min():.3g}-{px.max():.3g}"
+        ratio = f"; median {np.median(rel):.3g} x plate height" if len(rel) else ""
+        parts.append(f"{kind} on {len(picked)} image(s), {field} {spread}{ratio}")
+    return "; ".join(parts)
 
 
 @ATTACKS.register("deblur_ocr")
@@ -501,16 +528,17 @@ class DeblurThenOCR(InversionAttack):
         engine: registered OCR engine name.
         methods: subset of ``("wiener", "richardson_lucy")``.
         wiener_balances: Wiener regularisation weights tried (each is one candidate).
-        sigma_scales: for a known Gaussian kernel, Wiener also tries these multiples of its sigma:
-            a slightly narrower kernel regularises against the 8-bit quantisation of the release
-            and often reads better (the OCR confidence decides, per image).
+        sigma_scales: for a declared Gaussian kernel, Wiener also tries these multiples of its
+            sigma (the declared sigma itself first): a slightly narrower kernel regularises
+            against the 8-bit quantisation of the release and often reads better (the OCR
+            confidence decides, per image).
         rl_iterations: Richardson-Lucy iterations.
-        blind_sigmas: Gaussian sigmas tried when the kernel is unknown, as fractions of the plate
+        blind_sigmas: Gaussian sigmas tried when no kernel is declared, as fractions of the plate
             box height (Wiener at each; Richardson-Lucy at the sigma Wiener's best reading chose).
-        use_known_kernel: read the kernel from the release parameters when they describe a
-            classical blur (``False``: treat every release as of unknown origin).
+        use_known_kernel: invert the blur operator the release declares (``False``: treat every
+            release as of unknown origin).
         blind: when to search blind (see :meth:`InversionAttack.plan`): ``"auto"`` (only for
-            releases of unknown origin), ``"always"`` or ``"never"``.
+            releases that declare no operator), ``"always"`` or ``"never"``.
         include_raw: let the raw release reading compete in the inverted selection.
         accept_confident: a raw reading at least this confident (engine confidence in [0, 1]) is
             the attacker's answer and the image is not inverted; ``None`` (default) inverts every
@@ -521,7 +549,7 @@ class DeblurThenOCR(InversionAttack):
     """
 
     available_methods = ("wiener", "richardson_lucy")
-    inverts = ("gaussian_blur", "box_blur")
+    inverts = (GaussianBlurOperator, BoxBlurOperator)
 
     def __init__(
         self,
@@ -554,41 +582,53 @@ class DeblurThenOCR(InversionAttack):
         self.blind_sigmas = blind_sigmas
         self.use_known_kernel = use_known_kernel
 
+    def use_declared(self) -> bool:
+        return bool(self.use_known_kernel)
+
     def blind_description(self) -> str:
         return f"Gaussian sigma searched over {list(self.blind_sigmas)} x plate height by OCR confidence"
 
-    def operator(self, release: Release) -> KnownOperator | None:
-        op = known_operator(release) if self.use_known_kernel else None
-        return op if op is not None and op.kind in ("gaussian", "box") else None
+    def declared_variants(self, op: Degradation) -> str:
+        others = [s for s in self._scales(op) if s != 1.0]
+        return f"; Wiener also with sigma x {', '.join(f'{s:g}' for s in others)}" if "wiener" in self.methods and others else ""
 
-    def _deconvolve(self, region: np.ndarray, kind: str, strength: float, method: str, balance: float) -> np.ndarray:
+    def _scales(self, op: Degradation) -> list[float]:
+        """Kernel scales tried for a declared operator, the declared kernel (1.0) first."""
+        if not isinstance(op, GaussianBlurOperator):
+            return [1.0]
+        return sorted(dict.fromkeys(float(s) for s in self.sigma_scales), key=lambda s: abs(math.log(s)))
+
+    def _deconvolve(self, region: np.ndarray, kind: str, strength: float, method: str, balance: float, truncate: float) -> np.ndarray:
         grey = luminance(region)
         if strength <= 0:
             return to_rgb_uint8(grey)
         if method == "wiener":
-            return to_rgb_uint8(wiener_deconvolve(grey, blur_psf(kind, strength), balance))
-        return to_rgb_uint8(richardson_lucy_deconvolve(grey, kind, strength, self.rl_iterations))
+            return to_rgb_uint8(wiener_deconvolve(grey, blur_psf(kind, strength, truncate), balance))
+        return to_rgb_uint8(richardson_lucy_deconvolve(grey, kind, strength, self.rl_iterations, truncate))
 
-    def _variants(self, method: str, kind: str) -> list[tuple[float, float]]:
-        """(kernel scale, Wiener balance) pairs tried for a known kernel."""
+    def _variants(self, method: str, op: Degradation) -> list[tuple[float, float]]:
+        """(kernel scale, Wiener balance) pairs tried for a declared kernel, declared kernel first."""
         if method != "wiener":
             return [(1.0, float("nan"))]
-        scales = self.sigma_scales if kind == "gaussian" else (1.0,)
-        return [(sc, bal) for sc in scales for bal in self.wiener_balances]
+        return [(sc, bal) for sc in self._scales(op) for bal in self.wiener_balances]
 
-    def candidates(self, image: np.ndarray, record: Record, op: KnownOperator | None) -> list[Candidate]:
+    def candidates(self, image: np.ndarray, record: Record, released: Record, op: Degradation | None) -> list[Candidate]:
         if op is not None:
+            kind = "gaussian" if isinstance(op, GaussianBlurOperator) else "box"
+            truncate = float(getattr(op, "truncate", 4.0))
+            crop = plate_box(record, image.shape, self.margin)
             out = []
             for method in self.methods:
-                for scale, bal in self._variants(method, op.kind):
+                for scale, bal in self._variants(method, op):
                     used = [0.0]
 
                     def fn(region, s, box, method=method, scale=scale, bal=bal, used=used):
                         used[0] = scale * s
-                        return self._deconvolve(region, op.kind, scale * s, method, bal)
+                        return self._deconvolve(region, kind, scale * s, method, bal, truncate)
 
-                    restored = restore(image, record, op, fn, lambda s: 2 * int(4 * s + 1), self.margin)
-                    out.append(Candidate(method, used[0], self._crop(restored, record)))
+                    restored = restore(image, op, released, crop, fn, lambda s: 2 * int(truncate * s + 1))
+                    assumed = op.with_strength(scale * op.strength())
+                    out.append(Candidate(method, used[0], self._crop(restored, record), assumed, "declared"))
             return out
         # Blind: Gaussian sigma grid (fractions of the plate height) on a window around the crop.
         height = record.boxes[0].h if record.boxes else image.shape[0]
@@ -599,7 +639,8 @@ class DeblurThenOCR(InversionAttack):
             for s in sigmas:
                 psf = blur_psf("gaussian", s)
                 for bal in self.wiener_balances:
-                    out.append(Candidate("wiener", s, np.ascontiguousarray(to_rgb_uint8(wiener_deconvolve(grey, psf, bal))[crop])))
+                    restored = np.ascontiguousarray(to_rgb_uint8(wiener_deconvolve(grey, psf, bal))[crop])
+                    out.append(Candidate("wiener", s, restored, GaussianBlurOperator(sigma=s), "estimated"))
         else:
             for s in sigmas:
                 out.append(self._blind_rl(image, record, s))
@@ -615,7 +656,7 @@ class DeblurThenOCR(InversionAttack):
     def _blind_rl(self, image: np.ndarray, record: Record, sigma: float) -> Candidate:
         grey, crop = self._blind_window(image, record, sigma)
         restored = to_rgb_uint8(richardson_lucy_deconvolve(grey, "gaussian", sigma, self.rl_iterations))
-        return Candidate("richardson_lucy", sigma, np.ascontiguousarray(restored[crop]))
+        return Candidate("richardson_lucy", sigma, np.ascontiguousarray(restored[crop]), GaussianBlurOperator(sigma=sigma), "estimated")
 
     def _invert_all(self, engine, release, op, indices):
         results = super()._invert_all(engine, release, op, indices)
@@ -643,8 +684,8 @@ class DepixelateThenOCR(InversionAttack):
         engine: registered OCR engine name.
         methods: subset of ``("bicubic", "gaussian")``.
         blind_blocks: block sizes (pixels) searched by OCR confidence (``blind="always"``) when
-            the release does not say the block size and no mosaic grid is found in the plate region.
-        use_known_block: read the block size from the release parameters of a ``pixelate`` target.
+            the release declares no mosaic and no mosaic grid is found in the plate region.
+        use_known_block: invert the mosaic the release declares (``False``: estimate it blind).
         blind: as in :class:`DeblurThenOCR`; with ``"auto"`` a blind release whose plate region
             shows no mosaic grid is not searched (raw reading kept), with ``"always"`` it is.
         include_raw, accept_confident, engine_params, margin, batch_size, seed: as in
@@ -652,7 +693,7 @@ class DepixelateThenOCR(InversionAttack):
     """
 
     available_methods = ("bicubic", "gaussian")
-    inverts = ("pixelate",)
+    inverts = (PixelateOperator,)
 
     def __init__(
         self,
@@ -675,16 +716,16 @@ class DepixelateThenOCR(InversionAttack):
         self.blind_blocks = blind_blocks
         self.use_known_block = use_known_block
 
+    def use_declared(self) -> bool:
+        return bool(self.use_known_block)
+
     def blind_description(self) -> str:
         return f"mosaic grid estimated from the image, else block size searched over {list(self.blind_blocks)} px by OCR confidence"
 
-    def operator(self, release: Release) -> KnownOperator | None:
-        op = known_operator(release) if self.use_known_block else None
-        return op if op is not None and op.kind == "pixelate" else None
-
-    def candidates(self, image: np.ndarray, record: Record, op: KnownOperator | None) -> list[Candidate]:
+    def candidates(self, image: np.ndarray, record: Record, released: Record, op: Degradation | None) -> list[Candidate]:
         out = []
         if op is not None:
+            crop = plate_box(record, image.shape, self.margin)
             for method in self.methods:
                 used = [0]
 
@@ -696,8 +737,8 @@ class DepixelateThenOCR(InversionAttack):
                     anchor = (0, 0) if op.region == "boxes" else (-box.x % b, -box.y % b)
                     return depixelate(region, b, method, anchor)
 
-                restored = restore(image, record, op, fn, lambda s: 2 * max(1, round(s)), self.margin)
-                out.append(Candidate(method, float(used[0]), self._crop(restored, record)))
+                restored = restore(image, op, released, crop, fn, lambda s: 2 * max(1, round(s)))
+                out.append(Candidate(method, float(used[0]), self._crop(restored, record), op, "declared"))
             return out
         crop = self._crop(image, record)
         grid = estimate_grid(crop)
@@ -709,5 +750,6 @@ class DepixelateThenOCR(InversionAttack):
             return []  # no mosaic here: nothing to depixelate
         for b, phase in options:
             for method in self.methods:
-                out.append(Candidate(method, float(b), np.ascontiguousarray(depixelate(crop, b, method, phase))))
+                restored = np.ascontiguousarray(depixelate(crop, b, method, phase))
+                out.append(Candidate(method, float(b), restored, PixelateOperator(block=float(b)), "estimated"))
         return out

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import DataError, MismatchError
 from .io import IMAGE_SUFFIXES, as_rgb_uint8, content_hash, read_image, write_image
+
+if TYPE_CHECKING:
+    from ..degradation import Degradation
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,9 @@ class Release:
 
     Every attack and evaluator takes a ``Release``. ``anonymized`` is re-ordered to the originals'
     order; keys present on one side only raise :class:`MismatchError` unless ``on_mismatch="drop"``
-    (then they are listed in ``unpaired``).
+    (then they are listed in ``unpaired``). ``degradation`` is the operator the anonymizer declares
+    (:mod:`anonaudit.degradation`; ``None`` when unknown, e.g. an external release): inversion
+    attacks invert it, or estimate one blind when there is none.
     """
 
     def __init__(
@@ -268,6 +273,7 @@ class Release:
         name: str = "",
         params: dict[str, Any] | None = None,
         on_mismatch: str = "raise",
+        degradation: Degradation | None = None,
     ):
         if on_mismatch not in ("raise", "drop"):
             raise ValueError("on_mismatch must be 'raise' or 'drop'")
@@ -288,6 +294,7 @@ class Release:
             raise MismatchError("originals and release share no keys: nothing to audit")
         self.name = name
         self.params = dict(params or {})
+        self.degradation = degradation
 
     def __len__(self) -> int:
         return len(self.originals)
@@ -304,7 +311,7 @@ class Release:
 
     def subset(self, indices: Iterable[int]) -> "Release":
         idx = list(indices)
-        return Release(self.originals.subset(idx), self.anonymized.subset(idx), self.name, self.params)
+        return Release(self.originals.subset(idx), self.anonymized.subset(idx), self.name, self.params, degradation=self.degradation)
 
     def batches(self, batch_size: int) -> Iterator["Release"]:
         for start in range(0, len(self), batch_size):
