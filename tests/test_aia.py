@@ -110,3 +110,20 @@ def test_fresh_attacker_finds_the_planted_leak_and_random_hides_it(tmp_path: Pat
     everything_random = tiny(beta=0.0, random_fraction=1.0, checkpoint=str(ckpt))
     other_pixels = evaluation.with_images([evaluation[(i + 7) % len(evaluation)] for i in range(len(evaluation))])
     np.testing.assert_array_equal(everything_random.represent(evaluation), everything_random.represent(other_pixels))
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path: Path, one_torch_thread):
+    """Pre-training and adversarial steps resume exactly through the shared loop's checkpoints."""
+    from anonaudit.training import TrainConfig, train
+
+    data = toy_faces(12, 0, "t")
+    cfg = dict(batch_size=8, checkpoint_every=5, sample_every=0, n_samples=0)
+    straight = tiny(beta=0.5, pretrain_steps=6)
+    train(straight, data, TrainConfig(steps=14, **cfg), tmp_path / "a", quiet=True)
+    first = tiny(beta=0.5, pretrain_steps=6)
+    train(first, data, TrainConfig(steps=10, **cfg), tmp_path / "b", quiet=True)  # "interrupted" at step 10
+    resumed = tiny(beta=0.5, pretrain_steps=6)
+    train(resumed, data, TrainConfig(steps=14, **cfg), tmp_path / "b", quiet=True)
+    for name, net in straight.networks_.items():
+        for (k, v), w in zip(net.state_dict().items(), resumed.networks_[name].state_dict().values()):
+            assert torch.equal(v, w), f"{name}.{k} differs after resume"
