@@ -98,12 +98,28 @@ def test_overfitted_gan_critic_is_detected_and_a_disjoint_one_is_not(plates):
 def test_overfitted_autoencoder_is_detected_by_its_reconstruction_error(plates):
     members, evaluation, other = plates
     ae = dict(mapper="autoencoder", size=16, latent=16, lr=3e-3)
-    target = trained("miku", members, 400, **ae)
+    target = trained("miku", members, 250, **ae)
     auc = ReconstructionLoss(n_boot=300).fit(members).run(release_of(target, evaluation, members.keys)).metric("roc_auc").release
     assert auc.value >= 0.9 and auc.ci_low > 0.6, auc
-    disjoint = trained("miku", other, 400, **ae)
+    disjoint = trained("miku", other, 250, **ae)
     auc = ReconstructionLoss(n_boot=300).fit(members).run(release_of(disjoint, evaluation, members.keys)).metric("roc_auc").release
     assert auc.ci_low <= 0.5 <= auc.ci_high, auc
+
+
+def test_planted_copies_are_found_in_embedding_space(plates):
+    members, evaluation, _ = plates
+    copies = [members[i] for i in range(8)] + [evaluation[i] for i in range(8, len(evaluation))]
+    leak = Release(evaluation, evaluation.with_images(copies), "mask", {}, anonymizer=Mask(), training_keys=members.keys)
+    attack = DistanceToClosestRecord(space="embedding", embedder={"name": "pixels", "crop": 1.0}, max_per_side=8, n_boot=200)
+    result = attack.fit(members).run(leak)
+    assert result.metric("roc_auc").release.value > 0.95 and "cosine distance of pixels" in " ".join(result.notes)
+
+
+def test_pca_mapper_reconstructs_its_training_images_exactly(plates):
+    members, evaluation, _ = plates
+    target = ANONYMIZERS.create("miku", mapper="pca", n_components=8, size=16, k=2).fit(members)  # 8 components, 8 images
+    result = ReconstructionLoss(n_boot=200).fit(members).run(release_of(target, evaluation, target.training_keys_))
+    assert result.metric("roc_auc").release.value == 1.0 and result.metric("tpr@fpr=0.001").release.value == 1.0
 
 
 @pytest.mark.slow
