@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageset import Box, ImageSet, Release
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.ocr import check_engine, create_engine
 from ..registry import ATTACKS
 from ..stats import proportion
@@ -71,10 +71,11 @@ class PlateMemorization(Attack):
     """Generated plates that copy a training plate (pixels or text): a white-box check of trained targets."""
 
     criteria = ("linkability",)
+    needs = ("training_keys",)
 
     def __init__(self, engine: str = "rapidocr", size: tuple[int, int] = (96, 32), quantile: float = 0.05, batch_size: int = 32):
         if not 0 < float(quantile) < 1:
-            raise DataError(f"plate_memorization: quantile must be in (0, 1), got {quantile!r}")
+            raise ConfigError(f"plate_memorization: quantile must be in (0, 1), got {quantile!r}")
         check_engine(engine)
         self.engine = engine
         self.size = size
