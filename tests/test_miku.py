@@ -159,7 +159,7 @@ def test_miku_stylegan_reports_missing_weights(tmp_path: Path, monkeypatch):
 
 
 def _tiny_synthesis(path: Path) -> None:
-    """A random 'StyleGAN' in the TorchScript format the mapper reads: W+ (N, 4, 8) -> (N, 3, 32, 32)."""
+    """A random 'StyleGAN' in the TorchScript format the mapper reads: W+ (N, 4, 8) -> (N, 3, 16, 16)."""
     import torch
     from torch import nn
 
@@ -172,7 +172,7 @@ def _tiny_synthesis(path: Path) -> None:
 
         def forward(self, w: torch.Tensor) -> torch.Tensor:
             x = torch.tanh(self.fc(w.flatten(1))).view(-1, 3, 8, 8)
-            return nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+            return nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -204,7 +204,7 @@ def test_miku_stylegan_inverts_and_releases_groups(tmp_path: Path, monkeypatch, 
 
     mapper = StyleGANMapper(steps=0, device="cpu")
     target = mapper.decode(np.random.default_rng(0).normal(size=(2, 32)) * 2)  # reachable images
-    masks = np.ones((2, 32, 32), np.float32)
+    masks = np.ones((2, 16, 16), np.float32)
     start = ((mapper.decode(mapper.invert(target, masks)) - target) ** 2).mean()
     mapper.steps = 60
     end = ((mapper.decode(mapper.invert(target, masks)) - target) ** 2).mean()
