@@ -123,3 +123,12 @@ def test_float_accumulators_are_not_merged():
 def test_local_executor_is_the_default():
     assert isinstance(_audit().executor, LocalExecutor)
     assert Executor().map(lambda a, b: a + b, [(1, 2), (3, 4)]) == [3, 7]
+
+
+def test_cli_ray_option():
+    from anonaudit.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["run", "audit.yaml"]).ray is None  # local
+    assert parse(["run", "audit.yaml", "--ray"]).ray == ""  # this machine's cluster, or a new local instance
+    assert parse(["run", "audit.yaml", "--ray", "10.0.0.1:6379"]).ray == "10.0.0.1:6379"
