@@ -141,6 +141,7 @@ class FaceDCGAN(FaceGAN):
 
     arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels")
     tiny_train = {"epochs": 30, "batch_size": 16}
+    tiny_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
 
     def __init__(
         self,
@@ -230,7 +231,8 @@ class FaceProGAN(FaceGAN):
     """Replace each face with one from a progressively grown GAN (paper 002's "PROGAN 128")."""
 
     arch_params = ("image_size", "latent_dim", "channels", "max_channels")
-    tiny_train = {"steps": 300, "batch_size": 16}
+    tiny_train = {"steps": 40, "batch_size": 16}
+    tiny_params = {"image_size": 16, "latent_dim": 64, "channels": 16, "max_channels": 64, "phase_steps": 10}
 
     def __init__(
         self,

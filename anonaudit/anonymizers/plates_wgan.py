@@ -54,6 +54,7 @@ class PlateWGAN(RegionGAN):
 
     arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels")
     tiny_train = {"epochs": 40, "batch_size": 16}
+    tiny_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
 
     def __init__(
         self,

@@ -124,14 +124,18 @@ class TrainableAnonymizer(Anonymizer):
     """Base of trained anonymizers: lazy checkpoint loading and ``fit`` through the training loop.
 
     Subclasses implement the :class:`Trainable` methods, declare ``arch_params`` (parameters that
-    define the networks) and ``tiny_train`` (the :class:`~anonaudit.training.config.TrainConfig`
-    fields ``fit`` uses when no checkpoint is given), and take ``checkpoint`` and ``device`` params.
+    define the networks), ``tiny_train`` (the :class:`~anonaudit.training.config.TrainConfig`
+    fields ``fit`` uses when no checkpoint is given) and ``tiny_params``, and take ``checkpoint``
+    and ``device`` params.
     After ``fit``, ``training_keys_`` lists the keys of the images the networks were trained on.
     """
 
     trainable = True
     arch_params: tuple[str, ...] = ()
     tiny_train: dict[str, Any] = {"epochs": 2, "batch_size": 16}
+    #: Constructor parameters of a small CPU variant (the tiny configs' architecture), for quick
+    #: fits in tests and demos; the defaults are the paper's.
+    tiny_params: dict[str, Any] = {}
 
     checkpoint: str | None
     device: str

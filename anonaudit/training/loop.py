@@ -104,6 +104,9 @@ class _Log:
         for name, value in losses.items():
             self._writer.writerow({"step": step, "epoch": epoch, "loss": name, "value": f"{float(value):.8g}"})
 
+    def flush(self) -> None:
+        self._file.flush()
+
     def close(self) -> None:
         self._file.close()
 
@@ -161,6 +164,7 @@ def train(
     log = _Log(output / "log.csv", keep_until=step if step else None)
 
     def save(final: bool = False) -> None:
+        log.flush()  # the log on disk covers at least the checkpoint's steps
         save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT,
             "method": method.name,
@@ -217,11 +221,11 @@ def train(
                 epoch, batch_in_epoch = epoch + 1, 0
                 if not tty and not quiet:
                     print(_progress_line(step, epoch - 1, losses), file=sys.stderr, flush=True)
+        save(final=True)
     finally:
         log.close()
         if bar is not None:
             bar.close()
-    save(final=True)
     write_samples()
     manifest = {
         "method": method.name,
