@@ -115,6 +115,13 @@ def test_planted_copies_are_found_in_embedding_space(plates):
     assert result.metric("roc_auc").release.value > 0.95 and "cosine distance of pixels" in " ".join(result.notes)
 
 
+def test_aia_trained_on_other_plates_gives_chance(plates):
+    members, evaluation, other = plates
+    disjoint = trained("aia", other, 300, size=16, alpha=0.0, beta=0.0, pretrain_steps=300)  # AIA's encoder and decoder
+    auc = ReconstructionLoss(n_boot=200).fit(members).run(release_of(disjoint, evaluation, members.keys)).metric("roc_auc").release
+    assert auc.n == 16 and auc.ci_low <= 0.5 <= auc.ci_high, auc
+
+
 def test_pca_mapper_reconstructs_its_training_images_exactly(plates):
     members, evaluation, _ = plates
     target = ANONYMIZERS.create("miku", mapper="pca", n_components=8, size=16, k=2).fit(members)  # 8 components, 8 images
