@@ -231,3 +231,15 @@ def test_ffhq_quad_is_an_upright_square_for_a_frontal_face():
     # centre: eye midpoint moved 10% towards the mouth; side: max(2 x eye distance, 1.8 x eye-mouth) x 2
     np.testing.assert_allclose(quad.mean(0), [50, 53])
     np.testing.assert_allclose(side, 2 * max(2 * 20, 1.8 * 30))
+
+
+@pytest.mark.shared_data("lfw/labels.csv")
+def test_direct_and_pca_miku_on_lfw_release_identical_images_per_group():
+    """On real faces: each released image is shared by >= K people's photos (image space, not only vectors)."""
+    from face_data import lfw_people
+
+    images = lfw_people(12)  # 12 people, all their photos (2 to 4 each)
+    aux = lfw_people(10, skip=12)
+    for anon in (Direct(k=4), Miku(mapper="pca", k=4, n_components=16).fit(aux)):
+        out = anon.anonymize(images, show_progress=False)
+        assert_k_anonymous_in_image_space(images, out, anon.groups_, 4)
