@@ -1,7 +1,7 @@
 """Where an audit's per-image work runs: in this process (:class:`LocalExecutor`) or on a Ray
 cluster (:class:`RayExecutor`).
 
-The audit hands two kinds of per-image work to its executor, and keeps everything else (fitting,
+The audit hands three kinds of per-image work to its executor, and keeps everything else (fitting,
 attacks' decisions, aggregation, the results table) on the driver:
 
 - **anonymization** of the evaluation set by a per-image target (one whose output for an image
@@ -9,12 +9,20 @@ attacks' decisions, aggregation, the results table) on the driver:
   whole on the driver);
 - **per-image scoring** by a streaming evaluator (``update`` per batch, ``compute`` at the end):
   shards made of whole batches are scored remotely, their accumulated states are merged on the
-  driver (lists concatenated in order, integer counters summed) and ``compute`` runs there.
+  driver (lists concatenated in order, integer counters summed) and ``compute`` runs there;
+- **model inference** of every cached model (OCR readings, text and face detections, embeddings:
+  whatever goes through :class:`~anonaudit.memo.Memo`): the images a call misses are computed in
+  parts, at least :data:`MIN_PART` images each (:func:`anonaudit.memo.parallel_compute`), so the
+  attacks' model calls run on the cluster while the attacks themselves run on the driver.
 
 Shards are contiguous and cut on multiples of the audit's batch size, so every batch an evaluator
 sees is the batch it sees in a local run: the table is identical for the same seed. An evaluator
 whose state cannot be merged exactly (a float accumulator, an attribute ``update`` creates or
-changes) is computed on the driver.
+changes) is computed on the driver. A model call whose inputs cannot be sent to workers (an
+unpicklable model object) is computed on the driver. Memoised values depend on their own image
+only (the memo's contract: it already computes whichever part of a batch it misses); OCR readings
+are the same alone or in any batch, while a CNN's features on CPU may differ in the last bits
+with the batch's composition, so a table with such features can differ at float precision.
 
 The Ray implementation runs remote tasks over shards of the :class:`~anonaudit.data.imageset.ImageSet`
 rather than Ray Data: components consume ``ImageSet``/``Release`` objects (records with keys,
@@ -26,7 +34,9 @@ reachable from them (:mod:`anonaudit.memo`).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -44,6 +54,10 @@ class Executor:
     """Runs the audit's per-image work. The base class runs everything in this process."""
 
     name = "local"
+
+    def running(self) -> contextlib.AbstractContextManager:
+        """The context an audit runs in (for a cluster: model calls computed in parts there)."""
+        return contextlib.nullcontext()
 
     def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
         """``[fn(*args) for args in calls]``, in order."""
@@ -110,6 +124,23 @@ class RayExecutor(Executor):
         remote = ray.remote(fn)
         return ray.get([remote.remote(*args) for args in calls])
 
+    def running(self) -> contextlib.AbstractContextManager:
+        return memo.parallel_compute(self.compute_in_parts)
+
+    def compute_in_parts(self, compute: Callable[[list[int]], list[Any]], todo: list[int]) -> list[Any]:
+        """``compute(todo)`` as Ray tasks over parts of ``todo`` (at least :data:`MIN_PART` items
+        each), concatenated; here when there is one part or the call cannot be sent to workers."""
+        parts = min(len(todo) // MIN_PART, self.cpus() * self.shards_per_cpu)
+        if parts < 2:
+            return compute(todo)
+        cuts = [round(i * len(todo) / parts) for i in range(parts + 1)]
+        cache = _cache_path()
+        try:
+            values = self.map(_compute_part, [(compute, todo[a:b], cache) for a, b in zip(cuts, cuts[1:])])
+        except (TypeError, pickle.PicklingError):  # e.g. a model object that cannot be pickled: here
+            return compute(todo)  # (an error the model raised on a worker is raised here again)
+        return [v for part in values for v in part]
+
     def shards(self, n: int, batch_size: int) -> list[range]:
         """Contiguous index ranges covering ``range(n)``, cut on multiples of ``batch_size``."""
         batches = math.ceil(n / batch_size)
@@ -138,6 +169,10 @@ class RayExecutor(Executor):
         if not merge_states(merged, states, fields):
             return super().evaluate(evaluator, release, batch_size)
         return merged.compute()
+
+
+#: Fewest images per part of a model call sent to a worker.
+MIN_PART = 8
 
 
 def per_image(target: Anonymizer) -> bool:
@@ -212,6 +247,11 @@ def _anonymize_shard(target: Anonymizer, shard: ImageSet, cache: str | None) -> 
     with silenced(), memo.run_cache(_worker_cache(cache)):
         out = target.anonymize(shard, show_progress=False)
     return [out[i] for i in range(len(out))]
+
+
+def _compute_part(compute: Callable[[list[int]], list[Any]], part: list[int], cache: str | None) -> list[Any]:
+    with memo.run_cache(_worker_cache(cache)):
+        return compute(part)
 
 
 def _evaluate_shard(evaluator: Evaluator, shard: Release, batch_size: int, cache: str | None) -> Evaluator:

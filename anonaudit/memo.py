@@ -24,6 +24,8 @@ import numpy as np
 _MEMORY: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()
 _RUN_DB: Path | None = None  # the SQLite file of the run in progress (see run_cache)
+# Computes missing values in parallel while set (see parallel_compute): (compute, todo) -> values.
+_MAPPER: Callable[[Callable[[list[int]], list[Any]], list[int]], list[Any]] | None = None
 
 #: File name of a run's own cache inside its output folder.
 RUN_CACHE_NAME = "cache.sqlite"
@@ -116,7 +118,7 @@ class Memo:
             for i in missing:
                 first.setdefault(keys[i], i)
             todo = list(first.values())
-            values = compute(todo)
+            values = compute(todo) if _MAPPER is None else _MAPPER(compute, todo)
             if len(values) != len(todo):
                 raise RuntimeError(f"{self.model_id}: computed {len(values)} values for {len(todo)} images")
             for i, v in zip(todo, values):
@@ -132,6 +134,24 @@ class Memo:
         if con is not None:
             con.close()
         return out
+
+
+@contextmanager
+def parallel_compute(mapper: Callable[[Callable[[list[int]], list[Any]], list[int]], list[Any]]) -> Iterator[None]:
+    """Inside the block, every :class:`Memo` computes its missing values with ``mapper(compute, todo)``
+    (e.g. in parts on a cluster: :class:`~anonaudit.executors.RayExecutor`) instead of ``compute(todo)``.
+
+    ``mapper`` must return what ``compute(todo)`` returns. Splitting ``todo`` is safe because a
+    memoised value depends on its own image only (the contract every cached model keeps: the memo
+    already computes whichever subset of a batch it misses)."""
+    global _MAPPER
+    with _LOCK:
+        previous, _MAPPER = _MAPPER, mapper
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _MAPPER = previous
 
 
 def clear_memory() -> None:

@@ -65,6 +65,9 @@ def test_ray_run_gives_the_local_table(ray_instance, tmp_path):
     # (18 evaluation images, batches of 4: 5 batches, at most 2 shards per CPU).
     assert executor.sent.count(("_anonymize_shard", 4)) == 3
     assert executor.sent.count(("_evaluate_shard", 4)) == 6
+    # The OCR attack's readings (originals once, then each release: 18 crops per call) were computed
+    # on Ray in 2 parts of at least 8 crops.
+    assert executor.sent.count(("_compute_part", 2)) == 4
     for name in ("gaussian_blur", "pixelate", "mask"):
         examples = sorted((tmp_path / "ray" / "examples").glob(f"{name.replace('_', '-')}-*/*.png"))
         assert examples and [p.read_bytes() for p in examples] == [
