@@ -29,8 +29,12 @@ from .attacks.base import Attack
 from .data.imageset import ImageSet, Release
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
-from .progress import progress, silenced
-from .results import Results, attack_rows, estimate_row, row, status_row, write_json_atomic
+from .executors import Executor, LocalExecutor
+from .memo import RUN_CACHE_NAME, run_cache
+from .params import clone
+from .progress import finished, progress, silenced
+from .results import Results, measurement_rows, row, status_row, write_json_atomic
+from .verdicts.provenance import record_inputs, record_release, record_weight_loads, weights_used
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -83,6 +87,8 @@ class Audit:
 
     ``auxiliary`` is the intruder's own data; when not given, ``aux_fraction`` of ``data`` is split
     off by seed (identity-disjoint when the images carry identities) and never used as evaluation data.
+    ``executor`` runs the per-image work (anonymization, evaluators' scoring): in this process by
+    default, on a Ray cluster with :class:`~anonaudit.executors.RayExecutor`; the table is the same.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class Audit:
         name: str = "audit",
         config: dict[str, Any] | None = None,
         examples: int = 4,
+        executor: Executor | None = None,
     ):
         if on_error not in ("skip", "raise"):
             raise ValueError("on_error must be 'skip' or 'raise'")
@@ -119,6 +126,7 @@ class Audit:
         self.name = name
         self.config = config or {}
         self.examples = examples
+        self.executor = executor or LocalExecutor()  # where per-image work runs (anonaudit.executors)
 
     # -- data -----------------------------------------------------------------------------------
     def split(self) -> tuple[ImageSet | None, ImageSet]:
@@ -135,12 +143,17 @@ class Audit:
     def run(self, output: str | Path | None = None, resume: bool = True, show_progress: bool = True) -> Results:
         """Run every unit (skipping finished ones when ``resume``) and return the results.
 
-        ``show_progress=False`` silences every progress bar of the run, the components' own too."""
-        with contextlib.nullcontext() if show_progress else silenced():
-            return self._run(Path(output) if output else None, resume, show_progress)
+        ``show_progress=False`` silences every progress bar of the run, the components' own too.
+        Model outputs (OCR readings, detections, embeddings) are cached in ``<output>/cache.sqlite``
+        (:mod:`anonaudit.memo`), so a rerun computes only what it does not have yet."""
+        out = Path(output) if output else None
+        with contextlib.nullcontext() if show_progress else silenced(), run_cache(out and out / RUN_CACHE_NAME), \
+                self.executor.running():
+            return self._run(out, resume, show_progress)
 
     def _run(self, out: Path | None, resume: bool, show_progress: bool) -> Results:
         started = time.time()
+        record_weight_loads()
         if out is not None:
             self._claim_output(out, resume)
         aux, evaluation = self.split()
@@ -148,6 +161,8 @@ class Audit:
         if aux is not None:
             aux, aux_rows = drop_unreadable(aux, self.on_error, show_progress)
             rows += aux_rows
+        if out is not None:
+            record_inputs(out, evaluation, aux)  # sha256 of what is audited, for the certificate
         for target in progress(self.targets, desc="targets", disable=not show_progress or len(self.targets) < 2):
             rows += self._run_target(target, aux, evaluation, out, resume, show_progress)
         table = pd.DataFrame(rows)
@@ -209,7 +224,8 @@ class Audit:
     def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress) -> list[dict]:
         label = target.label()
         target_id = component_id(target.name, target.get_params())
-        base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str)}
+        base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str),
+                "target_id": target_id}
         units = [(c, "attack") for c in self.attacks] + [(c, "evaluator") for c in self.evaluators]
         order: list[_Unit] = []
         done: dict[str, list[dict]] = {}
@@ -234,14 +250,20 @@ class Audit:
 
         seed_everything(self._unit_seed(target_id))
         t0 = time.time()
+        target = clone(target)  # a fresh, unfitted copy: fitting never changes the caller's object
         try:
             if target.trainable:
                 target.fit(aux)
-            anonymized = target.anonymize(evaluation, show_progress=show_progress)
+            # A ready-made release also holds the auxiliary people's files: paired, not extra.
+            anonymized, released_aux = self.executor.anonymize(target, evaluation, aux, show_progress=show_progress)
             anonymized, bad = drop_unreadable(anonymized, self.on_error, show_progress)
+            if released_aux is not None:
+                released_aux, bad_aux = drop_unreadable(released_aux, self.on_error, show_progress)
+                bad += bad_aux
             release = Release(evaluation, anonymized, name=target.name, params=target.get_params(), on_mismatch="drop",
-                              degradation=target.degradation())
-            unpaired = getattr(target, "unpaired", None)  # e.g. files of an external release without an original
+                              degradation=target.degradation(), auxiliary=released_aux, anonymizer=target,
+                              training_keys=getattr(target, "training_keys_", None))
+            unpaired = getattr(target, "unpaired_", None)  # e.g. files of an external release without an original
             if isinstance(unpaired, dict):
                 for side in ("missing", "extra"):
                     release.unpaired[side] = sorted({*release.unpaired[side], *unpaired.get(side, ())})
@@ -254,9 +276,13 @@ class Audit:
         info = self._release_rows(release, base, time.time() - t0) + [{**b, **base} for b in bad]
         if info_path is not None:
             write_json_atomic(info_path, info)
+            record_release(out, target_id, release)
             self._save_examples(release, out / "examples" / target_id)
         for comp, kind, unit in pending:
+            t_unit = time.time()
             rows = self._run_unit(comp, kind, unit, release, aux, show_progress)
+            finished(f"{label} / {unit.base['component_label']}", time.time() - t_unit,
+                     next((r["status"] for r in rows if r.get("status") != "ok"), "ok"))
             path = self._unit_path(out, unit)
             if path is not None:
                 write_json_atomic(path, rows)
@@ -266,14 +292,13 @@ class Audit:
     def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> list[dict]:
         seed_everything(self._unit_seed(unit.target_id + unit.component_id))
         t0 = time.time()
+        comp = clone(comp)  # each unit fits its own copy: no state carries over between targets
         try:
             if kind == "attack":
                 comp.fit(aux)
                 result = comp.run(release)
-                return attack_rows(result, unit.base, time.time() - t0)
-            estimate = comp(release, batch_size=self.batch_size)
-            metric = estimate.extra.get("metric_name", comp.name) if estimate.extra else comp.name
-            return [estimate_row(estimate, unit.base, metric, comp.higher_is_better, time.time() - t0)]
+                return measurement_rows(result.metrics, unit.base, kind, time.time() - t0, notes=result.notes)
+            return measurement_rows(self.executor.evaluate(comp, release, self.batch_size), unit.base, kind, time.time() - t0)
         except ModelUnavailableError as exc:
             return [status_row(unit.base, kind, "unavailable", str(exc), time.time() - t0)]
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
@@ -331,6 +356,7 @@ class Audit:
             "attacks": [{"name": a.name, "params": a.get_params()} for a in self.attacks],
             "evaluators": [{"name": e.name, "params": e.get_params()} for e in self.evaluators],
             "config": self.config,
+            "weights": weights_used(),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "versions": versions,
@@ -368,7 +394,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{loc}"
 
 
-def audit_from_config(config, show_progress: bool = True) -> Audit:
+def audit_from_config(config, show_progress: bool = True, executor: Executor | None = None) -> Audit:
     """Build an :class:`Audit` from an :class:`~anonaudit.config.AuditConfig`."""
     from .components import load_builtin_components
     from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
@@ -394,4 +420,5 @@ def audit_from_config(config, show_progress: bool = True) -> Audit:
         batch_size=config.batch_size,
         name=config.name,
         config=config.raw,
+        executor=executor,
     )

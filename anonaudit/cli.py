@@ -1,4 +1,4 @@
-"""Command line: ``anonaudit run|train|demo|list|report|models``."""
+"""Command line: ``anonaudit run|audit|certify|train|demo|list|report|models``."""
 
 from __future__ import annotations
 
@@ -8,40 +8,93 @@ from pathlib import Path
 
 from .errors import AnonauditError
 
-DEMO_CONFIG = {
-    "name": "demo-synthetic-plates",
-    "data": {"name": "synthetic_plates", "n": 250, "seed": 0},
-    "auxiliary": {"fraction": 0.2},
-    "targets": [
-        {"name": "gaussian_blur", "sweep": {"sigma": [1, 2, 4, 8]}},
-        {"name": "pixelate", "sweep": {"block": [4, 8, 16]}},
-        {"name": "mask"},
-    ],
-    "attacks": [
-        {"name": "ocr", "engine": "rapidocr"},
-        # One deconvolution and one depixelation candidate per image keep the demo within minutes on 2 cores;
-        # the attacks' defaults try more candidates (and are stronger).
-        {"name": "deblur_ocr", "methods": ["wiener"], "wiener_balances": [0.01], "sigma_scales": [1.0]},
-        {"name": "depixelate_ocr", "methods": ["gaussian"]},
-    ],
-    # FID and LPIPS report themselves unavailable (with the fetch command) until their weights are
-    # fetched; FD-pixels16 is the offline, non-standard alternative.
-    "evaluators": ["ssim", "psnr", "plate_detectability", "fid", "lpips", "frechet_distance"],
-    "seed": 0,
-}
+#: The demo audit's configuration, shipped inside the package (``anonaudit/configs/demo.yaml``).
+DEMO_RESOURCE = "configs/demo.yaml"
 
 
-def _run_config(config, resume: bool, quiet: bool) -> int:
+def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, executor=None) -> int:
+    """Run an audit, write its report and print the headline; with ``policy``, certify it first (the
+    report shows the verdict), print the verdict last and return its exit status (see ``certify``).
+    ``executor`` runs the per-image work (default: this process; see :mod:`anonaudit.executors`)."""
     from .audit import audit_from_config
+    from .verdicts import load_policy
 
+    if policy:
+        load_policy(policy)  # a bad policy name or file fails now, not after the audit
     output = config.output or Path("runs") / config.name
-    audit = audit_from_config(config)
+    audit = audit_from_config(config, executor=executor)
     results = audit.run(output, resume=resume, show_progress=not quiet)
+    verdict, problem = _write_verdict(results, policy) if policy else (None, "")
     report = results.report()
     _print_summary(results)
     print(f"\nresults: {output / 'results.csv'}\nreport:  {report}")
     _print_failures(results.failures())
-    return 0
+    if verdict is None:
+        return 0
+    return _print_verdict(verdict, results.output, problem)
+
+
+def _write_verdict(results, policy: str, kind: str | None = None):
+    """Certify ``results`` against ``policy``; write ``verdict.json`` and ``certificate.json`` in the run.
+    Returns the verdict and why the certificate could not be written ("" when it was)."""
+    from .errors import DataError
+    from .verdicts import certify, write_certificate, write_verdict
+
+    verdict = certify(results, policy, kind)
+    write_verdict(verdict, results.output)
+    try:
+        write_certificate(results, verdict)
+    except DataError as exc:  # e.g. an audited file changed since the audit
+        return verdict, str(exc)
+    return verdict, ""
+
+
+def _print_verdict(verdict, run, problem: str = "") -> int:
+    """Print the verdict and its files; the exit status (3 when the certificate could not be written)."""
+    from .verdicts import format_verdict
+
+    print("\n" + format_verdict(verdict))
+    print(f"verdict:     {Path(run) / 'verdict.json'}")
+    if problem:
+        print(f"anonaudit: error: no certificate written: {problem}", file=sys.stderr)
+        return 3
+    print(f"certificate: {Path(run) / 'certificate.json'}")
+    return verdict.exit_code
+
+
+def cmd_audit(args) -> int:
+    import yaml
+
+    from .config import parse_config
+    from .release_audit import release_config
+
+    try:
+        raw = release_config(args.originals, args.release, args.kind, args.labels, args.output, args.seed)
+        output = Path(raw["output"])
+        roots = [Path(args.originals), Path(args.release), output.parent] + ([Path(args.labels).parent] if args.labels else [])
+        config = parse_config(raw, roots=roots)
+        output.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(raw, sort_keys=False)
+        (output / "audit.yaml").write_text(text, encoding="utf-8")
+        extra = " ".join(f"--root {r}" for r in sorted({str(Path(p).resolve()) for p in roots}))
+        print(f"equivalent config ({output / 'audit.yaml'}; rerun or extend it with "
+              f"`anonaudit run {output / 'audit.yaml'} {extra}`):\n\n{text}")
+        return _run_config(config, resume=not args.no_resume, quiet=args.quiet, policy=args.policy)
+    except AnonauditError as exc:
+        print(f"anonaudit: error: {exc}", file=sys.stderr)
+        return 3
+
+
+def cmd_certify(args) -> int:
+    from .results import Results
+
+    try:
+        results = Results.load(args.results_dir)
+        verdict, problem = _write_verdict(results, args.policy, args.kind)
+    except AnonauditError as exc:
+        print(f"anonaudit: error: {exc}", file=sys.stderr)
+        return 3
+    return _print_verdict(verdict, results.output, problem)
 
 
 def _print_failures(failures) -> None:
@@ -59,11 +112,36 @@ def _print_summary(results) -> None:
 
     risk = results.max_risk()
     if risk.empty:
-        print("no attack produced a risk estimate")
+        print("no target in the results")
         return
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print("\nstrongest attack per target (relative risk: 0 = chance, 1 = as the originals):")
-        print(risk.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    shown = pd.DataFrame({
+        "target": risk["target_label"],
+        "risk [95% CI]": [_risk_text(r) for r in risk.itertuples()],
+        "kind": [k if isinstance(k, str) else "" for k in risk["risk_kind"]],
+        "attack": [f"{c}:{m}" if isinstance(c, str) else "" for c, m in zip(risk["component"], risk["metric"])],
+        "on release": risk["value"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+        "n": risk["n"].map(lambda v: "" if pd.isna(v) else str(int(v))),
+        "on originals": risk["original"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+        "baseline": risk["baseline"].map(lambda v: "" if pd.isna(v) else f"{v:.3g}"),
+    })
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print("\nstrongest attack per target (risk: 0 = chance, 1 = as the originals, >1 = leaks more than the "
+              "originals; new_leak = (release - baseline) / (1 - baseline) where the originals leak nothing):")
+        print(shown.to_string(index=False))
+    for r in risk.itertuples():
+        if r.reason:
+            print(f"  {r.target_label}: no risk estimate: {r.reason}")
+
+
+def _risk_text(r) -> str:
+    """``0.250 [0.12, 0.41]`` (``inf`` for an unbounded end), or ``-`` without an estimate."""
+    import math
+
+    if r.risk is None or math.isnan(r.risk):
+        return "-"
+    ci = "" if r.risk_ci_low is None or math.isnan(r.risk_ci_low) else f" [{r.risk_ci_low:.2f}, {r.risk_ci_high:.2f}]"
+    flag = " (leaks more than the originals)" if r.exceeds_original is True else ""
+    return f"{r.risk:.3f}{ci}{flag}"
 
 
 def cmd_run(args) -> int:
@@ -74,18 +152,35 @@ def cmd_run(args) -> int:
         config.output = Path(args.output)
     if args.on_error:
         config.on_error = args.on_error
-    return _run_config(config, resume=not args.no_resume, quiet=args.quiet)
+    executor = None
+    if args.ray is not None:
+        from .executors import RayExecutor
+
+        executor = RayExecutor(address=args.ray or None)
+    return _run_config(config, resume=not args.no_resume, quiet=args.quiet, executor=executor)
+
+
+def demo_config(n: int | None = None):
+    """The packaged demo configuration, parsed; ``n`` replaces its number of synthetic plates."""
+    from importlib import resources
+
+    import yaml
+
+    from .config import apply_overrides, parse_config
+
+    raw = yaml.safe_load(resources.files(__package__).joinpath(DEMO_RESOURCE).read_text(encoding="utf-8"))
+    return parse_config(apply_overrides(raw, [f"data.n={n}"]) if n is not None else raw)
 
 
 def cmd_demo(args) -> int:
-    from .config import parse_config
-
-    raw = dict(DEMO_CONFIG, data=dict(DEMO_CONFIG["data"], n=args.n))
-    config = parse_config(raw)
+    config = demo_config(args.n)
     config.output = Path(args.output)
-    print(f"anonaudit demo: auditing blur, pixelation and mask on {args.n} synthetic Indian plates "
-          f"({int(args.n * 0.8)} evaluated) with OCR, deblurring and depixelation attacks")
-    return _run_config(config, resume=not args.no_resume, quiet=args.quiet)
+    n = config.data.params["n"]
+    print(f"anonaudit demo: auditing blur, pixelation and mask on {n} synthetic Indian plates "
+          f"({n - int(n * config.auxiliary['fraction'])} evaluated) with OCR, deblurring and depixelation attacks, "
+          f"judged by the {args.policy} policy")
+    _run_config(config, resume=not args.no_resume, quiet=args.quiet, policy=args.policy)
+    return 0  # the demo succeeded whatever its verdict (`anonaudit certify` exits by verdict)
 
 
 def cmd_train(args) -> int:
@@ -121,8 +216,24 @@ def cmd_report(args) -> int:
     from .results import Results
 
     results = Results.load(args.results_dir)
-    path = results.report(args.out)
+    path = results.report(args.out, embed_examples=args.embed_examples)
     print(f"report: {path}")
+    if args.compliance:
+        from .reports.compliance import write_compliance_report
+
+        html, pdf = write_compliance_report(results, path.parent, embed_examples=args.embed_examples)
+        print(f"compliance report: {html}\ncompliance PDF:    {pdf}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .reports.compare import comparison_text, write_comparison
+    from .verdicts.compare import compare, load_runs
+
+    comparison = compare(load_runs(args.runs), args.weights)
+    csv, html = write_comparison(comparison, Path(args.out))
+    print(comparison_text(comparison))
+    print(f"\ncomparison: {csv}\nreport:     {html}")
     return 0
 
 
@@ -160,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--on-error", choices=["skip", "raise"])
     r.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the per-image work on Ray: a cluster's ADDRESS (e.g. auto, ray://head:10001), or "
+                        "without one the cluster started on this machine by `ray start`, else a new local instance "
+                        "(needs anonaudit[scale]; see docs/scale.md)")
     r.set_defaults(func=cmd_run)
 
     t = sub.add_parser("train", help="train a trainable method (paper anonymizers, ArcFace) from a YAML config")
@@ -174,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="audit classical anonymizers on built-in synthetic plates")
     d.add_argument("--output", default="runs/demo")
-    d.add_argument("--n", type=int, default=250, help="synthetic plates to generate (20%% become the intruder's data)")
+    d.add_argument("--n", type=int, help="synthetic plates to generate (default: the packaged demo config's; 20%% become the intruder's data)")
     d.add_argument("--no-resume", action="store_true")
     d.add_argument("-q", "--quiet", action="store_true")
+    d.add_argument("--policy", default="strict", help="policy the demo's targets are judged by (default strict)")
     d.set_defaults(func=cmd_demo)
 
     ls = sub.add_parser("list", help="list registered components")
@@ -186,7 +302,49 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(re)write the HTML report of an audit output folder")
     rep.add_argument("results_dir")
     rep.add_argument("--out", help="report path (default RESULTS_DIR/report.html)")
+    rep.add_argument("--compliance", action="store_true",
+                     help="also write compliance.html and compliance.pdf (Art. 29 WP criteria, motivated-intruder test)")
+    rep.add_argument("--embed-examples", action="store_true",
+                     help="embed example images as released (default: redacted); for internal use only")
     rep.set_defaults(func=cmd_report)
+
+    cmp = sub.add_parser("compare", help="compare methods across audit runs: table, Pareto fronts, ranking",
+                         description="One table of methods x attacks x utility metrics with 95% CIs from one or more "
+                         "audit output folders, the privacy-utility Pareto front of every (attack, utility) pair, "
+                         "the worst-case attack per method and a ranking at chosen weights. Reads results only.")
+    cmp.add_argument("runs", nargs="+", help="audit output folders")
+    cmp.add_argument("--weights", help="ranking weights, e.g. privacy=0.7,utility=0.3 or per attack/metric: "
+                     "ocr=2,ssim=1 (default privacy=0.5,utility=0.5)")
+    cmp.add_argument("--out", default="compare", help="output folder for compare.csv and compare.html (default ./compare)")
+    cmp.set_defaults(func=cmd_compare)
+
+    a = sub.add_parser(
+        "audit", help="audit a release folder against its originals and certify it (no config needed)",
+        description="Pair RELEASE with ORIGINALS by file name, run every offline attack and utility metric of "
+        "the kind (those needing labels only with --labels), write the run folder and report, print the "
+        "equivalent YAML config, and end with the verdict of the policy.",
+        epilog="exit status: 0 PASS, 1 FAIL, 2 NOT TESTED, 3 error", formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("originals", help="folder of the original images")
+    a.add_argument("release", help="folder of the anonymized images (same file names, any image extension)")
+    a.add_argument("--kind", required=True, choices=["faces", "plates"])
+    a.add_argument("--labels", help="labels CSV of the originals (path, and text for plates; identity, gender for faces)")
+    a.add_argument("--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)")
+    a.add_argument("--output", help="run folder (default runs/audit-<release folder name>)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--no-resume", action="store_true")
+    a.add_argument("-q", "--quiet", action="store_true")
+    a.set_defaults(func=cmd_audit)
+
+    c = sub.add_parser(
+        "certify", help="judge an audit against a release policy; write verdict.json and certificate.json",
+        description="Judge every target of an audit against a policy and write RUN/verdict.json and "
+        "RUN/certificate.json (the verdict with sha256 of every audited file and model weight).",
+        epilog="exit status: 0 PASS, 1 FAIL, 2 NOT TESTED (a criterion's attack or metric was absent, "
+        "unavailable or failed), 3 error", formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("results_dir", help="the audit's output folder")
+    c.add_argument("--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)")
+    c.add_argument("--kind", choices=["faces", "plates"], help="data kind (default: read from the run)")
+    c.set_defaults(func=cmd_certify)
 
     m = sub.add_parser("models", help="manage downloadable model weights")
     m.add_argument("action", choices=["list", "fetch", "add"])

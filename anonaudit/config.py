@@ -11,6 +11,7 @@ auxiliary: {fraction: 0.2}       # the intruder's own data, split off the data s
 seed: 0
 on_error: skip                   # or raise
 output: runs/plates-quick
+kind: plates                     # faces | plates: which policy criteria apply (anonaudit certify)
 ```
 
 Relative paths are resolved against the working directory. Every path a config names (data roots,
@@ -33,7 +34,8 @@ import yaml
 from .errors import ConfigError
 from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
 
-TOP_LEVEL_KEYS = {"data", "targets", "attacks", "evaluators", "seed", "output", "auxiliary", "on_error", "batch_size", "report", "name"}
+TOP_LEVEL_KEYS = {"data", "targets", "attacks", "evaluators", "seed", "output", "auxiliary", "on_error", "batch_size", "report", "name",
+                  "kind"}
 PATH_PARAMS = {"root", "path", "labels", "pairs", "folder", "checkpoint", "weights", "model_storage_directory"}
 #: Path parameters whose value may also be a bare name: a labels file inside the data root, or a
 #: registered model-cache entry (``weights: facenet-vggface2``).
@@ -115,12 +117,14 @@ def _check_known(registry, spec: ComponentSpec, where: str) -> None:
 def _check_values(registry, spec: ComponentSpec, where: str) -> None:
     """Build the component once so bad parameter values (a negative sigma, an unknown OCR engine)
     fail while the config is read, not after an hour of auditing. Constructors only store and
-    check their parameters; models load lazily on first use."""
+    check their parameters; models load lazily on first use. A ``TypeError`` from inside a
+    constructor is a bug in that component, not a config mistake, and propagates unchanged
+    (:meth:`Registry.create` reports parameters that do not fit the signature as :class:`ConfigError`)."""
     try:
         registry.create(spec.name, **spec.params)
     except ConfigError as exc:
         raise type(exc)(f"{where}: {exc}") from None
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise ConfigError(f"{where}: {registry.kind.removesuffix('s')} '{spec.name}': {exc}") from None
 
 
@@ -235,6 +239,8 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
     report = raw.get("report") or {}
     if not isinstance(report, dict):
         raise ConfigError(f"'report' must be a mapping, got {report!r}")
+    if raw.get("kind") not in (None, "faces", "plates"):  # which policy criteria apply (anonaudit certify)
+        raise ConfigError(f"kind must be 'faces' or 'plates', got {raw['kind']!r}")
     name = raw.get("name", config_path.stem if config_path else "audit")
     if not isinstance(name, str) or not name.strip() or name.strip() in (".", "..") or "/" in name or "\\" in name:
         raise ConfigError(f"name must be a plain name (it names the default output folder runs/<name>), got {name!r}")

@@ -6,21 +6,26 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .attacks.base import AttackResult
-from .stats import Estimate
+from .measurement import Measurement, as_measurements
 
 COLUMNS = [
-    "target", "target_label", "params", "kind", "component", "component_label", "metric", "value", "ci_low",
-    "ci_high", "n", "baseline", "original", "risk", "higher_is_better", "standard", "reason", "status", "message",
-    "seconds",
+    "target", "target_label", "params", "target_id", "kind", "component", "component_label", "metric", "value", "ci_low",
+    "ci_high", "n", "baseline", "original", "risk", "risk_ci_low", "risk_ci_high", "risk_kind", "higher_is_better",
+    "standard", "reason", "status", "message", "seconds",
 ]
 
 STATUSES = ("ok", "unavailable", "failed")
+
+#: Columns of :meth:`Results.max_risk` (the headline table).
+MAX_RISK_COLUMNS = [
+    "target_label", "risk", "risk_ci_low", "risk_ci_high", "risk_kind", "exceeds_original", "component", "metric",
+    "value", "ci_low", "ci_high", "n", "original", "baseline", "reason",
+]
 
 
 def _clean(v: Any) -> Any:
@@ -41,28 +46,27 @@ def row(**fields: Any) -> dict[str, Any]:
     return out
 
 
-def attack_rows(result: AttackResult, base: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+def measurement_rows(measurements: Measurement | Sequence[Measurement], base: dict[str, Any], kind: str, seconds: float,
+                     notes: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One row per measurement of an attack (``kind="attack"``) or evaluator (``"evaluator"``) run.
+
+    Attack rows carry the risk with its CI and kind (from release, original and baseline); the
+    ``message`` holds the run's ``notes`` and the scalar details of the estimate (``Estimate.extra``).
+    """
     rows = []
-    for m in result.metrics:
+    for m in as_measurements(measurements):
         e = m.release
+        risk = m.risk_estimate() if kind == "attack" else None
+        details = [f"{k}={_short(v)}" for k, v in (e.extra or {}).items() if _is_scalar(v)]
         rows.append(row(
-            **base, kind="attack", metric=m.metric, value=e.value, ci_low=e.ci_low, ci_high=e.ci_high, n=e.n,
-            baseline=m.baseline, original=None if m.original is None else m.original.value, risk=m.risk,
-            higher_is_better=False, standard=e.standard, reason=e.reason or m.description, status="ok",
-            message="; ".join(result.notes), seconds=seconds,
+            **base, kind=kind, metric=m.metric, value=e.value, ci_low=e.ci_low, ci_high=e.ci_high, n=e.n,
+            baseline=m.baseline, original=None if m.original is None else m.original.value,
+            risk=None if risk is None else risk.value, risk_ci_low=None if risk is None else risk.ci_low,
+            risk_ci_high=None if risk is None else risk.ci_high, risk_kind=None if risk is None else risk.label,
+            higher_is_better=m.higher_is_better, standard=e.standard, reason=e.reason or m.description or e.method,
+            status="ok", message="; ".join([*notes, *details]), seconds=seconds,
         ))
     return rows
-
-
-def estimate_row(e: Estimate, base: dict[str, Any], metric: str, higher_is_better: bool, seconds: float) -> dict[str, Any]:
-    original = e.extra.get("original") if e.extra else None
-    return row(
-        **base, kind="evaluator", metric=metric, value=e.value, ci_low=e.ci_low, ci_high=e.ci_high, n=e.n,
-        original=original, higher_is_better=higher_is_better, standard=e.standard,
-        reason=e.reason or e.method, status="ok", seconds=seconds,
-        message="; ".join(f"{k}={_short(v)}" for k, v in (e.extra or {}).items()
-                          if k != "metric_name" and not k.startswith("original") and _is_scalar(v)),
-    )
 
 
 def _short(v: Any) -> str:
@@ -83,6 +87,23 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
+
+
+def _no_risk_reason(rows: pd.DataFrame) -> str:
+    """Why a target's rows hold no risk estimate, in words."""
+    target = rows[(rows["kind"] == "target") & rows["status"].isin(["failed", "unavailable"])]
+    if not target.empty:
+        return f"target {target['status'].iloc[0]}: {target['message'].iloc[0]}"
+    attacks = rows[rows["kind"] == "attack"]
+    if attacks.empty:
+        return "no attack was run on this target"
+    ran = attacks[attacks["status"] == "ok"]
+    if ran.empty:
+        by = attacks.drop_duplicates("component")
+        return "every attack was unavailable or failed (" + "; ".join(f"{c}: {s}" for c, s in zip(by["component"], by["status"])) + ")"
+    kinds = ran["risk_kind"].dropna().astype(str)
+    why = sorted({k.removeprefix("none: ") for k in kinds if k.startswith("none")})
+    return "no attack gave a risk estimate" + (f" ({'; '.join(why)})" if why else "")
 
 
 class Results:
@@ -134,12 +155,28 @@ class Results:
         return t[t["kind"] == "evaluator"]
 
     def max_risk(self) -> pd.DataFrame:
-        """Per target, the highest relative risk over all attack metrics (the headline privacy number)."""
-        p = self.privacy().dropna(subset=["risk"])
-        if p.empty:
-            return pd.DataFrame(columns=["target_label", "risk", "component", "metric"])
-        idx = p.groupby("target_label")["risk"].idxmax()
-        return p.loc[idx, ["target_label", "risk", "component", "metric", "value", "original", "baseline"]].reset_index(drop=True)
+        """The headline: per target (every one, in order), its strongest attack metric by risk.
+
+        Columns :data:`MAX_RISK_COLUMNS`. ``exceeds_original`` marks a release that leaks more than
+        the originals (relative risk above 1). A target without any risk estimate keeps its row with
+        an empty risk and ``reason`` saying why (target failed, every attack unavailable or failed,
+        no attack configured, nothing measured).
+        """
+        t = self.table
+        labels = [lab for lab in dict.fromkeys(t["target_label"]) if isinstance(lab, str) and lab]
+        p = self.privacy()
+        p = p[p["risk"].notna()]
+        out = []
+        for label in labels:
+            mine = p[p["target_label"] == label]
+            if mine.empty:
+                out.append({"target_label": label, "reason": _no_risk_reason(t[t["target_label"] == label])})
+                continue
+            best = mine.assign(_hi=mine["risk_ci_high"].fillna(-np.inf)).sort_values(
+                ["risk", "_hi"], ascending=False, kind="stable").iloc[0]
+            out.append({**{c: best[c] for c in MAX_RISK_COLUMNS if c in best.index}, "reason": "",
+                        "exceeds_original": best["risk_kind"] == "relative" and best["risk"] > 1.0})
+        return pd.DataFrame(out, columns=MAX_RISK_COLUMNS)
 
     def summary(self) -> pd.DataFrame:
         """Wide view: one row per target, one column per component/metric value."""

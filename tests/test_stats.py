@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as st
 
 from anonaudit.attacks.base import AttackMetric, AttackResult
-from anonaudit.results import attack_rows
+from anonaudit.results import measurement_rows
 from anonaudit.stats import (
     Z95,
     Estimate,
@@ -191,15 +191,17 @@ def test_mean_estimate_of_nothing():
     (0.3, 0.8, 0.0, 0.375),   # zero baseline: release / original
     (0.75, 1.0, 0.5, 0.5),    # ROC AUC style baseline 0.5
     (0.05, 0.9, 0.1, 0.0),    # below chance: clipped to 0
-    (0.95, 0.9, 0.1, 1.0),    # above the originals: clipped to 1
+    (0.95, 0.9, 0.1, 1.0625), # above the originals: shown, not clipped
+    (0.5, 0.3, 0.3, 0.2 / 0.7),  # originals at chance: new leak, (release - baseline) / (1 - baseline)
+    (0.5, 0.2, 0.3, 0.2 / 0.7),  # originals below chance: new leak too
+    (0.1, 0.0, 0.0, 0.1),     # metadata: originals clean, 10% of released files leak
+    (0.5, None, 0.1, 0.4 / 0.9),  # originals not measured: absolute risk
 ])
 def test_relative_risk_hand_computed(release, original, baseline, expected):
     assert relative_risk(release, original, baseline) == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("release, original, baseline", [
-    (0.5, 0.3, 0.3),                # original == baseline: the attack has no advantage to lose
-    (0.5, 0.2, 0.3),                # the attack is worse than chance on the originals
     (0.5, float("nan"), 0.1),
     (float("nan"), 0.9, 0.1),
     (0.5, 0.9, float("nan")),
@@ -214,10 +216,13 @@ def test_attack_metric_risk_and_result_rows():
     rel, orig = proportion([True] * 3 + [False] * 7), proportion([True] * 9 + [False])
     m = AttackMetric("acc", rel, orig, baseline=0.1)
     assert m.risk == pytest.approx((0.3 - 0.1) / (0.9 - 0.1))
-    assert math.isnan(AttackMetric("acc", rel, None, 0.1).risk)  # no originals: no risk
+    assert AttackMetric("acc", rel, None, 0.1).risk == pytest.approx(0.2 / 0.9)  # no originals: absolute risk
     flat = AttackMetric("acc", rel, proportion([True, False]), baseline=0.5)
-    assert math.isnan(flat.risk)  # originals at chance
-    (r1, r2) = attack_rows(AttackResult("x", [m, flat]), {"target": "t"}, seconds=1.0)
-    assert r1["higher_is_better"] is False and r1["risk"] == pytest.approx(0.25)
+    assert flat.risk == 0.0  # originals at chance, release below it: a new leak of nothing
+    empty = AttackMetric("acc", proportion([]), orig, baseline=0.1)
+    (r1, r2, r3) = measurement_rows(AttackResult("x", [m, flat, empty]).metrics, {"target": "t"}, "attack", seconds=1.0)
+    assert r1["higher_is_better"] is False and r1["risk"] == pytest.approx(0.25) and r1["risk_kind"] == "relative"
+    assert r1["risk_ci_low"] < 0.25 < r1["risk_ci_high"]
     assert r1["value"] == 0.3 and r1["original"] == 0.9 and r1["baseline"] == 0.1 and r1["n"] == 10
-    assert r2["risk"] is None  # nan is stored as an empty cell
+    assert r2["risk_kind"] == "new_leak"
+    assert r3["risk"] is None and r3["risk_kind"].startswith("none: ")  # nan is stored as an empty cell

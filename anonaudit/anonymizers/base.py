@@ -23,6 +23,9 @@ class Anonymizer(ParamsMixin):
 
     name = ""
     trainable = False
+    #: False for a ready-made release (``external``): it holds files for the names it was given and
+    #: cannot anonymize other images, so an attacker cannot re-apply it to images of its own.
+    applies_to_new_images = True
 
     def fit(self, train: ImageSet | None = None) -> "Anonymizer":
         """Learn from ``train`` (no-op for methods without parameters to learn)."""
@@ -44,6 +47,17 @@ class Anonymizer(ParamsMixin):
             for i in progress(range(len(images)), desc=f"anonymize {self.label()}", disable=not show_progress)
         ]
         return images.with_images(out, name=f"{images.name}:{self.label()}")
+
+    def anonymize_with_auxiliary(
+        self, images: ImageSet, auxiliary: ImageSet | None, show_progress: bool = True
+    ) -> tuple[ImageSet, ImageSet | None]:
+        """``images`` anonymized, and the intruder's ``auxiliary`` images as the release holds them.
+
+        The default anonymizes ``images`` only and gives None: attacks that want anonymized
+        auxiliary images re-apply the public method. A ready-made release that also holds the
+        auxiliary people's files returns those (see :class:`~anonaudit.anonymizers.external.ExternalRelease`).
+        """
+        return self.anonymize(images, show_progress=show_progress), None
 
     def save(self, path: str | Path) -> None:
         """Save name and parameters as JSON (trainable subclasses also save their weights)."""

@@ -14,7 +14,8 @@ Features (``features``):
 
 Settings: ``adaptive=False`` trains on the original auxiliary images; ``adaptive=True`` trains on the
 auxiliary images anonymized by the release's public method (re-created from the registry), the
-"parrot" attacker of the anonymized domain.
+"parrot" attacker of the anonymized domain; for an external release, which cannot be re-applied, on
+the auxiliary people's own released files.
 
 Metrics (higher = more successful attack): ``accuracy`` (Wilson 95% CI), ``balanced_accuracy`` and
 ``roc_auc`` (percentile bootstrap over images). Baselines: for accuracy, always answering the
@@ -34,10 +35,10 @@ from ..registry import ATTACKS
 from ..stats import Estimate, bootstrap_ci, proportion
 from .base import Attack, AttackMetric, AttackResult
 from .face_common import (
+    anonymized_auxiliary,
     check_disjoint,
     embed,
     make_embedder,
-    public_anonymizer,
     typical_face,
 )
 
@@ -145,6 +146,8 @@ class SmallCNN:
 class GenderInference(Attack):
     """Infer a binary attribute (default ``gender``) of anonymized faces with a classifier trained on auxiliary data."""
 
+    criteria = ("inference",)
+
     def __init__(
         self,
         features: str = "embedding",
@@ -170,7 +173,6 @@ class GenderInference(Attack):
         self.epochs = epochs
         self.n_boot = n_boot
         self.seed = seed
-        self._aux: ImageSet | None = None
 
     # -- data -----------------------------------------------------------------------------------
     def _labelled(self, images: ImageSet) -> tuple[ImageSet, np.ndarray]:
@@ -187,8 +189,8 @@ class GenderInference(Attack):
         if len(classes) != 2:
             raise DataError(f"attack '{self.name}': '{self.attribute}' must have exactly 2 classes in the auxiliary data, found {classes}")
         self.classes_ = classes
-        self._aux = aux
-        self._reference = auxiliary  # all the intruder's images: where faces typically are
+        self.auxiliary_ = aux
+        self.reference_ = auxiliary  # all the intruder's images: where faces typically are
         return self
 
     def _y(self, images: ImageSet) -> np.ndarray:
@@ -202,7 +204,7 @@ class GenderInference(Attack):
 
             return PixelEmbedder(size=32, crop=CROP, grey=False).embed(images)
         model = make_embedder(self.embedder)
-        face = typical_face(model.detector, self._reference) if getattr(model, "detector", None) else None
+        face = typical_face(model.detector, self.reference_) if getattr(model, "detector", None) else None
         return embed(model, images, face, desc).vectors
 
     def _train(self, x: np.ndarray, y: np.ndarray):
@@ -252,9 +254,9 @@ class GenderInference(Attack):
         }
 
     def run(self, release: Release) -> AttackResult:
-        if self._aux is None:
+        if not hasattr(self, "auxiliary_"):
             raise DataError(f"attack '{self.name}' was not fitted: call fit(auxiliary) first")
-        check_disjoint(self._aux, release, self.name)
+        check_disjoint(self.auxiliary_, release, self.name)
         originals, idx = self._labelled(release.originals)
         if len(originals) == 0:
             raise DataError(f"attack '{self.name}': no evaluation image has a '{self.attribute}' label")
@@ -263,25 +265,24 @@ class GenderInference(Attack):
         unknown = int((y < 0).sum())
         keep = np.flatnonzero(y >= 0)
         y = y[keep]
-        y_aux = self._y(self._aux)
+        y_aux = self._y(self.auxiliary_)
         notes = [
             f"{self.features} features" + (f" ({self.classifier})" if self.features != "cnn" else " (small CNN)")
-            + f", trained on {len(self._aux)} auxiliary images ({int(y_aux.sum())} {self.classes_[1]}, "
+            + f", trained on {len(self.auxiliary_)} auxiliary images ({int(y_aux.sum())} {self.classes_[1]}, "
             f"{int((y_aux == 0).sum())} {self.classes_[0]}); evaluated on {len(keep)} labelled release images"
             + (f" ({len(release) - len(idx)} unlabelled and {unknown} with a class unseen in training left out)" if len(release) - len(idx) or unknown else "")
         ]
-        x_aux = self._features(self._aux, "embed auxiliary")
+        x_aux = self._features(self.auxiliary_, "embed auxiliary")
         base_model = self._train(x_aux, y_aux)
         x_orig = self._features(originals, "embed originals")[keep]
         x_rel = self._features(anonymized, "embed release")[keep]
         model = base_model
         if self.adaptive:
-            anonymizer, why = public_anonymizer(release)
-            if anonymizer is None:
-                raise DataError(f"adaptive attack '{self.name}' cannot re-apply the release's method: {why}")
-            aux_anon = anonymizer.anonymize(self._aux, show_progress=False)
-            model = self._train(self._features(aux_anon, "embed anonymized auxiliary"), y_aux)
-            notes.append(f"adaptive: trained on the auxiliary images anonymized by {anonymizer.label()}")
+            aux_anon, how = anonymized_auxiliary(release, self.auxiliary_)
+            if aux_anon is None:
+                raise DataError(f"adaptive attack '{self.name}' cannot re-apply the release's method nor use its own auxiliary files: {how}")
+            model = self._train(self._features(aux_anon, "embed anonymized auxiliary"), self._y(aux_anon))
+            notes.append(f"adaptive: trained on {how}")
         p_rel = self._score(model, x_rel)
         p_orig = self._score(base_model, x_orig)
         on_release, on_original = self._estimates(y, p_rel), self._estimates(y, p_orig)

@@ -53,7 +53,7 @@ from ..models.ocr.base import PLATE_MARGIN
 from ..progress import progress
 from ..registry import ATTACKS
 from .base import Attack, AttackResult
-from .ocr import NoInformationGuess, rate_metric, score_readings, truths_of
+from .ocr import NoInformationGuess, fitted_guess, rate_metric, score_readings, truths_of
 
 # -- blur kernels and deconvolution -------------------------------------------------------------
 
@@ -306,6 +306,7 @@ class InversionAttack(Attack):
     """
 
     requires = ("text",)
+    criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
     available_methods: tuple[str, ...] = ()
     #: Degradation operator types this attack inverts.
     inverts: tuple[type[Degradation], ...] = ()
@@ -336,7 +337,6 @@ class InversionAttack(Attack):
             raise ConfigError(f"{self.name}: accept_confident must be in (0, 1] or null, got {accept_confident!r}")
         self.accept_confident = accept_confident
         self.seed = seed
-        self.guesser_ = NoInformationGuess(seed=seed)
 
     def fit(self, auxiliary: ImageSet | None = None) -> InversionAttack:
         """Learn the no-information guess from the auxiliary plate texts (if any)."""
@@ -417,7 +417,7 @@ class InversionAttack(Attack):
             chosen.append(pick(options))
         raw = score_readings(truths, raw_readings, 1, False)
         inv = score_readings(truths, [r for _, r in chosen], 1, False)
-        g = self.guesser_
+        g = fitted_guess(self)
         exact_base, char_base = g.exact(truths), g.char_accuracy(truths)
         how = _HOW[mode]
         base = f"baseline: {g.describe()}"

@@ -182,6 +182,12 @@ def rate_metric(name: str, release: pd.Series, original: pd.Series | None, basel
     return AttackMetric(name, est(release), None if original is None else est(original), baseline, description)
 
 
+def fitted_guess(attack: Attack) -> NoInformationGuess:
+    """The no-information guess ``attack.fit`` learned; for an attack run without ``fit`` (no
+    auxiliary data), the uniform guess."""
+    return getattr(attack, "guesser_", None) or NoInformationGuess(seed=attack.seed)
+
+
 @ATTACKS.register("ocr")
 class OCRReread(Attack):
     """Re-read plate text from the release with an OCR engine (see module doc).
@@ -198,6 +204,7 @@ class OCRReread(Attack):
     """
 
     requires = ("text",)
+    criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
 
     def __init__(
         self,
@@ -219,7 +226,6 @@ class OCRReread(Attack):
         self.margin = margin
         self.batch_size = batch_size
         self.seed = seed
-        self.guesser_ = NoInformationGuess(seed=seed)
 
     def make_engine(self) -> OCREngine:
         return create_engine(self.engine, **(self.engine_params or {}))
@@ -239,7 +245,7 @@ class OCRReread(Attack):
         truths = truths_of(release.originals, self.name)
         orig = score_readings(truths, self._read(engine, release.originals, release, "originals"), self.k, self.fold_confusions)
         rel = score_readings(truths, self._read(engine, release.anonymized, release, "release"), self.k, self.fold_confusions)
-        g = self.guesser_
+        g = fitted_guess(self)
         base = f"baseline: {g.describe()}"
         fold_note = ", look-alike characters folded" if self.fold_confusions else ""
         metrics = [

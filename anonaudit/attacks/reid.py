@@ -52,6 +52,7 @@ from ..registry import ATTACKS
 from ..stats import Estimate, proportion
 from .base import Attack, AttackMetric, AttackResult
 from .face_common import (
+    anonymized_auxiliary,
     check_disjoint,
     embed,
     make_embedder,
@@ -290,6 +291,7 @@ class ReIdentification(Attack):
     """Re-identification of anonymized faces against a gallery of identified originals."""
 
     requires = ("identity",)
+    criteria = ("singling_out", "linkability")
 
     def __init__(
         self,
@@ -318,14 +320,13 @@ class ReIdentification(Attack):
         self.fallback = fallback
         self.n_boot = n_boot
         self.seed = seed
-        self._aux: ImageSet | None = None
 
     def fit(self, auxiliary: ImageSet | None = None) -> ReIdentification:
         """Keep the intruder's auxiliary images: the typical face position for the fallback crop is
         estimated on them, and ``projection="lda"`` is fitted on their identities."""
         if self.projection == "lda" and (auxiliary is None or not auxiliary.has_labels("identity")):
             raise DataError("reid with projection='lda' needs identity-labelled auxiliary images to fit on")
-        self._aux = auxiliary
+        self.auxiliary_: ImageSet | None = auxiliary
         return self
 
     def _embed(self, model, images: ImageSet, reference: ImageSet, desc: str):
@@ -336,19 +337,22 @@ class ReIdentification(Attack):
 
     def run(self, release: Release) -> AttackResult:
         self.check_labels(release)
-        if self._aux is not None:
-            check_disjoint(self._aux, release, self.name)
+        aux_set = getattr(self, "auxiliary_", None)  # run without fit: an intruder with no images of their own
+        if aux_set is not None:
+            check_disjoint(aux_set, release, self.name)
+        elif self.projection == "lda":
+            raise DataError("reid with projection='lda' was not fitted: call fit(auxiliary) first")
         model = make_embedder(self.embedder)
         ids = [str(i) for i in release.originals.identities]
         notes: list[str] = []
-        reference = self._aux if self._aux is not None else release.originals  # the intruder's own images
+        reference = aux_set if aux_set is not None else release.originals  # the intruder's own images
         gal = self._embed(model, release.originals, reference, "embed originals")
         prb = self._embed(model, release.anonymized, reference, "embed release")
         g_vec, p_vec = gal.vectors, prb.vectors
         lda = None
         if self.projection == "lda":
-            aux = self._embed(model, self._aux, self._aux, "embed auxiliary")
-            lda = fit_lda(aux.vectors, [str(i) for i in self._aux.identities])
+            aux = self._embed(model, aux_set, aux_set, "embed auxiliary")
+            lda = fit_lda(aux.vectors, [str(i) for i in aux_set.identities])
             g_vec, p_vec = project(lda, g_vec), project(lda, p_vec)
         kw = {"far": float(self.far), "impostors_per_probe": self.impostors_per_probe, "n_boot": int(self.n_boot), "seed": int(self.seed)}
         direct = compare(p_vec, g_vec, ids, self.gallery == "other_images", **kw)
@@ -385,11 +389,13 @@ class ReIdentification(Attack):
         gal = self._embed(model, gallery_anon, reference, "embed anonymized gallery")
         g_vec = gal.vectors
         if self.projection == "lda":
-            aux_anon = anonymizer.anonymize(self._aux, show_progress=False)
-            aux = self._embed(model, aux_anon, self._aux, "embed anonymized auxiliary")
-            lda = fit_lda(aux.vectors, [str(i) for i in self._aux.identities])
+            aux_anon, how = anonymized_auxiliary(release, self.auxiliary_)
+            if aux_anon is None:
+                raise DataError(f"reid: the parrot projection has no anonymized auxiliary images: {how}")
+            aux = self._embed(model, aux_anon, self.auxiliary_, "embed anonymized auxiliary")
+            lda = fit_lda(aux.vectors, [str(i) for i in aux_anon.identities])
             g_vec, probes = project(lda, g_vec), project(lda, probes)
-            notes.append(f"parrot projection: LDA fitted on {len(self._aux)} auxiliary images anonymized by {anonymizer.label()}")
+            notes.append(f"parrot projection: LDA fitted on {how}")
         same = sum(np.array_equal(a, b) for a, b in zip(gallery_anon, release.anonymized))
         notes.append(
             f"parrot attacker re-applied {anonymizer.label()} to the gallery; {same} of {len(release)} re-anonymized "

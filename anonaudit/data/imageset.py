@@ -263,7 +263,12 @@ class Release:
     order; keys present on one side only raise :class:`MismatchError` unless ``on_mismatch="drop"``
     (then they are listed in ``unpaired``). ``degradation`` is the operator the anonymizer declares
     (:mod:`anonaudit.degradation`; ``None`` when unknown, e.g. an external release): inversion
-    attacks invert it, or estimate one blind when there is none.
+    attacks invert it, or estimate one blind when there is none. ``auxiliary`` holds the auxiliary
+    (intruder's) people's images as released, when the release has them (an external release
+    publishes them alongside); adaptive attackers train on them instead of re-applying the method.
+    ``anonymizer`` is the target object that made the release and ``training_keys`` the keys of the
+    images a trained target learnt from (both ``None`` when unknown): white-box attacks (memorisation,
+    membership) need them and are skipped with the reason otherwise.
     """
 
     def __init__(
@@ -274,6 +279,9 @@ class Release:
         params: dict[str, Any] | None = None,
         on_mismatch: str = "raise",
         degradation: Degradation | None = None,
+        auxiliary: ImageSet | None = None,
+        anonymizer: Any = None,
+        training_keys: Sequence[str] | None = None,
     ):
         if on_mismatch not in ("raise", "drop"):
             raise ValueError("on_mismatch must be 'raise' or 'drop'")
@@ -295,6 +303,9 @@ class Release:
         self.name = name
         self.params = dict(params or {})
         self.degradation = degradation
+        self.auxiliary = auxiliary
+        self.anonymizer = anonymizer
+        self.training_keys = None if training_keys is None else list(training_keys)
 
     def __len__(self) -> int:
         return len(self.originals)
@@ -311,7 +322,9 @@ class Release:
 
     def subset(self, indices: Iterable[int]) -> "Release":
         idx = list(indices)
-        return Release(self.originals.subset(idx), self.anonymized.subset(idx), self.name, self.params, degradation=self.degradation)
+        return Release(self.originals.subset(idx), self.anonymized.subset(idx), self.name, self.params,
+                       degradation=self.degradation, auxiliary=self.auxiliary, anonymizer=self.anonymizer,
+                       training_keys=self.training_keys)
 
     def batches(self, batch_size: int) -> Iterator["Release"]:
         for start in range(0, len(self), batch_size):
