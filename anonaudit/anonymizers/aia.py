@@ -99,7 +99,7 @@ class AIA(TrainableAnonymizer):
         adversary_hidden: int = 128,
         margin: float = 2.0,
         lr: float = 1e-3,
-        pretrain_steps: int = 100,
+        pretrain_steps: int = 50,
         adv_steps: int = 1,
         random_fraction: float = 0.0,
         attribute: str = "gender",
