@@ -63,7 +63,7 @@ class AutoencoderMapper:
         return np.concatenate(out)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        return self._run(lambda b: self.network.encoder(b.permute(0, 3, 1, 2)), x).astype(np.float64)
+        return self._run(lambda b: self.network.encoder(b.permute(0, 3, 1, 2).contiguous()), x).astype(np.float64)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         return self._run(lambda b: self.network.decoder(b).permute(0, 2, 3, 1), np.asarray(z, np.float32))
