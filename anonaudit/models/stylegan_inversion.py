@@ -81,18 +81,18 @@ def face_mask(landmarks_in_crop: np.ndarray, size: int) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def load_synthesis(device: str):
-    """The verified TorchScript synthesis network from the cache, with ``num_ws`` and ``w_avg``."""
+def load_synthesis(device: str, name: str = STYLEGAN_MODEL):
+    """The verified TorchScript synthesis network cached as ``name``, with ``num_ws`` and ``w_avg``."""
     import torch
 
     from .inception import resolve_verified
 
     try:
-        path, _ = resolve_verified(STYLEGAN_MODEL)
+        path, _ = resolve_verified(name)
     except ModelUnavailableError:
         raise ModelUnavailableError(
-            STYLEGAN_MODEL, "StyleGAN synthesis weights are not in the cache (no public download of this format)",
-            f"anonaudit models add {STYLEGAN_MODEL} FILE",
+            name, "StyleGAN synthesis weights are not in the cache (no public download of this format)",
+            f"anonaudit models add {name} FILE",
         ) from None
     try:
         with warnings.catch_warnings():
@@ -100,7 +100,7 @@ def load_synthesis(device: str):
             net = torch.jit.load(str(path), map_location=device).eval()
         num_ws, w_avg = int(net.num_ws), net.w_avg.detach().to(device).float()
     except Exception as exc:  # noqa: BLE001 - a foreign file fails in many ways
-        raise ModelUnavailableError(STYLEGAN_MODEL, f"{path} is not a TorchScript synthesis network with num_ws and w_avg ({type(exc).__name__}: {exc})") from None
+        raise ModelUnavailableError(name, f"{path} is not a TorchScript synthesis network with num_ws and w_avg ({type(exc).__name__}: {exc})") from None
     for p in net.parameters():
         p.requires_grad_(False)
     return net, num_ws, w_avg
@@ -134,14 +134,12 @@ class StyleGANMapper:
     def __init__(self, model: str = STYLEGAN_MODEL, steps: int = 5000, lr: float = 0.01, device: str = "auto", seed: int = 0, batch_size: int = 4):
         from .faces.mtcnn import resolve_device
 
-        if model != STYLEGAN_MODEL:
-            raise ModelUnavailableError(model, f"the StyleGAN mapper reads the cache entry '{STYLEGAN_MODEL}'")
         self.device = resolve_device(device)
         self.steps = int(steps)
         self.lr = float(lr)
         self.seed = seed
         self.batch_size = batch_size
-        self.net, self.num_ws, self.w_avg = load_synthesis(self.device)
+        self.net, self.num_ws, self.w_avg = load_synthesis(self.device, model)
         self.vgg = load_vgg16_features(self.device)
         self.size = int(self._synthesize(self.w_avg.expand(1, self.num_ws, -1)).shape[-1])
 
