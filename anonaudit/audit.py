@@ -295,6 +295,8 @@ class Audit:
         comp = clone(comp)  # each unit fits its own copy: no state carries over between targets
         try:
             if kind == "attack":
+                if reason := comp.not_applicable(release):
+                    return [status_row(unit.base, kind, "not_applicable", reason, time.time() - t0)]
                 comp.fit(aux)
                 result = comp.run(release)
                 return measurement_rows(result.metrics, unit.base, kind, time.time() - t0, notes=result.notes)

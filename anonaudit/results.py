@@ -19,7 +19,7 @@ COLUMNS = [
     "standard", "reason", "status", "message", "seconds",
 ]
 
-STATUSES = ("ok", "unavailable", "failed")
+STATUSES = ("ok", "unavailable", "failed", "not_applicable")
 
 #: Columns of :meth:`Results.max_risk` (the headline table).
 MAX_RISK_COLUMNS = [
@@ -100,7 +100,7 @@ def _no_risk_reason(rows: pd.DataFrame) -> str:
     ran = attacks[attacks["status"] == "ok"]
     if ran.empty:
         by = attacks.drop_duplicates("component")
-        return "every attack was unavailable or failed (" + "; ".join(f"{c}: {s}" for c, s in zip(by["component"], by["status"])) + ")"
+        return "every attack was unavailable, failed or not applicable (" + "; ".join(f"{c}: {s}" for c, s in zip(by["component"], by["status"])) + ")"
     kinds = ran["risk_kind"].dropna().astype(str)
     why = sorted({k.removeprefix("none: ") for k in kinds if k.startswith("none")})
     return "no attack gave a risk estimate" + (f" ({'; '.join(why)})" if why else "")

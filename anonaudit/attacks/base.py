@@ -47,6 +47,20 @@ class Attack(ParamsMixin):
     # as the method anonymizes them). Without it the attack raises DataError with the reason.
     needs: tuple[str, ...] = ()
 
+    def not_applicable(self, release: Release) -> str:
+        """Why this attack does not apply to ``release`` at all ("" when it does).
+
+        An attack on the target's training set (``needs`` training keys) has nothing to attack when
+        the target is a method that learns nothing from data (blur, mask): no training set exists
+        whose membership could leak. A ready-made release of unknown origin is not such a case: its
+        method may well have been trained, so without the training keys the attack is not tested.
+        """
+        target = release.anonymizer
+        if ("training_keys" in self.needs and target is not None and not release.training_keys
+                and getattr(target, "applies_to_new_images", True) and not getattr(target, "trainable", False)):
+            return f"{release.name} learns nothing from data: it has no training set whose membership could leak"
+        return ""
+
     def fit(self, auxiliary: ImageSet | None = None) -> "Attack":
         """Train on the intruder's auxiliary data (no-op for attacks that need none)."""
         return self

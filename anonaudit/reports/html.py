@@ -104,8 +104,8 @@ def short_names(table: pd.DataFrame) -> dict[str, str]:
 
 
 def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
-    """Unavailable and failed units, one entry per (component, status, reason) with the targets it hit."""
-    t = table[table["status"].isin(["unavailable", "failed"])].copy()
+    """Unavailable, failed and not applicable units, one entry per (component, status, reason) with the targets it hit."""
+    t = table[table["status"].isin(["unavailable", "failed", "not_applicable"])].copy()
     if t.empty:
         return []
     t["who"] = t["component_label"].fillna(t["component"]).fillna("").astype(str)
@@ -115,7 +115,8 @@ def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
         targets = [lab for lab in order if lab in set(g["target_label"])]
         out.append({"kind": kind, "component": who or kind, "status": status, "message": message, "units": len(g),
                     "targets": targets, "all_targets": len(targets) == len(order) and len(order) > 1})
-    return sorted(out, key=lambda r: (r["status"] != "unavailable", r["kind"], r["component"]))
+    order_of = {"unavailable": 0, "failed": 1, "not_applicable": 2}
+    return sorted(out, key=lambda r: (order_of[r["status"]], r["kind"], r["component"]))
 
 
 def headline(results: "Results", order: list[str]) -> list[dict]:

@@ -13,7 +13,8 @@ import matplotlib
 
 from ..errors import AnonauditError
 
-_COLOURS = {"PASS": (27, 110, 58), "FAIL": (179, 38, 30), "NOT TESTED": (161, 92, 0), "none": (161, 92, 0),
+_COLOURS = {"PASS": (27, 110, 58), "FAIL": (179, 38, 30), "NOT TESTED": (161, 92, 0), "NOT APPLICABLE": (90, 90, 90),
+            "none": (161, 92, 0),
             "high": (179, 38, 30), "mid": (161, 92, 0), "low": (27, 110, 58)}
 _FILL = {"PASS": (238, 248, 241), "FAIL": (253, 240, 239), "NOT TESTED": (255, 248, 235), "none": (255, 248, 235)}
 FONT = "dejavu"

@@ -18,7 +18,7 @@ from ..errors import ConfigError, DataError
 from ..results import Results, write_json_atomic
 from .policy import KINDS, Criterion, Policy, load_policy
 
-PASS, FAIL, NOT_TESTED = "PASS", "FAIL", "NOT TESTED"
+PASS, FAIL, NOT_TESTED, NOT_APPLICABLE = "PASS", "FAIL", "NOT TESTED", "NOT APPLICABLE"
 #: ``anonaudit certify`` exit status per overall verdict.
 EXIT_CODES = {PASS: 0, FAIL: 1, NOT_TESTED: 2}
 #: Data sets whose kind is known by name (runs of other data sets say ``kind`` in their config).
@@ -170,6 +170,10 @@ def judge(c: Criterion, rows: pd.DataFrame) -> CriterionResult:
     untested += [f"{b['component']}: {b['status']} ({b['message']})" for _, b in broken.drop_duplicates(["component", "message"]).iterrows()]
     decided = [j for j in judged if j[0] != NOT_TESTED]
     failed = [j for j in decided if j[0] == FAIL]
+    inapplicable = units[units["status"] == "not_applicable"]
+    if not judged and broken.empty and not inapplicable.empty:
+        out.status, out.reason = NOT_APPLICABLE, "; ".join(dict.fromkeys(inapplicable["message"].astype(str)))
+        return out
     if failed:
         pick, out.status = max(failed, key=lambda j: _margin(c, j[1], j[2])), FAIL
         out.reason = pick[3] + (f"; also not tested: {'; '.join(untested)}" if untested else "")
@@ -191,7 +195,9 @@ def judge(c: Criterion, rows: pd.DataFrame) -> CriterionResult:
 
 
 def combine(statuses: list[str]) -> str:
-    """FAIL if any fails, else NOT TESTED if any is not tested, else PASS (PASS needs at least one)."""
+    """FAIL if any fails, else NOT TESTED if any is not tested, else PASS (PASS needs at least one
+    criterion that applies: NOT APPLICABLE ones, e.g. membership of a method that learns nothing, are left out)."""
+    statuses = [s for s in statuses if s != NOT_APPLICABLE]
     if FAIL in statuses:
         return FAIL
     if NOT_TESTED in statuses or not statuses:
