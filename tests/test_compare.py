@@ -198,3 +198,25 @@ def test_cli_compare_writes_csv_and_html_and_prints_the_table(tmp_path: Path, ca
 def test_cli_compare_on_a_folder_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["compare", str(tmp_path)]) == 2
     assert "no results.csv" in capsys.readouterr().err
+
+
+def test_infinite_psnr_and_detail_rows_do_not_break_or_double_count_utility():
+    import math
+
+    import pandas as pd
+
+    from anonaudit.results import row
+    from anonaudit.verdicts.compare import scores, utility_measures
+
+    def ev(label, metric, value):
+        return row(target="t", target_label=label, kind="evaluator", component="psnr", component_label="psnr",
+                   metric=metric, value=value, ci_low=value, ci_high=value, n=10, higher_is_better=True, status="ok")
+
+    table = pd.DataFrame([ev("same", "psnr", math.inf), ev("same", "psnr_identical_pairs", 1.0),
+                          ev("blur", "psnr", 20.0), ev("blur", "psnr_identical_pairs", 0.0),
+                          ev("mask", "psnr", 10.0), ev("mask", "psnr_identical_pairs", 0.0)])
+    table["method"] = table["target_label"]
+    utilities = utility_measures(table)
+    assert list(utilities["utility"].unique()) == ["psnr"]
+    s = scores(pd.DataFrame(columns=["method", "attack", "risk", "value", "higher_is_better"]), utilities, ["same", "blur", "mask"])
+    assert s.loc["same", "psnr"] == 1.0 and s.loc["blur", "psnr"] == 1.0 and s.loc["mask", "psnr"] == 0.0

@@ -112,13 +112,25 @@ def utility_measures(table: pd.DataFrame) -> pd.DataFrame:
     cols = ["method", "utility", "value", "ci_low", "ci_high", "n", "higher_is_better"]
     if ev.empty:
         return pd.DataFrame(columns=cols)
+    ev = ev[~_is_part(ev)]
     ev["utility"] = _keys(ev.assign(short=ev["metric"]), "short")
     return ev.drop_duplicates(["method", "utility"])[cols].reset_index(drop=True)
+
+
+def _is_part(rows: pd.DataFrame) -> pd.Series:
+    """Rows that detail another metric of the same evaluator (``psnr_identical_pairs`` next to
+    ``psnr``, ``landmark_error_jaw`` next to ``landmark_error``): shown in reports, not scored twice."""
+    metrics = rows.groupby("component_label")["metric"].agg(lambda m: set(m.astype(str)))
+    return pd.Series([any(str(m).startswith(f"{other}_") for other in metrics[lab]) for lab, m in
+                      zip(rows["component_label"], rows["metric"])], index=rows.index, dtype=bool)
 
 
 def _oriented(values: pd.Series, higher_is_better: bool) -> pd.Series:
     """Min-max scaled to [0, 1] with 1 the best of the compared values (all 1 when they are equal)."""
     v = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = v[np.isfinite(v)]
+    # an infinite value (the PSNR of a release identical to its originals) ranks with the best/worst finite one
+    v = v.clip(finite.min(), finite.max()) if len(finite) else v.where(v.isna(), 0.0)
     lo, hi = v.min(), v.max()
     if not np.isfinite(lo) or hi - lo <= 1e-12 * max(1.0, abs(hi)):
         return v.where(v.isna(), 1.0)
