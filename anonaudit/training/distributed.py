@@ -194,3 +194,16 @@ def shard(batches: Iterable[Any], ctx: Context | None) -> Iterator[Any]:
         if len(group) == ctx.world_size:
             yield group[ctx.rank]
             group = []
+
+
+class NullLog:
+    """The loss log of a process other than rank 0: it writes nothing (rank 0 keeps the log)."""
+
+    def write(self, step: int, epoch: int, losses: dict[str, float]) -> None:
+        """Discard one step's losses."""
+
+    def flush(self) -> None:
+        """Nothing to flush."""
+
+    def close(self) -> None:
+        """Nothing to close."""

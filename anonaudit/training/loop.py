@@ -8,6 +8,10 @@
 - ``samples/step_XXXXXX.png``: a grid of ``sample_images`` every ``sample_every`` steps and at the end;
 - ``log.csv``: one row per step and loss (``step, epoch, loss, value``);
 - ``manifest.json``: method, parameters, data, config, seed, versions, device, steps, seconds.
+
+Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE > 1``) each process trains one replica on its
+share of the batches, gradients averaged before every optimizer step, and only rank 0 writes
+(see :mod:`anonaudit.training.distributed`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from ..data.imageset import ImageSet
 from ..data.io import write_image
 from ..errors import ConfigError, DataError
+from . import distributed
 from .base import json_params, method_identity
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -143,6 +148,9 @@ def train(
     device = torch.device(resolve_device(config.device))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train: device {config.device!r} requested but CUDA is not available")
+    ctx = distributed.setup(device)  # torchrun with WORLD_SIZE > 1: one replica per process
+    device = distributed.device_of(ctx, device)
+    main = ctx is None or ctx.is_main  # only rank 0 writes files
 
     torch.manual_seed(config.seed)
     if device.type == "cuda":
@@ -161,9 +169,14 @@ def train(
         step, epoch, batch_in_epoch = int(payload["step"]), int(payload["epoch"]), int(payload["batch_in_epoch"])
         seconds_before = float(payload.get("seconds", 0.0))
         _set_rng_state(payload["rng"])
-    log = _Log(output / "log.csv", keep_until=step if step else None)
+    distributed.replicate(method, ctx)
+    if ctx is not None and not main:
+        torch.manual_seed(distributed.rank_seed(config.seed, ctx.rank, step))  # its own noise
+    log = _Log(output / "log.csv", keep_until=step if step else None) if main else distributed.NullLog()
 
     def save(final: bool = False) -> None:
+        if not main:
+            return
         log.flush()  # the log on disk covers at least the checkpoint's steps
         save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT,
@@ -180,11 +193,12 @@ def train(
         })
 
     def write_samples() -> None:
-        if config.n_samples:
+        if config.n_samples and main:
             rng = _rng_state()  # sampling must not change the training's random stream
             write_image(output / "samples" / f"step_{step:06d}.png", sample_grid(method.sample_images(config.n_samples)))
             _set_rng_state(rng)
 
+    quiet = quiet or not main
     tty = sys.stderr.isatty() and progress_enabled() and not quiet
     bar = None
     if tty:
@@ -197,7 +211,7 @@ def train(
         while not _done(config, step, epoch):
             gen = epoch_generator(config.seed, epoch)
             taken = 0
-            for batch in method.training_batches(data, config.batch_size, gen):
+            for batch in distributed.shard(method.training_batches(data, config.batch_size, gen), ctx):
                 if taken < batch_in_epoch:  # replaying the interrupted epoch up to where the checkpoint was
                     taken += 1
                     continue
@@ -227,6 +241,9 @@ def train(
         if bar is not None:
             bar.close()
     write_samples()
+    if not main:
+        distributed.teardown(ctx)
+        return ckpt_path
     manifest = {
         "method": method.name,
         "params": json_params(method.get_params()),
@@ -241,10 +258,12 @@ def train(
         "seconds": round(seconds_before + time.time() - t0, 3),
         "checkpoint": CHECKPOINT_NAME,
         "final_losses": {k: float(v) for k, v in losses.items()},
+        "processes": 1 if ctx is None else ctx.world_size,
     }
     tmp = output / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.replace(output / "manifest.json")
+    distributed.teardown(ctx)
     return ckpt_path
 
 
