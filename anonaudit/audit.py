@@ -87,8 +87,9 @@ class Audit:
 
     ``auxiliary`` is the intruder's own data; when not given, ``aux_fraction`` of ``data`` is split
     off by seed (identity-disjoint when the images carry identities) and never used as evaluation data.
-    ``executor`` runs the per-image work (anonymization, evaluators' scoring): in this process by
-    default, on a Ray cluster with :class:`~anonaudit.executors.RayExecutor`; the table is the same.
+    ``executor`` runs the per-image work (anonymization, evaluators' scoring, cached model calls): in
+    this process by default, on a Ray cluster with :class:`~anonaudit.executors.RayExecutor`; the
+    table is the same.
     """
 
     def __init__(
