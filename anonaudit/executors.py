@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import math
 import pickle
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -97,7 +96,6 @@ class RayExecutor(Executor):
         self.address = address
         self.num_cpus = num_cpus
         self.shards_per_cpu = shards_per_cpu
-        self.startup_seconds_: float | None = None
 
     def _ray(self):
         try:
@@ -107,12 +105,10 @@ class RayExecutor(Executor):
                 "running on Ray needs the 'ray[data]' package: pip install 'anonaudit[scale]'"
             ) from None
         if not ray.is_initialized():
-            t0 = time.time()
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
             ray.init(address=self.address, **kwargs)
-            self.startup_seconds_ = time.time() - t0
         return ray
 
     def cpus(self) -> int:
