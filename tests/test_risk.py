@@ -99,7 +99,7 @@ def test_max_risk_keeps_every_target_and_says_why_one_has_no_estimate():
     assert h.loc["blur(sigma=1)", "metric"] == "files_with_gps" and h.loc["blur(sigma=1)", "risk_kind"] == "new_leak"
     assert h.loc["blur(sigma=1)", "risk"] == pytest.approx(0.1) and h.loc["blur(sigma=1)", "n"] == 100
     assert h.loc["blur(sigma=0.5)", "risk"] == pytest.approx(95 / 60) and h.loc["blur(sigma=0.5)", "exceeds_original"]
-    assert h.loc["mask", "reason"] == "every attack was unavailable or failed (ocr: unavailable; metadata: failed)"
+    assert h.loc["mask", "reason"] == "every attack was unavailable, failed or not applicable (ocr: unavailable; metadata: failed)"
     assert h.loc["gan", "reason"] == "target failed: no checkpoint"
     assert h.loc["external", "reason"] == "no attack gave a risk estimate (nothing measured on the release (n=0))"
     assert h.loc["noise", "reason"] == "no attack was run on this target"

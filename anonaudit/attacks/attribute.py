@@ -235,8 +235,12 @@ class GenderInference(Attack):
 
     @staticmethod
     def _score(model, x: np.ndarray) -> np.ndarray:
-        """Probability of the positive class (rows without a feature are imputed with the training mean)."""
-        return model.predict_proba(x)[:, 1]
+        """Probability of the positive class (rows without a feature are imputed with the training mean).
+
+        Computed in float64 and rounded to 1e-9: identical feature rows (e.g. a fully masked release)
+        must give tied scores, and a float32 matrix product can differ in the last bit between rows,
+        which would break the ties and move the ROC AUC away from 0.5."""
+        return np.round(model.predict_proba(np.asarray(x, dtype=np.float64))[:, 1], 9)
 
     # -- metrics --------------------------------------------------------------------------------
     def _estimates(self, y: np.ndarray, p: np.ndarray) -> dict[str, Estimate]:
