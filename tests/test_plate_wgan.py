@@ -268,3 +268,33 @@ def test_memorization_needs_the_training_keys():
     release.training_keys = None
     with pytest.raises(DataError, match="needs a trained target"):
         ATTACKS.create("plate_memorization").fit(training).run(release)
+
+
+def test_plate_boxes_merge_text_on_one_line_and_keep_plate_shapes():
+    from anonaudit.evaluators.plate_detection import plate_boxes
+    from anonaudit.models.ocr.rapid import TextRegion
+
+    regions = [TextRegion(10, 20, 30, 10, 0.9), TextRegion(45, 21, 30, 10, 0.9),  # one line: 10..75 x 20..31
+               TextRegion(200, 100, 8, 30, 0.9)]                                 # tall, narrow: not a plate
+    (box,) = plate_boxes(regions, margin=0.0)
+    assert (box.x, box.y, box.w, box.h) == (10, 20, 65, 11)
+    assert plate_boxes([], margin=0.0) == []
+
+
+def test_a_scene_without_boxes_has_its_plate_found_by_the_text_detector(trained):
+    from anonaudit.datasets import synthetic_plates
+
+    method, _ = trained
+    plate = synthetic_plates(n=1, seed=3)
+    crop = plate[0]
+    scene = np.full((crop.shape[0] + 120, crop.shape[1] + 200, 3), 90, np.uint8)
+    scene[60:60 + crop.shape[0], 100:100 + crop.shape[1]] = crop
+    data = ImageSet.from_arrays([scene], keys=["street"], name="no-boxes")
+    detected = method.set_params(plate_boxes="detect").anonymize(data, show_progress=False)[0]
+    whole = method.set_params(plate_boxes="whole").anonymize(data, show_progress=False)[0]
+    region = np.s_[60:60 + crop.shape[0], 100:100 + crop.shape[1]]
+    assert (detected[region] != scene[region]).any(axis=2).mean() > 0.3  # the plate's text was replaced
+    assert np.array_equal(detected[:40, :80], scene[:40, :80])          # far from the plate: untouched
+    assert not np.array_equal(whole[:40, :80], scene[:40, :80])          # "whole" replaces the whole image
+    with pytest.raises(ValueError, match="plate_boxes must be"):
+        method.set_params(plate_boxes="guess")

@@ -15,8 +15,9 @@ Where the paper is silent we follow Gulrajani et al. (2017), the gradient-penalt
 critic step" with a batch: here each training step is one critic update on one batch, and every
 ``n_critic``-th step also updates the generator.
 
-As an anonymizer, each plate region (the record's boxes; a record without boxes is a plate crop,
-its whole image the plate, as everywhere in the suite) is replaced by a generated plate resized to
+As an anonymizer, each plate region (the record's boxes; for a record without boxes, with
+``plate_boxes="whole"`` the whole image is the plate (a plate crop, as everywhere in the suite), with
+``plate_boxes="detect"`` every plate-shaped text line RapidOCR's text detector finds in it) is replaced by a generated plate resized to
 the box and blended in with a ``feather``-wide linear ramp at the box border; pixels outside the
 boxes are the original's. ``fakes_per_plate`` candidates are generated per plate (the paper's "multiple
 fakes for a single real image"); the released one is drawn from ``seed`` and the image key, and
@@ -70,9 +71,13 @@ class PlateWGAN(RegionGAN):
         fakes_per_plate: int = 3,
         feather: float = 0.05,
         seed: int = 0,
+        plate_boxes: str = "whole",
         checkpoint: str | None = None,
         device: str = "auto",
     ):
+        if plate_boxes not in ("whole", "detect"):
+            raise ValueError(f"plate_boxes must be 'whole' (an image without boxes is one plate) or 'detect' "
+                             f"(the text detector finds the plates), got {plate_boxes!r}")
         self.image_size = image_size
         self.latent_dim = latent_dim
         self.g_channels = g_channels
@@ -85,6 +90,7 @@ class PlateWGAN(RegionGAN):
         self.fakes_per_plate = fakes_per_plate
         self.feather = feather
         self.seed = seed
+        self.plate_boxes = plate_boxes
         self.checkpoint = checkpoint
         self.device = device
 
@@ -146,8 +152,15 @@ class PlateWGAN(RegionGAN):
     # -- regions ------------------------------------------------------------------------------
     def regions(self, image: np.ndarray, record: Record) -> list[Box]:
         h, w = image.shape[:2]
-        boxes = [b.clip(w, h) for b in record.boxes] or [Box(0, 0, w, h, "plate")]
-        return [b for b in boxes if b.area > 0]
+        boxes = list(record.boxes)
+        if not boxes and self.plate_boxes == "detect":
+            from ..evaluators.plate_detection import plate_boxes
+            from ..models.ocr.rapid import RapidOCREngine
+
+            boxes = plate_boxes(RapidOCREngine().detect_arrays([image])[0])
+        elif not boxes:
+            boxes = [Box(0, 0, w, h, "plate")]
+        return [c for c in (b.clip(w, h) for b in boxes) if c.area > 0]
 
     def region_mask(self, box: Box) -> np.ndarray:
         return feather_mask(box.h, box.w, self.feather)
