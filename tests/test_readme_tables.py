@@ -1,0 +1,51 @@
+"""The README's result tables are renderings of committed run snapshots, and the demo reproduces its own."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tables_module():
+    spec = importlib.util.spec_from_file_location("readme_tables", REPO / "scripts" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["readme_tables"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+readme_tables = _tables_module()
+
+
+def test_every_readme_results_table_has_a_snapshot_and_matches_it():
+    text = readme_tables.README.read_text()
+    shown = [name for name in readme_tables.TABLES if readme_tables.readme_table(name, text) is not None]
+    assert "demo" in shown
+    for name in shown:
+        assert readme_tables.snapshot_path(name).is_file(), f"docs/results/{name}.csv is missing"
+    assert readme_tables.check() == []
+
+
+def test_render_formats_rates_with_wilson_ci_and_originals_first():
+    table = readme_tables.Table(("a",), (readme_tables.Column("OCR", "ocr", "exact_match"),))
+    rows = pd.DataFrame([{"target_label": "a", "component_label": "ocr(engine=x)", "metric": "exact_match",
+                          "value": 0.25, "ci_low": 0.1, "ci_high": 0.5, "n": 20, "original": 0.9}])
+    assert readme_tables.render(rows, table).splitlines() == [
+        "| target (n = 20) | OCR |", "|---|---|", "| originals | 90.0 |", "| `a` | 25.0 [10.0, 50.0] |"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_demo_reproduces_the_readme_demo_table(tmp_path):
+    from anonaudit.cli import main
+
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--quiet"]) in (0, 1, 2)  # the exit code is the verdict
+    fresh = readme_tables.snapshot(pd.read_csv(tmp_path / "demo" / "results.csv"), readme_tables.TABLES["demo"])
+    table = readme_tables.TABLES["demo"]
+    assert readme_tables.render(fresh, table) == readme_tables.render(pd.read_csv(readme_tables.snapshot_path("demo")), table)
