@@ -72,13 +72,16 @@ TABLES: dict[str, Table] = {
          "face_pixelate(block=15, detector=dlib_hog)", "face_pixelate(block=25, detector=dlib_hog)",
          "face_mask(detector=dlib_hog)"),
         (
-            Column("re-ID rank-1 (other photos)", "reid(embedder=dlib, gallery=other_images", "rank1"),
-            Column("parrot rank-1", "reid(embedder=dlib, gallery=other_images", "parrot_rank1"),
-            Column("re-ID rank-1 (source photos)", "reid(embedder=dlib, gallery=originals", "rank1"),
-            Column("gender accuracy", "gender(features=embedding, embedder=dlib)", "accuracy"),
-            Column("adaptive gender accuracy", "gender(features=embedding, embedder=dlib, adaptive=True)", "accuracy"),
-            Column("MTCNN detection", "face_detection_rate(detector=mtcnn)", "face_detection_rate_mtcnn"),
+            Column("re-ID rank-1 (other photos)", "reid(gallery=other_images, parrot=True)", "rank1"),
+            Column("parrot rank-1", "reid(gallery=other_images, parrot=True)", "parrot_rank1"),
+            Column("re-ID rank-1 (source photos)", "reid", "rank1"),
+            Column("gender accuracy", "gender", "accuracy"),
+            Column("adaptive gender accuracy", "gender(adaptive=True)", "accuracy"),
+            Column("MTCNN detection", "face_detection_rate", "face_detection_rate_mtcnn"),
+            Column("dlib detection", "face_detection_rate(detector=dlib_hog)", "face_detection_rate_dlib_hog"),
+            Column("faces left clear", "detector_miss", "faces_left_clear"),
             Column("main face left clear", "detector_miss", "main_face_left_clear"),
+            Column("SSIM outside face", "ssim(region=outside_boxes)", "ssim_outside_boxes", percent=False),
             Column("SSIM", "ssim", "ssim", percent=False),
         ),
     ),
@@ -86,8 +89,13 @@ TABLES: dict[str, Table] = {
 
 
 def _pick(rows: pd.DataFrame, target: str, column: Column) -> pd.Series | None:
-    hit = rows[(rows["target_label"] == target) & (rows["metric"] == column.metric)
-               & (rows["component_label"].astype(str).str.startswith(column.component))]
+    """The row of ``column`` for ``target``: its component label equal to ``column.component``, else
+    the first that starts with it (``deblur_ocr`` for ``deblur_ocr(methods=[...])``)."""
+    rows = rows[(rows["target_label"] == target) & (rows["metric"] == column.metric)]
+    labels = rows["component_label"].astype(str)
+    hit = rows[labels == column.component]
+    if hit.empty:
+        hit = rows[labels.str.startswith(column.component)]
     return None if hit.empty else hit.iloc[0]
 
 
@@ -114,7 +122,8 @@ def snapshot(results: pd.DataFrame, table: Table) -> pd.DataFrame:
 
 def render(rows: pd.DataFrame, table: Table) -> str:
     """The markdown table for ``rows`` (a run's results or its snapshot)."""
-    n = rows["n"].dropna()
+    first = [h for t in table.targets if (h := _pick(rows, t, table.columns[0])) is not None]
+    n = pd.Series([h["n"] for h in first], dtype=float).dropna()  # the first column's sample size
     lines = [f"| target (n = {int(n.max()) if len(n) else '?'}) | " + " | ".join(c.header for c in table.columns) + " |",
              "|---" * (len(table.columns) + 1) + "|"]
     if table.originals:
@@ -122,7 +131,7 @@ def render(rows: pd.DataFrame, table: Table) -> str:
         for column in table.columns:
             hit = next((h for t in table.targets if (h := _pick(rows, t, column)) is not None), None)
             original = None if hit is None else hit["original"]
-            cells.append("1" if column.metric == "ssim" else _fmt(float(original), percent=column.percent)
+            cells.append("1" if column.metric.startswith("ssim") else _fmt(float(original), percent=column.percent)
                          if original is not None and not pd.isna(original) else "")
         lines.append("| originals | " + " | ".join(cells) + " |")
     for target in table.targets:
