@@ -14,6 +14,7 @@ import platform
 import random
 import re
 import shutil
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -26,10 +27,10 @@ import pandas as pd
 
 from .anonymizers.base import Anonymizer
 from .attacks.base import Attack
-from .data.imageset import ImageSet, Release
+from .data.imageset import ImageSet, ImageStore, Release
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
-from .executors import Executor, LocalExecutor
+from .executors import Executor, LocalExecutor, per_image
 from .memo import RUN_CACHE_NAME, run_cache
 from .params import clone
 from .progress import finished, progress, silenced
@@ -165,7 +166,8 @@ class Audit:
         if out is not None:
             record_inputs(out, evaluation, aux)  # sha256 of what is audited, for the certificate
         for target in progress(self.targets, desc="targets", disable=not show_progress or len(self.targets) < 2):
-            rows += self._run_target(target, aux, evaluation, out, resume, show_progress)
+            with tempfile.TemporaryDirectory(prefix=".release-", dir=out) as folder:  # streamed releases (_anonymize)
+                rows += self._run_target(target, aux, evaluation, out, resume, show_progress, Path(folder))
         table = pd.DataFrame(rows)
         manifest = self._manifest(started, aux, evaluation)
         results = Results(table, out, manifest)
@@ -222,7 +224,7 @@ class Audit:
     def _unit_path(self, out: Path | None, unit: _Unit) -> Path | None:
         return None if out is None else out / "units" / unit.target_id / f"{unit.component_id}.json"
 
-    def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress) -> list[dict]:
+    def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress, folder: Path) -> list[dict]:
         label = target.label()
         target_id = component_id(target.name, target.get_params())
         base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str),
@@ -256,7 +258,7 @@ class Audit:
             if target.trainable:
                 target.fit(aux)
             # A ready-made release also holds the auxiliary people's files: paired, not extra.
-            anonymized, released_aux = self.executor.anonymize(target, evaluation, aux, show_progress=show_progress)
+            anonymized, released_aux = self._anonymize(target, evaluation, aux, folder, show_progress)
             anonymized, bad = drop_unreadable(anonymized, self.on_error, show_progress)
             if released_aux is not None:
                 released_aux, bad_aux = drop_unreadable(released_aux, self.on_error, show_progress)
@@ -289,6 +291,26 @@ class Audit:
                 write_json_atomic(path, rows)
             done[unit.component_id] = rows
         return info + unit_rows()
+
+    def _anonymize(self, target: Anonymizer, evaluation: ImageSet, aux, folder: Path,
+                   show_progress: bool) -> tuple[ImageSet, ImageSet | None]:
+        """``target``'s release of ``evaluation`` (and of ``aux``, when it has its own), made by the executor.
+
+        A set read from files, with a per-image target run in this process, is anonymized in batches
+        into an :class:`ImageStore` in ``folder`` (removed by the caller after the target's units):
+        the same images, read back when a component asks, so neither the originals nor the release
+        are ever all in memory and memory stays flat however large the set.
+        """
+        if evaluation.in_memory or not per_image(target) or type(self.executor).anonymize is not Executor.anonymize:
+            return self.executor.anonymize(target, evaluation, aux, show_progress=show_progress)
+        store, records, n = ImageStore(folder), [], len(evaluation)
+        starts = range(0, n, self.batch_size)
+        for start in progress(starts, desc=f"anonymize {target.label()}", disable=not show_progress):
+            part = target.anonymize(evaluation.subset(range(start, min(start + self.batch_size, n))), show_progress=False)
+            for i in range(len(part)):
+                store.put(part.records[i].key, part[i])
+            records += part.records
+        return ImageSet(records, name=f"{evaluation.name}:{target.label()}", store=store), None
 
     def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> list[dict]:
         seed_everything(self._unit_seed(unit.target_id + unit.component_id))

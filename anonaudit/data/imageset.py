@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import DataError, MismatchError
+from ..errors import DataError, ImageReadError, MismatchError
 from .io import IMAGE_SUFFIXES, as_rgb_uint8, content_hash, read_image, write_image
 
 if TYPE_CHECKING:
@@ -57,17 +57,58 @@ class Record:
     text: str | None = None
 
 
+class ImageStore:
+    """Images written once to ``.npy`` files in ``folder`` and read back by key on every access.
+
+    Holds computed images (an anonymizer's output) that need not stay in memory: an audit of a set
+    read from files keeps its releases here, so memory does not grow with the number of images.
+    Files are exact (no codec); the folder belongs to whoever created the store.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, Path] = {}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._files
+
+    def put(self, key: str, image: np.ndarray) -> None:
+        """Store ``image`` (validated as RGB uint8) under ``key``."""
+        path = self.folder / f"{len(self._files):08d}.npy"
+        np.save(path, as_rgb_uint8(image, key), allow_pickle=False)
+        self._files[key] = path
+
+    def get(self, key: str) -> np.ndarray:
+        path = self._files[key]
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(path, f"stored image of '{key}' cannot be read back: {exc}") from None
+
+
 class ImageSet:
     """An ordered set of RGB uint8 images with keys and optional labels.
 
-    Images are held in memory (``from_arrays``) or read lazily from files (``from_paths``) through
-    the safe reader, so corrupt files fail with their name. Metadata lives in :class:`Record`s.
+    Images are held in memory (``from_arrays``), read lazily from files (``from_paths``) through
+    the safe reader, so corrupt files fail with their name, or read back from an :class:`ImageStore`
+    (``store``: computed images; records carry no path). Metadata lives in :class:`Record`s.
     """
 
-    def __init__(self, records: Sequence[Record], images: Sequence[np.ndarray] | None = None, name: str = ""):
+    def __init__(self, records: Sequence[Record], images: Sequence[np.ndarray] | None = None, name: str = "",
+                 store: ImageStore | None = None):
         self.records: list[Record] = list(records)
         self.name = name
-        if images is not None:
+        self._store = None if images is not None else store
+        if self._store is not None:
+            self._images = None
+            missing = [r.key for r in self.records if r.key not in self._store]
+            if missing:
+                raise DataError(f"records without a stored image: {missing[:5]}")
+        elif images is not None:
             if len(images) != len(self.records):
                 raise MismatchError(f"{len(images)} images for {len(self.records)} records")
             self._images: list[np.ndarray] | None = [
@@ -131,6 +172,8 @@ class ImageSet:
     def __getitem__(self, i: int) -> np.ndarray:
         if self._images is not None:
             return self._images[i]
+        if self._store is not None:
+            return self._store.get(self.records[i].key)
         path = self.records[i].path
         assert path is not None
         return read_image(path)
@@ -140,7 +183,7 @@ class ImageSet:
             yield self[i]
 
     def __repr__(self) -> str:
-        where = "in memory" if self.in_memory else "on disk"
+        where = "in memory" if self.in_memory else "stored" if self._store is not None else "on disk"
         return f"ImageSet(name={self.name!r}, n={len(self)}, {where})"
 
     @property
@@ -192,7 +235,7 @@ class ImageSet:
         idx = list(indices)
         recs = [self.records[i] for i in idx]
         imgs = [self._images[i] for i in idx] if self._images is not None else None
-        out = ImageSet(recs, imgs, name=self.name if name is None else name)
+        out = ImageSet(recs, imgs, name=self.name if name is None else name, store=self._store)
         out._hashes = {j: self._hashes[i] for j, i in enumerate(idx) if i in self._hashes}
         return out
 
