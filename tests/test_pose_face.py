@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from anonaudit.anonymizers.pose_face import affine_theta, blend_mask, hull_mask, pose_image
+from anonaudit.config import load_config
 from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, DataError, ModelUnavailableError
 from anonaudit.models import cache
@@ -280,6 +281,13 @@ def test_train_configs():
     p = paper.create_method()
     assert (p.decoder, p.image_size, p.n_ws, p.w_dim, p.lr, p.perceptual) == ("stylegan", 256, 18, 512, 1e-4, "lpips")
     assert paper.train.batch_size == 4 and paper.train.device == "cuda"
+    audit = load_config(ROOT / "configs" / "paper-004-pose.yaml", roots=[ROOT.parent / "shared" / "data"])
+    target = ANONYMIZERS.create(audit.targets[0].name, **audit.targets[0].params)
+    assert target.label().startswith("pose_face(decoder=small-cpu") and target.checkpoint.endswith("runs/train/pose-face-tiny/checkpoint.pt")
+    assert {k: v for k, v in target.get_params().items() if k in target.arch_params} == \
+        {k: v for k, v in tiny.create_method().get_params().items() if k in target.arch_params}  # the tiny checkpoint loads
+    assert [(t.name, t.params) for t in audit.targets[1:]] == [("face_blur", {"kernel": 25, "detector": "dlib_hog"}),
+                                                               ("face_pixelate", {"block": 15, "detector": "dlib_hog"})]
 
 
 @pytest.mark.shared_data("lfw")
