@@ -89,6 +89,24 @@ def test_affine_theta_samples_what_cv2_warps():
     assert np.abs(got - expected)[3:-3, 3:-3].max() < 1e-4
 
 
+def test_ssim_l1_substitute_against_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    from anonaudit.anonymizers.pose_face import ssim_l1
+
+    rng = np.random.default_rng(0)
+    a = cv2.GaussianBlur(rng.random((64, 64, 3)), (5, 5), 1)
+    b = cv2.GaussianBlur(np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1), (3, 3), 1)
+    ref = structural_similarity(a, b, channel_axis=-1, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+
+    def tensor(x):
+        return torch.from_numpy(x).permute(2, 0, 1)[None].float() * 2 - 1
+
+    got = float(ssim_l1(tensor(a), tensor(b))[0])
+    assert abs(got - (np.abs(a - b).mean() + 1 - ref)) < 0.01  # borders: reflect padding vs scikit-image's crop
+    assert float(ssim_l1(tensor(a), tensor(a))[0]) == pytest.approx(0.0, abs=1e-6)
+
+
 # -- the pose condition (the known answer) -------------------------------------------------------------------
 def darkness(out: np.ndarray) -> np.ndarray:
     return 255.0 - out.astype(np.float32).mean(-1)
