@@ -221,3 +221,14 @@ def test_top_k_equals_a_stable_full_sort_including_ties():
         values = rng.integers(0, 6, size=int(rng.integers(1, 40))).astype(float)  # many ties
         for k in (1, 3, 5, 50):
             np.testing.assert_array_equal(_top_k(values, k), np.argsort(-values, kind="stable")[:k])
+    # Charset-sized rows (the block bound): peaked like a softmax, with ties, all zero but a few
+    # (an allowlist mask), and a length that is not a multiple of the block.
+    for size in (18710, 2000, 1283):
+        for _ in range(30):
+            peaked = rng.dirichlet(np.full(size, 0.01))
+            ties = np.round(rng.random(size), 2)
+            sparse = np.zeros(size)
+            sparse[rng.choice(size, 3, replace=False)] = rng.random(3)
+            for values in (peaked, ties, sparse, peaked.astype(np.float32)):
+                for k in (1, 5, 7):
+                    np.testing.assert_array_equal(_top_k(values, k), np.argsort(-values, kind="stable")[:k])

@@ -83,13 +83,29 @@ def _rapidocr_version() -> str:
         raise ModelUnavailableError("rapidocr", "package not installed", "pip install rapidocr onnxruntime") from None
 
 
+#: Values per block when bounding the k-th largest value from block maxima (see :func:`_top_k`).
+_TOP_K_BLOCK = 64
+
+
 def _top_k(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest values, as ``np.argsort(-values, kind="stable")[:k]`` (ties keep
-    index order) but in O(C) for C classes: a full sort per character over RapidOCR's ~6,600-class
-    charset dominated decoding time."""
+    index order) but in O(C) for C classes: a full sort per character over RapidOCR's ~18,700-class
+    charset dominated decoding time.
+
+    A long array is cut into disjoint groups (every m-th value, m = size // :data:`_TOP_K_BLOCK`,
+    which vectorises well); the k-th largest group maximum is a lower bound of the k-th largest
+    value (k groups hold a value at least that large), so the values at or above it hold the top k,
+    and only those few are sorted. Short arrays take the k-th largest value itself (``np.partition``)."""
     k = min(k, values.size)
-    kth = np.partition(values, values.size - k)[values.size - k]
-    candidates = np.flatnonzero(values >= kth)  # every value tied with the k-th largest too
+    if values.size >= 4 * _TOP_K_BLOCK * k:
+        whole = values.size // _TOP_K_BLOCK * _TOP_K_BLOCK
+        maxima = values[:whole].reshape(_TOP_K_BLOCK, -1).max(axis=0)
+        if whole < values.size:
+            maxima = np.append(maxima, values[whole:].max())
+        floor = np.partition(maxima, maxima.size - k)[maxima.size - k]
+    else:
+        floor = np.partition(values, values.size - k)[values.size - k]
+    candidates = np.flatnonzero(values >= floor)  # every value tied with the bound too
     return candidates[np.argsort(-values[candidates], kind="stable")][:k]
 
 
