@@ -2,8 +2,12 @@
 
 A greyscale convolutional autoencoder learns a representation g of each face; an adversary (a
 gender classifier on g) and a Siamese face-matching network on g are trained alongside, and the
-encoder is fine-tuned with ``L_total = L_AE + alpha L_Siamese - beta L_Adv`` (eq. 8): keep what
-face matching needs, hide what the adversary uses. The networks and the paper's contradictions
+encoder is fine-tuned with ``L_total = L_AE + alpha L_Siamese + beta A`` (eq. 8 writes
+``- beta L_Adv``): keep what face matching needs, hide what an adversary could use. The adversarial
+term ``A`` is chosen by ``adversary_loss`` (:meth:`AIA._adversarial_term`): ``"paper"`` is eq. (8)
+read literally (``A = -L_Adv``), which leaves gender fully decodable by a fresh linear attacker
+(measured on a toy set where gender is linearly encoded, ``tests/test_aia.py``); the default
+``"decorrelation"`` removes what any linear attacker can use and brings it near chance there. The networks and the paper's contradictions
 (decoder and adversary sizes) are in :mod:`anonaudit.anonymizers.aia_networks`.
 
 Training (one step of the shared loop, :mod:`anonaudit.training`):
@@ -12,7 +16,9 @@ Training (one step of the shared loop, :mod:`anonaudit.training`):
 2. for the first ``pretrain_steps`` steps ("we first train each component individually") the
    autoencoder minimises its BCE reconstruction loss and the Siamese network its contrastive loss
    (eq. 7) on detached g; afterwards (adversarial fine-tuning) encoder, decoder and Siamese network
-   minimise ``L_total`` together, the adversary's parameters untouched by this step.
+   minimise ``L_total`` together, the adversary's parameters untouched by this step. The adversary
+   network keeps training (its batch accuracy is logged); it drives the encoder with
+   ``adversary_loss`` ``"paper"`` or ``"confusion"``.
 
 Batches pair each image with another photo of the same person when there is one (positive pairs)
 and with its neighbour in the batch (a negative pair when the identities differ). Images without a
@@ -27,8 +33,9 @@ Released artefacts:
   (re-identification, gender) run on it.
 
 Baselines as parameters: Original = ``alpha=0, beta=0``; AIA\\T (no adversary) = ``beta=0``;
-Random = Original with ``random_fraction=0.5``. :func:`representation_attack` is the privacy
-score on g: a fresh attacker trained on the released representations of the intruder's own images.
+Random = Original with ``random_fraction=0.5``. The privacy score on g is the
+``representation_gender`` attack (:mod:`anonaudit.attacks.representation`): fresh attackers trained
+on the released representations of the intruder's own images.
 """
 
 from __future__ import annotations
@@ -41,12 +48,13 @@ import numpy as np
 from ..data.imageset import ImageSet
 from ..errors import ConfigError, DataError
 from ..registry import ANONYMIZERS
-from ..stats import Estimate, bootstrap_ci, proportion
 from ..training.base import TrainableAnonymizer
 
-#: The two readings of the paper for each contradicted network (see aia_networks).
+#: The paper's two readings of each contradicted network (see aia_networks), and a linear adversary.
 DECODERS = ("three_conv", "two_blocks")
-ADVERSARIES = ("cnn", "mlp")
+ADVERSARIES = ("cnn", "mlp", "linear")
+#: The encoder's adversarial objective (see :meth:`AIA.train_step`).
+ADVERSARY_LOSSES = ("decorrelation", "confusion", "paper")
 GENDER_CODES = {"male": 1, "m": 1, "female": 0, "f": 0}
 
 
@@ -80,14 +88,17 @@ class AIA(TrainableAnonymizer):
     input side (greyscale, a multiple of 4; the paper does not state it); ``decoder``,
     ``adversary``, ``adversary_hidden``: see :mod:`~anonaudit.anonymizers.aia_networks` (defaults:
     the method section's reading, Section 4.3 and eq. (6); ``configs/train/aia-paper.yaml`` uses the
-    Section 5.2 sizes); ``margin``: contrastive margin m; ``lr``: Adam's
+    Section 5.2 sizes; ``"linear"`` is a standardised logistic regression, the fresh attacker's
+    class); ``adversary_loss``: the encoder's adversarial term (:data:`ADVERSARY_LOSSES`, see
+    :meth:`_adversarial_term`); ``margin``: contrastive margin m; ``lr``: Adam's
     learning rate for every network; ``pretrain_steps``: steps before adversarial fine-tuning;
     ``adv_steps``: adversary steps per step; ``random_fraction``: share of g replaced by U[0, 1]
     at release; ``attribute``: the private attribute's label.
     """
 
     label_params = ("alpha", "beta")
-    arch_params = ("alpha", "beta", "size", "decoder", "adversary", "adversary_hidden", "margin", "pretrain_steps", "attribute")
+    arch_params = ("alpha", "beta", "size", "decoder", "adversary", "adversary_hidden", "adversary_loss", "margin", "pretrain_steps",
+                   "attribute")
 
     def __init__(
         self,
@@ -97,6 +108,7 @@ class AIA(TrainableAnonymizer):
         decoder: str = "two_blocks",
         adversary: str = "mlp",
         adversary_hidden: int = 128,
+        adversary_loss: str = "decorrelation",
         margin: float = 2.0,
         lr: float = 1e-3,
         pretrain_steps: int = 50,
@@ -116,6 +128,10 @@ class AIA(TrainableAnonymizer):
             raise ConfigError(f"aia: decoder must be one of {DECODERS}, got {decoder!r}")
         if adversary not in ADVERSARIES:
             raise ConfigError(f"aia: adversary must be one of {ADVERSARIES}, got {adversary!r}")
+        if adversary_loss not in ADVERSARY_LOSSES:
+            raise ConfigError(f"aia: adversary_loss must be one of {ADVERSARY_LOSSES}, got {adversary_loss!r}")
+        if isinstance(adv_steps, bool) or not isinstance(adv_steps, int) or adv_steps < 1:
+            raise ConfigError(f"aia: adv_steps must be an integer >= 1, got {adv_steps!r}")
         if not 0.0 <= float(random_fraction) <= 1.0:
             raise ConfigError(f"aia: random_fraction must be in [0, 1], got {random_fraction!r}")
         self.alpha = alpha
@@ -124,6 +140,7 @@ class AIA(TrainableAnonymizer):
         self.decoder = decoder
         self.adversary = adversary
         self.adversary_hidden = adversary_hidden
+        self.adversary_loss = adversary_loss
         self.margin = margin
         self.lr = lr
         self.pretrain_steps = pretrain_steps
@@ -179,6 +196,8 @@ class AIA(TrainableAnonymizer):
         import torch
 
         x, ident, gender, same = self._training_tensors(data)
+        known = gender[gender >= 0]
+        prior = float(known.float().mean()) if len(known) else 0.5  # share of label 1 among the training images
         if self._preview is None:
             self._preview = x[:8]
         order = torch.randperm(len(x), generator=generator)
@@ -191,7 +210,8 @@ class AIA(TrainableAnonymizer):
                 partners.append(others[int(u * len(others))] if others else a)
             partners = torch.tensor(partners)
             yield {"anchor": x[anchors], "partner": x[partners], "has_partner": partners != anchors,
-                   "identity": ident[anchors], "gender": gender[anchors], "partner_gender": gender[partners]}
+                   "identity": ident[anchors], "gender": gender[anchors], "partner_gender": gender[partners],
+                   "prior": prior}
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         import torch
@@ -234,9 +254,9 @@ class AIA(TrainableAnonymizer):
         siam_loss = pos + neg
         self.optimizers_["autoencoder"].zero_grad(set_to_none=True)
         self.optimizers_["siamese"].zero_grad(set_to_none=True)
+        adv_term = self._adversarial_term(g[known], labels[known], batch["prior"])
         if finetune:
-            adv_on_g = F.binary_cross_entropy_with_logits(adv(g[known]), labels[known].float()) if known.any() else g.sum() * 0
-            total = ae_loss + float(self.alpha) * siam_loss - float(self.beta) * adv_on_g
+            total = ae_loss + float(self.alpha) * siam_loss + float(self.beta) * adv_term
             total.backward()
             adv.zero_grad(set_to_none=True)  # the adversary only learns in its own step
         else:
@@ -246,7 +266,38 @@ class AIA(TrainableAnonymizer):
         with torch.no_grad():
             acc = ((adv(g_fixed[known]) > 0).long() == labels[known]).float().mean() if known.any() else torch.tensor(float("nan"))
         return {"ae_bce": float(ae_loss.detach()), "siamese": float(siam_loss.detach()), "adversary_bce": float(adv_loss.detach()),
-                "adversary_acc": float(acc), "finetune": float(finetune)}
+                "adversary_acc": float(acc), f"encoder_{self.adversary_loss}": float(adv_term.detach()), "finetune": float(finetune)}
+
+    def _adversarial_term(self, g, labels, prior: float):
+        """The encoder's adversarial loss on the representations ``g`` of labelled images (``beta``
+        weights it; :data:`ADVERSARY_LOSSES`).
+
+        - ``"paper"``: ``-L_Adv``, eq. (8) read literally: the encoder maximises the training
+          adversary's BCE. It can do so by making the adversary confidently WRONG, which leaves the
+          attribute as decodable as before (a fresh attacker flips the sign); the loss is unbounded.
+        - ``"confusion"``: the BCE between the training adversary's output and the attribute's
+          training prior, minimal when the adversary does no better than the prior (the confusion
+          loss of domain-adversarial training).
+        - ``"decorrelation"``: the adversary of the fresh attacker's class in closed form, refitted on
+          every batch: the squared cross-covariance between per-dimension standardised g and the
+          centred attribute (the sum over g's dimensions of a one-feature least-squares adversary's
+          R^2 times the attribute's variance). It is zero exactly when both classes have the same mean
+          g, which is when no linear classifier beats the prior (linear guardedness, Belrose et al.
+          2023, "LEACE"). ``prior`` is unused.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        if len(g) < 2:
+            return g.sum() * 0
+        y = labels.float()
+        if self.adversary_loss == "decorrelation":
+            z = (g - g.mean(0)) / torch.sqrt(g.var(0) + 1e-12)  # scale-free: shrinking g cannot hide it
+            return (z * (y - y.mean())[:, None]).mean(0).pow(2).sum()
+        logits = self.networks_["adversary"](g)
+        if self.adversary_loss == "paper":
+            return -F.binary_cross_entropy_with_logits(logits, y)
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(prior)))
 
     def sample_images(self, n: int) -> np.ndarray:
         """Training images (first half) and their reconstructions (second half), greyscale as RGB."""
@@ -311,56 +362,3 @@ class AIA(TrainableAnonymizer):
             grey = cv2.resize(np.clip(np.round(recon[i] * 255), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
             out.append(np.repeat(grey[..., None], 3, axis=2))
         return images.with_images(out, name=f"{images.name}:{self.label()}")
-
-
-def representation_attack(method: AIA, auxiliary: ImageSet, evaluation: ImageSet, classifier: str = "mlp",
-                          n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Privacy of the released g: a FRESH attacker (not the training adversary) trained on the
-    released representations of the intruder's own gender-labelled images predicts the gender of the
-    evaluation images from theirs.
-
-    ``classifier``: ``"mlp"`` (scikit-learn MLP, 256 hidden units, early stopping: stronger than the
-    training adversary's budget) or ``"logistic"`` (standardised L2 logistic regression). The same
-    attacker on the original greyscale pixels at the same size is the upper bound; always answering
-    the auxiliary majority class is the baseline. Returns ``accuracy`` (Wilson 95% CI), ``roc_auc``
-    (bootstrap CI), ``baseline``, ``original`` and ``n``.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from ..attacks.attribute import auc_score
-
-    if classifier not in ("mlp", "logistic"):
-        raise ConfigError(f"representation_attack: classifier must be 'mlp' or 'logistic', got {classifier!r}")
-    y_aux, y_eval = gender_labels(auxiliary, method.attribute), gender_labels(evaluation, method.attribute)
-    aux_i, ev_i = np.flatnonzero(y_aux >= 0), np.flatnonzero(y_eval >= 0)
-    if len(np.unique(y_aux[aux_i])) < 2 or len(ev_i) == 0:
-        raise DataError(f"representation_attack needs both {method.attribute} classes in the auxiliary images and labelled evaluation images")
-    aux, ev = auxiliary.subset(aux_i), evaluation.subset(ev_i)
-    ya, ye = y_aux[aux_i], y_eval[ev_i]
-
-    def make():
-        if classifier == "logistic":
-            return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-        return make_pipeline(StandardScaler(), MLPClassifier((256,), alpha=1e-3, early_stopping=True, max_iter=500, random_state=seed))
-
-    def score(train_x, test_x):
-        model = make().fit(train_x, ya)
-        p = model.predict_proba(test_x)[:, 1]
-        return (p > 0.5).astype(int), p
-
-    pred, p = score(method.represent(aux), method.represent(ev))
-    pixels = lambda s: grey_images(s, method.size).reshape(len(s), -1)  # noqa: E731
-    pred_o, _ = score(pixels(aux), pixels(ev))
-    majority = int(np.mean(ya) >= 0.5)
-    auc = auc_score(ye, p)
-    lo, hi = bootstrap_ci(np.arange(len(ye)), lambda idx: auc_score(ye[idx], p[idx]), n_resamples=n_boot, seed=seed) if n_boot else (float("nan"), float("nan"))
-    return {
-        "accuracy": proportion(pred == ye, f"fresh {classifier} attacker on released g, Wilson 95% CI"),
-        "roc_auc": Estimate(auc, lo, hi, len(ye), "ROC AUC, percentile bootstrap over images"),
-        "baseline": float(np.mean(ye == majority)),
-        "original": float(np.mean(pred_o == ye)),
-        "n": len(ye),
-    }

@@ -91,6 +91,8 @@ class Adversary(nn.Module):
         dim = ENCODER_CHANNELS[-1] * (size // 4) ** 2
         if kind == "mlp":  # eq. (6)
             self.net = nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        elif kind == "linear":  # the attacker class of a standardised logistic regression
+            self.net = nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, 1))
         elif kind == "cnn":  # Section 5.2
             layers, c_in = [], ENCODER_CHANNELS[-1]
             for i, c in enumerate((32, 64, 64, 128, 128, 256)):
@@ -102,7 +104,7 @@ class Adversary(nn.Module):
             raise ValueError(f"adversary must be one of {ADVERSARIES}, got {kind!r}")
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
-        return self.net(g if self.kind == "mlp" else as_maps(g, self.size)).squeeze(1)
+        return self.net(as_maps(g, self.size) if self.kind == "cnn" else g).squeeze(1)
 
 
 class Siamese(nn.Module):
