@@ -1,4 +1,6 @@
-"""Paper 003: AIA (adversarial image anonymizer), its networks, baselines and the fresh attacker on g."""
+"""Paper 003: AIA (adversarial image anonymizer), its networks, baselines, the adversarial term's
+known answer (a fresh linear attacker loses a linearly planted attribute) and the registered
+``representation_gender`` attack on g."""
 
 from __future__ import annotations
 
@@ -7,16 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anonaudit.anonymizers.aia import AIA, gender_labels, representation_attack
-from anonaudit.data.imageset import ImageSet
-from anonaudit.errors import ConfigError
+from anonaudit.anonymizers.aia import AIA, gender_labels
+from anonaudit.anonymizers.classical import Mask
+from anonaudit.data.imageset import ImageSet, Release
+from anonaudit.errors import ConfigError, DataError
+from anonaudit.registry import ATTACKS
 
 torch = pytest.importorskip("torch")
 
 
-def toy_faces(n_people: int, seed: int, prefix: str, size: int = 32, delta: float = 0.15, period: float = 10.0) -> ImageSet:
-    """Greyscale 'faces' (a smooth pattern per person, 2 photos each) with gender LINEARLY encoded:
-    vertical stripes of one period added for men, subtracted for women."""
+def toy_faces(n_people: int, seed: int, prefix: str, size: int = 32, delta: float = 0.15, period: float = 10.0,
+              grid: int = 3, noise: float = 0.03) -> ImageSet:
+    """Greyscale 'faces' (a smooth pattern per person from a ``grid`` x ``grid`` draw, 2 photos each,
+    pixel noise of sd ``noise``) with gender LINEARLY encoded: vertical stripes of one period added
+    for men, subtracted for women."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -24,9 +30,9 @@ def toy_faces(n_people: int, seed: int, prefix: str, size: int = 32, delta: floa
     images, ids, attrs, keys = [], [], [], []
     for p in range(n_people):
         male = p % 2
-        base = cv2.resize(rng.uniform(0.2, 0.8, (3, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
+        base = cv2.resize(rng.uniform(0.2, 0.8, (grid, grid)), (size, size), interpolation=cv2.INTER_CUBIC)
         for k in range(2):
-            im = base + rng.normal(0, 0.03, (size, size)) + (delta if male else -delta) * stripes
+            im = base + rng.normal(0, noise, (size, size)) + (delta if male else -delta) * stripes
             grey = np.clip(np.round(im * 255), 0, 255).astype(np.uint8)
             images.append(np.repeat(grey[..., None], 3, axis=2))
             ids.append(f"{prefix}{p}")
@@ -65,6 +71,9 @@ def test_networks_shapes_and_both_paper_readings(one_torch_thread):
         AIA(size=30)
     with pytest.raises(ConfigError):
         AIA(random_fraction=1.5)
+    with pytest.raises(ConfigError, match="adversary_loss"):
+        AIA(adversary_loss="reversal")
+    assert Adversary(32, "linear").eval()(g).shape == (3,)
 
 
 def test_gender_labels():
@@ -99,17 +108,113 @@ def test_train_reload_release_and_random_baseline(tmp_path: Path, one_torch_thre
         tiny(beta=0.5, checkpoint=str(ckpt)).represent(images)  # a checkpoint carries its alpha/beta
 
 
-def test_fresh_attacker_finds_the_planted_leak_and_random_hides_it(tmp_path: Path, one_torch_thread):
+#: The toy of the adversarial known-answer test: person patterns drawn on an 8 x 8 grid and pixel
+#: noise, so that g varies in many directions and not only along the planted stripes.
+LINEAR_TOY = dict(grid=8, noise=0.1)
+
+
+def fresh_logistic_accuracy(method: AIA, aux: ImageSet, evaluation: ImageSet) -> float:
+    """Held-out accuracy of a FRESH standardised logistic regression trained on the released g of
+    ``aux`` and tested on that of ``evaluation`` (other people)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    clf.fit(method.represent(aux), gender_labels(aux))
+    return float(clf.score(method.represent(evaluation), gender_labels(evaluation)))
+
+
+@pytest.fixture(scope="module")
+def linear_toy(tmp_path_factory):
+    """Toy faces with gender linearly encoded (training, auxiliary, evaluation people: disjoint) and
+    AIA trained on them without (beta = 0) and with the default adversarial term (beta = 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    sets = {k: toy_faces(n, seed, k, **LINEAR_TOY) for k, n, seed in (("t", 60, 0), ("a", 40, 1), ("e", 40, 2))}
+    models = {}
+    for beta in (0.0, 1.0):
+        models[beta] = tiny(beta=beta)
+        train_tiny(models[beta], sets["t"], tmp_path_factory.mktemp(f"beta{beta}"), steps=200)
+    torch.set_num_threads(before)
+    return sets, models
+
+
+@pytest.mark.slow  # two trainings of 200 steps: about 20 s on one free core
+def test_adversarial_term_removes_linearly_decodable_gender(linear_toy):
+    """Known answer: without the adversary a fresh logistic regression reads gender off g perfectly;
+    with it (default adversary_loss 'decorrelation') it is near the majority baseline (0.5)."""
+    sets, models = linear_toy
+    assert gender_labels(sets["e"]).mean() == 0.5  # balanced: the majority baseline is 0.5
+    without = fresh_logistic_accuracy(models[0.0], sets["a"], sets["e"])
+    with_adversary = fresh_logistic_accuracy(models[1.0], sets["a"], sets["e"])
+    assert without >= 0.95
+    assert with_adversary <= 0.70 and without - with_adversary >= 0.25, (without, with_adversary)
+
+
+@pytest.mark.slow
+def test_paper_literal_adversarial_term_leaves_gender_decodable(linear_toy, tmp_path: Path, one_torch_thread):
+    """Why the default is not eq. (8) read literally: maximising the training adversary's BCE leaves
+    the planted attribute as decodable for a fresh attacker as without any adversary."""
+    sets, _ = linear_toy
+    literal = tiny(beta=1.0, adversary_loss="paper")
+    train_tiny(literal, sets["t"], tmp_path, steps=200)
+    assert fresh_logistic_accuracy(literal, sets["a"], sets["e"]) >= 0.9
+
+
+def test_representation_attack_finds_the_leak_and_random_hides_it(tmp_path: Path, one_torch_thread):
     train_set, aux, evaluation = toy_faces(30, 0, "t"), toy_faces(30, 1, "a"), toy_faces(30, 2, "e")
     method = tiny(beta=0.0)
     ckpt = train_tiny(method, train_set, tmp_path, steps=40)
-    leak = representation_attack(method, aux, evaluation, classifier="logistic", n_boot=50)
-    assert leak["baseline"] == 0.5 and leak["original"] == 1.0
-    assert leak["accuracy"].ci_low > 0.8  # the original AE's g reveals gender
-    # random_fraction=1: every value of g is a draw seeded by the key alone, nothing of the image is left
+    attack = ATTACKS.create("representation_gender", classifiers=["logistic"], n_boot=100)
+    result = attack.fit(aux).run(Release(evaluation, evaluation, "aia", anonymizer=method))
+    acc = result.metric("accuracy")
+    assert acc.baseline == 0.5 and acc.original.value == 1.0 and acc.release.n == 60
+    assert acc.release.ci_low > 0.8 and acc.risk > 0.7  # the autoencoder's g without adversary reveals gender
+    assert "attacking with logistic" in result.notes[0] and len(result.details) == 60
+    # Random with every value replaced: g is a draw seeded by the key alone, the attack is at chance
     everything_random = tiny(beta=0.0, random_fraction=1.0, checkpoint=str(ckpt))
     other_pixels = evaluation.with_images([evaluation[(i + 7) % len(evaluation)] for i in range(len(evaluation))])
     np.testing.assert_array_equal(everything_random.represent(evaluation), everything_random.represent(other_pixels))
+    aux, evaluation = toy_faces(100, 3, "b"), toy_faces(100, 4, "f")  # 200 images each: chance is 0.5 +- 0.035
+    m = attack.fit(aux).run(Release(evaluation, evaluation, "aia", anonymizer=everything_random)).metric("accuracy")
+    assert abs(m.release.value - m.baseline) < 0.1 and m.risk < 0.2
+
+
+class PixelsAsRepresentation:
+    """A method whose representation is the image itself (greyscale 32 x 32): the unchanged release."""
+
+    def represent(self, images: ImageSet) -> np.ndarray:
+        from anonaudit.anonymizers.aia import grey_images
+
+        return grey_images(images, 32).reshape(len(images), -1)
+
+
+class ConstantRepresentation:
+    """A method whose representation carries nothing: the fully masked release."""
+
+    def represent(self, images: ImageSet) -> np.ndarray:
+        return np.zeros((len(images), 5))
+
+
+def test_representation_attack_contract_and_not_applicable():
+    """The attack contract on representations: an identity representation leaks as much as the
+    originals, a constant one nothing; a release of images only is not applicable."""
+    aux, evaluation = toy_faces(20, 1, "a"), toy_faces(20, 2, "e")
+    attack = ATTACKS.create("representation_gender", classifiers=["logistic", "boosting"], folds=2, n_boot=50)
+    same = attack.fit(aux).run(Release(evaluation, evaluation, "pixels", anonymizer=PixelsAsRepresentation()))
+    assert max(m.risk for m in same.metrics) >= 0.99
+    masked = attack.fit(aux).run(Release(evaluation, evaluation, "constant", anonymizer=ConstantRepresentation()))
+    for m in masked.metrics:
+        assert m.release.value == pytest.approx(m.baseline), m.metric
+    image_only = Release(evaluation, Mask().anonymize(evaluation, show_progress=False), "mask", anonymizer=Mask())
+    assert "no representation" in attack.not_applicable(image_only)
+    assert "no representation" in attack.not_applicable(Release(evaluation, evaluation, "unknown"))
+    assert attack.not_applicable(Release(evaluation, evaluation, "aia", anonymizer=ConstantRepresentation())) == ""
+    with pytest.raises(DataError, match="no representation"):
+        attack.run(image_only)
+    with pytest.raises(ConfigError, match="classifiers"):
+        ATTACKS.create("representation_gender", classifiers=["svm"])
 
 
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path: Path, one_torch_thread):

@@ -32,6 +32,9 @@ def test_attacks_on_a_training_set_do_not_apply_to_methods_that_learn_nothing():
         if "training_keys" in attack.needs:
             assert "learns nothing" in attack.not_applicable(classical)
             assert attack.not_applicable(external) == ""  # a ready-made release may come from a trained method
+        elif "representation" in attack.needs:  # attacks on a released feature vector: images-only releases have none
+            assert "no representation" in attack.not_applicable(classical)
+            assert "no representation" in attack.not_applicable(external)
         else:
             assert attack.not_applicable(classical) == ""
 

@@ -44,7 +44,9 @@ class Attack(ParamsMixin):
     criteria: tuple[str, ...] = ()  # Art. 29 WP 05/2014 criteria it tests: singling_out, linkability, inference
     # What the release must carry beyond its image pairs ("anonymizer": the target object;
     # "training_keys": a trained target's training set; "anonymized_auxiliary": the auxiliary images
-    # as the method anonymizes them). Without it the attack raises DataError with the reason.
+    # as the method anonymizes them; "representation": a target that releases feature vectors, i.e.
+    # has ``represent(images)``, not applicable to image-only releases). Without it the attack raises
+    # DataError with the reason.
     needs: tuple[str, ...] = ()
 
     def not_applicable(self, release: Release) -> str:
