@@ -162,6 +162,20 @@ def test_background_outside_the_face_hull_is_bit_identical(trained):
     assert not np.array_equal(out[0], data[0])
 
 
+def test_bmp_release_is_the_same_pixels_under_neutral_names(trained, tmp_path):
+    method, _ = trained
+    data = toy_faces(2, seed=5)
+    method.set_params(release_format="bmp", release_folder=str(tmp_path / "release"))
+    try:
+        files = method.anonymize(data, show_progress=False)
+    finally:
+        method.set_params(release_format="memory", release_folder=None)
+    memory = method.anonymize(data, show_progress=False)
+    assert sorted(p.suffix for p in (tmp_path / "release").iterdir()) == [".bmp", ".bmp"]
+    assert not any("toy" in p.name for p in (tmp_path / "release").iterdir())
+    assert all(np.array_equal(files[i], memory[i]) for i in range(2)) and files.keys == data.keys
+
+
 def test_label_says_small_decoder_and_stylegan_needs_the_cache(tmp_path, monkeypatch):
     small = ANONYMIZERS.create("pose_face", **TINY)
     assert small.label().startswith("pose_face(decoder=small-cpu")
