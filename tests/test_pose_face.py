@@ -188,6 +188,13 @@ def test_label_says_small_decoder_and_stylegan_needs_the_cache(tmp_path, monkeyp
         paper.fit(toy_faces(4))
 
 
+def test_lpips_without_its_backbone_is_unavailable_with_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path / "cache"))
+    method = ANONYMIZERS.create("pose_face", **{**TINY, "perceptual": "lpips", "regressor_steps": 0})
+    with pytest.raises(ModelUnavailableError, match="lpips-alexnet"):
+        train(method, toy_faces(4), TrainConfig(steps=1, batch_size=4, device="cpu", sample_every=0), tmp_path / "run", quiet=True)
+
+
 def _tiny_synthesis(path: Path, num_ws: int = 4, w_dim: int = 8) -> None:
     """A random 'StyleGAN' in the cache's TorchScript format: W+ (N, num_ws, w_dim) -> (N, 3, 16, 16)."""
     from torch import nn
