@@ -1,6 +1,6 @@
 """Paper 003: AIA (adversarial image anonymizer), its networks, baselines, the adversarial term's
 known answer (a fresh linear attacker loses a linearly planted attribute) and the registered
-``representation_gender`` attack on g."""
+attacks on g (``representation_gender``, ``representation_reid``)."""
 
 from __future__ import annotations
 
@@ -215,6 +215,25 @@ def test_representation_attack_contract_and_not_applicable():
         attack.run(image_only)
     with pytest.raises(ConfigError, match="classifiers"):
         ATTACKS.create("representation_gender", classifiers=["svm"])
+
+
+def test_representation_matching_contract_and_not_applicable():
+    """Face matching on g through the person's other photo: an identity representation matches every
+    toy person (2 photos each), as the originals' pixels do; a constant one is at chance."""
+    aux, evaluation = toy_faces(20, 1, "a"), toy_faces(20, 2, "e")
+    attack = ATTACKS.create("representation_reid", n_boot=50).fit(aux)
+    same = attack.run(Release(evaluation, evaluation, "pixels", anonymizer=PixelsAsRepresentation()))
+    rank1 = same.metric("rank1")
+    assert rank1.release.value == 1.0 and rank1.original.value == 1.0 and rank1.release.n == 40
+    assert rank1.baseline == pytest.approx(1 / 20) and same.metric("roc_auc").release.value == 1.0
+    constant = attack.run(Release(evaluation, evaluation, "constant", anonymizer=ConstantRepresentation()))
+    assert constant.metric("roc_auc").release.value == 0.5  # every pair ties
+    r = constant.metric("rank1")
+    assert r.original.value == 1.0 and r.risk < 0.15  # ties broken at random (seeded): 5 of 40 vs chance 2
+    image_only = Release(evaluation, Mask().anonymize(evaluation, show_progress=False), "mask", anonymizer=Mask())
+    assert "no representation" in attack.not_applicable(image_only)
+    with pytest.raises(DataError, match="no representation"):
+        attack.run(image_only)
 
 
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path: Path, one_torch_thread):

@@ -1,4 +1,5 @@
-"""Attribute inference on a released representation (paper 003's privacy score, done by a fresh attacker).
+"""Attacks on a released representation: attribute inference by fresh attackers (paper 003's privacy
+score) and face matching through other photos (paper 003's utility task, the suite's linkability).
 
 Some methods release a feature vector per image instead of (or besides) an image: AIA (paper 003)
 releases its representation g. Their privacy claim is about that vector, so it is attacked directly:
@@ -20,6 +21,12 @@ Metrics (higher = more successful attack): ``accuracy`` (Wilson 95% CI), ``balan
 on the evaluation labels (accuracy), 0.5 for the other two. Upper bound ("original"): the same
 procedure on the original images' greyscale pixels (``pixel_size`` x ``pixel_size``, whole image).
 A release without a representation (every image-only method) is not applicable.
+
+``representation_reid`` matches each released representation with the person's OTHER released
+representations (cosine of g standardised with the intruder's own images' statistics), exactly the
+1-to-1 face matching AIA keeps g useful for: its verification ROC AUC and TAR at a fixed FAR are the
+paper's utility measured on g, and the same numbers are a linkability risk. Upper bound: the same
+protocol on the originals' greyscale pixels; chance: rank-k of a random guess, FAR, 0.5.
 """
 
 from __future__ import annotations
@@ -31,11 +38,26 @@ from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
 from .attribute import GenderInference
-from .base import AttackMetric, AttackResult
+from .base import Attack, AttackMetric, AttackResult
 from .face_common import check_disjoint
+from .reid import compare
 
 REPRESENTATION_CLASSIFIERS = ("logistic", "mlp", "boosting")
 SELECTION_SCORES = ("roc_auc", "accuracy")
+
+
+def representation_missing(release: Release) -> str:
+    """Why ``release`` has no representation to attack ("" when its target has ``represent``)."""
+    if not callable(getattr(release.anonymizer, "represent", None)):
+        return f"{release.name or 'the release'} releases images only: no representation to attack"
+    return ""
+
+
+def greyscale_pixels(images: ImageSet, size: int) -> np.ndarray:
+    """The images' standardised ``size x size`` greyscale pixels (whole image): the upper bounds' features."""
+    from ..models.faces.pixels import PixelEmbedder
+
+    return PixelEmbedder(size=int(size), crop=1.0, grey=True).embed(images)
 
 
 def make_classifier(kind: str, n_train: int, seed: int):
@@ -106,14 +128,10 @@ class RepresentationInference(GenderInference):
         self.seed = seed
 
     def not_applicable(self, release: Release) -> str:
-        if not callable(getattr(release.anonymizer, "represent", None)):
-            return f"{release.name or 'the release'} releases images only: no representation to attack"
-        return ""
+        return representation_missing(release)
 
     def _pixels(self, images: ImageSet) -> np.ndarray:
-        from ..models.faces.pixels import PixelEmbedder
-
-        return PixelEmbedder(size=int(self.pixel_size), crop=1.0, grey=True).embed(images)
+        return greyscale_pixels(images, self.pixel_size)
 
     def _attack(self, x_aux: np.ndarray, y_aux: np.ndarray, groups: np.ndarray, x_eval: np.ndarray) -> tuple[np.ndarray, str, dict]:
         """Pick the attacker by grouped CV on the auxiliary features, refit it on all of them, score ``x_eval``."""
@@ -160,4 +178,68 @@ class RepresentationInference(GenderInference):
             for k in ("accuracy", "balanced_accuracy", "roc_auc")
         ]
         details = pd.DataFrame({"key": originals.keys, "label": [self.classes_[v] for v in y], "p_release": p_rel, "p_original": p_orig})
+        return AttackResult(self.name, metrics, details, notes)
+
+
+def _unit_rows(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` standardised with ``mean`` / ``std`` (constant dimensions left at 0) and L2-normalised."""
+    z = (np.asarray(x, dtype=np.float64) - mean) / np.where(std > 0, std, 1.0)
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    return z / np.where(norm > 0, norm, 1.0)
+
+
+@ATTACKS.register("representation_reid")
+class RepresentationMatching(Attack):
+    """Match released representations of the same person through their other photos (see the module docstring)."""
+
+    requires = ("identity",)
+    criteria = ("singling_out", "linkability")
+    needs = ("representation",)
+
+    def __init__(self, far: float = 1e-3, impostors_per_probe: int = 500, pixel_size: int = 32, n_boot: int = 200, seed: int = 0):
+        if not 0.0 < float(far) < 1.0:
+            raise ConfigError(f"representation_reid: far must be in (0, 1), got {far!r}")
+        if isinstance(pixel_size, bool) or not isinstance(pixel_size, int) or pixel_size < 2:
+            raise ConfigError(f"representation_reid: pixel_size must be an integer >= 2, got {pixel_size!r}")
+        self.far = far
+        self.impostors_per_probe = impostors_per_probe
+        self.pixel_size = pixel_size
+        self.n_boot = n_boot
+        self.seed = seed
+
+    def not_applicable(self, release: Release) -> str:
+        return representation_missing(release)
+
+    def fit(self, auxiliary: ImageSet | None = None) -> "RepresentationMatching":
+        """Keep the intruder's images: g (and the pixels) are standardised with their statistics
+        (without any, with the release's own)."""
+        self.auxiliary_: ImageSet | None = auxiliary if auxiliary is not None and len(auxiliary) else None
+        return self
+
+    def run(self, release: Release) -> AttackResult:
+        if reason := self.not_applicable(release):
+            raise DataError(f"attack '{self.name}': {reason}")
+        self.check_labels(release)
+        aux = getattr(self, "auxiliary_", None)
+        if aux is not None:
+            check_disjoint(aux, release, self.name)
+        ids = [str(i) for i in release.originals.identities]
+        kw = {"far": float(self.far), "impostors_per_probe": self.impostors_per_probe, "n_boot": int(self.n_boot), "seed": int(self.seed)}
+        method = release.anonymizer
+        protocols = {}
+        for side, features in (("release", method.represent), ("original", lambda s: greyscale_pixels(s, self.pixel_size))):
+            x = np.asarray(features(release.originals), dtype=np.float64)
+            ref = x if aux is None else np.asarray(features(aux), dtype=np.float64)
+            z = _unit_rows(x, ref.mean(0), ref.std(0))
+            protocols[side] = compare(z, z, ids, True, **kw)
+        on, orig = protocols["release"], protocols["original"]
+        who = "released representations matched through the person's other photos"
+        metrics = [AttackMetric(f"rank{k}", on.rank[k], orig.rank[k], on.chance[k], f"rank-{k} identification, {who}") for k in sorted(on.rank)]
+        metrics.append(AttackMetric(f"tar@far={self.far:g}", on.tar, orig.tar, float(self.far), f"verification TAR at FAR={self.far:g}, {who}"))
+        metrics.append(AttackMetric("roc_auc", on.auc, orig.auc, 0.5, f"verification ROC AUC (1-to-1 matching), {who}"))
+        notes = [f"{int(on.evaluated.sum())} of {len(ids)} released representations have another photo of the same person "
+                 f"among {len(set(ids))} identities; standardised with "
+                 + (f"{len(aux)} auxiliary images' representations" if aux is not None else "the release's own statistics")
+                 + f"; upper bound: the originals' {self.pixel_size}x{self.pixel_size} greyscale pixels"]
+        details = pd.DataFrame({"key": release.keys, "identity": ids, "rank": on.ranks, "rank_original": orig.ranks})
         return AttackResult(self.name, metrics, details, notes)
