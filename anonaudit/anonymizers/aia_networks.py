@@ -14,7 +14,8 @@ paper defines, and it trains on a CPU; ``configs/train/aia-paper.yaml`` selects 
   default ``"mlp"`` with ``adversary_hidden`` units. Section 5.2: "6 convolution layers with 32, 64,
   64, 128, 128, and 256 channels" and a one-layer classifier, ``"cnn"`` (on g viewed as the
   encoder's 12 feature maps; stride 2 in layers 2, 4 and 6).
-  Both standardise their input first (batch normalisation without learned scale): g's values sit
+  Not from the paper: ``"linear"``, a standardised logistic regression (the fresh attacker's class).
+  All standardise their input first (batch normalisation without learned scale): g's values sit
   in a narrow band around the sigmoid's midpoint, and an adversary that does not rescale them
   misses signals a standardising attacker finds at once (measured: a training adversary at chance
   while a fresh standardised logistic regression was 100% accurate), which makes the adversarial
