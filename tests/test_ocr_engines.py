@@ -232,3 +232,22 @@ def test_top_k_equals_a_stable_full_sort_including_ties():
             for values in (peaked, ties, sparse, peaked.astype(np.float32)):
                 for k in (1, 5, 7):
                     np.testing.assert_array_equal(_top_k(values, k), np.argsort(-values, kind="stable")[:k])
+
+
+def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monkeypatch):
+    """The batch cut into parts of two or more crops, run in parallel threads: the same bits as one
+    call on the whole batch, for any number of threads."""
+    import cv2
+
+    from anonaudit.models.ocr.rapid import RECOGNIZER_PARAMS, _forward, rapidocr_instance
+
+    rec = rapidocr_instance(RECOGNIZER_PARAMS)._load_rec_model()
+    _, height, width = rec.rec_image_shape
+    batch = np.stack(
+        [rec.resize_norm_img(cv2.cvtColor(plates[i], cv2.COLOR_RGB2BGR), (width + 0.5) / height) for i in range(len(plates))]
+    ).astype(np.float32)
+    whole = np.asarray(rec.session(batch))
+    for workers in ("2", "3", "8"):
+        monkeypatch.setenv("ANONAUDIT_WORKERS", workers)
+        np.testing.assert_array_equal(_forward(rec.session, batch), whole)
+        np.testing.assert_array_equal(_forward(rec.session, batch[:3]), whole[:3])  # too few for two parts
