@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_weights import save_tiny_stylegan
 
 from anonaudit.anonymizers.miku import Direct, Miku
 from anonaudit.anonymizers.mondrian import group_index, mondrian_groups, unify_by_mean
@@ -158,28 +158,6 @@ def test_miku_stylegan_reports_missing_weights(tmp_path: Path, monkeypatch):
         Miku(mapper="stylegan", k=2, device="cpu").anonymize(faces(4), show_progress=False)
 
 
-def _tiny_synthesis(path: Path) -> None:
-    """A random 'StyleGAN' in the TorchScript format the mapper reads: W+ (N, 4, 8) -> (N, 3, 16, 16)."""
-    import torch
-    from torch import nn
-
-    class Tiny(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.num_ws = 4
-            self.register_buffer("w_avg", torch.zeros(8))
-            self.fc = nn.Linear(32, 3 * 8 * 8)
-
-        def forward(self, w: torch.Tensor) -> torch.Tensor:
-            x = torch.tanh(self.fc(w.flatten(1))).view(-1, 3, 8, 8)
-            return nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(Tiny()).save(str(path))
-
-
 def _random_vgg(path: Path) -> None:
     import torch
     from torchvision.models.vgg import cfgs, make_layers
@@ -195,7 +173,7 @@ def test_miku_stylegan_inverts_and_releases_groups(tmp_path: Path, monkeypatch, 
     from anonaudit.models.stylegan_inversion import StyleGANMapper
 
     monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path / "cache"))
-    _tiny_synthesis(tmp_path / "g.pt")
+    save_tiny_stylegan(tmp_path / "g.pt")
     _random_vgg(tmp_path / "vgg.pth")
     cache.add("stylegan2-ffhq-wplus", tmp_path / "g.pt")
     monkeypatch.setitem(cache.MODEL_SPECS, "lpips-vgg", cache.MODEL_SPECS["lpips-vgg"].__class__(

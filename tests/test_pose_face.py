@@ -7,7 +7,6 @@ resume, checkpoints as targets, and bad configurations."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from random_weights import save_tiny_stylegan
 
 from anonaudit.anonymizers.pose_face import affine_theta, blend_mask, hull_mask, pose_image
 from anonaudit.config import load_config
@@ -195,27 +195,6 @@ def test_lpips_without_its_backbone_is_unavailable_with_the_fetch_command(tmp_pa
         train(method, toy_faces(4), TrainConfig(steps=1, batch_size=4, device="cpu", sample_every=0), tmp_path / "run", quiet=True)
 
 
-def _tiny_synthesis(path: Path, num_ws: int = 4, w_dim: int = 8) -> None:
-    """A random 'StyleGAN' in the cache's TorchScript format: W+ (N, num_ws, w_dim) -> (N, 3, 16, 16)."""
-    from torch import nn
-
-    class Tiny(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.num_ws = num_ws
-            self.register_buffer("w_avg", torch.randn(w_dim) * 0.1)
-            self.fc = nn.Linear(num_ws * w_dim, 3 * 8 * 8)
-
-        def forward(self, w: torch.Tensor) -> torch.Tensor:
-            x = torch.tanh(self.fc(w.flatten(1))).view(-1, 3, 8, 8)
-            return nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(Tiny()).save(str(path))
-
-
 def _tiny_arcface(folder: Path) -> Path:
     """An ArcFace checkpoint trained for 2 steps by the project's trainer on toy faces (no alignment)."""
     from anonaudit.training.arcface import ArcFaceTrainer
@@ -229,7 +208,7 @@ def _tiny_arcface(folder: Path) -> Path:
 
 def test_stylegan_path_with_a_random_torchscript_generator(tmp_path, monkeypatch):
     monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path / "cache"))
-    _tiny_synthesis(tmp_path / "g.pt")
+    save_tiny_stylegan(tmp_path / "g.pt", w_avg_scale=0.1)
     cache.add("stylegan2-ffhq-wplus", tmp_path / "g.pt")
     params = {**TINY, "decoder": "stylegan", "n_ws": 4, "w_dim": 8, "regressor_steps": 1,
               "identity_checkpoint": str(_tiny_arcface(tmp_path / "arcface"))}
