@@ -140,8 +140,7 @@ def linear_toy(tmp_path_factory):
     return sets, models
 
 
-@pytest.mark.slow  # two trainings of 200 steps: about 20 s on one free core
-def test_adversarial_term_removes_linearly_decodable_gender(linear_toy):
+def test_adversarial_term_removes_linearly_decodable_gender(linear_toy):  # two 200-step trainings: ~11 s on a free core
     """Known answer: without the adversary a fresh logistic regression reads gender off g perfectly;
     with it (default adversary_loss 'decorrelation') it is near the majority baseline (0.5)."""
     sets, models = linear_toy
