@@ -251,3 +251,15 @@ def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monke
         monkeypatch.setenv("ANONAUDIT_WORKERS", workers)
         np.testing.assert_array_equal(_forward(rec.session, batch), whole)
         np.testing.assert_array_equal(_forward(rec.session, batch[:3]), whole[:3])  # too few for two parts
+
+
+def test_text_detection_in_parallel_threads_finds_what_one_thread_finds(monkeypatch):
+    scenes = synthetic_plates(5, seed=9, scenes=True)
+    images = [scenes[i] for i in range(len(scenes))]
+    found = {}
+    for workers in ("1", "3"):
+        monkeypatch.setenv("ANONAUDIT_WORKERS", workers)
+        clear_memory()
+        found[workers] = RapidOCREngine().detect_arrays(images)
+    assert found["1"] == found["3"]  # every box and score, in order
+    assert all(found["1"])  # text (the plate at least) found in every scene

@@ -47,7 +47,8 @@ _LOCK = threading.Lock()
 #: package default (shorter side >= 736 px) blows a 80x500 plate crop up to 736x4600.
 DETECTOR_PARAMS = {"Det.limit_type": "max", "Det.limit_side_len": 960}
 
-#: Recogniser session settings: one intra-op thread per call (calls run in parallel, see above).
+#: Recogniser (and detector) session settings: one intra-op thread per call (calls run in
+#: parallel, see above).
 RECOGNIZER_PARAMS = {"EngineConfig.onnxruntime.intra_op_num_threads": 1}
 
 _BUCKET = 64
@@ -64,9 +65,12 @@ class TextRegion:
     score: float
 
 
-def rapidocr_instance(params: dict[str, Any] | None = None):
-    """The process-wide ``RapidOCR`` object for ``params`` (constructed once, then reused)."""
-    key = json.dumps(params or {}, sort_keys=True)
+def rapidocr_instance(params: dict[str, Any] | None = None, slot: int = 0):
+    """The process-wide ``RapidOCR`` object for ``params`` (constructed once, then reused).
+
+    ``slot`` numbers independent objects of the same settings, for threads that must not share
+    one (the package's detector keeps per-call state on the object)."""
+    key = json.dumps([params or {}, slot], sort_keys=True)
     with _LOCK:
         inst = _INSTANCES.get(key)
         if inst is None:
@@ -225,10 +229,10 @@ class RapidOCREngine(OCREngine):
         arrays = [as_rgb_uint8(im, f"image {i}") for i, im in enumerate(images)]
         memo = Memo(self.detector_id())
 
-        def compute(idx: list[int]) -> list[list[list[float]]]:
-            det = rapidocr_instance(DETECTOR_PARAMS)
+        def detect_part(slot: int, part: list[int]) -> list[list[list[float]]]:
+            det = rapidocr_instance({**DETECTOR_PARAMS, **RECOGNIZER_PARAMS}, slot)  # one thread per call
             out = []
-            for i in idx:
+            for i in part:
                 res = det(cv2.cvtColor(arrays[i], cv2.COLOR_RGB2BGR), use_cls=False, use_rec=False)
                 boxes = getattr(res, "boxes", None)
                 scores = getattr(res, "scores", None)
@@ -239,6 +243,17 @@ class RapidOCREngine(OCREngine):
                         regions.append([float(x0), float(y0), float(np.ptp(quad[:, 0])), float(np.ptp(quad[:, 1])), float(score)])
                 out.append(regions)
             return out
+
+        def compute(idx: list[int]) -> list[list[list[float]]]:
+            # Images in parallel threads, each with its own detector object (same outputs as one
+            # thread: each image is detected alone, and the runtime's thread count changes no bits).
+            parts = min(worker_count(), len(idx))
+            if parts < 2:
+                return detect_part(0, idx)
+            bounds = [round(k * len(idx) / parts) for k in range(parts + 1)]
+            with ThreadPoolExecutor(parts) as pool:
+                found = pool.map(detect_part, range(parts), [idx[a:b] for a, b in zip(bounds, bounds[1:])])
+            return [regions for part in found for regions in part]
 
         values = memo.get_or_compute([content_hash(a) for a in arrays], compute)
         return [[TextRegion(*r) for r in v] for v in values]
