@@ -5,6 +5,7 @@ released image outlives the batch that uses it."""
 from __future__ import annotations
 
 import gc
+import os
 import weakref
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def test_audit_of_files_keeps_no_decoded_or_released_image_alive(tmp_path, monke
     (tmp_path / "data").mkdir()
     files = write_set(tmp_path / "data", 60)
     live = Live()
+    monkeypatch.setenv(imageset.DECODE_CACHE_ENV, "0")  # the streaming itself, without recent decodes kept
     read, get = imageset.read_image, ImageStore.get
     monkeypatch.setattr(imageset, "read_image", lambda path: live.track(read(path)))  # the real reader, observed
     monkeypatch.setattr(ImageStore, "get", lambda store, key: live.track(get(store, key)))
@@ -117,3 +119,36 @@ def test_audit_of_files_keeps_no_decoded_or_released_image_alive(tmp_path, monke
     assert live.most <= 2 * 8, f"{live.most} images alive at once while scoring batches of 8"
     gc.collect()
     assert live.count() == 0
+
+
+def test_recent_decodes_are_kept_within_their_budget_and_read_only(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    files = write_set(tmp_path / "data", 6)
+    nbytes = files[0].nbytes
+    decoded = []
+    read = imageset.read_image
+    monkeypatch.setattr(imageset, "read_image", lambda path: decoded.append(path) or read(path))
+    cache = imageset.DecodedFiles()
+    monkeypatch.setenv(imageset.DECODE_CACHE_ENV, str(2.5 * nbytes / 2**20))  # room for two images
+    paths = [r.path for r in files.records]
+    first = [cache.read(p) for p in paths[:2]]
+    again = [cache.read(p) for p in paths[:2]]
+    assert len(decoded) == 2 and all(a is b for a, b in zip(first, again))  # decoded once
+    with pytest.raises(ValueError, match="read-only"):
+        again[0][0, 0, 0] = 1
+    cache.read(paths[2])  # evicts the least recently used (paths[0])
+    cache.read(paths[1])
+    assert len(decoded) == 3
+    cache.read(paths[0])
+    assert len(decoded) == 4
+    np.testing.assert_array_equal(cache.read(paths[0]), read(paths[0]))
+    stat = paths[0].stat()
+    paths[0].write_bytes(paths[3].read_bytes())  # a changed file (new size or time) is decoded again
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    np.testing.assert_array_equal(cache.read(paths[0]), read(paths[3]))
+    monkeypatch.setenv(imageset.DECODE_CACHE_ENV, "0")
+    cache.read(paths[4])
+    assert cache._bytes == 0 and not cache._items
+    monkeypatch.setenv(imageset.DECODE_CACHE_ENV, "lots")
+    with pytest.raises(DataError, match="ANONAUDIT_DECODE_CACHE_MB"):
+        cache.read(paths[5])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -55,6 +58,65 @@ class Record:
     attributes: dict[str, Any] = field(default_factory=dict)
     boxes: tuple[Box, ...] = ()
     text: str | None = None
+
+
+DECODE_CACHE_ENV = "ANONAUDIT_DECODE_CACHE_MB"
+DECODE_CACHE_DEFAULT_MB = 256
+
+
+class DecodedFiles:
+    """The most recently decoded image files, kept up to a size in bytes (least recently used out).
+
+    An audit reads each original once per attack and evaluator; decoding a compressed file costs
+    far more than the component that uses it, so recent decodes are kept. The bound (MiB) is
+    ``$ANONAUDIT_DECODE_CACHE_MB`` (default 256; 0 keeps nothing), read on every store, so memory
+    stays bounded however large the set. A file is recognised by path, size and modification time.
+    Kept arrays are shared with every reader and read-only: copy before writing into one.
+    """
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def budget() -> int:
+        raw = os.environ.get(DECODE_CACHE_ENV, "")
+        try:
+            return max(0, int(float(raw) * 2**20)) if raw.strip() else DECODE_CACHE_DEFAULT_MB * 2**20
+        except ValueError:
+            raise DataError(f"{DECODE_CACHE_ENV}={raw!r}: expected a size in MiB") from None
+
+    def read(self, path: Path) -> np.ndarray:
+        """``read_image(path)``, from memory when decoded recently."""
+        try:
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+        except OSError:
+            return read_image(path)  # read_image names the problem
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        image = read_image(path)
+        budget = self.budget()
+        with self._lock:
+            if image.nbytes <= budget and key not in self._items:
+                image.flags.writeable = False  # shared: a reader that writes in place fails loudly
+                self._items[key] = image
+                self._bytes += image.nbytes
+            while self._bytes > budget:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+        return image
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+DECODED_FILES = DecodedFiles()
 
 
 class ImageStore:
@@ -176,7 +238,7 @@ class ImageSet:
             return self._store.get(self.records[i].key)
         path = self.records[i].path
         assert path is not None
-        return read_image(path)
+        return DECODED_FILES.read(Path(path))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for i in range(len(self)):
