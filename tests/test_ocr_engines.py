@@ -251,6 +251,8 @@ def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monke
         monkeypatch.setenv("ANONAUDIT_WORKERS", workers)
         np.testing.assert_array_equal(_forward(rec.session, batch), whole)
         np.testing.assert_array_equal(_forward(rec.session, batch[:3]), whole[:3])  # too few for two parts
+        np.testing.assert_array_equal(_forward(rec.session, batch[:7], part_size=3), whole[:7])  # no lone crop
+        np.testing.assert_array_equal(_forward(rec.session, batch, part_size=2), whole)
 
 
 def test_text_detection_in_parallel_threads_finds_what_one_thread_finds(monkeypatch):

@@ -10,8 +10,8 @@ other character's probability is set to zero before the arg-max, the blank is al
 Batching never changes a reading: crops are padded to a width bucket of their own (a multiple of
 64 pixels at the recogniser's 48-pixel input height) and batched only with crops of the same
 bucket, so a crop reads the same alone or in any batch (the memo relies on it). The recogniser's
-session computes each call on one thread, and a batch is cut into parts that run in parallel
-threads, one per usable CPU (:func:`anonaudit.parallel.worker_count`; ONNX Runtime releases the
+session computes each call on one thread, and a batch is cut into parts of six crops that run in
+parallel threads, one per usable CPU (:func:`anonaudit.parallel.worker_count`; ONNX Runtime releases the
 GIL): data parallelism over crops, which outruns the runtime's own intra-op threads on small or
 busy machines. Any batch of two or more crops gives each crop the same output bits, so parts
 (never of a lone crop, whose outputs can differ in the last bits) change nothing.
@@ -154,13 +154,19 @@ def ctc_decode(
     return "".join(text), conf, tuple(alts)
 
 
-def _forward(session, batch: np.ndarray) -> np.ndarray:
-    """The recogniser's outputs for ``batch``, computed in parallel parts of at least two crops."""
-    parts = min(worker_count(), len(batch) // 2)
-    if parts < 2:
-        return np.asarray(session(batch))
-    bounds = [round(i * len(batch) / parts) for i in range(parts + 1)]
-    with ThreadPoolExecutor(parts) as pool:
+PART_SIZE = 6  # crops per session call: the package's own rec_batch_num, faster on CPU than large calls
+
+
+def _forward(session, batch: np.ndarray, part_size: int = PART_SIZE) -> np.ndarray:
+    """The recogniser's outputs for ``batch``, computed in parts of ``part_size`` crops (never one
+    alone: a trailing single crop joins the part before it) run by parallel threads."""
+    bounds = list(range(0, len(batch), part_size)) + [len(batch)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2:
+        del bounds[-2]
+    threads = min(worker_count(), len(bounds) - 1)
+    if threads < 2:
+        return np.concatenate([np.asarray(session(batch[a:b])) for a, b in zip(bounds, bounds[1:])])
+    with ThreadPoolExecutor(threads) as pool:
         outputs = list(pool.map(lambda ab: np.asarray(session(batch[ab[0] : ab[1]])), zip(bounds, bounds[1:])))
     return np.concatenate(outputs)
 
