@@ -39,6 +39,7 @@ from _timing import best_time, cpu_line
 
 from anonaudit.audit import Audit
 from anonaudit.components import load_builtin_components
+from anonaudit.data.io import read_image
 from anonaudit.datasets import load_labeled_folder, synthetic_plates
 from anonaudit.memo import clear_memory
 from anonaudit.metrics.image import psnr, ssim
@@ -101,7 +102,8 @@ def main() -> None:
             spent[part] += time.perf_counter() - t0
             return value
 
-        originals = timed("decode", lambda: [evaluation[i] for i in range(len(evaluation))])  # once (file-backed data)
+        originals = timed("decode", lambda: [read_image(r.path) if r.path is not None else evaluation[i]
+                                             for i, r in enumerate(records)])  # once each (file-backed data)
         texts = timed("ocr", recognise, [plate_crop(o, r, PLATE_MARGIN) for o, r in zip(originals, records)])
         scores = []
         for target in audit.targets:
