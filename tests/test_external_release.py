@@ -135,3 +135,13 @@ def test_pairs_table_errors_name_the_line(tmp_path):
     out = target.anonymize(originals)
     assert out.keys == ["p000/0", "p000/1"] and out.records[0].path.name == "1.png"
     assert len(target.unpaired_["extra"]) == 34 and len(target.unpaired_["missing"]) == 34
+
+
+def test_a_trained_method_is_public_only_with_its_checkpoint(tmp_path):
+    originals = ImageSet.from_arrays([np.zeros((8, 8, 3), np.uint8)] * 2, identities=["a", "b"])
+    release = Release(originals, originals, "face_dcgan", {"image_size": 32})
+    anonymizer, why = public_anonymizer(release)
+    assert anonymizer is None and "no checkpoint" in why
+    checkpoint = str(tmp_path / "checkpoint.pt")
+    anonymizer, why = public_anonymizer(Release(originals, originals, "face_dcgan", {"image_size": 32, "checkpoint": checkpoint}))
+    assert why == "" and anonymizer.get_params()["checkpoint"] == checkpoint and anonymizer.trainable

@@ -159,7 +159,11 @@ def embed_at_faces(embedder, images: ImageSet, faces: list) -> np.ndarray:
 
 def public_anonymizer(release: Release):
     """The release's anonymizer, re-created from its registry name and parameters (as an attacker
-    who knows the public method would), or ``(None, reason)`` when that is impossible."""
+    who knows the public method would), or ``(None, reason)`` when that is impossible.
+
+    A trained method is public when its checkpoint is (a ``checkpoint`` parameter: the attacker
+    loads the same weights); one trained inside the audit without a checkpoint is not.
+    """
     from ..anonymizers import face_regions  # noqa: F401  (registers the face-region methods)
     from ..components import load_builtin_components
     from ..registry import ANONYMIZERS
@@ -170,8 +174,9 @@ def public_anonymizer(release: Release):
     anonymizer = ANONYMIZERS.create(release.name, **release.params)
     if not anonymizer.applies_to_new_images:
         return None, f"'{release.name}' is a ready-made release: it holds files for given names and cannot anonymize other images"
-    if anonymizer.trainable:
-        return None, f"'{release.name}' is trainable: re-applying it needs its trained model, which the release does not carry"
+    if anonymizer.trainable and not release.params.get("checkpoint"):
+        return None, (f"'{release.name}' is trainable and has no checkpoint: re-applying it needs its trained model, "
+                      "which the release does not carry")
     return anonymizer, ""
 
 
