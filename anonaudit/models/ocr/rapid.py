@@ -158,17 +158,21 @@ PART_SIZE = 6  # crops per session call: the package's own rec_batch_num, faster
 
 
 def _forward(session, batch: np.ndarray, part_size: int = PART_SIZE) -> np.ndarray:
-    """The recogniser's outputs for ``batch``, computed in parts of ``part_size`` crops (never one
-    alone: a trailing single crop joins the part before it) run by parallel threads."""
-    bounds = list(range(0, len(batch), part_size)) + [len(batch)]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2:
-        del bounds[-2]
-    threads = min(worker_count(), len(bounds) - 1)
-    if threads < 2:
-        return np.concatenate([np.asarray(session(batch[a:b])) for a, b in zip(bounds, bounds[1:])])
-    with ThreadPoolExecutor(threads) as pool:
-        outputs = list(pool.map(lambda ab: np.asarray(session(batch[ab[0] : ab[1]])), zip(bounds, bounds[1:])))
-    return np.concatenate(outputs)
+    """The recogniser's outputs for ``batch``, computed in parts of about ``part_size`` crops (never
+    one alone), as many per thread, run by parallel threads."""
+    n, threads = len(batch), worker_count()
+    count = max(1, math.ceil(n / part_size))
+    count = min(math.ceil(count / threads) * threads, max(1, n // 2))  # balanced threads, parts of two or more
+    bounds = [round(i * n / count) for i in range(count + 1)]
+    parts = list(zip(bounds, bounds[1:]))
+
+    def run(part: tuple[int, int]) -> np.ndarray:
+        return np.asarray(session(batch[part[0] : part[1]]))
+
+    if min(threads, len(parts)) < 2:
+        return np.concatenate([run(part) for part in parts])
+    with ThreadPoolExecutor(min(threads, len(parts))) as pool:
+        return np.concatenate(list(pool.map(run, parts)))
 
 
 @OCR_ENGINES.register("rapidocr")
@@ -220,7 +224,7 @@ class RapidOCREngine(OCREngine):
             ).astype(np.float32)
             preds = _forward(rec.session, batch)
             if mask is not None:
-                preds = preds * mask
+                preds *= mask
             for i, p in zip(members, preds):
                 text, conf, alts = ctc_decode(p, charset, self.max_alternatives)
                 out[i] = Reading(text, conf, alts)
