@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence, TypeVar
 
@@ -87,3 +87,17 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], min_per_wor
         warnings.warn(f"worker processes failed ({exc}); computing in this process instead", RuntimeWarning, stacklevel=2)
         return fn(items)
     return [r for part in parts for r in part]
+
+
+def thread_map(fn: Callable[[T], R], items: Sequence[T], min_items: int = 4) -> list[R]:
+    """``[fn(x) for x in items]`` computed by ``worker_count()`` threads, in input order.
+
+    For kernels that release the GIL (scipy.ndimage, OpenCV, numpy on large arrays), so the same
+    values come out faster on several cores. Fewer than ``min_items`` items, or one worker, run here.
+    """
+    items = list(items)
+    threads = min(worker_count(), len(items))
+    if threads < 2 or len(items) < min_items:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, items))

@@ -81,3 +81,26 @@ def test_dlib_embeddings_identical_with_workers(monkeypatch):
     pooled = model.embed(images)
     np.testing.assert_array_equal(serial, pooled)
     assert len(images) >= 12 and np.isfinite(serial).all(axis=1).sum() >= 12
+
+
+@pytest.mark.parametrize("workers", ["1", "2", "3"])
+def test_thread_map_keeps_input_order_and_values(monkeypatch, workers):
+    import threading
+
+    from scipy import ndimage
+
+    monkeypatch.setenv("ANONAUDIT_WORKERS", workers)
+    rng = np.random.default_rng(0)
+    images = [rng.random((40, 50)) for _ in range(9)]
+    seen: set[int] = set()
+
+    def blur(image):
+        seen.add(threading.get_ident())
+        return ndimage.gaussian_filter(image, 1.5)
+
+    out = parallel.thread_map(blur, images)
+    for got, image in zip(out, images, strict=True):
+        np.testing.assert_array_equal(got, ndimage.gaussian_filter(image, 1.5))
+    assert len(seen) <= int(workers)
+    seen.clear()
+    assert len(parallel.thread_map(blur, images[:3])) == 3 and seen == {threading.get_ident()}  # few items: run here

@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError
 from ..measurement import Measurement
 from ..metrics import image as image_metrics
 from ..metrics.image import check_pair_sizes
+from ..parallel import thread_map
 from ..progress import progress
 from ..registry import EVALUATORS
 from ..stats import Estimate, mean_estimate, proportion
@@ -68,6 +69,7 @@ class _RegionEvaluator(ProgressEvaluator):
         raise NotImplementedError
 
     def update(self, release: Release) -> None:
+        pairs = []
         for i in range(len(release)):
             original, anonymized = release.pair(i)
             check_pair_sizes(release.keys[i], original, anonymized)
@@ -78,7 +80,8 @@ class _RegionEvaluator(ProgressEvaluator):
                     self._no_region += 1
                     continue
                 self._boxes_from_release += 1
-            s = self.score(original, anonymized, boxes)
+            pairs.append((original, anonymized, boxes))
+        for s in thread_map(lambda pair: self.score(*pair), pairs):  # the kernels release the GIL
             if math.isnan(s):
                 self._no_region += 1
             else:
