@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from random_weights import save_tiny_stylegan
 
-from anonaudit.anonymizers.pose_face import affine_theta, blend_mask, hull_mask, pose_image
+from anonaudit.anonymizers.pose_inpaint import affine_theta, blend_mask, hull_mask, pose_image
 from anonaudit.config import load_config
 from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, DataError, ModelUnavailableError
@@ -92,7 +92,7 @@ def test_affine_theta_samples_what_cv2_warps():
 def test_ssim_l1_substitute_against_scikit_image():
     from skimage.metrics import structural_similarity
 
-    from anonaudit.anonymizers.pose_face import ssim_l1
+    from anonaudit.anonymizers.pose_inpaint import ssim_l1
 
     rng = np.random.default_rng(0)
     a = cv2.GaussianBlur(rng.random((64, 64, 3)), (5, 5), 1)

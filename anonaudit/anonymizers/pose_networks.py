@@ -1,4 +1,4 @@
-"""Networks of paper 004's pose-conditioned face anonymizer (:mod:`anonaudit.anonymizers.pose_face`).
+"""Networks of paper 004's pose-conditioned face anonymizer (:mod:`anonaudit.anonymizers.pose_inpaint`).
 
 - :class:`PoseEncoder`: pSp's encoder (Richardson et al., 2021) as the paper describes it: a ResNet
   with a feature pyramid (three levels), and one ``map2style`` block per W+ entry that reduces a
