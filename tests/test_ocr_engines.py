@@ -249,10 +249,18 @@ def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monke
     whole = np.asarray(rec.session(batch))
     for workers in ("2", "3", "8"):
         monkeypatch.setenv("ANONAUDIT_WORKERS", workers)
-        np.testing.assert_array_equal(_forward(rec.session, batch), whole)
-        np.testing.assert_array_equal(_forward(rec.session, batch[:3]), whole[:3])  # too few for two parts
-        np.testing.assert_array_equal(_forward(rec.session, batch[:7], part_size=3), whole[:7])  # no lone crop
-        np.testing.assert_array_equal(_forward(rec.session, batch, part_size=2), whole)
+        parts: list[int] = []
+
+        def finish(outputs: np.ndarray) -> list[np.ndarray]:  # each part's outputs, in order
+            parts.append(len(outputs))
+            return list(outputs)
+
+        np.testing.assert_array_equal(np.stack(_forward(rec.session, batch, finish)), whole)
+        assert min(parts) >= 2 and sum(parts) == len(batch)
+        np.testing.assert_array_equal(np.stack(_forward(rec.session, batch[:3], finish)), whole[:3])  # too few for two parts
+        np.testing.assert_array_equal(np.stack(_forward(rec.session, batch[:7], finish, part_size=3)), whole[:7])  # no lone crop
+        np.testing.assert_array_equal(np.stack(_forward(rec.session, batch, finish, part_size=6)), whole)
+        assert min(parts) >= 2
 
 
 def test_text_detection_in_parallel_threads_finds_what_one_thread_finds(monkeypatch):

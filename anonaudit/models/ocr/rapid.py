@@ -10,11 +10,12 @@ other character's probability is set to zero before the arg-max, the blank is al
 Batching never changes a reading: crops are padded to a width bucket of their own (a multiple of
 64 pixels at the recogniser's 48-pixel input height) and batched only with crops of the same
 bucket, so a crop reads the same alone or in any batch (the memo relies on it). The recogniser's
-session computes each call on one thread, and a batch is cut into parts of six crops that run in
+session computes each call on one thread, and a batch is cut into parts of two crops that run in
 parallel threads, one per usable CPU (:func:`anonaudit.parallel.worker_count`; ONNX Runtime releases the
-GIL): data parallelism over crops, which outruns the runtime's own intra-op threads on small or
-busy machines. Any batch of two or more crops gives each crop the same output bits, so parts
-(never of a lone crop, whose outputs can differ in the last bits) change nothing.
+GIL), each thread decoding its own parts: data parallelism over crops, which outruns the runtime's
+own intra-op threads on small or busy machines. Any batch of two or more crops gives each crop the
+same output bits, so parts (never of a lone crop, whose outputs can differ in the last bits) change
+nothing.
 
 Text detection (:meth:`RapidOCREngine.detect_arrays`) runs the package's DB detector, for the
 plate-detectability evaluator.
@@ -25,10 +26,10 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -52,6 +53,7 @@ DETECTOR_PARAMS = {"Det.limit_type": "max", "Det.limit_side_len": 960}
 RECOGNIZER_PARAMS = {"EngineConfig.onnxruntime.intra_op_num_threads": 1}
 
 _BUCKET = 64
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -154,25 +156,35 @@ def ctc_decode(
     return "".join(text), conf, tuple(alts)
 
 
-PART_SIZE = 6  # crops per session call: the package's own rec_batch_num, faster on CPU than large calls
+#: Crops per session call. Two is the fastest measured on CPU (benchmarks/recognizer_parts.py: 1.15x
+#: one whole-batch call with the runtime's own threads, where parts of six, the package's
+#: rec_batch_num, gave 0.97x) and, like any part of two or more, gives each crop the bits of one
+#: call on the whole batch.
+PART_SIZE = 2
 
 
-def _forward(session, batch: np.ndarray, part_size: int = PART_SIZE) -> np.ndarray:
-    """The recogniser's outputs for ``batch``, computed in parts of about ``part_size`` crops (never
-    one alone), as many per thread, run by parallel threads."""
+def _forward(session, batch: np.ndarray, finish: Callable[[np.ndarray], list[T]], part_size: int = PART_SIZE) -> list[T]:
+    """``finish`` of the recogniser's outputs for ``batch``, in batch order.
+
+    The batch is computed in parts of about ``part_size`` crops (never one alone), as many per
+    thread, run by parallel threads. Each part's outputs (about 3 MB per crop: the whole character
+    set's probabilities at every frame) are finished in the thread that computed them and never
+    gathered: copying them into one array took as long as a tenth of the forward passes."""
     n, threads = len(batch), worker_count()
     count = max(1, math.ceil(n / part_size))
     count = min(math.ceil(count / threads) * threads, max(1, n // 2))  # balanced threads, parts of two or more
     bounds = [round(i * n / count) for i in range(count + 1)]
     parts = list(zip(bounds, bounds[1:]))
 
-    def run(part: tuple[int, int]) -> np.ndarray:
-        return np.asarray(session(batch[part[0] : part[1]]))
+    def run(part: tuple[int, int]) -> list[T]:
+        return finish(np.asarray(session(batch[part[0] : part[1]])))
 
     if min(threads, len(parts)) < 2:
-        return np.concatenate([run(part) for part in parts])
-    with ThreadPoolExecutor(min(threads, len(parts))) as pool:
-        return np.concatenate(list(pool.map(run, parts)))
+        finished = [run(part) for part in parts]
+    else:
+        with ThreadPoolExecutor(min(threads, len(parts))) as pool:
+            finished = list(pool.map(run, parts))
+    return [item for part in finished for item in part]
 
 
 @OCR_ENGINES.register("rapidocr")
@@ -213,6 +225,12 @@ class RapidOCREngine(OCREngine):
         mask = self._class_mask(charset)
         _, img_h, base_w = rec.rec_image_shape
         out: list[Reading | None] = [None] * len(crops)
+
+        def decode(preds: np.ndarray) -> list[Reading]:
+            if mask is not None:
+                preds *= mask
+            return [Reading(*ctc_decode(p, charset, self.max_alternatives)) for p in preds]
+
         buckets: dict[int, list[int]] = {}
         for i, crop in enumerate(crops):
             h, w = crop.shape[:2]
@@ -222,12 +240,8 @@ class RapidOCREngine(OCREngine):
             batch = np.stack(
                 [rec.resize_norm_img(cv2.cvtColor(crops[i], cv2.COLOR_RGB2BGR), (width + 0.5) / img_h) for i in members]
             ).astype(np.float32)
-            preds = _forward(rec.session, batch)
-            if mask is not None:
-                preds *= mask
-            for i, p in zip(members, preds):
-                text, conf, alts = ctc_decode(p, charset, self.max_alternatives)
-                out[i] = Reading(text, conf, alts)
+            for i, reading in zip(members, _forward(rec.session, batch, decode)):
+                out[i] = reading
         return [r if r is not None else Reading.empty(True) for r in out]
 
     # -- text detection ----------------------------------------------------------------------
