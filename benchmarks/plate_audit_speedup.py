@@ -1,23 +1,26 @@
 """The plate audit with today's code against a baseline revision: how much faster, and the same table?
 
-Usage: ``python benchmarks/plate_audit_speedup.py [--n 120] [--baseline 52ca4a2] [--config configs/plates-us.yaml]
-[--root ../shared/data] [--targets 0,3]``
+Usage: ``python benchmarks/plate_audit_speedup.py [--n 120] [--repeats 1] [--baseline 52ca4a2]
+[--config configs/plates-us.yaml] [--root ../shared/data] [--per-target [--targets 0,3]]``
 
 In one invocation, the audit of ``--config`` (default the US plates: OCR, deblurring and
 depixelation attacks, SSIM, PSNR, plate detectability, FID/KID/LPIPS when their weights are
 cached, Frechet distance on pixels) on ``--n`` images of its data set (``data.limit``, the same
-seeded subset on both sides) runs once with the code of the ``--baseline`` git revision (checked
-out with ``git worktree add`` into a temporary folder, imported through ``PYTHONPATH``) and once
-with the working tree. Every target of the config (sweeps expanded) is audited in a fresh Python
-process with a fresh output folder (so a fresh run cache) and ``ANONAUDIT_CACHE`` unset, baseline
-and working tree alternating first, so both sides see the same machine load. Timed: ``Audit.run``
-in each process (imports excluded); the recogniser's forward passes (crops read and seconds) and
-the text detector's calls are timed inside it.
+seeded subset on both sides) runs with the code of the ``--baseline`` git revision (checked out
+with ``git worktree add`` into a temporary folder, imported through ``PYTHONPATH``) and with the
+working tree, each side in a fresh Python process with a fresh output folder (so a fresh run
+cache) and ``ANONAUDIT_CACHE`` unset, the two sides alternating first, so both see the same
+machine load. By default each side audits the whole config in one process, as ``anonaudit run``
+does (work shared between targets, such as reading the originals, is done once), ``--repeats``
+times; ``--per-target`` audits every target (sweeps expanded) in a process of its own instead.
+Timed: ``Audit.run`` in each process (imports excluded); the recogniser's forward passes (crops
+read and seconds) and the text detector's calls are timed inside it.
 
-Printed: per target and in total the two times and the speed-up ratio (goal >= 4x), the ratio per
-attack and evaluator (summed unit seconds of the results table), where the working tree's time
-goes (recogniser, detector, the rest), and the comparison of the two results tables (every
-column but ``seconds``; any difference is printed). Not part of the test suite.
+Printed: per process the two times and the speed-up ratio, in total (summed over processes and
+repeats) the ratio (goal >= 4x), the ratio per attack and evaluator (summed unit seconds of the
+results table), where each side's time goes (recogniser, detector, the rest), and the comparison
+of the two results tables (every column but ``seconds``; any difference is printed). Not part of
+the test suite.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def phase(args: argparse.Namespace) -> dict:
         raise SystemExit(f"imported anonaudit from {code}, expected {args.code}")
     overrides = [f"data.limit={args.n}"] + ([f"data.root={args.data_root}"] if args.data_root else [])
     config = load_config(args.config, roots=[args.root], overrides=overrides)
-    config.targets = [config.targets[args.target]]
+    if args.target is not None:
+        config.targets = [config.targets[args.target]]
     timing = {"recognize_s": 0.0, "crops": 0, "detect_s": 0.0}
     recognize, detect = RapidOCREngine._recognize, RapidOCREngine.detect_arrays
 
@@ -75,15 +79,17 @@ def phase(args: argparse.Namespace) -> dict:
     return {"seconds": time.perf_counter() - t0, **timing}
 
 
-def run_phase(code: Path, args: argparse.Namespace, target: int, output: Path) -> dict:
+def run_phase(code: Path, args: argparse.Namespace, target: int | None, output: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "ANONAUDIT_CACHE"}
     env.update(PYTHONPATH=str(code), ANONAUDIT_PROGRESS="0")
     cmd = [sys.executable, __file__, "--phase", "--code", str(code), "--n", str(args.n), "--config", args.config,
-           "--root", args.root, "--target", str(target), "--output", str(output)]
+           "--root", args.root, "--output", str(output)]
+    cmd += ["--target", str(target)] if target is not None else []
     cmd += ["--data-root", args.data_root] if args.data_root else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if proc.returncode != 0:
-        raise SystemExit(f"audit of target {target} with {code} failed:\n{proc.stderr[-4000:]}")
+        what = f"target {target}" if target is not None else "the config"
+        raise SystemExit(f"audit of {what} with {code} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -115,7 +121,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="52ca4a2", help="git revision of the baseline code")
     parser.add_argument("--config", default="configs/plates-us.yaml")
     parser.add_argument("--root", default="../shared/data", help="allowed data root (as `anonaudit run --root`)")
-    parser.add_argument("--targets", help="comma-separated target indices of the config (default: all)")
+    parser.add_argument("--repeats", type=int, default=1, help="audits per side (alternating)")
+    parser.add_argument("--per-target", action="store_true", help="one process per target instead of the whole config in one")
+    parser.add_argument("--targets", help="with --per-target: comma-separated target indices of the config (default: all)")
     parser.add_argument("--keep", help="keep the run folders here (default: a temporary folder, removed)")
     parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
@@ -139,7 +147,12 @@ def main() -> None:
     args.data_root = str((REPO / root).resolve()) if root else None
     args.root = str((REPO / args.root).resolve())
     n_targets = len(config.targets)
-    targets = [int(t) for t in args.targets.split(",")] if args.targets else list(range(n_targets))
+    if args.targets and not args.per_target:
+        parser.error("--targets needs --per-target")
+    if args.per_target:
+        units: list[int | None] = [int(t) for t in args.targets.split(",")] if args.targets else list(range(n_targets))
+    else:
+        units = [None]  # the whole config in one process
     print(cpu_line())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -147,19 +160,23 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(base_code), args.baseline], cwd=REPO, check=True)
         try:
             rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=base_code, capture_output=True, text=True).stdout.strip()
-            print(f"baseline {args.baseline} ({rev}) vs the working tree; n={args.n}, {len(targets)} target(s) of {args.config}")
+            how = f"{len(units)} target(s), one process each" if args.per_target else f"all {n_targets} targets in one process"
+            print(f"baseline {args.baseline} ({rev}) vs the working tree; n={args.n}, {how} of {args.config}, "
+                  f"{args.repeats} repeat(s)")
             sides = {"baseline": base_code, "current": REPO}
             timings: dict[str, list[dict]] = {"baseline": [], "current": []}
             tables: dict[str, list] = {"baseline": [], "current": []}
-            for k, t in enumerate(targets):
+            runs = [(r, t) for r in range(args.repeats) for t in units]
+            for k, (r, t) in enumerate(runs):
                 order = ["baseline", "current"] if k % 2 == 0 else ["current", "baseline"]
                 for side in order:
-                    out = work / side / f"target{t}"
+                    out = work / side / f"repeat{r}" / ("config" if t is None else f"target{t}")
                     timings[side].append(run_phase(sides[side], args, t, out))
-                    tables[side].append(pd.read_csv(out / "results.csv"))
+                    if r == 0:
+                        tables[side].append(pd.read_csv(out / "results.csv"))
                 b, c = timings["baseline"][-1], timings["current"][-1]
-                label = tables["current"][-1]["target_label"].iloc[0]
-                print(f"  target {t} {label}: baseline {b['seconds']:.1f} s, working tree {c['seconds']:.1f} s, "
+                what = "whole config" if t is None else f"target {t}"
+                print(f"  repeat {r + 1}, {what}: baseline {b['seconds']:.1f} s, working tree {c['seconds']:.1f} s, "
                       f"{b['seconds'] / c['seconds']:.2f}x", flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_code)], cwd=REPO, check=False)
@@ -168,7 +185,7 @@ def main() -> None:
     print(f"\ntotal Audit.run: baseline {total['baseline']:.1f} s, working tree {total['current']:.1f} s: "
           f"speed-up {total['baseline'] / total['current']:.2f}x (goal >= 4x)")
     per_old, per_new = unit_seconds(old), unit_seconds(new)
-    print("per component (summed over targets):")
+    print("per component (summed over targets, first repeat):")
     for comp, s_old in per_old.items():
         s_new = per_new.get(comp, float("nan"))
         print(f"  {comp:<24} {s_old:8.1f} s -> {s_new:8.1f} s  {s_old / s_new if s_new else float('nan'):6.2f}x")
