@@ -54,6 +54,20 @@ def test_lfw_without_labels_uses_folder_names(lfw):
         datasets.load_lfw(lfw, labels="other.csv")
 
 
+def test_lfw_disjoint_from_leaves_out_every_person_of_the_other_selection(lfw):
+    # The first 4 photos in file order are Ann's 3 and Bo's first: both people go, all their photos.
+    s = datasets.load_lfw(lfw, disjoint_from={"limit": 4, "seed": None})
+    assert s.keys == ["images/Cy_Dorn/Cy_Dorn_0001.jpg"]
+    # A seeded other selection is the one that seed gives, and limit/seed then choose among the rest.
+    other = datasets.load_lfw(lfw, limit=1, seed=3)
+    rest = datasets.load_lfw(lfw, limit=2, seed=0, disjoint_from={"limit": 1, "seed": 3})
+    assert len(rest) == 2 and not set(rest.identities) & set(other.identities)
+    with pytest.raises(DataError, match=r"covers every person"):
+        datasets.load_lfw(lfw, disjoint_from={"limit": 6, "seed": None})
+    with pytest.raises(DataError, match=r"disjoint_from must be a selection"):
+        datasets.load_lfw(lfw, disjoint_from={"limit": 2, "people": 1})
+
+
 def test_lfw_bad_gender_names_file_and_image(lfw):
     text = (lfw / "labels.csv").read_text().replace(",F\n", ",unknownish\n")
     (lfw / "labels.csv").write_text(text)

@@ -309,6 +309,23 @@ def test_train_configs():
 
 
 @pytest.mark.shared_data("lfw")
+def test_tiny_checkpoints_train_on_people_the_paper_004_audit_never_sees():
+    from anonaudit.datasets import load_lfw
+    from shared_data import SHARED_DATA
+
+    def people(data: dict) -> set[str]:
+        params = {k: v for k, v in data.items() if k not in ("name", "root")}
+        return set(load_lfw(SHARED_DATA / "lfw", **params).identities)
+
+    audit = load_config(ROOT / "configs" / "paper-004-pose.yaml", roots=[SHARED_DATA])
+    audited = people({"name": "lfw", **audit.data.params})
+    assert len(audited) == 53
+    for name in ("pose-face-tiny", "arcface-tiny"):
+        trained_on = people(load_train_config(ROOT / "configs" / "train" / f"{name}.yaml").data)
+        assert trained_on and not trained_on & audited, name
+
+
+@pytest.mark.shared_data("lfw")
 def test_lfw_faces_found_by_dlib_keep_their_background(trained):
     from anonaudit.datasets import load_lfw
     from shared_data import SHARED_DATA

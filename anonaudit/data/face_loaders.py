@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import DataError
 from .imageset import ImageSet, Record
 from .io import IMAGE_SUFFIXES
-from .loaders import dataset_root, make_imageset, read_labels_csv
+from .loaders import dataset_root, make_imageset, read_labels_csv, select
 
 _GENDERS = {"male": "male", "m": "male", "man": "male", "female": "female", "f": "female", "woman": "female"}
 _LFW_FILE = re.compile(r"^(?P<name>.+)_(?P<number>\d+)$")
@@ -31,7 +31,11 @@ def _gender(value: str | None, where: str) -> str | None:
 
 # -- LFW --------------------------------------------------------------------------------------------
 def load_lfw(
-    root: str | Path, labels: str | Path | None = None, limit: int | None = None, seed: int | None = 0
+    root: str | Path,
+    labels: str | Path | None = None,
+    limit: int | None = None,
+    seed: int | None = 0,
+    disjoint_from: dict | None = None,
 ) -> ImageSet:
     """An LFW-style face set: ``[images/]Person_Name/Person_Name_0001.jpg`` folders.
 
@@ -39,6 +43,12 @@ def load_lfw(
     columns become attributes). By default ``root/labels.csv`` is used when present; without a
     labels file every image under ``root`` is loaded and its identity is its folder's name.
     A missing identity in the CSV also falls back to the folder name.
+
+    ``disjoint_from`` is another selection of the same folder, ``{limit: N, seed: S}`` (as this
+    loader's own ``limit`` and ``seed``): every person with a photo in it is left out before
+    ``limit`` and ``seed`` choose this set. A model trained on
+    ``{limit: 200, seed: 1, disjoint_from: {limit: 150, seed: null}}`` never saw anyone of an
+    audit of ``{limit: 150, seed: null}``.
     """
     root = dataset_root(root)
     if labels is None and (root / "labels.csv").is_file():
@@ -59,7 +69,20 @@ def load_lfw(
         if not identity:
             raise DataError(f"{where}: image {rec.key} has no identity (no identity column and not in a person folder)")
         out.append(Record(key=rec.key, path=rec.path, identity=identity, attributes=attributes, boxes=rec.boxes))
+    if disjoint_from is not None:
+        out = _without_people_of(out, disjoint_from, where)
     return make_imageset(out, root.name, limit, seed)
+
+
+def _without_people_of(records: list[Record], other: dict, where: str) -> list[Record]:
+    """``records`` without every person who has a photo in the selection ``other`` of them."""
+    if not isinstance(other, dict) or not set(other) <= {"limit", "seed"}:
+        raise DataError(f"{where}: disjoint_from must be a selection {{limit: N, seed: S}}, got {other!r}")
+    people = {r.identity for r in select(records, other.get("limit"), other.get("seed", 0))}
+    kept = [r for r in records if r.identity not in people]
+    if not kept:
+        raise DataError(f"{where}: disjoint_from {other!r} covers every person of the data set")
+    return kept
 
 
 def lfw_index(images: ImageSet) -> dict[tuple[str, int], str]:
