@@ -385,3 +385,34 @@ def test_a_verdict_on_other_targets_is_flagged(tmp_path: Path):
     (tmp_path / "verdict.json").write_text(json.dumps(verdict))
     html = render_html(results)
     assert "This verdict does not match these results" in html and "pixelate(block=32)" in html
+
+
+def test_compute_cost_counts_each_unit_once_per_target(tmp_path: Path):
+    from anonaudit.reports.fmt import seconds
+    from anonaudit.reports.html import compute_cost
+
+    rows = []
+    for i, (label, release_s, deblur_s) in enumerate([("mask", 1.0, 0.0), ("gaussian_blur(sigma=2)", 2.0, 30.0)]):
+        base = {"target": label.split("(")[0], "target_label": label, "target_id": f"t{i}"}
+        rows += [
+            row(**base, kind="target", component="release", metric="pairs", value=40, n=40, status="ok", seconds=release_s),
+            row(**base, kind="target", component="release", metric="unpaired_originals", value=0, status="ok"),
+            # one unit, two metric rows carrying its seconds: counted once
+            row(**base, kind="attack", component="deblur_ocr", component_label="deblur_ocr", metric="exact_match_raw", value=0.1,
+                status="ok", seconds=deblur_s),
+            row(**base, kind="attack", component="deblur_ocr", component_label="deblur_ocr", metric="exact_match_inverted", value=0.2,
+                status="ok", seconds=deblur_s),
+            row(**base, kind="evaluator", component="ssim", component_label="ssim", metric="ssim", value=0.5, status="ok", seconds=0.5),
+            row(**base, kind="evaluator", component="psnr", component_label="psnr", metric="psnr", value=20.0, status="ok", seconds=0.25),
+            row(**base, kind="evaluator", component="fid", component_label="fid", metric="", status="unavailable", message="no weights"),
+        ]
+    table = pd.DataFrame(rows)
+    cost = compute_cost(table, ["mask", "gaussian_blur(sigma=2)"], {"deblur_ocr": "deblur_ocr"})
+    assert cost["columns"] == ["release", "deblur_ocr", "utility metrics"]
+    assert [r["cells"] for r in cost["rows"]] == [[1.0, 0.0, 0.75], [2.0, 30.0, 0.75]]
+    assert [r["total"] for r in cost["rows"]] == [1.75, 32.75]
+    assert cost["totals"] == [3.0, 30.0, 1.5] and cost["total"] == 34.5
+    html = render_html(Results(table, tmp_path, {"name": "cost", "seed": 0}))
+    section = html[html.index("<h2>Compute cost</h2>"):]
+    assert "34.5 s in all" in section and "<b>32.8 s</b>" in section
+    assert [seconds(v) for v in (0.04, 59.9, 60.0, 125.4, None)] == ["0.0 s", "59.9 s", "1 min 00 s", "2 min 05 s", "–"]

@@ -44,6 +44,17 @@ def count(v: Any) -> str:
     return MISSING if f is None or math.isinf(f) else f"{int(round(f)):,}"
 
 
+def seconds(v: Any) -> str:
+    """A duration: ``0.4 s``, ``12.3 s``, ``2 min 05 s`` (whole seconds from a minute on)."""
+    f = _number(v)
+    if f is None or math.isinf(f):
+        return MISSING
+    if f < 59.95:
+        return f"{f:.1f} s"
+    minutes, rest = divmod(int(round(f)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
 def pct(v: Any) -> str:
     """A rate in [0, 1] as a percentage with one decimal."""
     f = _number(v)

@@ -40,7 +40,7 @@ def environment() -> Environment:
     """The Jinja2 environment of every report template, with the number filters of :mod:`.fmt`."""
     env = Environment(loader=PackageLoader("anonaudit", "reports/templates"), autoescape=select_autoescape(["html"]))
     fmts = {"num": fmt.num, "pct": fmt.pct}
-    env.filters.update(num=fmt.num, pct=fmt.pct, risk=fmt.risk, count=fmt.count, fmt_as=lambda v, f: fmts[f](v),
+    env.filters.update(num=fmt.num, pct=fmt.pct, risk=fmt.risk, count=fmt.count, seconds=fmt.seconds, fmt_as=lambda v, f: fmts[f](v),
                        cls=lambda s: str(s).replace(" ", "-"))
     env.globals.update(interval=fmt.interval, fmts=fmts, risk_fmt=fmt.risk)
     return env
@@ -154,6 +154,28 @@ def shared_notes(rows: pd.DataFrame, n_targets: int) -> tuple[dict[tuple[str, st
     return common, rest
 
 
+def compute_cost(table: pd.DataFrame, order: list[str], names: dict[str, str]) -> dict[str, Any]:
+    """Seconds per target: making the release, each attack, the utility evaluators together, in total.
+
+    A unit's rows all carry the unit's seconds (the release's only on its ``pairs`` row), so each
+    unit counts once (its largest value). Units a resumed run reused count with the seconds they
+    took when computed. ``{"columns": [...], "rows": [{"label", "cells", "total"}], "totals": [...], "total"}``."""
+    t = table[table["target_label"].isin(order)].copy()
+    t["unit"] = t["component_label"].fillna(t["component"]).fillna("").astype(str)
+    t["seconds"] = pd.to_numeric(t["seconds"], errors="coerce").fillna(0.0)
+    per_unit = t.groupby(["target_label", "kind", "unit"], sort=False)["seconds"].max().reset_index()
+    attacks = list(dict.fromkeys(per_unit.loc[per_unit["kind"] == "attack", "unit"]))
+    columns = [("target", None, "release"), *(("attack", a, names.get(a, a)) for a in attacks), ("evaluator", None, "utility metrics")]
+    rows = []
+    for label in order:
+        mine = per_unit[per_unit["target_label"] == label]
+        cells = [float(mine.loc[(mine["kind"] == kind) & ((mine["unit"] == unit) if unit else True), "seconds"].sum())
+                 for kind, unit, _ in columns]
+        rows.append({"label": label, "cells": cells, "total": float(mine["seconds"].sum())})
+    totals = [sum(r["cells"][k] for r in rows) for k in range(len(columns))]
+    return {"columns": [c[2] for c in columns], "rows": rows, "totals": totals, "total": sum(r["total"] for r in rows)}
+
+
 def _pick_utility(table: pd.DataFrame) -> tuple[str | None, bool]:
     ok = table[(table["status"] == "ok") & (table["kind"] == "evaluator")]
     if ok.empty:
@@ -237,6 +259,7 @@ def render_html(results: "Results", title: str | None = None, embed_examples: bo
         plot=_b64(plot) if plot else None,
         utility_metric=metric,
         nonstandard=nonstandard,
+        cost=compute_cost(table, order, names),
     )
 
 
