@@ -169,7 +169,7 @@ def _forward(session, batch: np.ndarray, finish: Callable[[np.ndarray], list[T]]
     The batch is computed in parts of about ``part_size`` crops (never one alone), as many per
     thread, run by parallel threads. Each part's outputs (about 3 MB per crop: the whole character
     set's probabilities at every frame) are finished in the thread that computed them and never
-    gathered: copying them into one array took 6.5 s of a 90 s plate audit while the other core idled."""
+    gathered: copying them into one array took 6.5 s of a two-minute plate audit while the other core idled."""
     n, threads = len(batch), worker_count()
     count = max(1, math.ceil(n / part_size))
     count = min(math.ceil(count / threads) * threads, max(1, n // 2))  # balanced threads, parts of two or more
