@@ -41,13 +41,76 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     """Wilson score interval for a binomial proportion (nan, nan for n == 0)."""
     if n <= 0:
         return float("nan"), float("nan")
-    p = successes / n
+    return wilson_bounds_at_rate(successes / n, n, z)
+
+
+def wilson_bounds_at_rate(rate: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``rate`` observed on ``n`` items (``n`` need not make
+    ``rate * n`` a whole count: used to ask what the interval of the same rate would be at another n)."""
+    if n <= 0:
+        return float("nan"), float("nan")
     denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # The interval always contains p (its ends are exactly 0 at k = 0 and 1 at k = n); min/max
-    # only undo floating-point rounding there.
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
+    centre = (rate + z * z / (2 * n)) / denom
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom
+    # The interval always contains the rate (its ends are exactly 0 at rate 0 and 1 at rate 1);
+    # min/max only undo floating-point rounding there.
+    return max(0.0, min(rate, centre - half)), min(1.0, max(rate, centre + half))
+
+
+def is_wilson(value: float, ci_low: float, ci_high: float, n: float, tol: float = 1e-7) -> bool:
+    """Whether ``[ci_low, ci_high]`` is the Wilson 95% interval of ``value * n`` successes in ``n``
+    (how a results row, which keeps no method, tells a count's interval from a bootstrap one)."""
+    if not (n and n > 0 and all(math.isfinite(x) for x in (value, ci_low, ci_high))):
+        return False
+    k = round(value * n)
+    if abs(k - value * n) > 1e-6:
+        return False
+    lo, hi = wilson_interval(int(k), int(n))
+    return abs(lo - ci_low) <= tol and abs(hi - ci_high) <= tol
+
+
+def wilson_n_needed(rate: float, threshold: float, side: str = "upper", z: float = Z95) -> float:
+    """Smallest n at which the Wilson 95% interval of the proportion ``rate`` has its ``side`` end
+    meeting ``threshold`` (``upper``: at most it; ``lower``: at least it); ``inf`` when no n can,
+    i.e. when ``rate`` itself is not strictly on the passing side.
+
+    Exact: the Wilson interval is the set of ``t`` with ``(rate - t)^2 <= z^2 t (1 - t) / n``, so its
+    upper end is at most ``t > rate`` exactly when ``n >= z^2 t (1 - t) / (t - rate)^2`` (the lower end
+    likewise); the closed form is then checked against the interval itself at n and n - 1.
+    """
+    if side not in ("upper", "lower"):
+        raise ValueError(f"side must be 'upper' or 'lower', got {side!r}")
+    if not (math.isfinite(rate) and math.isfinite(threshold)):
+        return float("inf")
+    gap = threshold - rate if side == "upper" else rate - threshold
+    if (side == "upper" and threshold >= 1.0) or (side == "lower" and threshold <= 0.0):
+        return 1.0
+    if gap <= 0:
+        return float("inf")
+
+    def meets(n: int) -> bool:
+        lo, hi = wilson_bounds_at_rate(rate, n, z)
+        return hi <= threshold if side == "upper" else lo >= threshold
+
+    n = max(1, math.ceil(z * z * threshold * (1 - threshold) / gap**2))
+    while not meets(n):  # floating-point rounding of the closed form: at most a step or two
+        n += 1
+    while n > 1 and meets(n - 1):
+        n -= 1
+    return float(n)
+
+
+def scaled_n_needed(value: float, bound: float, n: float, threshold: float) -> float:
+    """Approximate smallest n at which an interval end at distance ``|bound - value|`` from the value
+    on ``n`` items reaches ``threshold``, the half-width shrinking as ``sqrt(n / n_new)`` (for bootstrap
+    or propagated intervals, whose method the results row does not keep); ``inf`` when the value
+    itself is not strictly on the passing side of the threshold (the side ``bound`` lies on)."""
+    half, gap = abs(bound - value), abs(threshold - value)
+    if not all(math.isfinite(x) for x in (value, bound, threshold)) or n <= 0:
+        return float("inf")
+    if gap == 0 or (threshold - value) * (bound - value) <= 0:
+        return float("inf") if half > 0 else float(n)
+    return float(max(1, math.ceil(n * (half / gap) ** 2)))
 
 
 def proportion(successes: Sequence[bool] | np.ndarray, method: str = "") -> Estimate:
