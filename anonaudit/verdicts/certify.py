@@ -118,15 +118,43 @@ def run_kind(results: Results) -> str | None:
     return DATASET_KINDS.get(name)
 
 
+def _sample_size_note(c: Criterion, r: pd.Series, value: float, bound: float, n: float, threshold: float) -> str:
+    """Why a bound that breaks the threshold may or may not pass with more data: the smallest n at which
+    the same observed value would pass, exact for a Wilson interval (a count's rate, or a new-leak or
+    absolute risk mapped from one), approximate otherwise (half-width scaled by ``sqrt(n / n_new)``)."""
+    from ..stats import is_wilson, scaled_n_needed, wilson_n_needed
+
+    side = {"<=": "upper", "<": "upper", ">=": "lower", ">": "lower"}.get(c.comparison)
+    if side is None or c.bound != side:
+        return ""
+    if not c.holds(value, threshold):
+        return "; the value itself breaks the threshold: no sample size can pass"
+    rate, lo, hi, t = value, _num(r["ci_low"]), _num(r["ci_high"]), threshold
+    if c.on == "risk":  # risk = (rate - b) / (1 - b) for new-leak and absolute risks: judge the rate against the mapped threshold
+        b = _num(r["baseline"])
+        mapped = str(r["risk_kind"]) in ("new_leak", "absolute") and math.isfinite(b) and b < 1 and threshold > 0
+        rate, t = (_num(r["value"]), b + threshold * (1 - b)) if mapped else (float("nan"), t)
+    if is_wilson(rate, lo, hi, n):
+        needed, how = wilson_n_needed(rate, t, side), "exact, Wilson 95% CI"
+    else:
+        needed, how = scaled_n_needed(value, bound, n, threshold), "approximate: the CI's half-width scaled by sqrt(n / n_new)"
+    if math.isinf(needed):
+        return "; the value is at the threshold: its CI straddles it at any sample size, so no n can pass"
+    return (f"; the value meets the threshold but its CI straddles it: the same observed value would pass "
+            f"with n >= {int(needed)} (has {int(n)}; {how})")
+
+
 def _judge_row(c: Criterion, r: pd.Series) -> tuple[str, float, float, str]:
-    """``(status, bound value, threshold, reason)`` of one measured row."""
+    """``(status, bound value, threshold, reason)`` of one measured row; a failing bound says whether, and
+    from which n, more data could pass (:func:`_sample_size_note`)."""
     value = _num(r["risk"] if c.on == "risk" else r["value"])
     lo = _num(r["risk_ci_low"] if c.on == "risk" else r["ci_low"])
     hi = _num(r["risk_ci_high"] if c.on == "risk" else r["ci_high"])
     n = _num(r["n"])
     what = f"{r['component']}/{r['metric']}" + (" risk" if c.on == "risk" else "")
     if math.isnan(value) or not n:
-        return NOT_TESTED, float("nan"), float("nan"), f"{what} measured nothing (n=0)"
+        why = str(r["reason"]) if isinstance(r["reason"], str) and r["reason"] else ""
+        return NOT_TESTED, float("nan"), float("nan"), f"{what} measured nothing (n=0)" + (f": {why}" if why else "")
     threshold = c.threshold.resolve(_num(r["baseline"]))
     if math.isnan(threshold):
         return NOT_TESTED, float("nan"), threshold, f"{what} has no baseline for the threshold {c.threshold.text!r}"
@@ -136,8 +164,8 @@ def _judge_row(c: Criterion, r: pd.Series) -> tuple[str, float, float, str]:
     held = c.holds(bound, threshold)
     label = "value" if c.bound == "value" else f"{c.bound} 95% bound"
     reason = f"{what}: {label} {_fmt(bound)} {c.comparison if held else 'breaks ' + c.comparison} {_fmt(threshold)} (value {_fmt(value)}, n={int(n)})"
-    if not held and c.bound != "value" and c.holds(value, threshold):
-        reason += "; the value meets the threshold but its CI straddles it: more data could show it does"
+    if not held:
+        reason += _sample_size_note(c, r, value, bound, n, threshold)
     return (PASS if held else FAIL), bound, threshold, reason
 
 
