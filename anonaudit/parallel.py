@@ -7,18 +7,32 @@ function (dlib, numpy), never torch. The pool starts on first use, is reused by 
 down at exit. Results come back in input order and do not depend on the number of workers. If the
 pool breaks (a worker killed), the work is redone in this process with a warning: a slow audit, not
 a lost one.
+
+Workers never outlive the audit. Each one dies with its parent: on Linux the kernel sends it SIGKILL
+when the parent dies (``prctl(PR_SET_PDEATHSIG)``, set when the pool is started from the main thread,
+whose end is the process's end), and everywhere a watchdog thread exits it within
+:data:`WATCH_SECONDS` of the parent's death (its parent id changes). Workers ignore SIGINT: Ctrl-C
+reaches the whole process group, and the parent stops them (:func:`terminate`) when a parallel call
+is interrupted. :func:`sigterm_interrupts` turns SIGTERM into :class:`Terminated` (a
+``KeyboardInterrupt``), so ``kill PID`` stops an audit as Ctrl-C does: workers terminated, finished
+units kept, and a rerun resumes.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from .errors import ConfigError
 
@@ -26,6 +40,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_DEFAULT_WORKERS = 8
+#: How often a worker's watchdog checks that its parent is alive (seconds).
+WATCH_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 
@@ -51,9 +68,41 @@ def _get_pool(size: int) -> ProcessPoolExecutor:
     if _pool is None or _pool_size != size:
         shutdown()
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context(method))
+        # Fork starts the workers in this thread: the kernel's parent-death signal fires when the
+        # thread that forked ends, so it is asked for only from the main thread.
+        tie = threading.current_thread() is threading.main_thread()
+        _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context(method),
+                                    initializer=_init_worker, initargs=(os.getpid(), tie))
         _pool_size = size
     return _pool
+
+
+def _init_worker(parent: int, parent_death_signal: bool) -> None:
+    """First thing every worker runs: leave Ctrl-C and SIGTERM's handling to the parent, and die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by fork
+    if parent_death_signal:
+        _kill_with_parent()
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="anonaudit-parent-watch", daemon=True).start()
+
+
+def _kill_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (nothing elsewhere: the watchdog covers it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this C library: the watchdog still ends the worker
+        pass
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker at once when ``parent`` is gone (the worker was re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_SECONDS)
+    os._exit(1)
 
 
 def shutdown() -> None:
@@ -64,7 +113,42 @@ def shutdown() -> None:
     _pool, _pool_size = None, 0
 
 
+def terminate() -> None:
+    """Stop the worker processes now, abandoning what they compute (an interrupted call)."""
+    global _pool, _pool_size
+    pool, _pool, _pool_size = _pool, None, 0
+    if pool is None:
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    for process in processes:
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=5)
+
+
 atexit.register(shutdown)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: raised in the main thread, so the work stops as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside the block, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], min_per_worker: int = 8) -> list[R]:
@@ -82,6 +166,9 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], min_per_wor
     chunks = [items[a:b] for a, b in zip(bounds, bounds[1:])]
     try:
         parts = list(_get_pool(size).map(fn, chunks))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the workers' chunks are lost with the call
+        terminate()
+        raise
     except BrokenProcessPool as exc:
         shutdown()
         warnings.warn(f"worker processes failed ({exc}); computing in this process instead", RuntimeWarning, stacklevel=2)

@@ -55,3 +55,10 @@ def finished(what: str, seconds: float, status: str = "ok") -> None:
     (on a terminal the bars already show it)."""
     if progress_enabled() and not on_terminal():
         print(f"[{status}] {what} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+
+
+def reused(target: str, run: object, units: list[str]) -> None:
+    """Say which finished units of ``target`` a resumed run took from its folder ``run`` (always
+    printed, even without progress output: what was not recomputed belongs in the run's log)."""
+    if units:
+        print(f"reused {len(units)} finished unit(s) of {target} from {run}: {', '.join(units)}", file=sys.stderr, flush=True)
