@@ -10,6 +10,8 @@ from .errors import AnonauditError
 
 #: The demo audit's configuration, shipped inside the package (``anonaudit/configs/demo.yaml``).
 DEMO_RESOURCE = "configs/demo.yaml"
+#: Exit statuses of an interrupted command (128 + the signal's number, as a shell reports them).
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
 def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, executor=None) -> int:
@@ -355,15 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .parallel import Terminated, sigterm_interrupts
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with sigterm_interrupts():
+            return args.func(args)
     except AnonauditError as exc:
         print(f"anonaudit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("anonaudit: interrupted; finished units are saved and a rerun resumes", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C (SIGINT) or SIGTERM; worker processes are already stopped
+        which = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        print(f"anonaudit: interrupted ({which}); units finished so far are kept in the run folder: "
+              "rerun the same command to resume", file=sys.stderr)
+        return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
 
 
 if __name__ == "__main__":
