@@ -33,7 +33,7 @@ from .evaluators.base import Evaluator
 from .executors import Executor, LocalExecutor, per_image
 from .memo import RUN_CACHE_NAME, run_cache
 from .params import clone
-from .progress import finished, progress, silenced
+from .progress import finished, progress, reused, silenced
 from .results import Results, measurement_rows, row, status_row, write_json_atomic
 from .verdicts.provenance import record_inputs, record_release, record_weight_loads, weights_used
 
@@ -242,6 +242,7 @@ class Audit:
                 pending.append((comp, kind, unit))
             else:
                 done[unit.component_id] = cached
+        reused(label, out, [u.base["component_label"] for u in order if u.component_id in done])
 
         def unit_rows() -> list[dict]:  # in declaration order, however many were resumed
             return [r for u in order if u.component_id in done for r in done[u.component_id]]
