@@ -4,7 +4,12 @@ By default every example is **redacted** before it is embedded: a release that f
 still shows readable plates or faces, and a report must not publish them again. Redaction
 pixelates the whole thumbnail into blocks of 1/:data:`REDACT_CELLS` of its longer side (a plate or
 face becomes a few flat cells; the layout of the scene stays visible). ``embed=True`` embeds the
-images as released, for internal use.
+images as released, for internal use. Originals are never embedded: the run folder holds only
+released images (``Audit`` saves the first anonymized images of each target), and the reports read
+nothing else.
+
+:func:`side_by_side` regroups the examples by index, so that a reader sees the same example (the
+same position in every release) as each target released it, next to each other.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Example:
     png: bytes
     caption: str
     redacted: bool
+    label: str = ""
+    note: str = ""
 
     @property
     def b64(self) -> str:
@@ -78,11 +85,19 @@ def target_examples(output: Path | None, table: pd.DataFrame, order: list[str], 
         examples = []
         for i, path in enumerate(pics, 1):
             if embed:
-                examples.append(Example(path.read_bytes(), f"{label}: example {i} as released", False))
+                examples.append(Example(path.read_bytes(), f"{label}: example {i} as released", False, label, "as released"))
                 continue
             with Image.open(path) as im:
                 image, block = redact(np.asarray(im.convert("RGB")))
-            examples.append(Example(_png(image), f"{label}: example {i}, redacted ({block}-px blocks)", True))
+            note = f"redacted ({block}-px blocks)"
+            examples.append(Example(_png(image), f"{label}: example {i}, {note}", True, label, note))
         if examples:
             shown.append({"label": label, "examples": examples})
     return shown
+
+
+def side_by_side(shown: list[dict]) -> list[dict]:
+    """The examples of :func:`target_examples` by index: ``[{"index": 1, "examples": [Example, ...]}]``,
+    each row holding example ``index`` of every target that has one, in target order."""
+    rows = max((len(t["examples"]) for t in shown), default=0)
+    return [{"index": i + 1, "examples": [t["examples"][i] for t in shown if i < len(t["examples"])]} for i in range(rows)]

@@ -5,6 +5,11 @@ originals and baselines as percentages with one decimal (a baseline of 1.85e-07 
 risks with two decimals (``1.35`` for a release that leaks more than the originals), counts as
 integers and other measures with a fixed number of decimals chosen by magnitude (never in
 scientific notation).
+
+The HTML and compliance reports show every rate and every risk in one form, :func:`pct_ci`:
+``12.3% [8.1, 17.6]`` (a risk of 1.35 reads ``135.0%`` of what the originals leak); other
+measures (AUC, SSIM) read :func:`num_ci`. Long labels are shortened in the middle
+(:func:`middle`), the full text going into a tooltip.
 """
 
 from __future__ import annotations
@@ -79,6 +84,37 @@ def interval(lo: Any, hi: Any, fmt: Callable[[Any], str] = num) -> str:
     if _number(lo) is None or _number(hi) is None:
         return ""
     return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def pct_bounds(lo: Any, hi: Any) -> str:
+    """A rate's 95% CI as percentages with one decimal and no sign (``[8.1, 17.6]``), or empty."""
+    if _number(lo) is None or _number(hi) is None:
+        return ""
+    return f"[{pct(lo).rstrip('%')}, {pct(hi).rstrip('%')}]"
+
+
+def ci(lo: Any, hi: Any, kind: str = "num") -> str:
+    """The bracketed CI of a value shown as ``kind`` (``pct``: :func:`pct_bounds`; ``num``: :func:`interval`)."""
+    return pct_bounds(lo, hi) if kind == "pct" else interval(lo, hi)
+
+
+def pct_ci(v: Any, lo: Any = None, hi: Any = None) -> str:
+    """A rate or a risk with its CI in the reports' one format: ``12.3% [8.1, 17.6]``."""
+    return f"{pct(v)} {pct_bounds(lo, hi)}".strip()
+
+
+def num_ci(v: Any, lo: Any = None, hi: Any = None) -> str:
+    """A measure that is not a rate with its CI: ``0.750 [0.700, 0.800]``."""
+    return f"{num(v)} {interval(lo, hi)}".strip()
+
+
+def middle(text: Any, limit: int = 44) -> str:
+    """``text`` shortened to ``limit`` characters by cutting its middle (``external(path=/da…/release)``)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head):]}"
 
 
 def is_rate(metric: Any, values: Iterable[Any]) -> bool:

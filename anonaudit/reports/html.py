@@ -25,8 +25,8 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import fmt
-from .examples import target_examples
-from .plots import tradeoff_png
+from .examples import side_by_side, target_examples
+from .plots import numbered_points, tradeoff_png
 
 if TYPE_CHECKING:
     from ..results import Results
@@ -41,9 +41,46 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("anonaudit", "reports/templates"), autoescape=select_autoescape(["html"]))
     fmts = {"num": fmt.num, "pct": fmt.pct}
     env.filters.update(num=fmt.num, pct=fmt.pct, risk=fmt.risk, count=fmt.count, seconds=fmt.seconds, fmt_as=lambda v, f: fmts[f](v),
-                       cls=lambda s: str(s).replace(" ", "-"))
-    env.globals.update(interval=fmt.interval, fmts=fmts, risk_fmt=fmt.risk)
+                       cls=lambda s: str(s).replace(" ", "-"), middle=fmt.middle)
+    env.globals.update(interval=fmt.interval, fmts=fmts, risk_fmt=fmt.risk, ci=fmt.ci, pct_bounds=fmt.pct_bounds)
     return env
+
+
+#: Badges a risk can carry: (risk kind, CI lower bound above, text, CSS class, tooltip).
+BADGE_RULES = (
+    ("relative", 1.0, "leaks more than the originals", "more",
+     "the 95% CI of the risk lies above 100%: the release leaks more than the original images"),
+    ("new_leak", 0.0, "new leak", "red",
+     "the originals give this attack nothing and the 95% CI of the release's leak lies above 0"),
+)
+#: Neutral notes on the scale of a risk that carries no badge.
+SCALE_NOTES = {"new_leak": "originals leak nothing", "absolute": "originals not measured"}
+
+
+def risk_badges(kind: Any, ci_low: Any) -> list[dict[str, str]]:
+    """The badges of one risk: "leaks more than the originals" only when a relative risk's 95% CI
+    lower bound is above 1, the red "new leak" only when a new-leak risk's lower bound is above 0;
+    otherwise at most a neutral note on the risk's scale (``cls`` ``note``). A point estimate
+    above the threshold with a CI reaching below it gets no badge."""
+    low = fmt._number(ci_low)
+    for rule_kind, above, text, cls, why in BADGE_RULES:
+        if kind == rule_kind and low is not None and low > above:
+            return [{"text": text, "cls": cls, "title": why}]
+    note = SCALE_NOTES.get(str(kind or ""))
+    return [{"text": note, "cls": "note", "title": "how this risk is scaled: see How to read this"}] if note else []
+
+
+def shown_as(kind: Any, metric: Any, values: list[Any]) -> str:
+    """How a value is shown: ``pct`` for attack rates (and risks), ``num`` for everything else."""
+    return "pct" if kind == "attack" and fmt.is_rate(metric, values) else "num"
+
+
+def _displayed(rec: dict) -> dict:
+    """An attack row (or a headline row) with ``f`` (its value's format) and ``badges``."""
+    rec["f"] = shown_as("attack", rec.get("metric"), [rec.get(c) for c in ("value", "original", "baseline", "ci_low", "ci_high")])
+    rec["rate"] = rec["f"] == "pct"
+    rec["badges"] = risk_badges(rec.get("risk_kind"), rec.get("risk_ci_low")) if rec.get("risk") is not None else []
+    return rec
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -88,6 +125,19 @@ def _split_common(criteria: dict[str, list[dict]]) -> dict[str, Any]:
             "specific": {label: [c for c in cs if key(c) not in shared] for label, cs in failing.items()}}
 
 
+def criterion_formats(verdict: dict | None, table: pd.DataFrame) -> None:
+    """Set ``f`` on every criterion of ``verdict`` (in place): ``pct`` where it is judged on a risk or
+    on an attack rate of the results table, else ``num`` (the report's tables use the same rule)."""
+    if not verdict:
+        return
+    kinds = dict(zip(zip(table["component"].astype(str), table["metric"].astype(str)), table["kind"]))
+    for criteria in verdict["criteria"].values():
+        for c in criteria:
+            kind = "attack" if c.get("on") == "risk" else kinds.get((str(c.get("component")), str(c.get("metric"))))
+            metric = "risk" if c.get("on") == "risk" else c.get("metric")
+            c["f"] = shown_as(kind, metric, [c.get("value"), c.get("ci_low"), c.get("ci_high")])
+
+
 def target_order(table: pd.DataFrame) -> list[str]:
     """Target labels by method (first seen) and naturally within a method."""
     t = table[table["target_label"].notna() & (table["target_label"] != "")]
@@ -120,7 +170,8 @@ def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
 
 
 def headline(results: "Results", order: list[str]) -> list[dict]:
-    """:meth:`Results.max_risk` in report order, each row with ``rate`` (format its numbers as %)."""
+    """:meth:`Results.max_risk` in report order, each row with ``f`` (its value's format: ``pct``
+    or ``num``) and ``badges`` (:func:`risk_badges`)."""
     mr = results.max_risk()
     rows = {r["target_label"]: r for r in _records(mr)}
     out = []
@@ -128,10 +179,7 @@ def headline(results: "Results", order: list[str]) -> list[dict]:
         r = rows.get(label)
         if r is None:
             continue
-        r["rate"] = fmt.is_rate(r.get("metric"), [r.get(c) for c in ("value", "original", "baseline", "ci_low", "ci_high")])
-        kind = str(r.get("risk_kind") or "")
-        r["kind_text"] = {"new_leak": "new leak", "absolute": "absolute (originals not measured)"}.get(kind, "")
-        out.append(r)
+        out.append(_displayed(r))
     return out
 
 
@@ -199,6 +247,8 @@ def report_context(results: "Results", embed_examples: bool = False) -> dict[str
     order = target_order(table)
     manifest = results.manifest or {}
     verdict = read_verdict(results.output)
+    criterion_formats(verdict, table)
+    examples = target_examples(results.output, table, order, embed=embed_examples)
     return {
         "manifest": manifest,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -208,7 +258,8 @@ def report_context(results: "Results", embed_examples: bool = False) -> dict[str
         "order": order,
         "headline": headline(results, order),
         "not_run": not_run(table, order),
-        "examples": target_examples(results.output, table, order, embed=embed_examples),
+        "examples": examples,
+        "examples_by_index": side_by_side(examples),
         "embed_examples": embed_examples,
         "config_yaml": yaml.safe_dump(manifest.get("config") or {}, sort_keys=False, default_flow_style=None) if manifest.get("config") else "",
     }
@@ -232,7 +283,7 @@ def render_html(results: "Results", title: str | None = None, embed_examples: bo
         att, notes = _records(mine), {}
         for idx, rec in zip(mine.index, att):
             rec["short"] = names.get(rec["component_label"], rec["component"])
-            rec["rate"] = fmt.is_rate(rec["metric"], [rec[c] for c in ("value", "original", "baseline", "ci_low", "ci_high")])
+            _displayed(rec)
             if attack_rest.get(idx):
                 notes.setdefault(attack_rest[idx], rec["short"])
         mine = evaluators[evaluators["target_label"] == label]
@@ -248,6 +299,7 @@ def render_html(results: "Results", title: str | None = None, embed_examples: bo
     metric_notes = [{"component": names.get(lab, lab), "metric": m, "notes": parts} for (lab, m), parts in eval_common.items()]
     metric, hib = _pick_utility(table)
     plot = tradeoff_png(table, results.max_risk(), metric, hib) if metric else None
+    plot_key = _records(numbered_points(table, results.max_risk(), metric)) if plot else []
     nonstandard = _records(ok[ok["standard"].astype(str).str.lower().isin(["false", "0"])].drop_duplicates(["component", "metric"]))
     manifest = ctx["manifest"]
     return environment().get_template("report.html").render(
@@ -257,6 +309,7 @@ def render_html(results: "Results", title: str | None = None, embed_examples: bo
         legend=legend,
         metric_notes=metric_notes,
         plot=_b64(plot) if plot else None,
+        plot_key=plot_key,
         utility_metric=metric,
         nonstandard=nonstandard,
         cost=compute_cost(table, order, names),

@@ -2,7 +2,12 @@
 
 Point labels are placed by :func:`place_labels`: each label goes to the first of several offsets
 around its point (at growing distances) where it overlaps neither another label, nor a marker,
-nor the axes' edge; a leader line joins labels set far from their point.
+nor the axes' edge; a leader line joins labels set far from their point. The trade-off plot labels
+its points with numbers (:func:`numbered_points`), which the report's key spells out in full, so
+that points that coincide still get labels that do not collide.
+
+Its risk axis (:func:`risk_axis`) shows every point and every CI up to :data:`RISK_AXIS_CAP`; a CI
+that goes on beyond the axis (an unbounded upper end, say) ends in a triangle on the axis' edge.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from .fmt import natural_key  # noqa: E402
 
-#: Highest y shown for a risk (an unbounded upper CI is drawn up to the top edge, with an arrow).
+#: Highest y shown for a CI end (a higher or unbounded end is cut at the edge and marked there).
 RISK_AXIS_CAP = 3.0
 #: Most panels of the Pareto figure (the list in the comparison report has every pair).
 MAX_PARETO_PANELS = 8
 _DIRECTIONS = [(1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1), (0, -1), (1, 0), (-1, 0)]
+#: Distances (pixels) of the label offsets tried around a point, nearest first.
+_RADII = (4, 12, 22, 34, 48, 64, 84)
 
 
 def tradeoff_points(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: str) -> pd.DataFrame:
@@ -44,12 +52,25 @@ def tradeoff_points(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric:
     return pts[cols].apply(lambda c: pd.to_numeric(c) if c.name not in ("target_label", "target") else c)
 
 
-def swept_params(labels: list[str]) -> list[str]:
-    """For labels of one method (``name(a=1, b=2)``), the parameters that differ between them:
-    ``["sigma=1", "sigma=2"]`` for a blur sweep that also fixes ``region=boxes``; ``""`` where none differ."""
-    parts = [[p.strip() for p in lab.split("(", 1)[1].rstrip(")").split(", ")] if "(" in lab else [] for lab in labels]
-    common = set.intersection(*(set(p) for p in parts)) if parts else set()
-    return [", ".join(p for p in ps if p not in common) for ps in parts]
+def numbered_points(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: str) -> pd.DataFrame:
+    """:func:`tradeoff_points` ordered by method (first seen) and naturally within a method, with
+    ``number`` (1, 2, ...): the label of each point in the plot and its row in the report's key."""
+    pts = tradeoff_points(table, max_risk, utility_metric)
+    first = {t: i for i, t in enumerate(dict.fromkeys(pts["target"]))}
+    order = sorted(range(len(pts)), key=lambda i: (first[pts["target"].iloc[i]], natural_key(pts["target_label"].iloc[i])))
+    return pts.iloc[order].reset_index(drop=True).assign(number=lambda d: range(1, len(d) + 1))
+
+
+def risk_axis(risk: Sequence[float], low: Sequence[float], high: Sequence[float], cap: float = RISK_AXIS_CAP) -> tuple[float, float]:
+    """The risk axis' limits: every point, 0 and 1 (chance and the originals), and every CI end
+    within ``[-cap, cap]``, with a margin of 6%. CI ends beyond them are cut (and marked)."""
+    r = np.asarray(risk, float)
+    ends = np.concatenate([np.asarray(low, float), np.asarray(high, float)])
+    ends = ends[np.isfinite(ends)]
+    shown = np.concatenate([[0.0, 1.0], r[np.isfinite(r)], np.clip(ends, -cap, cap)])
+    lo, hi = float(shown.min()), float(shown.max())
+    pad = 0.06 * (hi - lo)
+    return lo - pad, hi + pad
 
 
 def _overlap(a: Bbox, b: Bbox) -> float:
@@ -78,7 +99,7 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[s
         if not text:
             continue
         best = None
-        for radius in (4, 12, 22, 34):
+        for radius in _RADII:
             for dx, dy in _DIRECTIONS:
                 ann = ax.annotate(text, (0, 0), xycoords="figure pixels", fontsize=fontsize,
                                   ha={1: "left", -1: "right", 0: "center"}[dx], va={1: "bottom", -1: "top", 0: "center"}[dy])
@@ -105,14 +126,14 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[s
     return placed
 
 
-def _errors(values: pd.Series, low: pd.Series, high: pd.Series, cap: float | None = None) -> np.ndarray:
-    """Asymmetric error bar lengths (2 x n); missing ends give no bar; ``cap`` bounds the upper end."""
+def _errors(values: pd.Series, low: pd.Series, high: pd.Series, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """Asymmetric error bar lengths (2 x n); missing ends give no bar; ``limits`` cut both ends."""
     v = values.to_numpy(float)
-    lo = np.where(np.isfinite(low.to_numpy(float)), low.to_numpy(float), v)
-    hi = high.to_numpy(float)
+    lo, hi = low.to_numpy(float), high.to_numpy(float)
+    lo = np.where(np.isnan(lo), v, lo)
     hi = np.where(np.isnan(hi), v, hi)
-    if cap is not None:
-        hi = np.minimum(hi, cap)
+    if limits is not None:
+        lo, hi = np.maximum(lo, limits[0]), np.minimum(hi, limits[1])
     return np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
 
 
@@ -124,40 +145,38 @@ def _png(fig) -> bytes:
 
 
 def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: str, higher_is_better: bool = True) -> bytes | None:
-    """Privacy-utility trade-off: x = utility, y = the headline (highest) risk, both with 95% CIs."""
-    pts = tradeoff_points(table, max_risk, utility_metric)
+    """Privacy-utility trade-off: x = utility, y = the headline (highest) risk, both with 95% CIs;
+    points numbered as in :func:`numbered_points`, CIs cut by the risk axis marked at its edge."""
+    pts = numbered_points(table, max_risk, utility_metric)
     if pts.empty:
         return None
-    finite_hi = pts["risk_ci_high"].replace(np.inf, np.nan)
-    top = float(np.nanmax([1.0, pts["risk"].max(), finite_hi.max()]))
-    top = min(RISK_AXIS_CAP, top) * 1.08
+    bottom, top = risk_axis(pts["risk"], pts["risk_ci_low"], pts["risk_ci_high"])
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=110)
-    ax.set_ylim(-0.05, top)
-    xs, ys, texts, bars = [], [], [], []
+    ax.set_ylim(bottom, top)
+    bars, cut = [], False
     for name, group in pts.groupby("target", sort=False):
-        group = group.iloc[sorted(range(len(group)), key=lambda i: natural_key(group["target_label"].iloc[i]))]
-        yerr = _errors(group["risk"], group["risk_ci_low"], group["risk_ci_high"], cap=top)
+        yerr = _errors(group["risk"], group["risk_ci_low"], group["risk_ci_high"], (bottom, top))
         xerr = _errors(group["utility"], group["utility_ci_low"], group["utility_ci_high"])
         line = ax.errorbar(group["utility"], group["risk"], xerr=xerr, yerr=yerr, marker="o", ms=5, capsize=2.5,
                            elinewidth=0.8, label=str(name))
         color = line[0].get_color()
-        unbounded = group[np.isinf(group["risk_ci_high"])]
-        for _, r in unbounded.iterrows():
-            ax.annotate("", (r["utility"], top), (r["utility"], r["risk"]),
-                        arrowprops={"arrowstyle": "->", "color": color, "lw": 0.8})
-        xs += list(group["utility"])
-        ys += list(group["risk"])
-        texts += swept_params(list(group["target_label"]))
+        for edge, ends, marker in ((top, group["risk_ci_high"] > top, "^"), (bottom, group["risk_ci_low"] < bottom, "v")):
+            if ends.any():
+                ax.plot(group.loc[ends, "utility"], [edge] * int(ends.sum()), marker, color=color, ms=7, clip_on=False)
+                cut = True
         for x, y, (dy0, dy1), (dx0, dx1) in zip(group["utility"], group["risk"], yerr.T, xerr.T):
             bars += [(x, y - dy0, x, y + dy1), (x - dx0, y, x + dx1, y)]
-    ax.axhline(1.0, color="#b3261e", lw=0.8, ls="--", label="risk of the originals")
+    ax.axhline(1.0, color="#b3261e", lw=0.8, ls="--", label="risk of the originals (100%)")
+    if cut:
+        ax.plot([], [], "^", color="#555", ms=6, label="CI goes on beyond the axis")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel(f"{utility_metric} ({'higher' if higher_is_better else 'lower'} = more utility)")
-    ax.set_ylabel("highest risk over attacks\n(0 = chance, 1 = as the originals)")
+    ax.set_ylabel("highest risk over attacks\n(0% = chance, 100% = as the originals)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
-    ax.set_title("Privacy-utility trade-off (bars: 95% CI)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    ax.set_title("Privacy-utility trade-off (bars: 95% CI; numbers: targets in the key)")
     fig.canvas.draw()
-    place_labels(ax, xs, ys, [t[:28] for t in texts], avoid=bars)
+    place_labels(ax, list(pts["utility"]), list(pts["risk"]), [str(n) for n in pts["number"]], fontsize=8, avoid=bars)
     return _png(fig)
 
 
