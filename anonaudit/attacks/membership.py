@@ -29,10 +29,13 @@ sampled to the same size (at most ``max_per_side``, by ``seed``).
   only): ``(s - mu_out) / sd``. Per-candidate means, one pooled standard deviation per side (the
   paper's choice for few shadows).
 
-**Metrics** (the LiRA reporting convention): ``roc_auc`` and ``tpr@fpr=0.001`` / ``tpr@fpr=0.01``
-(true-positive rate at the threshold that admits at most that share of non-members; with n
-non-members the smallest non-zero FPR is 1/n), each with a percentile bootstrap 95% CI resampling
-members and non-members separately. Baselines: the chance attacker (AUC 0.5, TPR = FPR); there is no
+**Metrics** (the LiRA reporting convention): ``roc_auc`` (percentile bootstrap 95% CI resampling
+members and non-members separately) and ``tpr@fpr=0.001`` / ``tpr@fpr=0.01`` (true-positive rate at the
+threshold that admits at most that share of non-members). TPR at FPR x is reported only when the
+non-members resolve it, i.e. with at least ``ceil(1/x)`` of them (1000 and 100), so that the threshold may
+admit one; below that the row is not measured (value nan, n=0, not standard; it says how many are
+needed) and a policy criterion on it is NOT TESTED. A reported TPR gives the FPR achieved
+(``fpr_achieved``) and a CI reflecting both counts (:func:`tpr_estimate`). Baselines: the chance attacker (AUC 0.5, TPR = FPR); there is no
 "original" (the upper bound is a perfect attack, 1), so risks are absolute. When every candidate has an
 identity, the same metrics per person (``identity_*``: mean score of the person's images).
 ``membership_lira`` reports the online variant under these names and the offline one as ``offline_*``.
@@ -52,7 +55,7 @@ import pandas as pd
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
-from ..stats import Estimate
+from ..stats import Estimate, wilson_interval
 from .attribute import auc_score
 from .base import Attack, AttackMetric, AttackResult
 from .face_common import embed, make_embedder, typical_face
@@ -62,15 +65,54 @@ FPRS = (0.001, 0.01)
 
 
 # -- metrics --------------------------------------------------------------------------------------
-def tpr_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float) -> float:
-    """True-positive rate at the strictest threshold that admits at most ``fpr`` of the negatives
+def non_members_needed(fpr: float) -> int:
+    """The sample-size rule for TPR at FPR ``fpr``: at least ``ceil(1 / fpr)`` non-members, so that the
+    threshold may admit at least one of them (with fewer, "at most ``fpr``" admits none: the TPR is
+    measured at an FPR of 0, the same number for every smaller ``fpr``)."""
+    return int(np.ceil(1.0 / fpr - 1e-9))
+
+
+def tpr_fpr_at(y: np.ndarray, score: np.ndarray, fpr: float) -> tuple[float, float]:
+    """``(TPR, FPR achieved)`` at the strictest threshold that admits at most ``fpr`` of the negatives
     (a score must exceed every negative score above the threshold; ties count as negatives)."""
     pos, neg = score[y == 1], np.sort(score[y == 0])[::-1]
     if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
+        return float("nan"), float("nan")
     allowed = int(np.floor(fpr * len(neg) + 1e-9))
     threshold = neg[allowed] if allowed < len(neg) else -np.inf
-    return float(np.mean(pos > threshold))
+    return float(np.mean(pos > threshold)), float(np.mean(neg > threshold))
+
+
+def tpr_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float) -> float:
+    """True-positive rate of :func:`tpr_fpr_at` (whatever the number of negatives: see :func:`tpr_estimate`)."""
+    return tpr_fpr_at(y, score, fpr)[0]
+
+
+def tpr_estimate(y: np.ndarray, score: np.ndarray, fpr: float, n_boot: int, seed: int, what: str = "images") -> Estimate:
+    """TPR at ``fpr`` with its 95% CI, reported only where the non-members resolve ``fpr``
+    (:func:`non_members_needed`); below that a NOT TESTED estimate (value nan, ``n=0``, not standard)
+    whose reason gives the sample size needed.
+
+    The CI reflects both counts: the hull of the Wilson interval of the members above the observed
+    threshold (the members' binomial noise, which a bootstrap misses when every resample agrees, e.g.
+    TPR 0 would give [0, 0]) and the percentile bootstrap interval resampling members and non-members
+    separately (the threshold re-drawn from the resampled non-members: their noise). ``extra`` holds
+    the FPR achieved and both counts.
+    """
+    members, non_members = int((y == 1).sum()), int((y == 0).sum())
+    need = non_members_needed(fpr)
+    counts = {"members": members, "non_members": non_members, "non_members_needed": need}
+    if non_members < need:
+        return Estimate(float("nan"), n=0, method=f"TPR at {fpr:g} FPR", standard=False, extra=counts,
+                        reason=f"TPR at {fpr:g} FPR needs >= {need} non-members, has {non_members} ({what}; with fewer the "
+                               "threshold admits no non-member: the FPR reached would be 0, not the one named)")
+    tpr, achieved = tpr_fpr_at(y, score, fpr)
+    w_lo, w_hi = wilson_interval(round(tpr * members), members)
+    b_lo, b_hi = _stratified_ci(y, score, lambda a, b: tpr_at_fpr(a, b, fpr), n_boot, seed)
+    lo, hi = float(np.nanmin([w_lo, b_lo])), float(np.nanmax([w_hi, b_hi]))
+    method = (f"TPR at {fpr:g} FPR (FPR achieved {achieved:.3g} on {non_members} non-member {what}), 95% CI: hull of the "
+              f"Wilson interval over {members} member {what} and a percentile bootstrap resampling members and non-members separately")
+    return Estimate(tpr, lo, hi, members + non_members, method, extra={**counts, "fpr_achieved": achieved})
 
 
 def _stratified_ci(y: np.ndarray, score: np.ndarray, stat, n_boot: int, seed: int) -> tuple[float, float]:
@@ -88,19 +130,18 @@ def _stratified_ci(y: np.ndarray, score: np.ndarray, stat, n_boot: int, seed: in
 
 def membership_metrics(y: np.ndarray, score: np.ndarray, n_boot: int = 500, seed: int = 0, prefix: str = "",
                        what: str = "images") -> list[AttackMetric]:
-    """ROC AUC and TPR at 0.1% and 1% FPR of ``score`` (higher = member) with stratified bootstrap CIs."""
+    """ROC AUC (stratified bootstrap CI) and TPR at 0.1% and 1% FPR (:func:`tpr_estimate`: NOT TESTED where
+    the non-members do not resolve the FPR) of ``score`` (higher = member)."""
     n = len(y)
     boot = f"percentile bootstrap 95% CI over {what} (members and non-members resampled separately)"
     lo, hi = _stratified_ci(y, score, auc_score, n_boot, seed)
     out = [AttackMetric(f"{prefix}roc_auc", Estimate(auc_score(y, score), lo, hi, n, f"ROC AUC, {boot}"), None, 0.5,
                         f"membership ROC AUC over {int(y.sum())} member and {int((1 - y).sum())} non-member {what} (chance 0.5)")]
     for fpr in FPRS:
-        stat = lambda a, b, f=fpr: tpr_at_fpr(a, b, f)  # noqa: E731
-        lo, hi = _stratified_ci(y, score, stat, n_boot, seed)
         out.append(AttackMetric(
-            f"{prefix}tpr@fpr={fpr:g}", Estimate(tpr_at_fpr(y, score, fpr), lo, hi, n, f"TPR at {fpr:g} FPR, {boot}"), None, fpr,
-            f"members detected at a threshold admitting at most {fpr:g} of non-member {what} "
-            f"(chance: TPR = FPR; with {int((1 - y).sum())} non-members the smallest non-zero FPR is {1 / max(1, int((1 - y).sum())):.3g})",
+            f"{prefix}tpr@fpr={fpr:g}", tpr_estimate(y, score, fpr, n_boot, seed, what), None, fpr,
+            f"members detected at a threshold admitting at most {fpr:g} of non-member {what} (chance: TPR = FPR; "
+            f"reported with at least {non_members_needed(fpr)} non-members, {int((1 - y).sum())} here)",
         ))
     return out
 
