@@ -2,7 +2,10 @@
 
 Every (target, component) pair is one *unit* whose rows are written atomically to
 ``<output>/units/<target>/<component>.json`` as soon as it finishes, so an interrupted audit
-resumes where it stopped and a failing component never loses other units' results.
+resumes where it stopped and a failing component never loses other units' results. Its per-file
+findings go to ``<output>/units/<target>/records/<component>.findings.json`` and the status of each
+of the target's released files to ``records/files.json``; a run writes them all to ``findings.csv``
+and ``files.csv``.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ import numpy as np
 import pandas as pd
 
 from .anonymizers.base import Anonymizer
-from .attacks.base import Attack
-from .data.imageset import ImageSet, ImageStore, Release
+from .attacks.base import Attack, FileFinding
+from .data.imageset import ImageSet, ImageStore, Record, Release, ReleasedFile
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
 from .executors import Executor, LocalExecutor, per_image
 from .memo import RUN_CACHE_NAME, run_cache
 from .params import clone
 from .progress import finished, progress, reused, silenced
-from .results import Results, measurement_rows, row, status_row, write_json_atomic
+from .results import FILE_COLUMNS, FINDING_COLUMNS, Results, measurement_rows, row, status_row, write_json_atomic
 from .verdicts.provenance import record_inputs, record_release, record_weight_loads, weights_used
 
 
@@ -59,11 +62,15 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def drop_unreadable(images: ImageSet, on_error: str, show_progress: bool) -> tuple[ImageSet, list[dict[str, Any]]]:
-    """Decode every file-backed image once; unreadable ones raise or are dropped and recorded."""
+def drop_unreadable(images: ImageSet, on_error: str, show_progress: bool
+                    ) -> tuple[ImageSet, list[dict[str, Any]], list[tuple[Record, str]]]:
+    """Decode every file-backed image once; unreadable ones raise or are dropped and recorded.
+
+    Returns the readable images, a results row per dropped file and the dropped records with the problem.
+    """
     if images.in_memory:
-        return images, []
-    keep, skipped = [], []
+        return images, [], []
+    keep, rows, dropped = [], [], []
     for i in progress(range(len(images)), desc=f"check {images.name or 'images'}", disable=not show_progress):
         try:
             images[i]
@@ -71,9 +78,27 @@ def drop_unreadable(images: ImageSet, on_error: str, show_progress: bool) -> tup
         except ImageReadError as exc:
             if on_error == "raise":
                 raise
-            skipped.append(row(target="", kind="data", component="input", metric="", status="failed",
-                               message=f"skipped {exc.path}: {exc.problem}"))
-    return (images if len(keep) == len(images) else images.subset(keep)), skipped
+            rows.append(row(target="", kind="data", component="input", metric="", status="failed",
+                            message=f"skipped {exc.path}: {exc.problem}"))
+            dropped.append((images.record(i), exc.problem))
+    return (images if len(keep) == len(images) else images.subset(keep)), rows, dropped
+
+
+def released_files(release: Release, dropped: list[tuple[Record, str]], paths: dict[str, Any]) -> list[ReleasedFile]:
+    """Every released file of a target with its status: the pairs and the auxiliary people's files
+    audited, the ``dropped`` ones skipped (the decode error as reason), those without an original
+    unpaired (``paths``: released key -> file, for the files the release lists by their own name)."""
+
+    def where(r: Record) -> str:
+        return "" if r.path is None else str(r.path)
+
+    files = [ReleasedFile(r.key, where(r), "audited") for r in release.anonymized.records]
+    if release.auxiliary is not None:
+        files += [ReleasedFile(r.key, where(r), "audited") for r in release.auxiliary.records]
+    files += [ReleasedFile(r.key, where(r), "skipped", problem) for r, problem in dropped]
+    files += [ReleasedFile(k, str(paths.get(k) or ""), "unpaired", "released file without an original")
+              for k in release.unpaired["extra"]]
+    return files
 
 
 @dataclass
@@ -83,6 +108,15 @@ class _Unit:
     base: dict[str, Any]
 
 
+@dataclass
+class _Outcome:
+    """A target's results rows, the status of each of its released files and the findings in them."""
+
+    rows: list[dict]
+    files: list[dict]
+    findings: list[dict]
+
+
 class Audit:
     """Run attacks and evaluators against every target on one data set.
 
@@ -90,7 +124,9 @@ class Audit:
     off by seed (identity-disjoint when the images carry identities) and never used as evaluation data.
     ``executor`` runs the per-image work (anonymization, evaluators' scoring, cached model calls): in
     this process by default, on a Ray cluster with :class:`~anonaudit.executors.RayExecutor`; the
-    table is the same.
+    table is the same. Every released file gets a status (``RUN/files.csv``) and every attack's
+    per-file findings are kept (``RUN/findings.csv``); with ``embed_examples`` a finding's detail holds
+    what the attack recovered (the plate text read, the identity matched), otherwise only the fact.
     """
 
     def __init__(
@@ -110,6 +146,7 @@ class Audit:
         config: dict[str, Any] | None = None,
         examples: int = 4,
         executor: Executor | None = None,
+        embed_examples: bool = False,
     ):
         if on_error not in ("skip", "raise"):
             raise ValueError("on_error must be 'skip' or 'raise'")
@@ -129,6 +166,7 @@ class Audit:
         self.config = config or {}
         self.examples = examples
         self.executor = executor or LocalExecutor()  # where per-image work runs (anonaudit.executors)
+        self.embed_examples = embed_examples  # findings.csv holds the texts read and identities matched
 
     # -- data -----------------------------------------------------------------------------------
     def split(self) -> tuple[ImageSet | None, ImageSet]:
@@ -159,18 +197,24 @@ class Audit:
         if out is not None:
             self._claim_output(out, resume)
         aux, evaluation = self.split()
-        evaluation, rows = drop_unreadable(evaluation, self.on_error, show_progress)
+        evaluation, rows, _ = drop_unreadable(evaluation, self.on_error, show_progress)
         if aux is not None:
-            aux, aux_rows = drop_unreadable(aux, self.on_error, show_progress)
+            aux, aux_rows, _ = drop_unreadable(aux, self.on_error, show_progress)
             rows += aux_rows
         if out is not None:
             record_inputs(out, evaluation, aux)  # sha256 of what is audited, for the certificate
+        files: list[dict] = []
+        findings: list[dict] = []
         for target in progress(self.targets, desc="targets", disable=not show_progress or len(self.targets) < 2):
             with tempfile.TemporaryDirectory(prefix=".release-", dir=out) as folder:  # streamed releases (_anonymize)
-                rows += self._run_target(target, aux, evaluation, out, resume, show_progress, Path(folder))
+                outcome = self._run_target(target, aux, evaluation, out, resume, show_progress, Path(folder))
+            rows += outcome.rows
+            files += outcome.files
+            findings += outcome.findings
         table = pd.DataFrame(rows)
         manifest = self._manifest(started, aux, evaluation)
-        results = Results(table, out, manifest)
+        results = Results(table, out, manifest, pd.DataFrame(files, columns=FILE_COLUMNS),
+                          pd.DataFrame(findings, columns=FINDING_COLUMNS))
         if out is not None:
             results.save(out)
         return results
@@ -224,7 +268,7 @@ class Audit:
     def _unit_path(self, out: Path | None, unit: _Unit) -> Path | None:
         return None if out is None else out / "units" / unit.target_id / f"{unit.component_id}.json"
 
-    def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress, folder: Path) -> list[dict]:
+    def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress, folder: Path) -> _Outcome:
         label = target.label()
         target_id = component_id(target.name, target.get_params())
         base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str),
@@ -232,25 +276,31 @@ class Audit:
         units = [(c, "attack") for c in self.attacks] + [(c, "evaluator") for c in self.evaluators]
         order: list[_Unit] = []
         done: dict[str, list[dict]] = {}
+        found: dict[str, list[dict]] = {}
         pending = []
         for comp, kind in units:
             unit = _Unit(target_id, f"{kind}-{component_id(comp.name, comp.get_params())}",
                          {**base, "component": comp.name, "component_label": comp.label()})
             order.append(unit)
-            cached = _finished_rows(self._unit_path(out, unit)) if resume else None
-            if cached is None:
+            path = self._unit_path(out, unit)
+            cached = _finished_rows(path) if resume else None
+            cached_findings = _finished_findings(path, self.embed_examples) if cached is not None else None
+            if cached is None or cached_findings is None:
                 pending.append((comp, kind, unit))
             else:
-                done[unit.component_id] = cached
+                done[unit.component_id], found[unit.component_id] = cached, cached_findings
         reused(label, out, [u.base["component_label"] for u in order if u.component_id in done])
 
-        def unit_rows() -> list[dict]:  # in declaration order, however many were resumed
-            return [r for u in order if u.component_id in done for r in done[u.component_id]]
+        def outcome(info: list[dict], files: list[dict]) -> _Outcome:  # units in declaration order, however many were resumed
+            return _Outcome(info + [r for u in order if u.component_id in done for r in done[u.component_id]], files,
+                            [f for u in order if u.component_id in found for f in found[u.component_id]])
 
         info_path = None if out is None else out / "units" / target_id / "release.json"
+        files_path = None if out is None else out / "units" / target_id / "records" / "files.json"
         cached_info = _read_rows(info_path) if not pending else None
-        if cached_info is not None:
-            return cached_info + unit_rows()
+        cached_files = _read_rows(files_path) if cached_info is not None else None
+        if cached_info is not None and cached_files is not None:
+            return outcome(cached_info, cached_files)
 
         seed_everything(self._unit_seed(target_id))
         t0 = time.time()
@@ -260,38 +310,45 @@ class Audit:
                 target.fit(aux)
             # A ready-made release also holds the auxiliary people's files: paired, not extra.
             anonymized, released_aux = self._anonymize(target, evaluation, aux, folder, show_progress)
-            anonymized, bad = drop_unreadable(anonymized, self.on_error, show_progress)
+            anonymized, bad, dropped = drop_unreadable(anonymized, self.on_error, show_progress)
+            paths = {r.key: r.path for r in anonymized.records}
             if released_aux is not None:
-                released_aux, bad_aux = drop_unreadable(released_aux, self.on_error, show_progress)
-                bad += bad_aux
+                released_aux, bad_aux, dropped_aux = drop_unreadable(released_aux, self.on_error, show_progress)
+                bad, dropped = bad + bad_aux, dropped + dropped_aux
             release = Release(evaluation, anonymized, name=target.name, params=target.get_params(), on_mismatch="drop",
                               degradation=target.degradation(), auxiliary=released_aux, anonymizer=target,
-                              training_keys=getattr(target, "training_keys_", None))
+                              training_keys=getattr(target, "training_keys_", None),
+                              sources=[s for s in (evaluation, aux) if s is not None])
             unpaired = getattr(target, "unpaired_", None)  # e.g. files of an external release without an original
             if isinstance(unpaired, dict):
                 for side in ("missing", "extra"):
                     release.unpaired[side] = sorted({*release.unpaired[side], *unpaired.get(side, ())})
+            release.files = released_files(release, dropped, {**paths, **(getattr(target, "released_files_", None) or {})})
         except ModelUnavailableError as exc:
-            return unit_rows() + [status_row({**base, "component": target.name}, "target", "unavailable", str(exc))]
+            return outcome([status_row({**base, "component": target.name}, "target", "unavailable", str(exc))], [])
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
                 raise AuditError(f"target {label} failed: {exc}") from exc
-            return unit_rows() + [status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)]
+            return outcome([status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)], [])
         info = self._release_rows(release, base, time.time() - t0) + [{**b, **base} for b in bad]
+        files = [{"target_label": label, "target_id": target_id, "file": f.file, "key": f.key, "status": f.status,
+                  "reason": f.reason} for f in release.files]
         if info_path is not None:
+            write_json_atomic(files_path, files)
             write_json_atomic(info_path, info)
             record_release(out, target_id, release)
             self._save_examples(release, out / "examples" / target_id)
         for comp, kind, unit in pending:
             t_unit = time.time()
-            rows = self._run_unit(comp, kind, unit, release, aux, show_progress)
+            rows, findings = self._run_unit(comp, kind, unit, release, aux, show_progress)
             finished(f"{label} / {unit.base['component_label']}", time.time() - t_unit,
                      next((r["status"] for r in rows if r.get("status") != "ok"), "ok"))
             path = self._unit_path(out, unit)
-            if path is not None:
+            if path is not None:  # findings first: a unit whose rows are stored has its findings stored too
+                write_json_atomic(_findings_path(path), {"embed_examples": self.embed_examples, "findings": findings})
                 write_json_atomic(path, rows)
-            done[unit.component_id] = rows
-        return info + unit_rows()
+            done[unit.component_id], found[unit.component_id] = rows, findings
+        return outcome(info, files)
 
     def _anonymize(self, target: Anonymizer, evaluation: ImageSet, aux, folder: Path,
                    show_progress: bool) -> tuple[ImageSet, ImageSet | None]:
@@ -313,24 +370,39 @@ class Audit:
             records += part.records
         return ImageSet(records, name=f"{evaluation.name}:{target.label()}", store=store), None
 
-    def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> list[dict]:
+    def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> tuple[list[dict], list[dict]]:
+        """The unit's results rows and its findings rows (:data:`~anonaudit.results.FINDING_COLUMNS`)."""
         seed_everything(self._unit_seed(unit.target_id + unit.component_id))
         t0 = time.time()
         comp = clone(comp)  # each unit fits its own copy: no state carries over between targets
         try:
             if kind == "attack":
                 if reason := comp.not_applicable(release):
-                    return [status_row(unit.base, kind, "not_applicable", reason, time.time() - t0)]
+                    return [status_row(unit.base, kind, "not_applicable", reason, time.time() - t0)], []
                 comp.fit(aux)
                 result = comp.run(release)
-                return measurement_rows(result.metrics, unit.base, kind, time.time() - t0, notes=result.notes)
-            return measurement_rows(self.executor.evaluate(comp, release, self.batch_size), unit.base, kind, time.time() - t0)
+                rows = measurement_rows(result.metrics, unit.base, kind, time.time() - t0, notes=result.notes)
+                return rows, self._finding_rows(result.findings, unit, release)
+            return measurement_rows(self.executor.evaluate(comp, release, self.batch_size), unit.base, kind, time.time() - t0), []
         except ModelUnavailableError as exc:
-            return [status_row(unit.base, kind, "unavailable", str(exc), time.time() - t0)]
+            return [status_row(unit.base, kind, "unavailable", str(exc), time.time() - t0)], []
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
                 raise AuditError(f"{kind} {unit.base['component_label']} on {unit.base['target_label']} failed: {exc}") from exc
-            return [status_row(unit.base, kind, "failed", _describe(exc), time.time() - t0)]
+            return [status_row(unit.base, kind, "failed", _describe(exc), time.time() - t0)], []
+
+    def _finding_rows(self, findings: Sequence[FileFinding], unit: _Unit, release: Release) -> list[dict]:
+        """``findings`` as rows of ``findings.csv``; what the attack recovered only with ``embed_examples``."""
+        files = {f.key: f.file for f in release.files}
+        out = []
+        for f in findings:
+            recovered = self.embed_examples and bool(f.example)
+            out.append({
+                "file": f.file or files.get(f.key, ""), "target": unit.base["target"], "attack": unit.base["component"],
+                "finding": f.finding, "detail": f.example if recovered else f.detail, "target_label": unit.base["target_label"],
+                "target_id": unit.target_id, "key": f.key, "metric": ";".join(f.metrics), "recovered": recovered,
+            })
+        return out
 
     def _release_rows(self, release: Release, base: dict, seconds: float) -> list[dict]:
         heights = [r.boxes[0].h for r in release.originals.records if r.boxes]
@@ -375,6 +447,7 @@ class Audit:
         return {
             "name": self.name,
             "seed": self.seed,
+            "embed_examples": self.embed_examples,
             "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
             "seconds": round(time.time() - started, 2),
             "data": {"name": self.data.name, "n": len(self.data), "evaluation": len(evaluation), "auxiliary": 0 if aux is None else len(aux)},
@@ -412,6 +485,25 @@ def _finished_rows(path: Path | None) -> list[dict] | None:
     if not rows or any(r.get("status") != "ok" for r in rows):
         return None
     return rows
+
+
+def _findings_path(unit_path: Path) -> Path:
+    """Where a unit's findings are stored (beside its rows, in the target's ``records`` folder)."""
+    return unit_path.parent / "records" / f"{unit_path.stem}.findings.json"
+
+
+def _finished_findings(unit_path: Path | None, embed_examples: bool) -> list[dict] | None:
+    """The findings stored with a finished unit; None when absent or stored with the other
+    ``embed_examples`` setting (the unit then runs again: model outputs come from the run cache)."""
+    if unit_path is None:
+        return None
+    try:
+        stored = json.loads(_findings_path(unit_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("embed_examples") != embed_examples or not isinstance(stored.get("findings"), list):
+        return None
+    return stored["findings"]
 
 
 def _describe(exc: BaseException) -> str:

@@ -21,6 +21,14 @@ COLUMNS = [
 
 STATUSES = ("ok", "unavailable", "failed", "not_applicable")
 
+#: Columns of ``RUN/files.csv`` (:attr:`Results.files`): one row per released file of each target.
+FILE_COLUMNS = ["target_label", "target_id", "file", "key", "status", "reason"]
+
+#: Columns of ``RUN/findings.csv`` (:attr:`Results.findings`): one row per finding in a released file.
+#: ``metric`` lists the metrics the finding counts toward (``;``-separated); ``recovered`` is True
+#: when ``detail`` holds what the attack recovered (text read, identity matched: ``--embed-examples``).
+FINDING_COLUMNS = ["file", "target", "attack", "finding", "detail", "target_label", "target_id", "key", "metric", "recovered"]
+
 #: Columns of :meth:`Results.max_risk` (the headline table).
 MAX_RISK_COLUMNS = [
     "target_label", "risk", "risk_ci_low", "risk_ci_high", "risk_kind", "exceeds_original", "component", "metric",
@@ -89,6 +97,39 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def files_from_table(table: pd.DataFrame) -> pd.DataFrame:
+    """File statuses as far as a results table tells them (for results built without a files record).
+
+    Each target's released files that could not be read (``kind=data, component=input, status=failed``
+    rows with the target's label, message ``skipped PATH: problem``) are ``skipped``; the released
+    files its ``release/unpaired_release_files`` row lists are ``unpaired``. The table does not name
+    the audited files, so none are listed.
+    """
+    t = table.reindex(columns=COLUMNS)
+    out = []
+    labelled = t[t["target_label"].map(lambda v: isinstance(v, str) and bool(v))]
+    skipped = labelled[(labelled["kind"] == "data") & (labelled["component"] == "input") & (labelled["status"] == "failed")]
+    for r in skipped.itertuples():
+        path, _, problem = str(r.message).removeprefix("skipped ").partition(": ")
+        out.append({"target_label": r.target_label, "target_id": r.target_id, "file": path, "key": Path(path).name,
+                    "status": "skipped", "reason": problem})
+    unpaired = labelled[(labelled["kind"] == "target") & (labelled["metric"] == "unpaired_release_files")]
+    for r in unpaired.itertuples():
+        names = [k for k in str(r.message or "").split(", ") if k and k != "nan"]
+        count = int(_clean(r.value) or 0)
+        names += [f"(one of {count - len(names)} more)"] * max(0, count - len(names))
+        out += [{"target_label": r.target_label, "target_id": r.target_id, "file": "", "key": k, "status": "unpaired",
+                 "reason": "released file without an original"} for k in names]
+    return pd.DataFrame(out, columns=FILE_COLUMNS)
+
+
 def _no_risk_reason(rows: pd.DataFrame) -> str:
     """Why a target's rows hold no risk estimate, in words."""
     target = rows[(rows["kind"] == "target") & rows["status"].isin(["failed", "unavailable"])]
@@ -106,13 +147,30 @@ def _no_risk_reason(rows: pd.DataFrame) -> str:
     return "no attack gave a risk estimate" + (f" ({'; '.join(why)})" if why else "")
 
 
-class Results:
-    """An audit's results: the tidy table, the output folder and the run's manifest."""
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    """A record CSV as text columns (file names stay as written), None when absent."""
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
-    def __init__(self, table: pd.DataFrame, output: str | Path | None = None, manifest: dict | None = None):
+
+class Results:
+    """An audit's results: the tidy table, the output folder, the run's manifest, the status of every
+    released file (:attr:`files`, ``RUN/files.csv``) and the per-file findings (:attr:`findings`,
+    ``RUN/findings.csv``).
+
+    Results built without ``files`` take the statuses the table tells (:func:`files_from_table`);
+    results loaded from a run folder that has no ``files.csv`` (written by an older version) have
+    ``files = None``: nothing records which released files were read, so no target of it can PASS.
+    """
+
+    def __init__(self, table: pd.DataFrame, output: str | Path | None = None, manifest: dict | None = None,
+                 files: pd.DataFrame | None = None, findings: pd.DataFrame | None = None):
         self.table = table.reindex(columns=COLUMNS)
         self.output = Path(output) if output else None
         self.manifest = manifest or {}
+        self.files: pd.DataFrame | None = (files_from_table(self.table) if files is None else files).reindex(columns=FILE_COLUMNS)
+        self.findings = (pd.DataFrame() if findings is None else findings).reindex(columns=FINDING_COLUMNS)
 
     def __repr__(self) -> str:
         return f"Results({len(self.table)} rows, {self.table['target'].nunique()} targets, output={self.output})"
@@ -128,7 +186,11 @@ class Results:
         table = pd.read_csv(path, keep_default_na=True)
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        return cls(table, folder, manifest)
+        files, findings = folder / "files.csv", folder / "findings.csv"
+        results = cls(table, folder, manifest, _read_csv(files), _read_csv(findings))
+        if not files.is_file():
+            results.files = None  # an older run: which released files were read is not recorded
+        return results
 
     def save(self, folder: str | Path | None = None) -> Path:
         folder = Path(folder or self.output or ".")
@@ -139,6 +201,9 @@ class Results:
         records = [{k: _clean(v) for k, v in r.items()} for r in self.table.to_dict(orient="records")]
         write_json_atomic(folder / "results.json", records)
         write_json_atomic(folder / "manifest.json", self.manifest)
+        if self.files is not None:
+            write_csv_atomic(folder / "files.csv", self.files)
+        write_csv_atomic(folder / "findings.csv", self.findings)
         self.output = folder
         return folder
 

@@ -93,7 +93,7 @@ def test_gps_device_serial_and_original_thumbnail_are_found(tmp_path, pair):
     assert exif_thumbnail(Image.open(path)) is not None
     scan = scan_file(path, original, anonymized)
     kinds = {f.kind: f for f in scan.findings}
-    assert kinds["gps"].detail == "48.85806, -2.29444" and kinds["gps"].severity == "high"
+    assert kinds["gps"].detail == "48.85806N 2.29444W" and kinds["gps"].severity == "high"
     assert kinds["serial"].detail == "BodySerialNumber=SN-0042"
     assert {f.detail for f in scan.findings if f.kind == "device"} == {"Make=Canon", "Model=EOS 5D"}
     assert kinds["software"].severity == "info" and kinds["datetime"].severity == "medium"

@@ -20,14 +20,34 @@ from ..params import ParamsMixin
 AttackMetric = Measurement
 
 
+@dataclass(frozen=True)
+class FileFinding:
+    """One released file's evidence toward an attack's metrics (a row of ``RUN/findings.csv``).
+
+    ``key`` is the image key (the original's when paired), ``file`` the released file ("" when the
+    runner is to fill it in from the release), ``metrics`` the metrics the finding counts toward.
+    ``example`` is what the attacker recovered (the plate text read, the identity matched): it is
+    written into the detail only when the audit embeds examples (``--embed-examples``); otherwise
+    ``detail`` states the fact without it.
+    """
+
+    key: str
+    finding: str
+    detail: str
+    metrics: tuple[str, ...]
+    file: str = ""
+    example: str = ""
+
+
 @dataclass
 class AttackResult:
-    """What one attack found on one release: metrics plus per-image details."""
+    """What one attack found on one release: metrics, per-image details and per-file findings."""
 
     attack: str
     metrics: list[AttackMetric]
     details: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    findings: list[FileFinding] = field(default_factory=list)
 
     def metric(self, name: str) -> AttackMetric:
         for m in self.metrics:

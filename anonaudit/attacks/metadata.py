@@ -56,12 +56,12 @@ import pandas as pd
 from PIL import ExifTags, Image
 
 from ..data.containers import Stream, embedded_streams
-from ..data.imageset import ImageSet, Release
-from ..data.io import decode_image
+from ..data.imageset import ImageSet, Release, ReleasedFile
+from ..data.io import decode_image, pixel_limit
 from ..errors import ConfigError
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
-from .base import Attack, AttackMetric, AttackResult
+from .base import Attack, AttackMetric, AttackResult, FileFinding
 
 SEVERITY_RANK = {"info": 0, "medium": 1, "high": 2}
 
@@ -185,7 +185,7 @@ def _gps_detail(gps: dict[int, Any]) -> str:
     lat = _dms(gps.get(2), gps.get(1, "N"))
     lon = _dms(gps.get(4), gps.get(3, "E"))
     if lat is not None and lon is not None:
-        return f"{lat:.5f}, {lon:.5f}"
+        return f"{abs(lat):.5f}{'S' if lat < 0 else 'N'} {abs(lon):.5f}{'W' if lon < 0 else 'E'}"
     names = [ExifTags.GPSTAGS.get(k, hex(k)) for k in sorted(gps)]
     return "GPS tags " + ", ".join(names)
 
@@ -240,23 +240,73 @@ class _Scanner:
         self.max_pixels = max_pixels
         self.max_streams = max_streams
 
-    def scan(self, path: Path, pixels: PairFn | None) -> FileScan:
-        """Scan ``path``; ``pixels()`` gives (original, anonymized) arrays, read only for embedded images."""
+    def scan(self, path: Path, pixels: PairFn | None, original: Callable[[], np.ndarray | None] | None = None) -> FileScan:
+        """Scan ``path``; ``pixels()`` gives (original, anonymized) arrays, read only for embedded images.
+
+        Without ``pixels`` but with ``original`` (a file outside the audited pairs, e.g. one whose pixels
+        could not be decoded), the file's own first frame is decoded here: when it cannot be, that is an
+        ``undecodable_image`` finding (it could hold anything), and embedded images are compared with
+        the original and a mid-grey image instead of the anonymized one.
+        """
         scan = FileScan(str(path), [])
         if pixels is not None:
             pixels = _once(pixels)
         try:
             img = Image.open(path)
         except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not fatal
-            scan.findings.append(Finding("unreadable", f"{type(exc).__name__}: {exc}", "info"))
+            severity = "info" if original is None else "medium"  # a released file that is no image at all
+            scan.findings.append(Finding("unreadable" if original is None else "undecodable_image",
+                                         f"{type(exc).__name__}: {exc}", severity))
             return scan
         with img:
-            for part in (self._exif, self._xmp, self._iptc, self._comments, self._icc, self._streams):
+            if pixels is None and original is not None:
+                pixels = self._own_pixels(img, scan, original)
+            for part in (self._exif, self._xmp, self._iptc, self._comments, self._icc, self._streams, self._frames):
                 try:
                     part(img, scan, pixels)
                 except Exception as exc:  # noqa: BLE001 - malformed metadata must not stop the scan
                     scan.findings.append(Finding("malformed", f"{part.__name__.strip('_')}: {type(exc).__name__}: {exc}", "info"))
         return scan
+
+    def _own_pixels(self, img: Image.Image, scan: FileScan, original: Callable[[], np.ndarray | None]) -> PairFn | None:
+        """(original, the file's first frame) to compare embedded images with; an undecodable first
+        frame is a finding and is replaced by mid-grey. None when there is no original."""
+        try:
+            w, h = img.size
+            limit = self.max_pixels or pixel_limit()
+            if w * h > limit:
+                raise ValueError(f"{w}x{h} pixels, over the limit of {limit:,}")
+            img.seek(0)
+            first = np.asarray(img.convert("RGB"))
+        except Exception as exc:  # noqa: BLE001 - damaged files raise all sorts of errors
+            scan.findings.append(Finding("undecodable_image", f"the image itself cannot be decoded ({type(exc).__name__}: {exc})", "medium"))
+            first = None
+        source = original()
+        if source is None:
+            return None
+        reference = first if first is not None else np.full_like(source, 128)
+        return _once(lambda: (source, reference))
+
+    def _frames(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
+        """Every frame after the first of an animated or multi-page file (GIF, APNG, TIFF, WebP): each
+        one could hold content the audited image does not (MPO frames are walked by :meth:`_streams`)."""
+        n = int(getattr(img, "n_frames", 1) or 1)
+        if n < 2 or img.format == "MPO":
+            return
+        w, h = img.size
+        limit = self.max_pixels or pixel_limit()
+        decoded = min(n - 1, self.max_streams) if w * h <= limit else 0
+        for k in range(1, decoded + 1):
+            try:
+                img.seek(k)
+                frame = np.asarray(img.convert("RGB"))
+            except Exception as exc:  # noqa: BLE001 - a damaged frame is a finding, not the end of the scan
+                scan.findings.append(Finding("extra_frames", f"frame {k + 1} of {n}: not decodable ({type(exc).__name__}: {exc})", "medium"))
+                continue
+            self._compare(Stream(f"frame {k + 1} of {n}", pixels=frame), f"frame {k + 1} of {n}", 1, scan, pixels, "extra_frames")
+        if n - 1 > decoded:
+            scan.findings.append(Finding("extra_frames", f"{n - 1 - decoded} more frame(s) of {n} not decoded "
+                                         f"({w}x{h} pixels; max_streams={self.max_streams})", "medium"))
 
     def _exif(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
         exif = img.getexif()
@@ -457,11 +507,27 @@ class MetadataLeak(Attack):
         self.max_embedded_pixels = max_embedded_pixels
         self.max_streams = max_streams
 
-    def _scan_set(self, images: ImageSet, release: Release) -> tuple[list[int], list[FileScan], list[bool | None]]:
-        scanner = _Scanner(
+    def _scanner(self) -> _Scanner:
+        return _Scanner(
             self.thumbnail_margin_db, self.min_thumbnail_psnr,
             None if self.max_embedded_pixels is None else int(self.max_embedded_pixels), int(self.max_streams),
         )
+
+    def _scan_others(self, release: Release, scanned: set[str]) -> list[tuple[ReleasedFile, FileScan]]:
+        """Every released file outside the pairs (not decoded, without an original, the auxiliary
+        people's), each with the original it stands for when there is one."""
+        scanner = self._scanner()
+        out = []
+        for f in release.files:
+            if not f.file or f.file in scanned:
+                continue
+            original = None if f.status == "unpaired" else (lambda key=f.key: release.original_of(key))
+            scan = scanner.scan(Path(f.file), None, original or (lambda: None))
+            out.append((f, scan))
+        return out
+
+    def _scan_set(self, images: ImageSet, release: Release) -> tuple[list[int], list[FileScan], list[bool | None]]:
+        scanner = self._scanner()
         idx, scans, named = [], [], []
         for i, rec in enumerate(images.records):
             if rec.path is None:
@@ -478,11 +544,18 @@ class MetadataLeak(Attack):
     def run(self, release: Release) -> AttackResult:
         rel_idx, rel, rel_named = self._scan_set(release.anonymized, release)
         orig_idx, orig, orig_named = self._scan_set(release.originals, release)
+        others = self._scan_others(release, {s.path for s in rel})
         notes = []
-        if not rel:
+        if not rel and not others:
             notes.append("the release is held in memory: no files, so no metadata to scan (n=0)")
         elif len(rel) < len(release):
             notes.append(f"{len(release) - len(rel)} released image(s) have no file and were not scanned")
+        if others:
+            by = pd.Series([f.status for f, _ in others]).value_counts()
+            notes.append(f"{len(others)} released file(s) outside the evaluated pairs scanned too ("
+                         + ", ".join(f"{n} {status}" for status, n in by.items()) + "); their names are not checked")
+            rel_idx += [-1] * len(others)
+            rel += [scan for _, scan in others]
         if not orig:
             notes.append("the originals are held in memory: no scan of original files")
         unchecked = sum(v is None for v in rel_named)
@@ -517,18 +590,38 @@ class MetadataLeak(Attack):
                 "files through a pairs table to audit the names they will be published with)"
             )
         orig_by_index = dict(zip(orig_idx, orig))
+        keys = [release.keys[i] for i in rel_idx if i >= 0] + [f.key for f, _ in others]
+        statuses = ["audited"] * (len(rel) - len(others)) + [f.status for f, _ in others]
         rows = []
-        for i, s in zip(rel_idx, rel):
+        for i, key, status, s in zip(rel_idx, keys, statuses, rel):
             o = orig_by_index.get(i)
             rows.append({
-                "key": release.keys[i], "path": s.path, "leak": s.leak, "severity": s.severity,
+                "key": key, "status": status, "path": s.path, "leak": s.leak, "severity": s.severity,
                 "gps": s.has("gps"), "thumbnail": s.thumbnail, "embedded_images": s.embedded_images,
                 "trailing_bytes": s.trailing_bytes, "named_like_original": s.has("original_name"),
                 "thumbnail_psnr_original": s.thumbnail_psnr_original, "thumbnail_psnr_anonymized": s.thumbnail_psnr_anonymized,
                 "findings": s.summary(), "original_leak": None if o is None else o.leak,
             })
         details = pd.DataFrame(rows, columns=[
-            "key", "path", "leak", "severity", "gps", "thumbnail", "embedded_images", "trailing_bytes", "named_like_original",
+            "key", "status", "path", "leak", "severity", "gps", "thumbnail", "embedded_images", "trailing_bytes", "named_like_original",
             "thumbnail_psnr_original", "thumbnail_psnr_anonymized", "findings", "original_leak",
         ])
-        return AttackResult(self.name, metrics, details, notes)
+        findings = [ff for key, s in zip(keys, rel) for ff in file_findings(key, s)]
+        return AttackResult(self.name, metrics, details, notes, findings)
+
+
+#: Finding kinds that count toward a metric of their own (besides ``files_with_leak``).
+_FINDING_METRICS = {"gps": "files_with_gps", "original_image": "files_with_original_image",
+                    "trailing_data": "files_with_trailing_data", "identity_name": "files_named_after_identity"}
+
+
+def file_findings(key: str, scan: FileScan) -> list[FileFinding]:
+    """The medium- and high-severity findings of one file, as evidence for the metrics they count toward."""
+    out = []
+    for f in scan.findings:
+        if SEVERITY_RANK[f.severity] < 1:
+            continue
+        metrics = ("files_with_leak",) + ((_FINDING_METRICS[f.kind],) if f.kind in _FINDING_METRICS else ())
+        appended = f.kind == "original_image" and f.detail.startswith("after the end-of-image marker")
+        out.append(FileFinding(key, "original_after_eoi" if appended else f.kind, f"{f.detail} ({f.severity})", metrics, scan.path))
+    return out

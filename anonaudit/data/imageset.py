@@ -60,6 +60,30 @@ class Record:
     text: str | None = None
 
 
+#: What became of a released file in an audit (``RUN/files.csv``): read and audited; skipped (its
+#: pixels could not be decoded: the reason says why); unpaired (no original to pair it with); partly
+#: read (some frames or streams were not decoded). Only ``audited`` files are fully covered.
+FILE_STATUSES = ("audited", "skipped", "unpaired", "partly_read")
+
+
+@dataclass(frozen=True)
+class ReleasedFile:
+    """One released file (or, for a release held in memory, one released image) and its status.
+
+    ``key`` is the image key: the original's key when the file is paired, else the released file's
+    own name. ``file`` is the path of the released file ("" for an image held in memory).
+    """
+
+    key: str
+    file: str
+    status: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in FILE_STATUSES:
+            raise ValueError(f"file status must be one of {FILE_STATUSES}, got {self.status!r}")
+
+
 DECODE_CACHE_ENV = "ANONAUDIT_DECODE_CACHE_MB"
 DECODE_CACHE_DEFAULT_MB = 256
 
@@ -258,6 +282,9 @@ class ImageSet:
     def index_of(self, key: str) -> int:
         return self._index[key]
 
+    def contains_key(self, key: str) -> bool:
+        return key in self._index
+
     @property
     def keys(self) -> list[str]:
         return [r.key for r in self.records]
@@ -374,6 +401,10 @@ class Release:
     ``anonymizer`` is the target object that made the release and ``training_keys`` the keys of the
     images a trained target learnt from (both ``None`` when unknown): white-box attacks (memorisation,
     membership) need them and are skipped with the reason otherwise.
+    ``files`` lists every released file with its :class:`ReleasedFile` status (the audited pairs, the
+    files that could not be decoded, those without an original); ``sources`` are image sets holding
+    originals of files that are not among the pairs (e.g. the originals of skipped files), so a
+    file scan can compare what such a file embeds with its original (:meth:`original_of`).
     """
 
     def __init__(
@@ -387,6 +418,8 @@ class Release:
         auxiliary: ImageSet | None = None,
         anonymizer: Any = None,
         training_keys: Sequence[str] | None = None,
+        files: Sequence[ReleasedFile] | None = None,
+        sources: Sequence[ImageSet] = (),
     ):
         if on_mismatch not in ("raise", "drop"):
             raise ValueError("on_mismatch must be 'raise' or 'drop'")
@@ -411,6 +444,17 @@ class Release:
         self.auxiliary = auxiliary
         self.anonymizer = anonymizer
         self.training_keys = None if training_keys is None else list(training_keys)
+        self.files: list[ReleasedFile] = list(files) if files is not None else [
+            ReleasedFile(r.key, "" if r.path is None else str(r.path), "audited") for r in self.anonymized.records
+        ]
+        self.sources = [self.originals, *sources]
+
+    def original_of(self, key: str) -> np.ndarray | None:
+        """The original image of ``key`` from the pairs or the ``sources`` (None when none holds it)."""
+        for images in self.sources:
+            if images.contains_key(key):
+                return images[images.index_of(key)]
+        return None
 
     def __len__(self) -> int:
         return len(self.originals)
