@@ -81,7 +81,7 @@ def test_worst_case_attack_per_method():
     assert t.loc[["A", "B", "C", "D"], "worst_attack"].tolist() == ["ocr", "reid", "ocr", "ocr"]
     assert t.loc[["A", "B", "C", "D"], "worst_risk"].tolist() == pytest.approx([0.9, 0.7, 0.6, 0.1])
     assert t.at["A", "worst_metric"] == "exact_match"
-    assert t.at["B", "worst_risk_ci_high"] == pytest.approx(0.76)
+    assert t.at["B", "worst_risk_ci_high"] == pytest.approx(0.76) and t.at["B", "worst_risk_upper"] == pytest.approx(0.76)
     # every measure keeps its CI and n in the table
     assert t.at["C", "ssim ci_low"] == pytest.approx(0.665) and t.at["C", "ssim n"] == 100
     assert t.at["B", "ocr risk"] == pytest.approx(0.5) and t.at["B", "ocr metric"] == "exact_match"
@@ -95,16 +95,24 @@ def test_pareto_fronts_per_attack_and_utility_pair():
     assert front("reid", "ssim") == ["A", "C", "D"]  # B (.7, .8) is beaten by A (.2, .9)
     assert p.at[("reid", "ssim", "B"), "dominated_by"] == "A"
     assert set(p.index.get_level_values("utility")) == {"ssim", "psnr"}
-    assert p.at[("ocr", "ssim", "A"), "privacy_measure"] == "risk"
+    assert p.at[("ocr", "ssim", "A"), "privacy_measure"] == "risk upper bound"
+    assert p.at[("ocr", "ssim", "A"), "privacy"] == pytest.approx(0.96)
+
+
+# Risk upper bounds (risk + 0.06): ocr A .96, B .56, C .66, D .16; reid A .26, B .76, C .16, D .11. Worst case:
+# A .96 (ocr), B .76 (reid), C .66 (ocr), D .16 (ocr), so privacy = 1 - worst: A .04, B .24, C .34, D .84. Utility: SSIM as
+# measured (A .9, B .8, C .7, D .3); PSNR in dB has no fixed [0, 1] scale and is not scored. The score is the weighted
+# geometric mean of the weighted keys' scores.
+PRIVACY = {"A": 0.04, "B": 0.24, "C": 0.34, "D": 0.84}
+SSIM = {"A": 0.9, "B": 0.8, "C": 0.7, "D": 0.3}
 
 
 @pytest.mark.parametrize("weights, order, scores", [
-    # privacy = 1 - worst risk: A .1, B .3, C .4, D .9; utility = mean of min-max scaled ssim and psnr:
-    # A 1, B (5/6 + 3/4) / 2, C (2/3 + 1/2) / 2, D 0
-    ("privacy=0.7,utility=0.3", ["D", "C", "B", "A"], {"A": 0.37, "B": 0.21 + 0.3 * 19 / 24, "C": 0.28 + 0.3 * 7 / 12, "D": 0.63}),
-    ("utility=1", ["A", "B", "C", "D"], {"A": 1.0, "B": 19 / 24, "C": 7 / 12, "D": 0.0}),
-    ("ocr=1", ["D", "B", "C", "A"], {"A": 0.1, "B": 0.5, "C": 0.4, "D": 0.9}),  # per attack: 1 - its worst risk
-    ("reid=1,ssim=1", ["A", "C", "B", "D"], {"A": (0.8 + 1) / 2, "B": (0.3 + 5 / 6) / 2, "C": (0.9 + 2 / 3) / 2, "D": 0.95 / 2}),
+    ("privacy=0.7,utility=0.3", ["D", "C", "B", "A"], {m: PRIVACY[m] ** 0.7 * SSIM[m] ** 0.3 for m in "ABCD"}),
+    ("utility=1", ["A", "B", "C", "D"], SSIM),
+    ("ocr=1", ["D", "B", "C", "A"], {"A": 0.04, "B": 0.44, "C": 0.34, "D": 0.84}),  # per attack: 1 - its risk upper bound
+    ("reid=1,ssim=1", ["A", "C", "D", "B"], {"A": (0.74 * 0.9) ** 0.5, "B": (0.24 * 0.8) ** 0.5, "C": (0.84 * 0.7) ** 0.5,
+                                             "D": (0.89 * 0.3) ** 0.5}),
 ])
 def test_ranking_at_weights(weights, order, scores):
     c = compare(table(), weights)
@@ -115,16 +123,64 @@ def test_ranking_at_weights(weights, order, scores):
         assert t.at[m, "score"] == pytest.approx(s), m
 
 
+def test_scores_do_not_depend_on_the_other_methods_compared():
+    """Utility is SSIM as measured, not min-max scaled over the compared methods: A and B keep their scores
+    whether C and D are compared too (min-max scaling would give B's SSIM 0 next to A alone)."""
+    pair = compare(table({k: METHODS[k] for k in "AB"})).table.set_index("method")
+    four = compare(table()).table.set_index("method")
+    for m in "AB":
+        assert pair.at[m, "score"] == pytest.approx(four.at[m, "score"])
+        assert pair.at[m, "utility_score"] == pytest.approx(SSIM[m])
+        assert pair.at[m, "privacy_score"] == pytest.approx(PRIVACY[m])
+
+
+def test_a_method_that_may_leak_as_much_as_the_originals_scores_zero_whatever_its_utility():
+    methods = {"leaky": {"ocr": (0.95, 0.9), "reid": 0.1, "ssim": 0.99, "psnr": 40.0}, **{k: METHODS[k] for k in "CD"}}
+    c = compare(table(methods))
+    t = c.table.set_index("method")
+    assert t.at["leaky", "worst_risk_upper"] == pytest.approx(1.01) and t.at["leaky", "score"] == 0.0
+    assert list(c.table["method"]) == ["D", "C", "leaky"]
+
+
+def test_ranking_uses_the_risk_upper_bound_not_the_point_estimate():
+    rows = table({k: METHODS[k] for k in "CD"})
+    # D's ocr risk .1 now has a wide CI up to .9 (few plates): its upper bound ranks it below C (upper .66)
+    rows.loc[(rows["target_label"] == "D") & (rows["metric"] == "exact_match"), "risk_ci_high"] = 0.9
+    c = compare(rows, "privacy=1")
+    assert list(c.table["method"]) == ["C", "D"]
+    assert c.table.set_index("method").at["D", "worst_risk_upper"] == pytest.approx(0.9)
+
+
+def test_a_method_without_any_risk_estimate_ranks_last_not_first():
+    rows = pd.concat([table(), pd.DataFrame([_utility("E", "ssim", 1.0)])], ignore_index=True)
+    c = compare(rows)
+    last = c.table.iloc[-1]
+    assert last["method"] == "E" and math.isnan(last["score"]) and last["unscored_because"] == "no risk estimate"
+
+
+def test_verdicts_rank_pass_before_not_tested_before_fail_unless_ignored():
+    verdicts = {"A": "PASS", "B": "NOT TESTED", "C": "FAIL", "D": "FAIL"}  # by score alone: D, C, B, A
+    c = compare(table(), verdicts=verdicts, policy="p")
+    assert list(c.table["method"]) == ["A", "B", "D", "C"] and list(c.table["verdict"]) == ["PASS", "NOT TESTED", "FAIL", "FAIL"]
+    assert "by verdict of policy p" in c.ranking_rule
+    ignored = compare(table(), verdicts=verdicts, ignore_verdict=True, policy="p")
+    assert list(ignored.table["method"]) == ["D", "C", "B", "A"] and "verdict" in ignored.table.columns
+    with pytest.raises(ConfigError, match="--ignore-verdict only applies with --policy"):
+        compare(table(), ignore_verdict=True)
+
+
 def test_default_weights_are_half_and_half():
     assert compare(table()).weights == {"privacy": 0.5, "utility": 0.5}
 
 
 def test_lower_is_better_utility_is_oriented():
-    methods = {k: dict(v) for k, v in METHODS.items()}
-    rows = table(methods)
-    rows.loc[rows["metric"] == "psnr", "higher_is_better"] = False  # now D's 10 is the best psnr
-    c = compare(rows, "psnr=1")
+    rows = table()
+    ssim = rows["metric"] == "ssim"
+    rows.loc[ssim, ["metric", "component", "component_label"]] = "lpips_alex"
+    rows.loc[ssim, "higher_is_better"] = False  # LPIPS: 0 = identical, scored 1 - value
+    c = compare(rows, "lpips_alex=1")
     assert list(c.table["method"]) == ["D", "C", "B", "A"]
+    assert c.table.set_index("method").at["D", "score"] == pytest.approx(0.7)
 
 
 def test_method_missing_a_weighted_measure_is_ranked_last_with_the_reason():
@@ -137,15 +193,16 @@ def test_method_missing_a_weighted_measure_is_ranked_last_with_the_reason():
     assert any("reid was not measured on 1 of 4 methods: D" in n for n in c.notes)
 
 
-def test_attack_without_risk_falls_back_to_success_rate():
+def test_attack_without_risk_is_shown_as_success_but_not_scored():
     rows = table()
     rows.loc[rows["component"] == "reid", "risk"] = None
     c = compare(rows, "reid=1")
     pairs = c.pareto[c.pareto["attack"] == "reid"]
     assert set(pairs["privacy_measure"]) == {"success"}
-    # success = 0.1 + 0.8 * risk: ordering unchanged, scores min-max scaled (lower success = 1)
-    assert list(c.table["method"]) == ["D", "C", "A", "B"]
-    assert c.table.set_index("method").at["D", "score"] == pytest.approx(1.0)
+    assert set(c.table["unscored_because"]) == {"no reid"}  # a success rate has no scale shared with risks
+    assert any(n.startswith("reid: no risk estimate") for n in c.notes)
+    # privacy is then ocr's alone: D (upper .16) first
+    assert compare(rows, "privacy=1").table["method"].iloc[0] == "D"
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -174,7 +231,7 @@ def test_runs_sharing_target_labels_are_told_apart(tmp_path: Path):
     a = _save(tmp_path / "a", table({k: METHODS[k] for k in "AB"}), "first")
     b = _save(tmp_path / "b", table({k: METHODS[k] for k in "BC"}), "second")
     t = load_runs([a, b])
-    assert list(dict.fromkeys(t["method"])) == ["A", "first: B", "second: B", "C"]
+    assert list(dict.fromkeys(t["method"])) == ["first: A", "first: B", "second: B", "second: C"]  # one row per (run, target)
     same = load_runs([_save(tmp_path / "x", table(), "demo"), _save(tmp_path / "y", table(), "demo")])
     assert set(same["run"]) == {"x", "y"}  # equal manifest names: the folders name the runs
 
@@ -185,14 +242,18 @@ def test_cli_compare_writes_csv_and_html_and_prints_the_table(tmp_path: Path, ca
     out = tmp_path / "cmp"
     assert main(["compare", str(a), str(b), "--weights", "privacy=0.7,utility=0.3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "weights privacy=0.7, utility=0.3" in printed and "ocr vs ssim: front A, B, D (1 dominated)" in printed
+    assert "at privacy=0.7, utility=0.3" in printed
+    assert "ocr vs ssim: front #1 run2: D, #3 run1: B, #4 run1: A (1 dominated)" in printed  # C (.66, .7) loses to B (.56, .8)
+    assert "psnr: no fixed [0, 1] scale, shown with CIs but not scored" in printed
     csv = pd.read_csv(out / "compare.csv")
-    assert list(csv["method"]) == ["D", "C", "B", "A"] and list(csv["rank"]) == [1, 2, 3, 4]
-    assert {"worst_attack", "worst_risk", "worst_risk_ci_low", "ssim", "ssim ci_low", "ssim n", "ocr risk"} <= set(csv.columns)
+    assert list(csv["method"]) == ["run2: D", "run2: C", "run1: B", "run1: A"] and list(csv["rank"]) == [1, 2, 3, 4]
+    assert {"label", "run", "target_label", "worst_attack", "worst_risk", "worst_risk_upper", "ssim", "ssim ci_low", "ssim n",
+            "ocr risk"} <= set(csv.columns)
     pareto = pd.read_csv(out / "pareto.csv")
-    assert pareto[(pareto["attack"] == "ocr") & (pareto["utility"] == "ssim") & ~pareto["on_front"]]["method"].tolist() == ["C"]
+    assert pareto[(pareto["attack"] == "reid") & (pareto["utility"] == "ssim") & ~pareto["on_front"]]["method"].tolist() == ["run1: B"]
     html = (out / "compare.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and 'alt="Pareto fronts"' in html and "0.90 [0.84, 0.96]" in html
+    assert 'title="run2: D">run2: D</td>' in html
 
 
 def test_cli_compare_on_a_folder_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -200,23 +261,19 @@ def test_cli_compare_on_a_folder_without_results(tmp_path: Path, capsys: pytest.
     assert "no results.csv" in capsys.readouterr().err
 
 
-def test_infinite_psnr_and_detail_rows_do_not_break_or_double_count_utility():
-    import math
-
-    import pandas as pd
-
-    from anonaudit.results import row
+def test_psnr_and_its_detail_rows_are_shown_once_and_never_scored():
     from anonaudit.verdicts.compare import scores, utility_measures
 
     def ev(label, metric, value):
         return row(target="t", target_label=label, kind="evaluator", component="psnr", component_label="psnr",
                    metric=metric, value=value, ci_low=value, ci_high=value, n=10, higher_is_better=True, status="ok")
 
-    table = pd.DataFrame([ev("same", "psnr", math.inf), ev("same", "psnr_identical_pairs", 1.0),
-                          ev("blur", "psnr", 20.0), ev("blur", "psnr_identical_pairs", 0.0),
-                          ev("mask", "psnr", 10.0), ev("mask", "psnr_identical_pairs", 0.0)])
-    table["method"] = table["target_label"]
-    utilities = utility_measures(table)
+    rows = pd.DataFrame([ev("same", "psnr", math.inf), ev("same", "psnr_identical_pairs", 1.0),
+                         ev("blur", "psnr", 20.0), ev("blur", "psnr_identical_pairs", 0.0)])
+    rows["method"] = rows["target_label"]
+    utilities = utility_measures(rows)
     assert list(utilities["utility"].unique()) == ["psnr"]
-    s = scores(pd.DataFrame(columns=["method", "attack", "risk", "value", "higher_is_better"]), utilities, ["same", "blur", "mask"])
-    assert s.loc["same", "psnr"] == 1.0 and s.loc["blur", "psnr"] == 1.0 and s.loc["mask", "psnr"] == 0.0
+    s = scores(pd.DataFrame(columns=["method", "attack", "risk_upper"]), utilities, ["same", "blur"])
+    assert "psnr" not in s.columns and s["utility"].isna().all()  # dB has no fixed [0, 1] scale
+    with pytest.raises(ConfigError, match="'psnr' cannot be weighted: it has no fixed"):
+        compare(table(), "psnr=1")

@@ -1,37 +1,56 @@
 """Render a :class:`~anonaudit.verdicts.compare.Comparison`: a text table for the terminal,
-``compare.csv`` (one row per method, every measure with its CI and n), ``pareto.csv`` (front
-membership per (attack, utility) pair) and a self-contained ``compare.html``."""
+``compare.csv`` (one row per method, full labels, every measure with its CI and n), ``pareto.csv``
+(front membership per (attack, utility) pair) and a self-contained ``compare.html``.
+
+Methods are numbered in rank order; the plot marks each point with its number only (numbers do not
+collide where labels would), and the table beside it gives each number's label, shortened in the
+middle, with the full ``run: target`` label in its tooltip and in the CSV.
+"""
 
 from __future__ import annotations
 
 import base64
+import io
+import math
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..verdicts.compare import Comparison, as_bool
 from . import fmt
 from .html import environment, write_atomic
-from .plots import MAX_PARETO_PANELS, pareto_png
+from .plots import MAX_PARETO_PANELS, RISK_AXIS_CAP, place_labels, plt
 
 
 def _risk_cell(risk, lo, hi) -> str:
     return f"{fmt.risk(risk)} {fmt.interval(lo, hi, fmt.risk)}".strip()
 
 
+def numbers(c: Comparison) -> dict[str, int]:
+    """Each method's number: its position in the ranked table (1 = ranked first)."""
+    return {m: i for i, m in enumerate(c.table["method"], 1)}
+
+
 def display_table(c: Comparison) -> pd.DataFrame:
-    """Per method (ranked), display strings: rank, score, worst attack, each attack's risk and each
-    utility metric's value with their 95% CIs."""
+    """Per method (ranked, indexed by its number): label, verdict, rank, score, the worst-case risk
+    upper bound, each attack's risk and each utility metric's value with their 95% CIs."""
     t = c.table.set_index("method")
     util = c.utilities.set_index(["method", "utility"])
     att = c.attacks.set_index(["method", "attack"])
-    out = pd.DataFrame(index=t.index)
+    out = pd.DataFrame(index=pd.Index(range(1, len(t) + 1), name="#"))
+    out["method"] = list(t["label"])
+    if "verdict" in t.columns:
+        out["verdict"] = list(t["verdict"])
     out["rank"] = [fmt.count(v) for v in t["rank"]]
     out["score"] = [fmt.num(v) if pd.notna(v) else f"– ({why})" for v, why in zip(t["score"], t["unscored_because"])]
     if "worst_attack" in t.columns:
-        out["worst attack"] = [f"{a}: {_risk_cell(r, lo, hi)}" if isinstance(a, str) else fmt.MISSING
-                               for a, r, lo, hi in zip(t["worst_attack"], t["worst_risk"], t["worst_risk_ci_low"], t["worst_risk_ci_high"])]
+        out["worst risk upper bound"] = [
+            f"{fmt.risk(u)} ({a}/{m}: {_risk_cell(r, lo, hi)})" if isinstance(a, str) else fmt.MISSING
+            for a, m, u, r, lo, hi in zip(t["worst_attack"], t["worst_metric"], t["worst_risk_upper"], t["worst_risk"],
+                                          t["worst_risk_ci_low"], t["worst_risk_ci_high"])]
     for key in c.attack_keys:
         cells = []
         for m in t.index:
@@ -46,17 +65,19 @@ def display_table(c: Comparison) -> pd.DataFrame:
         out[key] = [f"{fmt.num(util.loc[(m, key), 'value'])} {fmt.interval(util.loc[(m, key), 'ci_low'], util.loc[(m, key), 'ci_high'])}".strip()
                     if (m, key) in util.index else fmt.MISSING for m in t.index]
     if "pareto_fronts" in t.columns:
-        out["on Pareto fronts"] = t["pareto_fronts"]
+        out["on Pareto fronts"] = list(t["pareto_fronts"])
     return out
 
 
 def front_lines(c: Comparison) -> list[str]:
-    """One line per (attack, utility) pair: its Pareto front and how many methods it dominates
-    (``pareto.csv`` says which method dominates which)."""
+    """One line per (attack, utility) pair: its Pareto front (methods by number and label) and how
+    many methods it dominates (``pareto.csv`` says which method dominates which)."""
+    num, label = numbers(c), dict(zip(c.table["method"], c.table["label"]))
     lines = []
     for (attack, utility), p in c.pareto.groupby(["attack", "utility"], sort=False):
         dominated = int((~p["on_front"]).sum())
-        lines.append(f"{attack} vs {utility}: front {', '.join(p.loc[p['on_front'], 'method'])}"
+        front = sorted(p.loc[p["on_front"], "method"], key=num.get)
+        lines.append(f"{attack} vs {utility}: front {', '.join(f'#{num[m]} {label[m]}' for m in front)}"
                      + (f" ({dominated} dominated)" if dominated else ""))
     return lines
 
@@ -67,26 +88,79 @@ def _weights_text(c: Comparison) -> str:
 
 def comparison_text(c: Comparison) -> str:
     """The comparison as printed by ``anonaudit compare``."""
-    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 48):
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
         table = display_table(c).to_string()
-    parts = [f"methods ranked at weights {_weights_text(c)} (risk: 0 = chance, 1 = as the originals; 95% CIs):", table,
-             "", "Pareto fronts (privacy vs utility; dominated = another method is at least as good on both, better on one):",
-             *front_lines(c)]
+    shortened = [(i, m) for i, (m, lab) in enumerate(zip(c.table["method"], c.table["label"]), 1) if m != lab]
+    parts = [f"methods ranked {c.ranking_rule}", "(risk: 0 = chance, 1 = as the originals; 95% CIs in brackets):", table]
+    if shortened:
+        parts += ["", "full labels:", *(f"  #{i} {m}" for i, m in shortened)]
+    parts += ["", "Pareto fronts (privacy: risk upper bound vs utility; dominated = another method is at least as good "
+              "on both, better on one):", *front_lines(c)]
     if c.notes:
         parts += ["", *c.notes]
     return "\n".join(parts)
 
 
+def _clipped(values: pd.Series, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """Values clipped to ``[low, high]`` and which of them were cut."""
+    v = values.astype(float).to_numpy()
+    return np.clip(v, low, high), (v < low) | (v > high)
+
+
+def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes | None:
+    """Small multiples, one panel per (attack, utility) pair (the first ``max_panels``): every method
+    a point marked with its number, front members filled and joined, dominated ones hollow; a risk
+    above :data:`~anonaudit.reports.plots.RISK_AXIS_CAP` (or an infinite utility) is drawn at the
+    axis' edge as a triangle. Panel titles name the attack and utility in full."""
+    if c.pareto.empty:
+        return None
+    num = numbers(c)
+    hib = {k: as_bool(g["higher_is_better"].iloc[0]) for k, g in c.utilities.groupby("utility", sort=False)}
+    keys = list(dict.fromkeys(zip(c.pareto["attack"], c.pareto["utility"])))[:max_panels]
+    cols = min(2, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols, 4.0 * rows), dpi=90, squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, (attack, utility) in zip(axes.flat, keys):
+        p = c.pareto[(c.pareto["attack"] == attack) & (c.pareto["utility"] == utility)]
+        finite = p["utility_value"][np.isfinite(p["utility_value"].astype(float))]
+        x, x_cut = _clipped(p["utility_value"], finite.min() if len(finite) else 0.0, finite.max() if len(finite) else 1.0)
+        y, y_cut = _clipped(p["privacy"], -RISK_AXIS_CAP, RISK_AXIS_CAP)
+        on, cut = p["on_front"].to_numpy(bool), x_cut | y_cut
+        order = np.argsort(x[on])
+        ax.plot(x[on][order], y[on][order], "-", color="#1f5fbf", lw=1, zorder=1)
+        ax.scatter(x[on & ~cut], y[on & ~cut], color="#1f5fbf", s=30, label="Pareto front", zorder=2)
+        ax.scatter(x[~on & ~cut], y[~on & ~cut], facecolors="none", edgecolors="#888", s=30, label="dominated", zorder=2)
+        if cut.any():
+            ax.scatter(x[cut], y[cut], marker="^", color="#b3261e", s=36, label="beyond the axis (cut)", zorder=2)
+        ax.set_xlabel(f"{utility} ({'higher' if hib.get(utility, True) else 'lower'} = better)", fontsize=8)
+        ax.set_ylabel(f"{attack}: {p['privacy_measure'].iloc[0]}", fontsize=8)
+        ax.set_title("\n".join(textwrap.wrap(f"{attack} vs {utility}", 60)), fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.margins(0.12)
+        fig.canvas.draw()
+        place_labels(ax, list(x), list(y), [str(num[m]) for m in p["method"]], fontsize=7.5)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.15)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def render_comparison_html(c: Comparison) -> str:
     """The comparison as one self-contained HTML page."""
-    hib = {k: as_bool(g["higher_is_better"].iloc[0]) for k, g in c.utilities.groupby("utility", sort=False)}
-    plot = pareto_png(c.pareto, hib)
+    plot = comparison_png(c)
     table = display_table(c)
+    full = list(c.table["method"])
     return environment().get_template("compare.html").render(
         title=f"anonaudit comparison: {', '.join(c.runs)}",
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        columns=list(table.columns), rows=[(m, list(r)) for m, r in table.iterrows()],
-        weights=_weights_text(c), fronts=front_lines(c), notes=c.notes,
+        columns=[col for col in table.columns if col != "method"],
+        rows=[(i, full[i - 1], r["method"], [r[col] for col in table.columns if col != "method"]) for i, r in table.iterrows()],
+        rule=c.ranking_rule, fronts=front_lines(c), notes=c.notes,
         pairs=len(c.pareto.groupby(["attack", "utility"])) if not c.pareto.empty else 0, max_panels=MAX_PARETO_PANELS,
         plot=base64.b64encode(plot).decode("ascii") if plot else None,
     )
