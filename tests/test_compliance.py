@@ -20,7 +20,7 @@ from shared_data import debian_program
 from anonaudit.cli import main
 from anonaudit.data.io import write_image
 from anonaudit.registry import ATTACKS
-from anonaudit.reports.compliance import CRITERIA, attack_criteria, compliance_model, write_compliance_report
+from anonaudit.reports.compliance import CRITERIA, attack_criteria, compliance_model, intruder_holds, write_compliance_report
 from anonaudit.reports.examples import redact
 from anonaudit.results import Results, row
 
@@ -82,20 +82,21 @@ def test_model_maps_criteria_sizes_attacker_model_and_untested(run: Path):
     rows = {r["target"]: r["cells"] for r in m["criteria_rows"]}
     assert list(rows) == ["pixelate(block=4)", "pixelate(block=16)"]  # natural order
     single, link, inference = rows["pixelate(block=4)"]
-    assert single["worst"]["by"] == "ocr: exact_match" and single["worst"]["risk"].startswith("0.90 [0.80, 1.00]")
-    assert single["worst"]["level"] == "high" and single["worst"]["value"] == "90.0% [80.0%, 100.0%]"
+    assert single["worst"]["by"] == "ocr: exact_match" and single["worst"]["risk"] == "90.0% [80.0, 100.0]"
+    assert single["worst"]["level"] == "high" and single["worst"]["value"] == "90.0% [80.0, 100.0]"
     assert inference["worst"]["by"] == "metadata: files_with_leak"  # metadata tests inference too (GPS)
     assert rows["pixelate(block=16)"][0]["worst"]["level"] == "low"
     attacks = {a["name"]: a for a in m["attacks"]}
-    assert "a gallery of other identified photos of the same people" in attacks["reid"]["holds"]
-    assert attacks["reid"]["scored_with"] == ["who is in each image"]
+    assert list(attacks) == ["ocr", "metadata"]  # reid was configured but unavailable: not in the attacker model
+    assert "a gallery of other identified photos of the same people" in intruder_holds("reid", {"gallery": "other_images"})
+    assert attacks["ocr"]["scored_with"] == ["the true plate text"]
     assert "an off-the-shelf OCR engine (rapidocr)" in attacks["ocr"]["holds"]
-    assert "10 images of their own (16.7% of the data set)" in m["attacker_intro"]
+    assert "ocr also train on 10 images of the intruder's own (16.7% of the data set)" in m["attacker_intro"]
     assert any("60 images; 50 evaluated" in s for s in m["scope"])
     assert any("pixelate(block=4) (50 pairs)" in s for s in m["scope"])
     reasons = [" ".join(t) for t in m["not_tested"]]
     assert any(r.startswith("unavailable reid (all 2 targets)") and "weights not in the cache" in r for r in reasons)
-    assert m["reidentification_attacks"] == ["metadata", "ocr", "reid"]
+    assert m["reidentification_attacks"] == ["metadata", "ocr"]
 
 
 def test_criterion_without_attack_is_not_tested(run: Path):
@@ -174,3 +175,58 @@ def test_cli_writes_html_and_pdf_whose_pages_render(run: Path, tmp_path: Path, c
     for words in ("No policy applied", "Singling out", "Linkability", "Inference", "motivated-intruder",
                   "What was not tested", "arcface unavailable", "Limitations"):
         assert words in text, words
+
+
+def _with(run: Path, *rows: dict) -> Results:
+    results = Results.load(run)
+    results.table = pd.concat([results.table, pd.DataFrame(list(rows))], ignore_index=True)
+    return results
+
+
+def test_singling_out_and_linkability_show_the_evidence_of_their_own_attacks(run: Path):
+    """k_anonymity tests singling out only, linkability linkability only: each column lists its own attacks."""
+    label, tid = LABELS[1], IDS[1]  # pixelate(block=4), OCR 0.9
+    results = _with(run, _attack(label, tid, "k_anonymity", "unique_rate", 0.3, 0.3),
+                    _attack(label, tid, "linkability", "link_rate", 0.6, 0.6))
+    m = compliance_model(results)
+    single, link, _ = {r["target"]: r["cells"] for r in m["criteria_rows"]}[label]
+    assert [e["by"] for e in single["evidence"]] == ["ocr: exact_match", "k_anonymity: unique_rate", "metadata: files_with_leak"]
+    assert [e["by"] for e in link["evidence"]] == ["ocr: exact_match", "linkability: link_rate", "metadata: files_with_leak"]
+    assert link["evidence"][1]["risk"] == "60.0% [50.0, 70.0]"
+    criteria = {c["key"]: c["attacks"] for c in m["criteria"]}
+    assert criteria["singling_out"] == ["k_anonymity", "metadata", "ocr"]
+    assert criteria["linkability"] == ["linkability", "metadata", "ocr"]
+    html = write_compliance_report(results, run)[0].read_text(encoding="utf-8")
+    table = html[html.index('id="criteria"'):]
+    table = table[:table.index("</table>")]
+    cells = re.findall(r'<td class="k">(.*?)</td>', table, flags=re.S)
+    assert len(cells) == 2 * 3
+    row = cells[:3]  # pixelate(block=4) comes first (natural order)
+    assert "k_anonymity" in row[0] and "k_anonymity" not in row[1]
+    assert "linkability: link_rate" in row[1] and "linkability: link_rate" not in row[0]
+
+
+def test_attacker_model_describes_only_the_attacks_that_ran(run: Path):
+    html = write_compliance_report(Results.load(run), run)[0].read_text(encoding="utf-8")
+    model = html[html.index("2. Attacker model"):html.index("3. Article 29")]
+    assert "ocr" in model and "metadata" in model
+    assert "reid" not in model and "gallery" not in model and "face-recognition" not in model  # unavailable: not run
+    assert "reid" in html[html.index("5. What was not tested"):]
+    results = Results.load(run)
+    results.table = results.table[results.table["component"] != "ocr"]
+    m = compliance_model(results)
+    assert [a["name"] for a in m["attacks"]] == ["metadata"]
+    assert "train" not in m["attacker_intro"]  # metadata learns nothing: no auxiliary training is described
+    assert "(metadata)" in m["attacker_intro"]
+
+
+def test_compliance_badges_follow_the_risk_ci(run: Path):
+    label, tid = LABELS[0], IDS[0]
+    leak = {**_attack(label, tid, "metadata", "files_with_gps", 0.1, 0.1), "risk_ci_low": 0.05, "risk_kind": "new_leak"}
+    faint = {**_attack(label, tid, "metadata", "files_with_name", 0.05, 0.05), "risk_ci_low": 0.0, "risk_kind": "new_leak"}
+    m = compliance_model(_with(run, leak))
+    inference = {r["target"]: r["cells"] for r in m["criteria_rows"]}[label][2]
+    assert [b["text"] for b in inference["evidence"][0]["badges"]] == ["new leak"]
+    m = compliance_model(_with(run, faint))
+    inference = {r["target"]: r["cells"] for r in m["criteria_rows"]}[label][2]
+    assert [b["cls"] for b in inference["evidence"][0]["badges"]] == ["note"]

@@ -8,7 +8,10 @@ test, with the attacker model, data sizes, what was not tested and the limitatio
 
 Each attack class declares the criteria it tests (``criteria = ("inference",)``); attacks that do
 not (third-party plugins) are mapped by :data:`FALLBACK_CRITERIA` from words in their name, and the
-report says the mapping was assumed.
+report says the mapping was assumed. Each criterion's cell lists the evidence of every attack that
+tests it (highest risk first), so criteria tested by different attacks show different evidence.
+The attacker model describes only the attacks that ran in the results table (configured attacks
+that were unavailable, failed or not applicable are listed under what was not tested).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import fmt
-from .html import environment, report_context, write_atomic
+from .html import environment, report_context, risk_badges, write_atomic
 
 if TYPE_CHECKING:
     from ..results import Results
@@ -119,22 +122,46 @@ def scored_with(name: str) -> list[str]:
     return [_LABELS.get(r, r) for r in requires]
 
 
-def _worst(rows: pd.DataFrame) -> dict | None:
-    """The row of highest risk, as display cells (``risk``, ``level``, ``by``, ``value``, ``n``)."""
-    rows = rows.dropna(subset=["risk"])
-    if rows.empty:
-        return None
-    r = rows.loc[rows["risk"].astype(float).idxmax()]
-    f = fmt.pct if fmt.is_rate(r["metric"], [r["value"], r["ci_low"], r["ci_high"]]) else fmt.num
+def learns(name: str) -> bool:
+    """Whether an attack trains on the intruder's auxiliary data (its class overrides ``fit``)."""
+    from ..attacks.base import Attack
+    from ..registry import ATTACKS
+
+    try:
+        cls = ATTACKS.get(name)
+    except Exception:  # noqa: BLE001 - see attack_criteria
+        return False
+    return isinstance(cls, type) and issubclass(cls, Attack) and cls.fit is not Attack.fit
+
+
+def _shown(r: pd.Series) -> dict:
+    """One attack row as display cells: ``risk`` (``12.3% [8.1, 17.6]``), ``badges``, ``level``,
+    ``by``, ``value`` (its success, in the same format where it is a rate) and ``n``."""
+    f = fmt.pct_ci if fmt.is_rate(r["metric"], [r["value"], r["ci_low"], r["ci_high"]]) else fmt.num_ci
     risk = float(r["risk"])
-    kind = " (new leak)" if r.get("risk_kind") == "new_leak" else ""
     return {
-        "risk": f"{fmt.risk(risk)} {fmt.interval(r.get('risk_ci_low'), r.get('risk_ci_high'), fmt.risk)}".strip() + kind,
+        "risk": fmt.pct_ci(risk, r.get("risk_ci_low"), r.get("risk_ci_high")),
+        "badges": risk_badges(r.get("risk_kind"), r.get("risk_ci_low")),
         "level": "high" if risk >= 0.5 else "mid" if risk >= 0.1 else "low",
         "by": f"{r['component']}: {r['metric']}",
-        "value": f"{f(r['value'])} {fmt.interval(r['ci_low'], r['ci_high'], f)}".strip(),
+        "value": f(r["value"], r["ci_low"], r["ci_high"]),
         "n": fmt.count(r["n"]),
     }
+
+
+def evidence(rows: pd.DataFrame) -> list[dict]:
+    """Per attack among ``rows``, its metric of highest risk (:func:`_shown`), highest risk first."""
+    rows = rows.dropna(subset=["risk"])
+    if rows.empty:
+        return []
+    rows = rows.assign(_risk=rows["risk"].astype(float)).sort_values("_risk", ascending=False, kind="stable")
+    return [_shown(r) for _, r in rows.drop_duplicates("component").iterrows()]
+
+
+def _worst(rows: pd.DataFrame) -> dict | None:
+    """The row of highest risk as display cells (:func:`_shown`), or None."""
+    found = evidence(rows)
+    return found[0] if found else None
 
 
 def _policy_status(verdict: dict | None, label: str, components: set[str]) -> str:
@@ -157,7 +184,8 @@ def compliance_model(results: "Results", embed_examples: bool = False) -> dict[s
     ctx = report_context(results, embed_examples)
     table, manifest, order = results.table, ctx["manifest"], ctx["order"]
     configured = {a["name"]: a.get("params") or {} for a in manifest.get("attacks") or []}
-    names = list(dict.fromkeys([*configured, *table.loc[table["kind"] == "attack", "component"].dropna()]))
+    ok = table[(table["status"] == "ok") & (table["kind"] == "attack")]
+    names = list(dict.fromkeys(ok["component"].dropna()))  # the attacks that ran, in the table's order
     attacks = []
     for name in names:
         crit, declared = attack_criteria(name)
@@ -165,15 +193,15 @@ def compliance_model(results: "Results", embed_examples: bool = False) -> dict[s
                         "criteria_text": ", ".join(CRITERIA[c][0] for c in crit) or "not mapped",
                         "holds": intruder_holds(name, configured.get(name, {})), "scored_with": scored_with(name)})
     by_criterion = {c: {a["name"] for a in attacks if c in a["criteria"]} for c in CRITERIA}
-    ok = table[(table["status"] == "ok") & (table["kind"] == "attack")]
     criteria_rows = []
     for label in order:
         mine = ok[ok["target_label"] == label]
         cells = []
         for key in CRITERIA:
-            w = _worst(mine[mine["component"].isin(by_criterion[key])])
+            found = evidence(mine[mine["component"].isin(by_criterion[key])])
             ran = set(mine["component"]) & by_criterion[key]
-            cells.append({"worst": w, "missing": "" if w else ("no risk estimate" if ran else "not tested"),
+            cells.append({"worst": found[0] if found else None, "evidence": found,
+                          "missing": "" if found else ("no risk estimate" if ran else "not tested"),
                           "policy": _policy_status(ctx["verdict"], label, by_criterion[key])})
         criteria_rows.append({"target": label, "cells": cells})
     reident = {a["name"] for a in attacks if {"singling_out", "linkability"} & set(a["criteria"])}
@@ -196,10 +224,13 @@ def compliance_model(results: "Results", embed_examples: bool = False) -> dict[s
     if len(ns):
         span = fmt.count(ns.min()) + ("" if ns.min() == ns.max() else f" to {fmt.count(ns.max())}")
         scope.append(f"Attack rates measured on n = {span} images each, with 95% confidence intervals.")
+    trained = [a["name"] for a in attacks if learns(a["name"])]
     attacker_intro = (
-        "The intruder holds the released (anonymized) images; knows the anonymization method and its parameters (the "
-        f"method is assumed public); and holds {fmt.count(n_aux)} images of their own ({share} of the data set), on which "
-        "attackers that learn are trained. Per attack, what the intruder also holds:")
+        f"The attacks of this audit ({', '.join(names) or 'none ran'}) give the intruder the released (anonymized) images "
+        "and the anonymization method with its parameters (the method is assumed public)"
+        + (f"; {', '.join(trained)} also train on {fmt.count(n_aux)} images of the intruder's own ({share} of the data "
+           "set), never among the evaluated images" if trained else "")
+        + ". Per attack, what the intruder also holds:")
     not_tested = [("not tested", f"criterion {CRITERIA[c][0]}", "no attack for it ran")
                   for c, members in by_criterion.items() if not (set(ok["component"]) & members)]
     not_tested += [("no risk estimate", r["target_label"], r["reason"]) for r in ctx["headline"] if r.get("risk") is None]

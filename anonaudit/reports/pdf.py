@@ -156,6 +156,12 @@ class _Doc:
         return bytes(self.pdf.output())
 
 
+def _evidence_text(e: dict) -> str:
+    """One attack's evidence in a criterion cell: risk [CI] (badges), then metric, success and n."""
+    badges = "".join(f" ({b['text']})" for b in e["badges"] if b["cls"] != "note")
+    return f"{e['risk']}{badges}\n{e['by']}: {e['value']}, n={e['n']}"
+
+
 def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
     """The PDF bytes of a compliance model (see :func:`~anonaudit.reports.compliance.compliance_model`)."""
     m = model
@@ -194,7 +200,7 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
         cells = [r["target"]]
         for cell in r["cells"]:
             w = cell["worst"]
-            text = f"{w['risk']}\n{w['by']}: {w['value']}, n={w['n']}" if w else cell["missing"]
+            text = "\n".join(_evidence_text(e) for e in cell["evidence"]) or cell["missing"]
             if v and cell["policy"]:
                 text += f"\npolicy: {cell['policy']}"
             cells.append((text, (w or {}).get("level", "NOT TESTED")))
@@ -221,5 +227,5 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
         doc.text("Embedded as released, on request: internal use only, do not publish this report." if m["embed_examples"]
                  else "Redacted (pixelated) so that this report does not publish readable plates or faces; originals are "
                       "never included.", size=8.5)
-        doc.images([(e.png, e.caption) for t in m["examples"] for e in t["examples"]])
+        doc.images([(e.png, e.caption) for row in m["examples_by_index"] for e in row["examples"]])
     return doc.output()
