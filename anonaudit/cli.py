@@ -230,9 +230,9 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from .reports.compare import comparison_text, write_comparison
-    from .verdicts.compare import compare, load_runs
+    from .verdicts.compare import compare_runs
 
-    comparison = compare(load_runs(args.runs), args.weights)
+    comparison = compare_runs(args.runs, args.weights, policy=args.policy, ignore_verdict=args.ignore_verdict, force=args.force)
     csv, html = write_comparison(comparison, Path(args.out))
     print(comparison_text(comparison))
     print(f"\ncomparison: {csv}\nreport:     {html}")
@@ -310,13 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="embed example images as released (default: redacted); for internal use only")
     rep.set_defaults(func=cmd_report)
 
-    cmp = sub.add_parser("compare", help="compare methods across audit runs: table, Pareto fronts, ranking",
-                         description="One table of methods x attacks x utility metrics with 95% CIs from one or more "
-                         "audit output folders, the privacy-utility Pareto front of every (attack, utility) pair, "
-                         "the worst-case attack per method and a ranking at chosen weights. Reads results only.")
+    cmp = sub.add_parser("compare", help="compare methods across audit runs: table, verdicts, Pareto fronts, ranking",
+                         description="One row per (run, target) with 95% CIs from one or more audit output folders: "
+                         "each attack's risk, the worst-case risk upper bound, each utility metric, the privacy-utility "
+                         "Pareto front of every (attack, utility) pair, the policy's verdict (with --policy) and a "
+                         "ranking: PASS before NOT TESTED before FAIL, then by the weighted geometric mean of privacy "
+                         "(1 - worst-case risk upper bound) and utility (metrics on their own [0, 1] scale). Runs of "
+                         "different data kinds or data sets are refused. Reads results only.")
     cmp.add_argument("runs", nargs="+", help="audit output folders")
     cmp.add_argument("--weights", help="ranking weights, e.g. privacy=0.7,utility=0.3 or per attack/metric: "
                      "ocr=2,ssim=1 (default privacy=0.5,utility=0.5)")
+    cmp.add_argument("--policy", help="built-in policy (strict, research) or a policy YAML: certify every run, show "
+                     "each method's verdict and rank PASS first, FAIL last (default: no verdicts)")
+    cmp.add_argument("--ignore-verdict", action="store_true",
+                     help="with --policy: rank on the score alone (a FAIL may then rank above a PASS); verdicts still shown")
+    cmp.add_argument("--force", action="store_true",
+                     help="compare runs of different data kinds (faces, plates) or data sets anyway (noted in the output)")
     cmp.add_argument("--out", default="compare", help="output folder for compare.csv and compare.html (default ./compare)")
     cmp.set_defaults(func=cmd_compare)
 
