@@ -61,7 +61,8 @@ def test_builtin_policies_load_with_their_defaults():
     by_id = {c.id: c for c in strict.criteria}
     assert by_id["ocr-exact-match"].bound == "upper" and by_id["ocr-exact-match"].kinds == ("plates",)
     assert by_id["ssim"].bound == "lower" and by_id["metadata-leak"].bound == "value"
-    assert {c.id for c in strict.for_kind("plates")} == {"ocr-exact-match", "membership-tpr", "metadata-leak", "ssim"}
+    assert {c.id for c in strict.for_kind("plates")} == {"ocr-exact-match", "membership-tpr", "membership-auc", "metadata-leak", "ssim"}
+    assert by_id["membership-auc"].bound == "lower"  # a leak the sample shows; showing it safe is membership-tpr's job
     assert load_policy("research-sharing").name == "research-sharing"
     with pytest.raises(ConfigError, match="neither a built-in name"):
         load_policy("strictest")
@@ -140,6 +141,7 @@ def test_a_ci_straddling_a_risk_threshold_fails_though_the_value_passes():
     rows[0] = attack("a", "ocr", "exact_match", 0.0, lo, hi, n=120)
     c = status(verdict_of(rows), "a", "ocr")
     assert c.status == FAIL and c.bound_value == pytest.approx(hi) and "straddles" in c.reason
+    assert "would pass with n >= 381 (has 120; exact, Wilson 95% CI)" in c.reason  # 0 of 381: upper end 0.998%
     rows[6] = utility("a", "ssim", 0.82, 0.78, 0.86)  # utility too: judged on its lower bound
     assert status(verdict_of(rows), "a", "ssim").status == FAIL
 
@@ -194,7 +196,7 @@ def test_kind_selects_the_criteria_that_apply():
     strict = load_policy("strict")
     rows = passing_rows("a")
     plates = certify(Results(pd.DataFrame(rows)), strict, kind="plates")
-    assert [c.id for c in plates.criteria["a"]] == ["ocr-exact-match", "membership-tpr", "metadata-leak", "ssim"]
+    assert [c.id for c in plates.criteria["a"]] == ["ocr-exact-match", "membership-tpr", "membership-auc", "metadata-leak", "ssim"]
     assert status(plates, "a", "membership-tpr").status == NOT_TESTED  # no membership attack exists yet
     results = Results(pd.DataFrame(rows), manifest={"config": {"data": {"name": "lfw"}}})
     assert certify(results, strict).kind == "faces"
@@ -270,7 +272,8 @@ def test_planted_metadata_only_leak_fails_the_strict_policy(planted_run):
     v = certify(results, "strict")
     (label,) = v.criteria
     statuses = {c.id: c.status for c in v.criteria[label]}
-    assert statuses == {"ocr-exact-match": NOT_TESTED, "membership-tpr": NOT_TESTED, "metadata-leak": FAIL, "ssim": PASS}
+    assert statuses == {"ocr-exact-match": NOT_TESTED, "membership-tpr": NOT_TESTED, "membership-auc": NOT_TESTED,
+                        "metadata-leak": FAIL, "ssim": PASS}
     meta = status(v, label, "metadata-leak")
     assert meta.value == pytest.approx(4 / 40) and meta.n == 40 and v.overall == FAIL
     clean = certify(planted_run(gps=0, name="clean"), "strict")
