@@ -153,7 +153,7 @@ def test_audit_of_a_handful_of_lfw_faces(tmp_path, capsys):
     assert {"metadata", "detector_miss", "reid", "gender"} <= ran
     verdict = json.loads((out / "verdict.json").read_text())
     ids = [c["id"] for c in verdict["targets"][0]["criteria"]]
-    assert ids == ["reid-rank1", "gender-inference", "membership-tpr", "metadata-leak", "faces-left-clear", "ssim"]
+    assert ids == ["reid-rank1", "gender-inference", "membership-tpr", "membership-auc", "metadata-leak", "faces-left-clear", "ssim"]
 
 
 @pytest.mark.slow  # eight targets, three OCR attacks: about two minutes on 2 busy cores
