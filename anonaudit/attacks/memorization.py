@@ -72,7 +72,6 @@ class PlateMemorization(Attack):
 
     criteria = ("linkability",)
     needs = ("training_keys",)
-    needs = ("training_keys",)
 
     def __init__(self, engine: str = "rapidocr", size: tuple[int, int] = (96, 32), quantile: float = 0.05, batch_size: int = 32):
         if not 0 < float(quantile) < 1:
