@@ -3,16 +3,25 @@ results tables whose answers are computed by hand (in the comments), plus the co
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import ExifTags, Image
 
+from anonaudit.audit import audit_from_config
 from anonaudit.cli import main
-from anonaudit.errors import ConfigError
+from anonaudit.config import parse_config
+from anonaudit.datasets import synthetic_plates
+from anonaudit.errors import ConfigError, DataError
+from anonaudit.release_audit import release_config
 from anonaudit.results import Results, row
-from anonaudit.verdicts.compare import compare, load_runs, parse_weights
+from anonaudit.verdicts.compare import check_comparable, compare, load_runs, open_runs, parse_weights, short_labels, shorten
 from anonaudit.verdicts.pareto import dominates, pareto_front
 
 # Four methods, two attacks (ocr with two metrics, reid with one), two utility metrics.
@@ -277,3 +286,143 @@ def test_psnr_and_its_detail_rows_are_shown_once_and_never_scored():
     assert "psnr" not in s.columns and s["utility"].isna().all()  # dB has no fixed [0, 1] scale
     with pytest.raises(ConfigError, match="'psnr' cannot be weighted: it has no fixed"):
         compare(table(), "psnr=1")
+
+
+# -- labels and comparability ------------------------------------------------------------------------------------------
+def test_long_labels_are_shortened_in_the_middle_and_always_told_apart():
+    same_target = "external(path=/data/releases/2024/city-centre/batch-07/anonymized)"
+    labels = [f"audit-anonymized-{d}: {same_target}" for d in ("march", "april")]
+    short = short_labels(labels, width=30)
+    assert len(set(short)) == 2 and all("…" in s and len(s) < len(labels[0]) for s in short)
+    assert shorten("abcdefghij", 5) == "ab…ij" and shorten("short", 5) == "short"
+    # labels differing only in the middle: widened until the difference shows
+    middle = ["x" * 30 + "A" + "y" * 30, "x" * 30 + "B" + "y" * 30]
+    assert len(set(short_labels(middle, width=20))) == 2
+
+
+def _run_with_manifest(folder: Path, name: str, data: dict, kind: str | None = None) -> Path:
+    Results(table({k: METHODS[k] for k in "AB"}), folder, {"name": name, "data": data, "config": {"kind": kind}}).save(folder)
+    return folder
+
+
+def test_runs_of_different_data_sets_are_refused_naming_both_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    a = _run_with_manifest(tmp_path / "a", "blur-run", {"name": "labeled_folder", "n": 8, "evaluation": 8}, "plates")
+    b = _run_with_manifest(tmp_path / "b", "mask-run", {"name": "labeled_folder", "n": 6, "evaluation": 6}, "plates")
+    with pytest.raises(DataError, match=r"blur-run .* and mask-run .* audit different data \(labeled_folder, 8 images vs "
+                                        r"labeled_folder, 6 images\).*--force"):
+        check_comparable(open_runs([a, b]))
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 2
+    assert "audit different data" in capsys.readouterr().err
+    notes = check_comparable(open_runs([a, b]), force=True)
+    assert notes[0].startswith("compared although blur-run") and notes[0].endswith("(--force)")
+    same = _run_with_manifest(tmp_path / "c", "other", {"name": "labeled_folder", "n": 8, "evaluation": 8}, "plates")
+    assert not any("compared although" in n for n in check_comparable(open_runs([a, same])))
+
+
+# -- real runs: a leaking release and a solid mask, audited on 8 small plates -------------------------------------------
+def _gps_exif() -> bytes:
+    exif = Image.Exif()
+    g = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    g[1], g[2], g[3], g[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 21.0, 0.0)
+    return exif.tobytes()
+
+
+def _audit(originals: Path, release: Path, labels: Path | None, kind: str, output: Path) -> Path:
+    """The ``anonaudit audit`` config of the two folders, cut to the cheapest attacks (metadata, OCR) and SSIM."""
+    raw = release_config(originals, release, kind, labels=labels, output=output)
+    raw["attacks"] = [a for a in raw["attacks"] if a["name"] in ("metadata", "ocr")]
+    raw["evaluators"] = [{"name": "ssim"}]
+    audit_from_config(parse_config(raw, roots=[originals.parent]), show_progress=False).run(output, show_progress=False)
+    return output
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Run folders: ``leak`` (the originals re-saved as JPEG with GPS EXIF and the original PNG appended after the
+    end of the image: every plate readable), ``mask`` (every pixel solid grey), ``mask_faces`` (the mask audited
+    as faces), ``leak_copy`` (the leak run copied: the same target label in another run), plus the policies."""
+    root = tmp_path_factory.mktemp("compare")
+    plates = synthetic_plates(n=8, seed=5)
+    originals, leak, mask = root / "originals", root / "leaky-release", root / "masked-release"
+    for d in (originals, leak, mask):
+        d.mkdir()
+    labels = root / "labels.csv"
+    with labels.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "text"])
+        for i in range(len(plates)):
+            Image.fromarray(plates[i]).save(originals / f"car{i}.png")
+            jpeg = io.BytesIO()
+            Image.fromarray(plates[i]).save(jpeg, "JPEG", quality=95, exif=_gps_exif())
+            (leak / f"car{i}.jpg").write_bytes(jpeg.getvalue() + (originals / f"car{i}.png").read_bytes())
+            Image.fromarray(np.full_like(plates[i], 128)).save(mask / f"car{i}.png")
+            w.writerow([f"car{i}.png", plates.texts[i]])
+    out = {"leak": _audit(originals, leak, labels, "plates", root / "run-leak"),
+           "mask": _audit(originals, mask, labels, "plates", root / "run-mask"),
+           "mask_faces": _audit(originals, mask, None, "faces", root / "run-mask-faces")}
+    out["leak_copy"] = Path(shutil.copytree(out["leak"], root / "run-leak-copy"))
+    out["privacy_policy"] = root / "privacy.yaml"
+    out["privacy_policy"].write_text(
+        "name: privacy-only\ncriteria:\n"
+        "  - {id: metadata, select: metadata/files_with_leak, require: '<= 40%'}\n"
+        "  - {id: ocr, select: '*ocr/exact_match', require: '<= 40%'}\n")
+    out["utility_policy"] = root / "utility.yaml"
+    out["utility_policy"].write_text("name: utility-only\ncriteria:\n  - {id: ssim, select: ssim/ssim, require: '>= 0.9'}\n")
+    return out
+
+
+def _compare(args: list, tmp_path: Path, capsys) -> tuple[int, pd.DataFrame, str]:
+    out = tmp_path / "cmp"
+    code = main(["compare", *map(str, args), "--out", str(out)])
+    captured = capsys.readouterr()
+    return code, (pd.read_csv(out / "compare.csv") if code == 0 else pd.DataFrame()), captured.out + captured.err
+
+
+def test_the_mask_ranks_above_the_release_that_leaks_gps_the_original_and_its_plates(runs, tmp_path, capsys):
+    code, csv, printed = _compare([runs["leak"], runs["mask"]], tmp_path, capsys)
+    assert code == 0
+    assert list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"]
+    leak = csv.iloc[1]
+    assert leak["metadata value"] == 1.0 and leak["ocr value"] == 1.0  # every file leaks, every plate is read
+    assert leak["worst_risk_upper"] > 1.0 and leak["score"] == 0.0  # plates read as on the originals: upper bound above 1
+    assert csv.iloc[0]["score"] > 0 and csv.iloc[0]["ssim"] < leak["ssim"]  # the mask wins despite its lower SSIM
+    assert "verdict" not in csv.columns
+
+
+def test_with_a_policy_the_leaking_release_shows_fail_and_ranks_below_the_pass(runs, tmp_path, capsys):
+    code, csv, printed = _compare([runs["leak"], runs["mask"], "--policy", runs["privacy_policy"]], tmp_path, capsys)
+    assert code == 0
+    assert list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"] and list(csv["verdict"]) == ["PASS", "FAIL"]
+    assert "by verdict of policy privacy-only" in printed
+
+
+def test_a_fail_never_ranks_above_a_pass_unless_the_verdict_is_ignored(runs, tmp_path, capsys):
+    """Judged on SSIM alone the leaking release PASSES and the mask FAILS: the verdict puts the leak first;
+    --ignore-verdict orders by the score alone (the mask first) and still shows the verdicts."""
+    args = [runs["leak"], runs["mask"], "--policy", runs["utility_policy"]]
+    code, csv, _ = _compare(args, tmp_path, capsys)
+    assert code == 0 and list(csv["verdict"]) == ["PASS", "FAIL"] and list(csv["run"]) == ["audit-leaky-release", "audit-masked-release"]
+    code, csv, printed = _compare([*args, "--ignore-verdict"], tmp_path, capsys)
+    assert code == 0 and list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"] and list(csv["verdict"]) == ["FAIL", "PASS"]
+    assert "--ignore-verdict" in printed
+
+
+def test_a_plates_run_and_a_faces_run_are_refused_unless_forced(runs, tmp_path, capsys):
+    code, _, printed = _compare([runs["leak"], runs["mask_faces"]], tmp_path, capsys)
+    assert code == 2
+    assert ("audit-leaky-release" in printed and "audits plates but audit-masked-release" in printed and "audits faces" in printed
+            and "--force" in printed)
+    code, csv, printed = _compare([runs["leak"], runs["mask_faces"], "--force"], tmp_path, capsys)
+    assert code == 0 and len(csv) == 2 and "compared although audit-leaky-release" in printed
+
+
+def test_the_same_external_label_in_two_runs_gets_two_labels(runs, tmp_path, capsys):
+    code, csv, printed = _compare([runs["leak"], runs["leak_copy"]], tmp_path, capsys)
+    assert code == 0
+    assert csv["target_label"].nunique() == 1 and csv["target_label"].iloc[0].startswith("external(path=")
+    assert sorted(csv["run"]) == ["run-leak", "run-leak-copy"]  # same manifest name: the folders name the runs
+    assert csv["label"].nunique() == 2 and csv["method"].nunique() == 2
+    assert all(len(lab) <= len(m) for lab, m in zip(csv["label"], csv["method"]))
+    html = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
+    for full, short in zip(csv["method"], csv["label"]):
+        assert f'title="{full}">{short}</td>' in html  # the full label in the tooltip
