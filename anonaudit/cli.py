@@ -14,6 +14,22 @@ DEMO_RESOURCE = "configs/demo.yaml"
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
+def _exit_status(*codes: tuple[int, str]) -> str:
+    """A help epilog: one line per exit status, then the interrupted ones and how to resume."""
+    codes += ((EXIT_SIGINT, "interrupted by Ctrl-C (SIGINT)"), (EXIT_SIGTERM, "stopped by SIGTERM"))
+    lines = [f"  {code:<4d} {meaning}" for code, meaning in codes]
+    return "\n".join(["exit status:", *lines, "An interrupted audit keeps the units it finished: rerun the same "
+                      "command to resume."])
+
+
+#: Exit statuses of ``anonaudit run`` (its help's epilog).
+RUN_EXIT_STATUS = _exit_status(
+    (0, "the audit ran to the end (targets, attacks or metrics that failed or were unavailable are\n"
+        "       recorded in results.csv and summed up on stderr)"),
+    (2, "error: a bad config, data set or option, or a failure with --on-error raise"),
+)
+
+
 def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, executor=None) -> int:
     """Run an audit, write its report and print the headline; with ``policy``, certify it first (the
     report shows the verdict), print the verdict last and return its exit status (see ``certify``).
@@ -68,10 +84,10 @@ def cmd_audit(args) -> int:
     import yaml
 
     from .config import parse_config
-    from .release_audit import release_config
+    from .release_audit import audit_notes, release_config
 
     try:
-        raw = release_config(args.originals, args.release, args.kind, args.labels, args.output, args.seed)
+        raw = release_config(args.originals, args.release, args.kind, args.labels, args.output, args.seed, args.on_mismatch)
         output = Path(raw["output"])
         roots = [Path(args.originals), Path(args.release), output.parent] + ([Path(args.labels).parent] if args.labels else [])
         config = parse_config(raw, roots=roots)
@@ -81,6 +97,8 @@ def cmd_audit(args) -> int:
         extra = " ".join(f"--root {r}" for r in sorted({str(Path(p).resolve()) for p in roots}))
         print(f"equivalent config ({output / 'audit.yaml'}; rerun or extend it with "
               f"`anonaudit run {output / 'audit.yaml'} {extra}`):\n\n{text}")
+        for note in audit_notes(raw):  # attacks left out for want of labels; labels of the other kind
+            print(f"anonaudit: {note}", file=sys.stderr)
         return _run_config(config, resume=not args.no_resume, quiet=args.quiet, policy=args.policy)
     except AnonauditError as exc:
         print(f"anonaudit: error: {exc}", file=sys.stderr)
@@ -203,14 +221,19 @@ def cmd_train(args) -> int:
 def cmd_list(args) -> int:
     from .registry import REGISTRIES
 
+    import shutil
+    import textwrap
+
     kinds = [args.kind] if args.kind else list(REGISTRIES)
+    width = max(60, shutil.get_terminal_size((100, 24)).columns - 1)
     for kind in kinds:
-        if kind not in REGISTRIES:
-            raise AnonauditError(f"unknown kind '{kind}' (known: {', '.join(REGISTRIES)})")
         print(f"{kind}:")
         for name in REGISTRIES[kind].names():
-            doc = (REGISTRIES[kind].get(name).__doc__ or "").strip().splitlines()
-            print(f"  {name:24s} {doc[0] if doc else ''}")
+            # Whole sentences, wrapped under the description column (a long name gets a line of its own).
+            head = f"  {name:24s} " if len(name) < 25 else f"  {name}\n{'':27s}"
+            text = textwrap.fill(REGISTRIES[kind].describe(name), width, initial_indent=" " * 27,
+                                 subsequent_indent=" " * 27, break_on_hyphens=False)
+            print(head + text[27:] if text else head.rstrip())
     return 0
 
 
@@ -261,16 +284,25 @@ def cmd_models(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="anonaudit", description="Privacy audits of image anonymizers.")
-    sub = p.add_subparsers(dest="command", required=True)
+    from .registry import REGISTRIES
 
-    r = sub.add_parser("run", help="run an audit from a YAML config")
-    r.add_argument("config")
+    p = argparse.ArgumentParser(prog="anonaudit", description="Privacy audits of image anonymizers.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="run, audit, certify, compare, report, demo, train, list or models (anonaudit COMMAND -h)")
+
+    r = sub.add_parser("run", help="run an audit from a YAML config",
+                       description="Run the audit a YAML config describes (see configs/ and docs/), write its run "
+                       "folder (units/, results.csv, report.html) and print the strongest attack per target. Units "
+                       "already in the output folder are reused unless --no-resume.",
+                       epilog=RUN_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("config", help="the audit's YAML config file")
     r.add_argument("--output", help="output folder (overrides the config's)")
     r.add_argument("--root", action="append", default=[], help="extra folder the config may read or write (repeatable)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (YAML), e.g. --set data.limit=null --set seed=1 (repeatable)")
-    r.add_argument("--on-error", choices=["skip", "raise"])
+    r.add_argument("--on-error", choices=["skip", "raise"],
+                   help="when a target, attack or metric fails: skip records the failure in results.csv and goes on, "
+                        "raise stops the audit with the error (exit 2) (default: the config's on_error, else skip)")
     r.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
@@ -280,29 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     t = sub.add_parser("train", help="train a trainable method (paper anonymizers, ArcFace) from a YAML config")
-    t.add_argument("config")
+    t.add_argument("config", help="the training job's YAML config file (see configs/train/)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (YAML), e.g. --set train.epochs=5 (repeatable)")
     t.add_argument("--output", help="output folder (overrides the config's)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the output folder has a checkpoint")
-    t.add_argument("--device", choices=["cpu", "cuda", "auto"], help="overrides train.device")
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"],
+                   help="overrides train.device: cpu, cuda (a GPU, an error without one) or auto (cuda when available)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
 
-    d = sub.add_parser("demo", help="audit classical anonymizers on built-in synthetic plates")
-    d.add_argument("--output", default="runs/demo")
+    d = sub.add_parser("demo", help="audit classical anonymizers on built-in synthetic plates",
+                       epilog=_exit_status((0, "the demo ran, whatever its verdict (`anonaudit certify` exits by verdict)"),
+                                           (2, "error")), formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--n", type=int, help="synthetic plates to generate (default: the packaged demo config's; 20%% become the intruder's data)")
-    d.add_argument("--no-resume", action="store_true")
-    d.add_argument("-q", "--quiet", action="store_true")
+    d.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.add_argument("--policy", default="strict", help="policy the demo's targets are judged by (default strict)")
     d.set_defaults(func=cmd_demo)
 
-    ls = sub.add_parser("list", help="list registered components")
-    ls.add_argument("kind", nargs="?")
+    ls = sub.add_parser("list", help="list registered components (built-in and plugins) with what each does")
+    ls.add_argument("kind", nargs="?", choices=list(REGISTRIES),
+                    help=f"list only this kind: {', '.join(REGISTRIES)} (default: every kind)")
     ls.set_defaults(func=cmd_list)
 
     rep = sub.add_parser("report", help="(re)write the HTML report of an audit output folder")
-    rep.add_argument("results_dir")
+    rep.add_argument("results_dir", help="the audit's output folder")
     rep.add_argument("--out", help="report path (default RESULTS_DIR/report.html)")
     rep.add_argument("--compliance", action="store_true",
                      help="also write compliance.html and compliance.pdf (Art. 29 WP criteria, motivated-intruder test)")
@@ -334,16 +370,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pair RELEASE with ORIGINALS by file name, run every offline attack and utility metric of "
         "the kind (those needing labels only with --labels), write the run folder and report, print the "
         "equivalent YAML config, and end with the verdict of the policy.",
-        epilog="exit status: 0 PASS, 1 FAIL, 2 NOT TESTED, 3 error", formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_exit_status((0, "PASS"), (1, "FAIL"), (2, "NOT TESTED"), (3, "error")),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("originals", help="folder of the original images")
     a.add_argument("release", help="folder of the anonymized images (same file names, any image extension)")
-    a.add_argument("--kind", required=True, choices=["faces", "plates"])
-    a.add_argument("--labels", help="labels CSV of the originals (path, and text for plates; identity, gender for faces)")
+    a.add_argument("--kind", required=True, choices=["faces", "plates"],
+                   help="what the images show: plates (licence plates: OCR attacks) or faces (re-identification, "
+                        "gender and face detection)")
+    a.add_argument("--labels", help="labels CSV of the originals, a row for each (path, and text for plates; identity, "
+                   "gender for faces); without it the attacks that need labels are not run (they are named)")
+    a.add_argument("--on-mismatch", choices=["error", "drop"], default="error",
+                   help="when a file of either folder has no counterpart: error (default) fails the release's audit "
+                        "(verdict NOT TESTED, the files named), drop audits the pairs that exist and lists the "
+                        "unpaired files in the run folder")
     a.add_argument("--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)")
     a.add_argument("--output", help="run folder (default runs/audit-<release folder name>)")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--no-resume", action="store_true")
-    a.add_argument("-q", "--quiet", action="store_true")
+    a.add_argument("--seed", type=int, default=0, help="seed of the auxiliary split and of the attacks (default 0)")
+    a.add_argument("--no-resume", action="store_true", help="recompute units already in the run folder")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     a.set_defaults(func=cmd_audit)
 
     c = sub.add_parser(
@@ -354,13 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
         "unavailable or failed), 3 error", formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("results_dir", help="the audit's output folder")
     c.add_argument("--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)")
-    c.add_argument("--kind", choices=["faces", "plates"], help="data kind (default: read from the run)")
+    c.add_argument("--kind", choices=["faces", "plates"],
+                   help="data kind, faces or plates: which of the policy's criteria apply (default: read from the run)")
     c.set_defaults(func=cmd_certify)
 
     m = sub.add_parser("models", help="manage downloadable model weights")
-    m.add_argument("action", choices=["list", "fetch", "add"])
-    m.add_argument("name", nargs="?")
-    m.add_argument("path", nargs="?")
+    m.add_argument("action", choices=["list", "fetch", "add"],
+                   help="list: every model, whether it is in the cache, its source and licence; fetch NAME: download "
+                        "and verify it; add NAME PATH: put a file you downloaded into the cache (checked by sha256)")
+    m.add_argument("name", nargs="?", help="model name, as `anonaudit models list` shows (fetch and add)")
+    m.add_argument("path", nargs="?", help="the downloaded file (add)")
     m.set_defaults(func=cmd_models)
     return p
 

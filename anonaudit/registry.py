@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import warnings
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -85,6 +86,15 @@ class Registry(Generic[T]):
             raise UnknownComponentError(
                 f"unknown {self.kind} '{name}'{hint} (known: {', '.join(sorted(self._items))})"
             ) from None
+
+    def describe(self, name: str) -> str:
+        """The first sentence of ``name``'s docstring (its whole first paragraph when that holds no
+        sentence end), on one line, without reST markup: what ``anonaudit list`` prints."""
+        paragraph = inspect.cleandoc(self.get(name).__doc__ or "").split("\n\n")[0]
+        text = " ".join(paragraph.split())
+        text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", text).replace("``", "")  # :func:`~a.b` -> b
+        end = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)[.!?](?=\s+[A-Z]|$)", text)  # not "et al." nor "e.g."
+        return text[: end.end()] if end else text
 
     def create(self, name: str, **params: Any) -> T:
         """Instantiate ``name`` with ``params``.

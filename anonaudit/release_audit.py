@@ -19,15 +19,21 @@ kind         always                                                     with lab
 Faces with identity or gender labels keep 30% of the images (of the people, identity-disjoint, when
 identities are known) as the intruder's auxiliary data, which the gender attack trains on;
 otherwise every image is audited.
+
+A labels CSV must have a row for every original (the files it misses are named in the error).
+:func:`audit_notes` says which attacks a config leaves out for want of labels, and warns when the
+labels' columns are those of the other kind (``--kind plates`` with identity/gender labels, say).
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
+from .data.imageset import ImageSet
 from .data.loaders import load_labeled_folder
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 #: Per kind: ``(component spec, labels it needs on the originals)``.
 ATTACKS: dict[str, list[tuple[dict[str, Any], tuple[str, ...]]]] = {
@@ -51,14 +57,92 @@ EVALUATORS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+#: What each label column an attack needs holds, for the messages.
+LABEL_MEANING = {"text": "the plate text", "identity": "the person's identity", "gender": "the person's gender"}
+#: The ``on_mismatch`` of the external target for each ``--on-mismatch`` of ``anonaudit audit``.
+ON_MISMATCH = {"error": "raise", "drop": "drop"}
+#: Files named in a message before "and N more".
+SHOWN = 5
+
+
+def _names(keys: list[str]) -> str:
+    more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+    return ", ".join(keys[:SHOWN]) + more
+
+
+def _labelled(originals: Path, labels: Path) -> ImageSet:
+    """The originals with their labels; every image in ``originals`` must have a row in ``labels``."""
+    images = load_labeled_folder(originals, labels=labels)
+    unlabelled = sorted(set(ImageSet.from_folder(originals).keys) - set(images.keys))
+    if unlabelled:
+        raise DataError(
+            f"{labels}: no labels for {len(unlabelled)} of the {len(images) + len(unlabelled)} images in {originals}: "
+            f"{_names(unlabelled)}; add a row for each (column path, relative to {originals}), move them out of "
+            "the folder, or audit without --labels"
+        )
+    return images
+
+
+def _empty(images: ImageSet, column: str) -> list[str]:
+    """Keys of the images whose ``column`` label is empty."""
+    if column in ("text", "identity"):
+        return [r.key for r in images.records if getattr(r, column) in (None, "")]
+    return [r.key for r in images.records if r.attributes.get(column) in (None, "")]
+
+
 def _labels_present(originals: str | Path, labels: str | Path | None) -> set[str]:
     """The labels every original carries (``text``, ``identity`` or an attribute column such as ``gender``)."""
     if labels is None:
         return set()
-    images = load_labeled_folder(originals, labels=labels)
-    found = {f for f in ("text", "identity") if images.has_labels(f)}
-    columns = set().union(*(r.attributes.keys() for r in images.records)) if len(images) else set()
-    return found | {c for c in columns if all(v not in (None, "") for v in images.attribute(c))}
+    images = _labelled(Path(originals), Path(labels))
+    columns = {"text", "identity"} | (set().union(*(r.attributes.keys() for r in images.records)) if len(images) else set())
+    return {c for c in columns if len(images) and not _empty(images, c)}
+
+
+def _header(labels: Path) -> set[str]:
+    """The column names of a labels CSV (already checked by :func:`_labelled`)."""
+    with labels.open(encoding="utf-8-sig", newline="") as f:
+        return {c.strip() for c in next(csv.reader(f), [])}
+
+
+def audit_notes(config: dict[str, Any]) -> list[str]:
+    """What the audit ``config`` of :func:`release_config` leaves out for want of labels, one line per
+    missing label column (the attacks and why), and a warning when the labels' columns are those of
+    the other kind."""
+    kind, data = config["kind"], config["data"]
+    originals, labels = Path(data["root"]), data.get("labels")
+    images = _labelled(originals, Path(labels)) if labels else None
+    header = _header(Path(labels)) if labels else set()
+    run = {a["name"] for a in config["attacks"]}
+    notes = []
+    for column in sorted({c for _, needs in ATTACKS[kind] for c in needs}):
+        skipped = [spec["name"] for spec, needs in ATTACKS[kind] if column in needs and spec["name"] not in run]
+        if not skipped:
+            continue
+        if images is None:
+            why = "without --labels,"
+        elif column not in header:
+            why = f"{labels} has no {column} column, so"
+        else:
+            empty = _empty(images, column)
+            why = f"{labels} leaves {column} empty for {len(empty)} image(s) ({_names(empty)}), so"
+        notes.append(f"{why} {', '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} not run: "
+                     f"{'it needs' if len(skipped) == 1 else 'they need'} {LABEL_MEANING.get(column, column)} "
+                     f"of every image (column {column})")
+    return notes + _kind_warning(kind, header, labels)
+
+
+def _kind_warning(kind: str, header: set[str], labels: str | None) -> list[str]:
+    """A warning when the labels have none of ``kind``'s label columns but another kind's."""
+    own = {c for _, needs in ATTACKS[kind] for c in needs}
+    if not labels or own & header:
+        return []
+    for other in sorted(set(ATTACKS) - {kind}):
+        theirs = sorted({c for _, needs in ATTACKS[other] for c in needs} & header)
+        if theirs:
+            return [f"warning: --kind {kind}, but {labels} has no {' or '.join(sorted(own))} column and has "
+                    f"{', '.join(theirs)}, the labels of {other}: is --kind {other} meant?"]
+    return []
 
 
 def release_config(
@@ -68,10 +152,16 @@ def release_config(
     labels: str | Path | None = None,
     output: str | Path | None = None,
     seed: int = 0,
+    on_mismatch: str = "error",
 ) -> dict[str, Any]:
-    """The audit config (a mapping, as YAML would give it) of ``release`` against ``originals``."""
+    """The audit config (a mapping, as YAML would give it) of ``release`` against ``originals``.
+
+    ``on_mismatch`` (see :data:`ON_MISMATCH`): ``"error"`` fails the release's audit when a file of
+    either folder has no counterpart, ``"drop"`` audits the pairs that exist and lists the others."""
     if kind not in ATTACKS:
         raise ConfigError(f"kind must be one of {sorted(ATTACKS)}, got {kind!r}")
+    if on_mismatch not in ON_MISMATCH:
+        raise ConfigError(f"on_mismatch must be one of {sorted(ON_MISMATCH)}, got {on_mismatch!r}")
     originals, release = Path(originals).resolve(), Path(release).resolve()
     labels_path = None if labels is None else Path(labels).resolve()
     present = _labels_present(originals, labels_path)
@@ -87,7 +177,8 @@ def release_config(
         "kind": kind,
         "data": {"name": "labeled_folder", "root": str(originals), "labels": None if labels_path is None else str(labels_path)},
         "auxiliary": auxiliary,
-        "targets": [{"name": "external", "path": str(release)}],
+        "targets": [{"name": "external", "path": str(release)}
+                    | ({} if on_mismatch == "error" else {"on_mismatch": ON_MISMATCH[on_mismatch]})],
         "attacks": attacks,
         "evaluators": [dict(spec) for spec in EVALUATORS[kind]],
         "seed": seed,
