@@ -426,3 +426,10 @@ def test_the_same_external_label_in_two_runs_gets_two_labels(runs, tmp_path, cap
     html = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
     for full, short in zip(csv["method"], csv["label"]):
         assert f'title="{full}">{short}</td>' in html  # the full label in the tooltip
+
+
+def test_methods_at_the_same_point_share_one_plot_label():
+    from anonaudit.reports.compare import _merged_numbers
+
+    xs, ys, texts = _merged_numbers(np.array([0.8, 0.8, 0.3]), np.array([0.56, 0.56, 0.16]), [4, 3, 1])
+    assert (xs, ys, texts) == ([0.8, 0.3], [0.56, 0.16], ["3, 4", "1"])

@@ -107,9 +107,18 @@ def _clipped(values: pd.Series, low: float, high: float) -> tuple[np.ndarray, np
     return np.clip(v, low, high), (v < low) | (v > high)
 
 
+def _merged_numbers(x: np.ndarray, y: np.ndarray, nums: list[int]) -> tuple[list[float], list[float], list[str]]:
+    """One label per distinct point: methods drawn at the same place share it (``3, 4``)."""
+    at: dict[tuple[float, float], list[int]] = {}
+    for xi, yi, n in zip(x, y, nums):
+        at.setdefault((float(xi), float(yi)), []).append(n)
+    return [k[0] for k in at], [k[1] for k in at], [", ".join(map(str, sorted(v))) for v in at.values()]
+
+
 def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes | None:
     """Small multiples, one panel per (attack, utility) pair (the first ``max_panels``): every method
-    a point marked with its number, front members filled and joined, dominated ones hollow; a risk
+    a point marked with its number (one label for methods at the same place), front members filled and joined,
+    dominated ones hollow; a risk
     above :data:`~anonaudit.reports.plots.RISK_AXIS_CAP` (or an infinite utility) is drawn at the
     axis' edge as a triangle. Panel titles name the attack and utility in full."""
     if c.pareto.empty:
@@ -141,7 +150,7 @@ def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes 
         ax.grid(alpha=0.3)
         ax.margins(0.12)
         fig.canvas.draw()
-        place_labels(ax, list(x), list(y), [str(num[m]) for m in p["method"]], fontsize=7.5)
+        place_labels(ax, *_merged_numbers(x, y, [num[m] for m in p["method"]]), fontsize=7.5)
     axes.flat[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     buf = io.BytesIO()
