@@ -19,7 +19,11 @@ rate (attribute inference): ``2x chance``, ``majority + 5 points``, ``baseline +
 ``1.5 * baseline - 1%``. ``baseline``, ``chance`` and ``majority`` are the same number, named as
 the reader expects it. ``bound`` defaults to ``upper`` for ``<=``/``<`` (a risk or attack rate is
 judged on the upper end of its 95% CI, so a CI straddling the threshold fails), ``lower`` for
-``>=``/``>`` (utility on its lower end) and ``value`` for ``==``.
+``>=``/``>`` (utility on its lower end) and ``value`` for ``==``. ``bound: lower`` on a risk fails only a
+leak the sample shows; the built-in policies use it for the membership ROC AUC, whose upper bound for an
+attacker at chance on the default 64 + 64 candidates is itself near any useful threshold. A row the sample
+cannot resolve (e.g. TPR at 0.1% FPR with fewer than 1000 non-members) is measured as nothing and its
+criterion is NOT TESTED, with the sample size it needs.
 
 Built-in policies (``load_policy("strict")``): :data:`BUILTIN` names the files shipped in
 ``anonaudit/verdicts/policies/`` (linked from ``configs/policies/``).
