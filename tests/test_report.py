@@ -5,6 +5,8 @@ network), escaping of user strings, and ``anonaudit report`` regenerating the re
 from __future__ import annotations
 
 import base64
+import html as htmllib
+import io
 import json
 import re
 import subprocess
@@ -210,13 +212,45 @@ def test_cli_report_on_a_folder_without_results(tmp_path: Path, capsys: pytest.C
     assert "anonaudit: error:" in err and "no results.csv" in err and str(tmp_path) in err
 
 
-def test_tradeoff_annotations_show_only_the_swept_parameters():
-    from anonaudit.reports.plots import swept_params
+def test_tradeoff_points_are_numbered_in_report_order_and_the_key_spells_them_out(tmp_path: Path):
+    from anonaudit.reports.plots import numbered_points
 
-    labels = ["face_blur(kernel=15, detector=dlib_hog)", "face_blur(kernel=25, detector=dlib_hog)"]
-    assert swept_params(labels) == ["kernel=15", "kernel=25"]
-    assert swept_params(["mask(color=(0, 0, 0))"]) == [""]
-    assert swept_params(["pixelate(block=4)", "pixelate"]) == ["block=4", ""]
+    results = _sweep_results(tmp_path)
+    pts = numbered_points(results.table, results.max_risk(), "ssim")
+    assert list(pts["target_label"]) == ["pixelate(block=4)", "pixelate(block=8)", "pixelate(block=16)", "mask",
+                                         "gaussian_blur(sigma=2)", "gaussian_blur(sigma=8)"]
+    assert list(pts["number"]) == [1, 2, 3, 4, 5, 6]
+    html = render_html(results)
+    key = html[html.index('id="plot-key"'):]
+    key = key[:key.index("</table>")]
+    rows = re.findall(r'<td class="num k">(\d+)</td><td class="label" title="([^"]+)"', key)
+    assert rows == [(str(n), lab.replace("'", "&#39;")) for n, lab in zip(pts["number"], pts["target_label"])]
+    assert '20.0% <span class="ci">[15.0, 25.0]</span>' in key  # pixelate(block=8): risk 0.2 [0.15, 0.25]
+
+
+def test_risk_axis_shows_every_ci_up_to_the_cap():
+    from anonaudit.reports.plots import RISK_AXIS_CAP, risk_axis
+
+    lo, hi = risk_axis([0.2, 0.5], [0.1, -0.4], [0.3, 2.0])
+    assert lo < -0.4 and hi > 2.0  # the whole CI, below 0 and above 1, is on the axis
+    lo, hi = risk_axis([0.2], [0.1], [np.inf])
+    assert 1.0 < hi < 1.2  # an unbounded end does not stretch the axis: it is cut (and marked) at the edge
+    lo, hi = risk_axis([0.2], [0.1], [50.0])
+    assert RISK_AXIS_CAP < hi < RISK_AXIS_CAP * 1.2 and lo < 0
+    lo, hi = risk_axis([4.5], [4.0], [5.0])
+    assert hi > 4.5  # a point above the cap is still shown
+
+
+def test_tradeoff_png_draws_with_unbounded_and_cut_cis(tmp_path: Path):
+    from anonaudit.reports.plots import tradeoff_png
+
+    results = _sweep_results(tmp_path)
+    t = results.table.copy()
+    attack = t["kind"] == "attack"
+    t.loc[attack, "risk_ci_high"] = [np.inf, 9.0, 0.5, 0.6, 0.7, 0.8]
+    t.loc[attack, "risk_ci_low"] = [0.0, -5.0, 0.1, 0.2, 0.3, 0.4]
+    png = tradeoff_png(t, Results(t).max_risk(), "ssim")
+    assert png and Image.open(io.BytesIO(png)).size[0] > 500
 
 
 def test_details_round_floats_but_values_keep_full_precision():
@@ -262,7 +296,7 @@ def test_targets_sort_naturally_within_their_method(tmp_path: Path):
     assert heads == ["pixelate(block=4)", "pixelate(block=8)", "pixelate(block=16)", "mask",
                      "gaussian_blur(sigma=2)", "gaussian_blur(sigma=8)"]
     headline = html[html.index("Headline"):html.index("How to read this")]
-    positions = [headline.index(f"<td>{lab}</td>") for lab in heads]
+    positions = [headline.index(f'title="{lab}"') for lab in heads]
     assert positions == sorted(positions)
 
 
@@ -270,9 +304,9 @@ def test_headline_has_n_and_cis_and_numbers_read_the_same_everywhere(tmp_path: P
     html = render_html(_sweep_results(tmp_path))
     headline = html[html.index("Headline"):html.index("How to read this")]
     assert "risk [95% CI]" in headline and "<th class=\"num\">n</th>" in headline
-    # pixelate(block=8) is the third target built: risk 0.2 [0.15, 0.25]; its rate as a percentage
-    assert '0.20 <span class="ci">[0.15, 0.25]</span>' in headline
-    assert '25.0% <span class="ci">[14.0%, 41.0%]</span>' in headline
+    # pixelate(block=8) is the third target built: risk 0.2 [0.15, 0.25]; risks and rates as percentages
+    assert '20.0% <span class="ci">[15.0, 25.0]</span>' in headline
+    assert '25.0% <span class="ci">[14.0, 41.0]</span>' in headline
     assert ">0.0%<" in headline and "e-07" not in html  # a baseline of 1.85e-07 reads 0.0%
     assert '0.750 <span class="ci">[0.700, 0.800]</span>' in html  # utility: three decimals
 
@@ -333,6 +367,32 @@ def test_trade_off_labels_do_not_collide():
     boxes = [a.get_window_extent(renderer) for a in anns]
     assert len(boxes) == 5
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+
+def test_numbered_labels_of_coinciding_points_do_not_collide():
+    """Eight targets at the very same point (two releases that leak and keep the same): every
+    number gets its own place, none on another or on the marker."""
+    import matplotlib.pyplot as plt
+
+    from matplotlib.text import Text
+
+    from anonaudit.reports.plots import place_labels
+
+    fig, ax = plt.subplots(figsize=(7, 4.6), dpi=110)
+    xs, ys = [0.6] * 8 + [0.61, 0.2], [0.5] * 8 + [0.5, 0.0]
+    ax.plot(xs, ys, "o")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.05, 1.1)
+    fig.canvas.draw()
+    anns = place_labels(ax, xs, ys, [str(i) for i in range(1, 11)], fontsize=8)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(a, renderer) for a in anns]  # the text itself, without its leader line
+    assert len(boxes) == 10
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    marker = ax.transData.transform((0.6, 0.5))
+    assert not any(b.contains(*marker) for b in boxes)
     plt.close(fig)
 
 

@@ -101,9 +101,9 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[s
         best = None
         for radius in _RADII:
             for dx, dy in _DIRECTIONS:
-                ann = ax.annotate(text, (0, 0), xycoords="figure pixels", fontsize=fontsize,
+                # created at its place: an annotation moved after creation reports its old extent until drawn
+                ann = ax.annotate(text, (px + dx * radius, py + dy * radius), xycoords="figure pixels", fontsize=fontsize,
                                   ha={1: "left", -1: "right", 0: "center"}[dx], va={1: "bottom", -1: "top", 0: "center"}[dy])
-                ann.xy = (px + dx * radius, py + dy * radius)
                 box = ann.get_window_extent(renderer)
                 ann.remove()
                 cost = sum(_overlap(box, o) for o in obstacles)
