@@ -261,7 +261,7 @@ def test_cli_compare_writes_csv_and_html_and_prints_the_table(tmp_path: Path, ca
     pareto = pd.read_csv(out / "pareto.csv")
     assert pareto[(pareto["attack"] == "reid") & (pareto["utility"] == "ssim") & ~pareto["on_front"]]["method"].tolist() == ["run1: B"]
     html = (out / "compare.html").read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and 'alt="Pareto fronts"' in html and "0.90 [0.84, 0.96]" in html
+    assert html.startswith("<!DOCTYPE html>") and 'alt="Pareto fronts"' in html and "90.0% [84.0, 96.0]" in html
     assert 'title="run2: D">run2: D</td>' in html
 
 

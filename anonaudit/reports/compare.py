@@ -25,18 +25,15 @@ from .html import environment, write_atomic
 from .plots import MAX_PARETO_PANELS, RISK_AXIS_CAP, place_labels, plt
 
 
-def _risk_cell(risk, lo, hi) -> str:
-    return f"{fmt.risk(risk)} {fmt.interval(lo, hi, fmt.risk)}".strip()
-
-
 def numbers(c: Comparison) -> dict[str, int]:
     """Each method's number: its position in the ranked table (1 = ranked first)."""
     return {m: i for i, m in enumerate(c.table["method"], 1)}
 
 
 def display_table(c: Comparison) -> pd.DataFrame:
-    """Per method (ranked, indexed by its number): label, verdict, rank, score, the worst-case risk
-    upper bound, each attack's risk and each utility metric's value with their 95% CIs."""
+    """Per method (ranked, indexed by its number): label, verdict, rank, score, privacy and utility
+    scores, the worst-case attack, each attack's risk (percent of what the originals leak) and each
+    utility metric's value with their 95% CIs."""
     t = c.table.set_index("method")
     util = c.utilities.set_index(["method", "utility"])
     att = c.attacks.set_index(["method", "attack"])
@@ -46,11 +43,13 @@ def display_table(c: Comparison) -> pd.DataFrame:
         out["verdict"] = list(t["verdict"])
     out["rank"] = [fmt.count(v) for v in t["rank"]]
     out["score"] = [fmt.num(v) if pd.notna(v) else f"– ({why})" for v, why in zip(t["score"], t["unscored_because"])]
+    out["privacy score"] = [fmt.num(v) for v in t["privacy_score"]]
+    out["utility score"] = [fmt.num(v) for v in t["utility_score"]]
     if "worst_attack" in t.columns:
-        out["worst risk upper bound"] = [
-            f"{fmt.risk(u)} ({a}/{m}: {_risk_cell(r, lo, hi)})" if isinstance(a, str) else fmt.MISSING
-            for a, m, u, r, lo, hi in zip(t["worst_attack"], t["worst_metric"], t["worst_risk_upper"], t["worst_risk"],
-                                          t["worst_risk_ci_low"], t["worst_risk_ci_high"])]
+        out["worst attack: risk [95% CI]"] = [
+            f"{a}/{m}: {fmt.pct_ci(r, lo, hi)}" if isinstance(a, str) else fmt.MISSING
+            for a, m, r, lo, hi in zip(t["worst_attack"], t["worst_metric"], t["worst_risk"], t["worst_risk_ci_low"],
+                                       t["worst_risk_ci_high"])]
     for key in c.attack_keys:
         cells = []
         for m in t.index:
@@ -58,12 +57,12 @@ def display_table(c: Comparison) -> pd.DataFrame:
                 cells.append(fmt.MISSING)
                 continue
             r = att.loc[(m, key)]
-            cells.append(_risk_cell(r["risk"], r["risk_ci_low"], r["risk_ci_high"]) if pd.notna(r["risk"])
-                         else f"{fmt.pct(r['value'])} {fmt.interval(r['ci_low'], r['ci_high'], fmt.pct)} (success)")
+            cells.append(fmt.pct_ci(r["risk"], r["risk_ci_low"], r["risk_ci_high"]) if pd.notna(r["risk"])
+                         else f"{fmt.pct_ci(r['value'], r['ci_low'], r['ci_high'])} (success)")
         out[f"{key} risk"] = cells
     for key in c.utility_keys:
-        out[key] = [f"{fmt.num(util.loc[(m, key), 'value'])} {fmt.interval(util.loc[(m, key), 'ci_low'], util.loc[(m, key), 'ci_high'])}".strip()
-                    if (m, key) in util.index else fmt.MISSING for m in t.index]
+        out[key] = [fmt.num_ci(*util.loc[(m, key), ["value", "ci_low", "ci_high"]]) if (m, key) in util.index else fmt.MISSING
+                    for m in t.index]
     if "pareto_fronts" in t.columns:
         out["on Pareto fronts"] = list(t["pareto_fronts"])
     return out
@@ -91,7 +90,8 @@ def comparison_text(c: Comparison) -> str:
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
         table = display_table(c).to_string()
     shortened = [(i, m) for i, (m, lab) in enumerate(zip(c.table["method"], c.table["label"]), 1) if m != lab]
-    parts = [f"methods ranked {c.ranking_rule}", "(risk: 0 = chance, 1 = as the originals; 95% CIs in brackets):", table]
+    parts = [f"methods ranked {c.ranking_rule}",
+             "(risk: 0% = chance, 100% = as the originals; 95% CIs in brackets; worst attack = highest upper bound):", table]
     if shortened:
         parts += ["", "full labels:", *(f"  #{i} {m}" for i, m in shortened)]
     parts += ["", "Pareto fronts (privacy: risk upper bound vs utility; dominated = another method is at least as good "
