@@ -10,7 +10,6 @@ middle, with the full ``run: target`` label in its tooltip and in the CSV.
 from __future__ import annotations
 
 import base64
-import io
 import math
 import textwrap
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ import pandas as pd
 from ..verdicts.compare import Comparison, as_bool
 from . import fmt
 from .html import environment, write_atomic
-from .plots import MAX_PARETO_PANELS, RISK_AXIS_CAP, place_labels, plt
+from .plots import MAX_PARETO_PANELS, RISK_AXIS_CAP, _png, place_labels, plt
 
 
 def numbers(c: Comparison) -> dict[str, int]:
@@ -153,10 +152,7 @@ def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes 
         place_labels(ax, *_merged_numbers(x, y, [num[m] for m in p["method"]]), fontsize=7.5)
     axes.flat[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.15)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def render_comparison_html(c: Comparison) -> str:

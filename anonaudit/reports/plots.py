@@ -13,7 +13,6 @@ that goes on beyond the axis (an unbounded upper end, say) ends in a triangle on
 from __future__ import annotations
 
 import io
-import math
 from typing import Sequence
 
 import matplotlib
@@ -179,35 +178,3 @@ def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: st
     place_labels(ax, list(pts["utility"]), list(pts["risk"]), [str(n) for n in pts["number"]], fontsize=8, avoid=bars)
     return _png(fig)
 
-
-def pareto_png(pairs: pd.DataFrame, utility_hib: dict[str, bool], max_panels: int = MAX_PARETO_PANELS) -> bytes | None:
-    """Small multiples, one panel per (attack, utility) pair of a comparison's Pareto table
-    (:func:`anonaudit.verdicts.compare.pareto_pairs`): front members filled and joined, dominated
-    methods hollow and grey. At most ``max_panels`` panels (the first pairs)."""
-    if pairs.empty:
-        return None
-    keys = list(dict.fromkeys(zip(pairs["attack"], pairs["utility"])))[:max_panels]
-    cols = min(2, len(keys))
-    rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), dpi=90, squeeze=False)
-    for ax in axes.flat[len(keys):]:
-        ax.set_visible(False)
-    for ax, (attack, utility) in zip(axes.flat, keys):
-        p = pairs[(pairs["attack"] == attack) & (pairs["utility"] == utility)]
-        front = p[p["on_front"]].sort_values("utility_value")
-        dominated = p[~p["on_front"]]
-        ax.scatter(dominated["utility_value"], dominated["privacy"], facecolors="none", edgecolors="#888", s=28,
-                   label="dominated")
-        ax.plot(front["utility_value"], front["privacy"], "o-", color="#1f5fbf", ms=5, lw=1, label="Pareto front")
-        measure = p["privacy_measure"].iloc[0]
-        hib = utility_hib.get(utility, True)
-        ax.set_xlabel(f"{utility} ({'higher' if hib else 'lower'} = better)", fontsize=8)
-        ax.set_ylabel(f"{attack}: {measure}", fontsize=8)
-        ax.set_title(f"{attack} vs {utility}", fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        fig.canvas.draw()
-        place_labels(ax, list(front["utility_value"]), list(front["privacy"]), [str(m)[:24] for m in front["method"]], fontsize=6.5)
-    axes.flat[0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return _png(fig)
