@@ -22,6 +22,7 @@ from anonaudit.anonymizers import GaussianBlur, Mask
 from anonaudit.attacks.base import Attack, AttackMetric, AttackResult
 from anonaudit.audit import Audit
 from anonaudit.cli import main
+from anonaudit.data.io import write_image
 from anonaudit.data.synthetic_plates import synthetic_plates
 from anonaudit.errors import DataError
 from anonaudit.evaluators import PSNR, SSIM
@@ -476,3 +477,134 @@ def test_compute_cost_counts_each_unit_once_per_target(tmp_path: Path):
     section = html[html.index("<h2>Compute cost</h2>"):]
     assert "34.5 s in all" in section and "<b>32.8 s</b>" in section
     assert [seconds(v) for v in (0.04, 59.9, 60.0, 125.4, None)] == ["0.0 s", "59.9 s", "1 min 00 s", "2 min 05 s", "–"]
+
+
+# -- badges, one number format, layout at 1280 and 768 px (hand-built run) --------------------------------------------
+LONG = "external(path=/data/releases/2026-12/city-centre/batch-0042/anonymized_v3_final)"
+WIDE = [LONG, "pixelate(block=4)", "pixelate(block=8)", "gaussian_blur(sigma=2, region=boxes, detector=plate_yolo_v8_large)",
+        "mask"]
+#: Per target: (relative risk, its CI) of OCR and (new-leak risk, its CI) of metadata.
+RISKS = [((1.2, 1.1, 1.4), (0.1, 0.05, 0.2)), ((1.2, 0.9, 1.4), (0.1, 0.0, 0.2)), ((0.4, 0.3, 0.5), (0.0, 0.0, 0.03)),
+         ((0.2, 0.1, 0.3), (0.0, 0.0, 0.03)), ((0.0, 0.0, 0.02), (0.0, 0.0, 0.03))]
+
+
+def _wide_run(folder: Path) -> Results:
+    """Five targets with long labels, OCR (relative risk), metadata (new leak), an AUC, two utility
+    metrics, a verdict on several criteria and four example images per target."""
+    rows, verdicts = [], []
+    rng = np.random.default_rng(0)
+    for i, (label, ((r, rlo, rhi), (m, mlo, mhi))) in enumerate(zip(WIDE, RISKS)):
+        base = {"target": label.split("(")[0], "target_label": label, "target_id": f"{label.split('(')[0].replace('_', '-')}-{i:04d}"}
+        attack = {**base, "kind": "attack", "higher_is_better": False, "status": "ok", "seconds": 3.0}
+        rows += [
+            row(**base, kind="target", component="release", metric="pairs", value=120, n=120, status="ok", seconds=2.0),
+            row(**attack, component="ocr", component_label="ocr(engine=rapidocr, normalise=plates_us_strict)",
+                metric="exact_match", value=0.42 * r, ci_low=0.42 * rlo, ci_high=0.42 * rhi, n=120, baseline=1.85e-07,
+                original=0.42, risk=r, risk_ci_low=rlo, risk_ci_high=rhi, risk_kind="relative"),
+            row(**attack, component="metadata", component_label="metadata", metric="files_with_gps", value=m, ci_low=mlo,
+                ci_high=mhi, n=120, baseline=0.0, original=0.0, risk=m, risk_ci_low=mlo, risk_ci_high=mhi, risk_kind="new_leak"),
+            row(**attack, component="membership_dcr", component_label="membership_dcr", metric="auc", value=0.52,
+                ci_low=0.45, ci_high=0.6, n=128, baseline=0.5, original=0.7, risk=0.1, risk_ci_low=-0.25, risk_ci_high=0.5,
+                risk_kind="relative"),
+            row(**base, kind="evaluator", component="ssim", component_label="ssim", metric="ssim", value=0.9 - 0.1 * i,
+                ci_low=0.88 - 0.1 * i, ci_high=0.92 - 0.1 * i, n=120, higher_is_better=True, status="ok", seconds=1.0),
+            row(**base, kind="evaluator", component="psnr", component_label="psnr", metric="psnr", value=30.0 - i,
+                ci_low=29.0 - i, ci_high=31.0 - i, n=120, higher_is_better=True, status="ok", seconds=1.0),
+        ]
+        crit = [{"id": "ocr-exact-match", "status": "FAIL" if r > 0.05 else "PASS", "select": "ocr/exact_match", "on": "value",
+                 "comparison": "<=", "threshold_text": "1%", "bound": "upper", "component": "ocr", "metric": "exact_match",
+                 "value": 0.42 * r, "ci_low": 0.42 * rlo, "ci_high": 0.42 * rhi, "n": 120,
+                 "reason": f"upper 95% bound {0.42 * rhi:.1%} breaks <= 1%"},
+                {"id": "metadata-gps", "status": "FAIL" if mlo > 0 else "PASS", "select": "metadata/files_with_gps",
+                 "on": "value", "comparison": "==", "threshold_text": "0", "bound": "value", "component": "metadata",
+                 "metric": "files_with_gps", "value": m, "ci_low": mlo, "ci_high": mhi, "n": 120, "reason": ""},
+                {"id": "ssim-floor", "status": "PASS", "select": "ssim/ssim", "on": "value", "comparison": ">=",
+                 "threshold_text": "0.5", "bound": "lower", "component": "ssim", "metric": "ssim", "value": 0.9 - 0.1 * i,
+                 "ci_low": 0.88 - 0.1 * i, "ci_high": 0.92 - 0.1 * i, "n": 120, "reason": ""}]
+        verdicts.append({"target_label": label, "verdict": "FAIL" if any(c["status"] == "FAIL" for c in crit) else "PASS",
+                         "criteria": crit})
+        for k in range(4):
+            write_image(folder / "examples" / base["target_id"] / f"{k:02d}.png",
+                        (rng.random((80, 240, 3)) * 255).astype(np.uint8))
+    results = Results(pd.DataFrame(rows), folder, {"name": "city-centre-2026-12", "seed": 0,
+                                                  "data": {"name": "plates", "n": 150, "evaluation": 120, "auxiliary": 30}})
+    results.save(folder)
+    (folder / "verdict.json").write_text(json.dumps({"overall": "FAIL", "policy": {"name": "strict-public-release"},
+                                                     "created": "2026-12-07T10:00:00+00:00", "targets": verdicts}))
+    return Results.load(folder)
+
+
+def _section(html: str, label: str) -> str:
+    """The per-target section of ``label`` (up to the next heading)."""
+    start = html.index(f"<h3>{htmllib.escape(label, quote=True).replace('&#x27;', '&#39;')}</h3>")
+    return html[start:html.index("<h", start + 4)]
+
+
+def test_badges_appear_exactly_under_their_rules(tmp_path: Path):
+    """Relative risk CI [1.1, 1.4]: "leaks more than the originals"; [0.9, 1.4]: no badge although
+    the point is 1.2. New-leak CI [0.05, 0.2]: the red "new leak"; [0, 0.2]: no red badge."""
+    from anonaudit.reports.html import risk_badges
+
+    assert [b["text"] for b in risk_badges("relative", 1.1)] == ["leaks more than the originals"]
+    assert risk_badges("relative", 0.9) == [] and risk_badges("relative", 1.0) == [] and risk_badges("relative", None) == []
+    assert [b["cls"] for b in risk_badges("new_leak", 0.05)] == ["red"]
+    assert [b["cls"] for b in risk_badges("new_leak", 0.0)] == ["note"]  # the scale only, never red
+    html = render_html(_wide_run(tmp_path))
+    more, red = '<span class="badge more"', '<span class="badge red"'
+    first, second = _section(html, WIDE[0]), _section(html, WIDE[1])
+    assert first.count(more) == 1 and first.count(red) == 1
+    assert second.count(more) == 0 and second.count(red) == 0 and "originals leak nothing" in second
+    assert all(_section(html, lab).count(more) + _section(html, lab).count(red) == 0 for lab in WIDE[2:])
+    headline = html[html.index('id="headline"'):]
+    headline = headline[:headline.index("</table>")]
+    rows = headline.split("<tr>")[2:]
+    assert [r.count(more) for r in rows] == [1, 0, 0, 0, 0]  # the headline is OCR's relative risk on every target
+
+
+def test_rates_and_risks_read_the_same_everywhere(tmp_path: Path):
+    """Every value with a CI reads ``12.3% [8.1, 17.6]`` (a rate or a risk) or ``0.520 [0.450, 0.600]``
+    (AUC, SSIM): never a percent sign inside the brackets, never a bare ratio for a rate."""
+    html = render_html(_wide_run(tmp_path))
+    pairs = re.findall(r'>\s*([^<>\s]+) <span class="ci">([^<]*)</span>', html)
+    assert len(pairs) > 40
+    pct = re.compile(r"-?\d+\.\d% \[-?\d+\.\d, (-?\d+\.\d|∞)\]")
+    number = re.compile(r"-?[\d,]+(\.\d+)? \[-?[\d,]+(\.\d+)?, -?[\d,]+(\.\d+)?\]")
+    for value, ci in pairs:
+        text = f"{value} {ci}"
+        assert pct.fullmatch(text) or (number.fullmatch(text) and "%" not in text), text
+    verdict = html[html.index('id="verdict"'):html.index("Headline")]
+    assert '50.4% <span class="ci">[46.2, 58.8]</span>' in verdict  # the OCR criterion: an attack rate, in percent
+    assert '0.900 <span class="ci">[0.880, 0.920]</span>' in verdict  # SSIM stays a measure
+    assert '120.0% <span class="ci">[110.0, 140.0]</span>' in html  # a risk above the originals'
+    assert "0.52 " not in html.replace("0.520", "")  # the AUC reads in its own (num) format
+
+
+def test_no_original_image_appears_in_the_report(audit_dir, tmp_path: Path):
+    """Every image embedded in the report (thumbnails and plot), redacted or as released, differs
+    from every original image of the audited data (also after the audit's thumbnailing)."""
+    _, out = audit_dir
+    originals = []
+    for img in synthetic_plates(n=12, seed=0):
+        thumb = Image.fromarray(img)
+        thumb.thumbnail((320, 320))
+        originals.append(np.asarray(thumb.convert("RGB")).astype(int))
+    for flag in ([], ["--embed-examples"]):
+        page = tmp_path / f"r{len(flag)}.html"
+        assert main(["report", str(out), "--out", str(page), *flag]) == 0
+        embedded = [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB")).astype(int)
+                    for b in re.findall(r'src="data:image/png;base64,([^"]+)"', page.read_text(encoding="utf-8"))]
+        assert len(embedded) == 1 + 3 * 4
+        for shown in embedded:
+            for orig in originals:
+                assert shown.shape != orig.shape or np.abs(shown - orig).mean() > 2.0
+
+
+def test_examples_sit_side_by_side_by_index(tmp_path: Path):
+    html = render_html(_wide_run(tmp_path))
+    section = html[html.index("<h2>Examples of the release</h2>"):]
+    rows = re.findall(r'<div class="ex-index">example (\d+)</div><div class="thumbs side">(.*?)</div></div>', section, flags=re.S)
+    assert [int(i) for i, _ in rows] == [1, 2, 3, 4]
+    for i, body in rows:
+        captions = re.findall(r'<figcaption title="([^"]+)">', body)
+        assert [htmllib.unescape(c) for c in captions] == WIDE  # one per target, in report order
+        assert body.count('alt="example"') == len(WIDE) and body.count('<span class="note">redacted (24-px blocks)</span>') == len(WIDE)
