@@ -117,7 +117,7 @@ def _merged_numbers(x: np.ndarray, y: np.ndarray, nums: list[int]) -> tuple[list
 def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes | None:
     """Small multiples, one panel per (attack, utility) pair (the first ``max_panels``): every method
     a point marked with its number (one label for methods at the same place), front members filled and joined,
-    dominated ones hollow; a risk
+    dominated ones hollow; a risk axis always shows 0 (chance) and 1 (as the originals, dotted); a risk
     above :data:`~anonaudit.reports.plots.RISK_AXIS_CAP` (or an infinite utility) is drawn at the
     axis' edge as a triangle. Panel titles name the attack and utility in full."""
     if c.pareto.empty:
@@ -142,12 +142,16 @@ def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes 
         ax.scatter(x[~on & ~cut], y[~on & ~cut], facecolors="none", edgecolors="#888", s=30, label="dominated", zorder=2)
         if cut.any():
             ax.scatter(x[cut], y[cut], marker="^", color="#b3261e", s=36, label="beyond the axis (cut)", zorder=2)
+        if p["privacy_measure"].iloc[0] == "risk upper bound":  # 0 (chance) and 1 (as the originals) always in view
+            ax.axhline(1.0, color="#b3261e", lw=0.8, ls=":", label="as the originals (1)", zorder=0)
+            top = max(1.0, float(np.nanmax(y)))
+            ax.set_ylim(min(0.0, float(np.nanmin(y))) - 0.06 * top, top * 1.08)
         ax.set_xlabel(f"{utility} ({'higher' if hib.get(utility, True) else 'lower'} = better)", fontsize=8)
         ax.set_ylabel(f"{attack}: {p['privacy_measure'].iloc[0]}", fontsize=8)
         ax.set_title("\n".join(textwrap.wrap(f"{attack} vs {utility}", 60)), fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.margins(0.12)
+        ax.margins(x=0.12)
         fig.canvas.draw()
         place_labels(ax, *_merged_numbers(x, y, [num[m] for m in p["method"]]), fontsize=7.5)
     axes.flat[0].legend(fontsize=7, loc="best")

@@ -52,6 +52,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -88,11 +89,11 @@ class Run:
     folder: Path
     results: Results
 
-    @property
+    @cached_property
     def kind(self) -> str | None:
         return run_kind(self.results)
 
-    @property
+    @cached_property
     def data(self) -> dict[str, Any]:
         """``name``, ``n`` (images in the data set), ``evaluated`` (those audited) and ``inputs`` (sha256
         over the sorted sha256 of the evaluated originals, from ``provenance/inputs.json``), None where unknown."""
