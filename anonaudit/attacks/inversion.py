@@ -55,7 +55,7 @@ from ..parallel import map_chunks
 from ..progress import progress
 from ..registry import ATTACKS
 from .base import Attack, AttackResult
-from .ocr import NoInformationGuess, fitted_guess, rate_metric, score_readings, truths_of
+from .ocr import NoInformationGuess, fitted_guess, rate_metric, read_findings, score_readings, truths_of
 
 # -- blur kernels and deconvolution -------------------------------------------------------------
 
@@ -541,7 +541,9 @@ class InversionAttack(Attack):
         notes = self._notes(release, mode, op, todo, inverted, chosen)
         if mode != "skip" and accept is not None:
             notes.append(f"{sum(confident)} image(s) read raw with confidence >= {accept:g} were not inverted (raw reading kept)")
-        return AttackResult(self.name, metrics, details, notes)
+        findings = read_findings(release.keys, raw, "exact_match_raw", None, f"plain OCR ({engine.name})")
+        findings += read_findings(release.keys, inv, "exact_match_inverted", None, f"OCR after inversion ({how})")
+        return AttackResult(self.name, metrics, details, notes, findings)
 
     def _notes(self, release, mode, op, todo, inverted, chosen) -> list[str]:
         """Which operator the inversion assumed: the declared one, or the estimates it chose."""

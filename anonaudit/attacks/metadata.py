@@ -296,6 +296,8 @@ class _Scanner:
         w, h = img.size
         limit = self.max_pixels or pixel_limit()
         decoded = min(n - 1, self.max_streams) if w * h <= limit else 0
+        scan.findings.append(Finding("extra_frames", f"{n} frames (animated or multi-page {img.format}): {n - 1} after the "
+                                     "first, which is the image the other attacks see", "medium"))
         for k in range(1, decoded + 1):
             try:
                 img.seek(k)

@@ -37,7 +37,7 @@ from ..models.ocr import OCREngine, Reading, check_engine, create_engine
 from ..models.ocr.base import PLATE_MARGIN
 from ..registry import ATTACKS
 from ..stats import Estimate, mean_estimate, proportion
-from .base import Attack, AttackMetric, AttackResult
+from .base import Attack, AttackMetric, AttackResult, FileFinding
 from .text import (
     CONFUSIONS,
     PLATE_ALPHABET,
@@ -171,6 +171,25 @@ class NoInformationGuess:
         return float(np.mean(scores))
 
 
+#: A finding's detail when the text read is withheld (``--embed-examples`` writes the text instead).
+TEXT_WITHHELD = "text withheld; rerun with --embed-examples"
+
+
+def read_findings(keys: Sequence[str], scores: pd.DataFrame, metric: str, folded_metric: str | None, how: str) -> list[FileFinding]:
+    """One ``read`` finding per plate read exactly (counting toward ``metric`` and ``folded_metric``), and
+    with ``folded_metric`` one ``read_up_to_lookalikes`` per plate read exactly only after folding; the
+    text read is the finding's example (shown only with ``--embed-examples``)."""
+    out = []
+    for key, (_, r) in zip(keys, scores.iterrows()):
+        if r["exact"]:
+            metrics = (metric,) + ((folded_metric,) if folded_metric else ())
+            out.append(FileFinding(key, "read", f"{how}: read exactly ({TEXT_WITHHELD})", metrics, example=str(r["read"])))
+        elif folded_metric and r["exact_folded"]:
+            out.append(FileFinding(key, "read_up_to_lookalikes", f"{how}: read exactly up to look-alike characters "
+                                   f"({TEXT_WITHHELD})", (folded_metric,), example=str(r["read"])))
+    return out
+
+
 def rate_metric(name: str, release: pd.Series, original: pd.Series | None, baseline: float, description: str) -> AttackMetric:
     """An :class:`AttackMetric` from per-plate booleans (Wilson CI) or scores (bootstrap CI)."""
 
@@ -282,4 +301,6 @@ class OCRReread(Attack):
                 "topk_char_accuracy_original": orig["topk_char_accuracy"],
             }
         )
-        return AttackResult(self.name, metrics, details, notes)
+        findings = read_findings(release.keys, rel, "exact_match", None if self.fold_confusions else "exact_match_folded",
+                                 f"OCR ({engine.name})")
+        return AttackResult(self.name, metrics, details, notes, findings)

@@ -41,6 +41,7 @@ Fisherface-style adaptation to the anonymized domain).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,7 @@ from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
-from .base import Attack, AttackMetric, AttackResult
+from .base import Attack, AttackMetric, AttackResult, FileFinding
 from .face_common import (
     anonymized_auxiliary,
     check_disjoint,
@@ -76,6 +77,18 @@ def identity_scores(sim: np.ndarray, gallery_ids: list[str]) -> tuple[np.ndarray
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     scores = np.maximum.reduceat(sim[:, order], starts, axis=1)
     return scores, [str(i) for i in sorted_ids[starts]]
+
+
+def reid_findings(keys: Sequence[str], ids: Sequence[str], protocol: Protocol, prefix: str, who: str) -> list[FileFinding]:
+    """One ``reidentified`` finding per probe ranked first (its rank-k metrics); the identity is the
+    finding's example (shown only with ``--embed-examples``)."""
+    n_ids = len(set(ids))
+    metrics = tuple(f"{prefix}rank{k}" for k in sorted(protocol.rank))
+    return [
+        FileFinding(key, "reidentified", f"rank 1 of {n_ids} identities, {who} (identity withheld; rerun with --embed-examples)",
+                    metrics, example=f"rank 1 of {n_ids} identities, {who}: {identity}")
+        for key, identity, rank in zip(keys, ids, protocol.ranks) if rank == 1
+    ]
 
 
 def identification_ranks(
@@ -372,6 +385,7 @@ class ReIdentification(Attack):
             "key": release.keys, "identity": ids, "rank": direct.ranks, "rank_original": original.ranks,
             "fallback_crop": prb.fallback, "no_embedding": prb.missing,
         })
+        findings = reid_findings(release.keys, ids, direct, "", "direct attacker (original gallery)")
         if self.parrot:
             anonymizer, why = public_anonymizer(release)
             if anonymizer is None:
@@ -380,7 +394,8 @@ class ReIdentification(Attack):
                 parrot = self._parrot(model, anonymizer, release, reference, prb.vectors, ids, kw, notes)
                 metrics += self._metrics(parrot, original, "parrot_")
                 details["rank_parrot"] = parrot.ranks
-        return AttackResult(self.name, metrics, details, notes)
+                findings += reid_findings(release.keys, ids, parrot, "parrot_", "parrot attacker (anonymized gallery)")
+        return AttackResult(self.name, metrics, details, notes, findings)
 
     def _parrot(
         self, model, anonymizer, release: Release, reference: ImageSet, probes: np.ndarray, ids: list[str], kw: dict, notes: list[str]

@@ -329,5 +329,7 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
 
 
 def write_html_report(results: "Results", path: Path, title: str | None = None, embed_examples: bool = False) -> Path:
-    """Render and write the report atomically; returns its path."""
-    return write_atomic(path, render_html(results, title, embed_examples))
+    """Render and write the report atomically, with the evidence per file (:mod:`.evidence`); returns its path."""
+    from .evidence import with_evidence
+
+    return write_atomic(path, with_evidence(render_html(results, title, embed_examples), results, path, embed_examples))

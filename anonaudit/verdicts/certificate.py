@@ -3,10 +3,16 @@
 Content (``format: anonaudit-certificate/1``): ``verdict`` (as in ``verdict.json``), ``manifest``
 with ``inputs`` (sha256 of every evaluation original and auxiliary image), ``released`` (per
 target, sha256 of every released image), ``weights`` (every model weight file the audit loaded),
-``results_sha256`` (of ``results.csv``), ``policy`` (name, source and sha256 of its text),
+``results_sha256`` (of ``results.csv``), ``files_sha256`` and ``findings_sha256`` (of ``files.csv``,
+the status of every released file, and ``findings.csv``, the per-file findings), ``policy`` (name, source and sha256 of its text),
 ``config``, ``seed``, ``versions`` (packages), ``code`` (anonaudit version, git commit and whether
 the checkout had local changes), ``audit_started`` and ``certified`` dates. See
 :mod:`anonaudit.verdicts.provenance` for how the hashes are taken.
+
+The verdict holds, per target, the count of released files per status and every file not fully
+audited with the reason (``verdict.targets[].files``), and for each FAILed criterion its evidence
+(``criteria[].evidence``: the first files whose findings count toward the judged metric, and the
+number of such findings in ``findings.csv``).
 
 Files hashed during the audit are hashed again when the certificate is written: a file that
 changed since the audit makes :func:`write_certificate` refuse (rerun the audit); a file no longer
@@ -88,6 +94,8 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
         "manifest": {
             "run": str(run),
             "results_sha256": sha256_file(csv) if csv.is_file() else None,
+            "files_sha256": _sha256_if_file(run / "files.csv"),
+            "findings_sha256": _sha256_if_file(run / "findings.csv"),
             "policy": {k: verdict.policy.to_dict()[k] for k in ("name", "source", "sha256")},
             "inputs": {"evaluation": inputs.get("evaluation") or [], "auxiliary": inputs.get("auxiliary") or []},
             "released": released,
@@ -105,6 +113,10 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
             "certified": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }
+
+
+def _sha256_if_file(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() else None
 
 
 def _finite(obj: Any) -> Any:

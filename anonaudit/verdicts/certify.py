@@ -1,7 +1,15 @@
 """Judge an audit's results against a policy: PASS / FAIL / NOT TESTED per criterion, target and run.
 
-The rules are in the package docstring (:mod:`anonaudit.verdicts`). Only the results table and
-its manifest are read; nothing is recomputed.
+The rules are in the package docstring (:mod:`anonaudit.verdicts`). Only the results table, its
+manifest, the record of the released files (``files.csv``) and the findings (``findings.csv``) are
+read; nothing is recomputed.
+
+Fail closed: a target with any released file not fully audited (skipped because it could not be
+decoded, unpaired, partly read) cannot PASS: every criterion that would pass on the files that were
+audited is NOT TESTED instead, naming how many files and the first of them (criteria that fail stay
+FAIL). A run folder without ``files.csv`` (an older audit) records no file statuses: its criteria
+are NOT TESTED likewise until the audit is rerun. A FAILed criterion points to its evidence: the
+first files whose findings count toward the judged metric and their number in ``findings.csv``.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ..results import Results, write_json_atomic
+from ..results import FILE_COLUMNS, Results, write_json_atomic
 from .policy import KINDS, Criterion, Policy, load_policy
 
 PASS, FAIL, NOT_TESTED, NOT_APPLICABLE = "PASS", "FAIL", "NOT TESTED", "NOT APPLICABLE"
@@ -48,6 +56,7 @@ class CriterionResult:
     n: int = 0
     baseline: float = float("nan")
     bound_value: float = float("nan")
+    evidence: dict[str, Any] = field(default_factory=dict)  # FAIL: {files, findings, count} (see the module doc)
 
 
 @dataclass
@@ -61,6 +70,7 @@ class Verdict:
     overall: str
     run: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target: file_summary()
 
     @property
     def exit_code(self) -> int:
@@ -74,7 +84,7 @@ class Verdict:
             "run": self.run,
             "created": self.created,
             "targets": [
-                {"target_label": label, "verdict": self.targets[label],
+                {"target_label": label, "verdict": self.targets[label], "files": self.files.get(label),
                  "criteria": [{k: _json_number(v) for k, v in asdict(c).items()} for c in self.criteria[label]]}
                 for label in self.targets
             ],
@@ -233,6 +243,65 @@ def combine(statuses: list[str]) -> str:
     return PASS
 
 
+#: Files named in a criterion's evidence and in a target's file summary on screen.
+EVIDENCE_FILES = 20
+SHOWN_FILES = 5
+
+
+def file_summary(files: pd.DataFrame | None, label: str) -> dict[str, Any]:
+    """``{recorded, counts, not_audited}`` of one target: whether the run recorded its released files,
+    their count per status and every file not fully audited (``file``, ``key``, ``status``, ``reason``)."""
+    if files is None:
+        return {"recorded": False, "counts": {}, "not_audited": []}
+    mine = files[files["target_label"].astype(str) == label].reindex(columns=FILE_COLUMNS)
+    counts = {str(k): int(v) for k, v in mine["status"].astype(str).value_counts(sort=False).items()}
+    bad = mine[mine["status"].astype(str) != "audited"]
+    not_audited = [{k: "" if pd.isna(r[k]) else str(r[k]) for k in ("file", "key", "status", "reason")}
+                   for _, r in bad.iterrows()]
+    return {"recorded": True, "counts": counts, "not_audited": not_audited}
+
+
+def _file_name(f: dict[str, Any]) -> str:
+    return Path(f["file"]).name if f.get("file") else str(f.get("key", ""))
+
+
+def _not_fully_audited(summary: dict[str, Any]) -> str:
+    """Why no criterion of a target can pass ("" when every released file was audited)."""
+    if not summary["recorded"]:
+        return ("the run records no status of its released files (no files.csv: written by an older anonaudit): "
+                "rerun the audit")
+    bad = summary["not_audited"]
+    if not bad:
+        return ""
+    first = ", ".join(f"{_file_name(f)} ({f['status']}{': ' + f['reason'] if f['reason'] else ''})" for f in bad[:3])
+    return f"{len(bad)} released file(s) not fully audited: {first}{', ...' if len(bad) > 3 else ''} (see files.csv)"
+
+
+def fail_closed(criteria: list[CriterionResult], summary: dict[str, Any]) -> None:
+    """Turn every PASS of a target with files not fully audited into NOT TESTED (see the module doc)."""
+    why = _not_fully_audited(summary)
+    if not why:
+        return
+    for c in criteria:
+        if c.status == PASS:
+            c.status, c.reason = NOT_TESTED, f"{why}; on the audited files alone: {c.reason}"
+
+
+def attach_evidence(criteria: list[CriterionResult], findings: pd.DataFrame, label: str) -> None:
+    """Point every FAILed criterion to the findings that count toward its judged metric."""
+    mine = findings[findings["target_label"].astype(str) == label]
+    for c in criteria:
+        if c.status != FAIL or not c.metric or mine.empty:
+            continue
+        counts = mine["metric"].astype(str).map(lambda m, want=c.metric: want in m.split(";")).astype(bool)
+        hits = mine[(mine["attack"].astype(str) == c.component) & counts]
+        if hits.empty:
+            continue
+        names = [n for n in dict.fromkeys(hits["file"].where(hits["file"].astype(str) != "", hits["key"]).astype(str))]
+        c.evidence = {"files": names[:EVIDENCE_FILES], "files_total": len(names), "findings": "findings.csv",
+                      "count": int(len(hits))}
+
+
 def certify(results: Results | str | Path, policy: Policy | str | Path, kind: str | None = None) -> Verdict:
     """The verdict of ``policy`` on every target of ``results`` (a :class:`Results` or a run folder).
 
@@ -251,8 +320,12 @@ def certify(results: Results | str | Path, policy: Policy | str | Path, kind: st
         raise DataError(f"{results.output or 'results'}: no target in the results table: nothing to certify")
     criteria = policy.for_kind(kind)
     per_target = {label: [judge(c, table[table["target_label"] == label]) for c in criteria] for label in labels}
+    files = {label: file_summary(results.files, label) for label in labels}
+    for label, cs in per_target.items():
+        fail_closed(cs, files[label])
+        attach_evidence(cs, results.findings, label)
     targets = {label: combine([c.status for c in cs]) for label, cs in per_target.items()}
-    return Verdict(policy, kind, per_target, targets, combine(list(targets.values())), str(results.output or ""))
+    return Verdict(policy, kind, per_target, targets, combine(list(targets.values())), str(results.output or ""), files=files)
 
 
 def format_verdict(verdict: Verdict) -> str:
@@ -260,10 +333,34 @@ def format_verdict(verdict: Verdict) -> str:
     lines = [f"policy {verdict.policy.name} ({verdict.policy.source or 'in memory'}), data kind: {verdict.kind or 'unknown'}"]
     for label, results in verdict.criteria.items():
         lines.append(f"\n{label}: {verdict.targets[label]}")
+        lines += format_files(verdict.files.get(label))
         for c in results:
             lines.append(f"  {c.status:10s} {c.id} ({c.select} {c.comparison} {c.threshold_text}, {c.bound} bound): {c.reason}")
+            if c.evidence:
+                e = c.evidence
+                more = f" and {e['files_total'] - len(e['files'][:SHOWN_FILES])} more" if e["files_total"] > SHOWN_FILES else ""
+                lines.append(f"             evidence: {e['count']} finding(s) in {e['findings']}, in "
+                             f"{', '.join(Path(f).name for f in e['files'][:SHOWN_FILES])}{more}")
     lines.append(f"\noverall: {verdict.overall}")
     return "\n".join(lines)
+
+
+def format_files(summary: dict[str, Any] | None) -> list[str]:
+    """Lines for one target's released files: the count per status, then the first files of each
+    status other than audited (with the reason)."""
+    if summary is None:
+        return []
+    if not summary["recorded"]:
+        return ["  files: not recorded (no files.csv): rerun the audit"]
+    counts = summary["counts"]
+    lines = ["  files: " + (", ".join(f"{n} {status}" for status, n in counts.items()) or "none recorded")]
+    for status in [s for s in counts if s != "audited"]:
+        mine = [f for f in summary["not_audited"] if f["status"] == status]
+        for f in mine[:SHOWN_FILES]:
+            lines.append(f"    {status}: {_file_name(f)}" + (f" ({f['reason']})" if f["reason"] else ""))
+        if len(mine) > SHOWN_FILES:
+            lines.append(f"    {status}: ... and {len(mine) - SHOWN_FILES} more (see files.csv)")
+    return lines
 
 
 def write_verdict(verdict: Verdict, folder: str | Path) -> Path:
