@@ -30,10 +30,12 @@ RUN_EXIT_STATUS = _exit_status(
 )
 
 
-def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, executor=None) -> int:
+def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, executor=None,
+                embed_examples: bool = False) -> int:
     """Run an audit, write its report and print the headline; with ``policy``, certify it first (the
     report shows the verdict), print the verdict last and return its exit status (see ``certify``).
-    ``executor`` runs the per-image work (default: this process; see :mod:`anonaudit.executors`)."""
+    ``executor`` runs the per-image work (default: this process; see :mod:`anonaudit.executors`).
+    ``embed_examples`` puts the texts read and identities matched into findings.csv and the report."""
     from .audit import audit_from_config
     from .verdicts import load_policy
 
@@ -41,13 +43,16 @@ def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, ex
         load_policy(policy)  # a bad policy name or file fails now, not after the audit
     output = config.output or Path("runs") / config.name
     audit = audit_from_config(config, executor=executor)
+    audit.embed_examples = embed_examples
     results = audit.run(output, resume=resume, show_progress=not quiet)
     verdict, problem = _write_verdict(results, policy) if policy else (None, "")
-    report = results.report()
+    report = results.report(embed_examples=embed_examples)
     _print_summary(results)
-    print(f"\nresults: {output / 'results.csv'}\nreport:  {report}")
+    print(f"\nresults: {output / 'results.csv'}\nfiles:   {output / 'files.csv'}\nfindings: {output / 'findings.csv'}"
+          f"\nreport:  {report}")
     _print_failures(results.failures())
     if verdict is None:
+        _print_files(results)  # the verdict prints them otherwise
         return 0
     return _print_verdict(verdict, results.output, problem)
 
@@ -99,7 +104,8 @@ def cmd_audit(args) -> int:
               f"`anonaudit run {output / 'audit.yaml'} {extra}`):\n\n{text}")
         for note in audit_notes(raw):  # attacks left out for want of labels; labels of the other kind
             print(f"anonaudit: {note}", file=sys.stderr)
-        return _run_config(config, resume=not args.no_resume, quiet=args.quiet, policy=args.policy)
+        return _run_config(config, resume=not args.no_resume, quiet=args.quiet, policy=args.policy,
+                           embed_examples=args.embed_examples)
     except AnonauditError as exc:
         print(f"anonaudit: error: {exc}", file=sys.stderr)
         return 3
@@ -122,9 +128,23 @@ def _print_failures(failures) -> None:
     unavailable = failures[failures["status"] == "unavailable"]
     for (component, message), rows in unavailable.groupby(["component", "message"], sort=True):
         print(f"unavailable in {len(rows)} unit(s): {component}: {message}", file=sys.stderr)
-    failed = failures[failures["status"] == "failed"]
+    failed = failures[(failures["status"] == "failed") & (failures["kind"] != "data")]
     if not failed.empty:
         print(f"{len(failed)} unit(s) failed: see the report's last section and results.csv", file=sys.stderr)
+    unread = failures[(failures["status"] == "failed") & (failures["kind"] == "data")]
+    if not unread.empty:
+        shown = "; ".join(str(m).removeprefix("skipped ") for m in unread["message"].head(5))
+        print(f"{len(unread)} file(s) could not be read and were not audited (files.csv): {shown}"
+              + (" ..." if len(unread) > 5 else ""), file=sys.stderr)
+
+
+def _print_files(results) -> None:
+    """Per target, its released files per status and the first files of each status other than audited."""
+    from .verdicts.certify import file_summary, format_files
+
+    labels = [lab for lab in dict.fromkeys(results.table["target_label"]) if isinstance(lab, str) and lab]
+    for label in labels:
+        print("\n".join([f"{label}:", *format_files(file_summary(results.files, label))]))
 
 
 def _print_summary(results) -> None:
@@ -177,7 +197,8 @@ def cmd_run(args) -> int:
         from .executors import RayExecutor
 
         executor = RayExecutor(address=args.ray or None)
-    return _run_config(config, resume=not args.no_resume, quiet=args.quiet, executor=executor)
+    return _run_config(config, resume=not args.no_resume, quiet=args.quiet, executor=executor,
+                       embed_examples=args.embed_examples)
 
 
 def demo_config(n: int | None = None):
@@ -305,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "raise stops the audit with the error (exit 2) (default: the config's on_error, else skip)")
     r.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--embed-examples", action="store_true",
+                   help="write the plate texts read and identities matched into findings.csv and the report, and embed "
+                        "example images as released (default: the findings state the fact only, images redacted); "
+                        "for internal use only")
     r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run the per-image work on Ray: a cluster's ADDRESS (e.g. auto, ray://head:10001), or "
                         "without one the cluster started on this machine by `ray start`, else a new local instance "
@@ -388,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0, help="seed of the auxiliary split and of the attacks (default 0)")
     a.add_argument("--no-resume", action="store_true", help="recompute units already in the run folder")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    a.add_argument("--embed-examples", action="store_true",
+                   help="write the plate texts read and identities matched into findings.csv and the report, and embed "
+                        "example images as released (default: the findings state the fact only, images redacted); "
+                        "for internal use only")
     a.set_defaults(func=cmd_audit)
 
     c = sub.add_parser(
