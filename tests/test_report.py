@@ -397,6 +397,64 @@ def test_numbered_labels_of_coinciding_points_do_not_collide():
     plt.close(fig)
 
 
+#: Appended to a page before Chromium lays it out: opens every <details>, then records in <pre id="layout">
+#: the page's width, the number of key cells (risk, CI, n, verdict: ``td.k``) and every problem: a table
+#: box that needs a horizontal scroll, a key cell or CI that is hidden or cut by its box or the window.
+LAYOUT_PROBE = """<script>
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const W = window.innerWidth, bad = [];
+for (const box of document.querySelectorAll('.scroll')) {
+  if (box.scrollWidth > box.clientWidth + 1) bad.push('scrolls ' + box.scrollWidth + '>' + box.clientWidth + ': ' + box.textContent.trim().slice(0, 50));
+}
+const keys = document.querySelectorAll('td.k, td.k .ci');
+for (const cell of keys) {
+  const r = cell.getBoundingClientRect(), box = cell.closest('.scroll');
+  const right = Math.min(W, box ? box.getBoundingClientRect().right : W);
+  if (r.width === 0 || r.height === 0 || r.left < 0 || r.right > right + 1) bad.push('cut: ' + cell.textContent.trim().slice(0, 50));
+}
+const out = document.createElement('pre');
+out.id = 'layout';
+out.textContent = JSON.stringify({width: document.documentElement.scrollWidth, inner: W, keys: keys.length, bad: bad});
+document.body.appendChild(out);
+</script>"""
+
+
+def browser_layout(page: Path, width: int, tmp: Path) -> dict:
+    """What :data:`LAYOUT_PROBE` records for ``page`` laid out by headless Chromium ``width`` px wide;
+    a screenshot of the first 2400 px is left at ``tmp/<page stem>-<width>.png``."""
+    chromium = debian_program("chromium")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}",
+             f"--window-size={width},2400"]
+    probe = tmp / f"{page.stem}-{width}-probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'<pre id="layout">(.*?)</pre>', dom, flags=re.S)
+    assert found, dom[:500]
+    subprocess.run([chromium, *flags, f"--screenshot={tmp / f'{page.stem}-{width}.png'}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
+@pytest.mark.debian("chromium")
+@pytest.mark.parametrize("width", [1280, 768])
+def test_no_key_column_is_cut_at_1280_or_768_px(tmp_path: Path, width: int):
+    """The report and the compliance report of a run with long labels, a verdict on several criteria
+    (details opened) and five targets: at either width no table needs a horizontal scroll and every
+    risk, CI, n and verdict cell is fully inside the window."""
+    from anonaudit.reports.compliance import write_compliance_report
+
+    results = _wide_run(tmp_path / "run")
+    pages = [results.report(), write_compliance_report(results, tmp_path / "run")[0]]
+    for page in pages:
+        layout = browser_layout(page, width, tmp_path)
+        assert layout["inner"] == width
+        assert layout["width"] <= width, (page.name, layout)
+        assert layout["keys"] > 20, (page.name, layout)
+        assert layout["bad"] == [], (page.name, layout["bad"])
+        shot = np.asarray(Image.open(tmp_path / f"{page.stem}-{width}.png").convert("L"))
+        assert shot.shape[1] == width and (shot < 128).mean() > 0.01  # laid out, not blank
+
+
 @pytest.mark.debian("chromium")
 def test_page_in_headless_chromium_at_768_px(tmp_path: Path, audit_dir):
     """The report as a browser lays it out at 768 px: the verdict box is in the first screen and the
