@@ -5,7 +5,13 @@ applied, and ``examples/<target_id>/``); never runs a model. The verdict comes f
 headline (strongest attack per target, with n and 95% CIs), the trade-off plot, the details per
 target, and one line per reason for everything that did not run. Targets are ordered by method
 (first seen) and naturally within a method (block 4, 8, 16). Examples are redacted unless
-``embed_examples`` is set (see :mod:`.examples`).
+``embed_examples`` is set (see :mod:`.examples`) and shown side by side by index.
+
+Rates and risks read ``12.3% [8.1, 17.6]`` in the verdict and in every table (:mod:`.fmt`); a risk
+carries a badge only when its whole CI clears the badge's threshold (:func:`risk_badges`). The
+page reads at 1280 and at 768 px: key cells (risk, CI, n, verdict: class ``k``) never need a
+horizontal scroll, secondary columns (``sec``) are hidden below 900 px and long labels are
+shortened in the middle with the full label in a tooltip.
 
 Every user-provided string (file names, labels, config values, error messages) is HTML-escaped by
 Jinja2's autoescaping.
@@ -42,7 +48,7 @@ def environment() -> Environment:
     fmts = {"num": fmt.num, "pct": fmt.pct}
     env.filters.update(num=fmt.num, pct=fmt.pct, risk=fmt.risk, count=fmt.count, seconds=fmt.seconds, fmt_as=lambda v, f: fmts[f](v),
                        cls=lambda s: str(s).replace(" ", "-"), middle=fmt.middle)
-    env.globals.update(interval=fmt.interval, fmts=fmts, risk_fmt=fmt.risk, ci=fmt.ci, pct_bounds=fmt.pct_bounds)
+    env.globals.update(interval=fmt.interval, ci=fmt.ci, pct_bounds=fmt.pct_bounds)
     return env
 
 
@@ -62,9 +68,12 @@ def risk_badges(kind: Any, ci_low: Any) -> list[dict[str, str]]:
     lower bound is above 1, the red "new leak" only when a new-leak risk's lower bound is above 0;
     otherwise at most a neutral note on the risk's scale (``cls`` ``note``). A point estimate
     above the threshold with a CI reaching below it gets no badge."""
-    low = fmt._number(ci_low)
+    try:
+        low = float(ci_low)
+    except (TypeError, ValueError):
+        low = math.nan
     for rule_kind, above, text, cls, why in BADGE_RULES:
-        if kind == rule_kind and low is not None and low > above:
+        if kind == rule_kind and low > above:  # False for a missing (NaN) bound
             return [{"text": text, "cls": cls, "title": why}]
     note = SCALE_NOTES.get(str(kind or ""))
     return [{"text": note, "cls": "note", "title": "how this risk is scaled: see How to read this"}] if note else []
@@ -78,7 +87,6 @@ def shown_as(kind: Any, metric: Any, values: list[Any]) -> str:
 def _displayed(rec: dict) -> dict:
     """An attack row (or a headline row) with ``f`` (its value's format) and ``badges``."""
     rec["f"] = shown_as("attack", rec.get("metric"), [rec.get(c) for c in ("value", "original", "baseline", "ci_low", "ci_high")])
-    rec["rate"] = rec["f"] == "pct"
     rec["badges"] = risk_badges(rec.get("risk_kind"), rec.get("risk_ci_low")) if rec.get("risk") is not None else []
     return rec
 
