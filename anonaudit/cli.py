@@ -442,11 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .parallel import Terminated, sigterm_interrupts
+    from .parallel import Terminated, stop_on_signals
 
     args = build_parser().parse_args(argv)
     try:
-        with sigterm_interrupts():
+        with stop_on_signals():
             return args.func(args)
     except AnonauditError as exc:
         print(f"anonaudit: error: {exc}", file=sys.stderr)

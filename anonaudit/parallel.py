@@ -13,9 +13,9 @@ when the parent dies (``prctl(PR_SET_PDEATHSIG)``, set when the pool is started 
 whose end is the process's end), and everywhere a watchdog thread exits it within
 :data:`WATCH_SECONDS` of the parent's death (its parent id changes). Workers ignore SIGINT: Ctrl-C
 reaches the whole process group, and the parent stops them (:func:`terminate`) when a parallel call
-is interrupted. :func:`sigterm_interrupts` turns SIGTERM into :class:`Terminated` (a
+is interrupted. :func:`stop_on_signals` turns SIGTERM into :class:`Terminated` (a
 ``KeyboardInterrupt``), so ``kill PID`` stops an audit as Ctrl-C does: workers terminated, finished
-units kept, and a rerun resumes.
+units kept, and a rerun resumes; it holds an interrupt back while workers are being started.
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ def _get_pool(size: int) -> ProcessPoolExecutor:
         # Fork starts the workers in this thread: the kernel's parent-death signal fires when the
         # thread that forked ends, so it is asked for only from the main thread.
         tie = threading.current_thread() is threading.main_thread()
-        _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context(method),
-                                    initializer=_init_worker, initargs=(os.getpid(), tie))
-        _pool_size = size
+        with _interrupts_deferred():  # one arriving during a fork would be lost in the fork's handlers
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context(method),
+                                        initializer=_init_worker, initargs=(os.getpid(), tie))
+            _pool_size = size
+            _pool.submit(int)  # starts (forks) every worker now
     return _pool
 
 
@@ -134,21 +136,58 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM received: raised in the main thread, so the work stops as on Ctrl-C."""
 
 
+_deferring = 0  # > 0 while workers are started (see _interrupts_deferred)
+_pending: KeyboardInterrupt | None = None
+
+
+def _raiser(kind: type[KeyboardInterrupt]) -> Callable[[int, object], None]:
+    """A signal handler raising ``kind``, or keeping it for later while interrupts are deferred."""
+
+    def handler(signum: int, frame: object) -> None:
+        global _pending
+        if _deferring:
+            _pending = _pending or kind()
+            return
+        raise kind()
+
+    return handler
+
+
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Inside the block, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
+def stop_on_signals() -> Iterator[None]:
+    """Inside the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated` in the main
+    thread, except while workers are being started: then the signal waits until they are (an
+    exception raised inside a fork's handlers would be lost, and the work would go on). A signal
+    whose handling was changed before (ignored by ``nohup``, say) is left as it is; outside the main
+    thread nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def raise_terminated(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    kinds = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+    previous = {s: signal.getsignal(s) for s in kinds}
+    for s, kind in kinds.items():
+        if previous[s] is defaults[s]:
+            signal.signal(s, _raiser(kind))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back the interrupts of :func:`stop_on_signals` inside the block; raise the first after it."""
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending is not None:
+            pending, _pending = _pending, None
+            raise pending
 
 
 def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], min_per_worker: int = 8) -> list[R]:

@@ -137,3 +137,17 @@ def test_sigterm_and_sigint_stop_cleanly_and_a_rerun_resumes(tmp_path, how):
     assert f"reused 1 finished unit(s) of gaussian_blur(sigma=3) from {tmp_path / 'run'}: metadata" in rerun.stderr
     results = (tmp_path / "run" / "results.csv").read_text()
     assert "deblur_ocr" in results and "ssim" in results
+
+
+def test_an_interrupt_while_workers_start_waits_until_they_have_started():
+    """Raised inside a fork's handlers, a KeyboardInterrupt would be printed and lost: it is held back."""
+    from anonaudit import parallel
+
+    reached_end = False
+    with pytest.raises(parallel.Terminated), parallel.stop_on_signals():
+        with parallel._interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler has run by now
+            reached_end = True
+    assert reached_end
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler
