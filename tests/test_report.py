@@ -404,7 +404,9 @@ LAYOUT_PROBE = """<script>
 document.querySelectorAll('details').forEach(d => { d.open = true; });
 const W = window.innerWidth, bad = [];
 for (const box of document.querySelectorAll('.scroll')) {
-  if (box.scrollWidth > box.clientWidth + 1) bad.push('scrolls ' + box.scrollWidth + '>' + box.clientWidth + ': ' + box.textContent.trim().slice(0, 50));
+  if (box.scrollWidth > box.clientWidth + 1) {
+    bad.push('scrolls ' + box.scrollWidth + '>' + box.clientWidth + ': ' + box.textContent.trim().slice(0, 50));
+  }
 }
 const keys = document.querySelectorAll('td.k, td.k .ci');
 for (const cell of keys) {
