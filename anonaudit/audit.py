@@ -31,6 +31,7 @@ import pandas as pd
 from .anonymizers.base import Anonymizer
 from .attacks.base import Attack, FileFinding
 from .data.imageset import ImageSet, ImageStore, Record, Release, ReleasedFile
+from .data.io import IMAGE_SUFFIXES
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
 from .executors import Executor, LocalExecutor, per_image
@@ -84,10 +85,12 @@ def drop_unreadable(images: ImageSet, on_error: str, show_progress: bool
     return (images if len(keep) == len(images) else images.subset(keep)), rows, dropped
 
 
-def released_files(release: Release, dropped: list[tuple[Record, str]], paths: dict[str, Any]) -> list[ReleasedFile]:
+def released_files(release: Release, dropped: list[tuple[Record, str]], paths: dict[str, Any],
+                   others: dict[str, Any]) -> list[ReleasedFile]:
     """Every released file of a target with its status: the pairs and the auxiliary people's files
     audited, the ``dropped`` ones skipped (the decode error as reason), those without an original
-    unpaired (``paths``: released key -> file, for the files the release lists by their own name)."""
+    unpaired (``paths``: released key -> file, for the files the release lists by their own name), and
+    ``others`` (key -> file: files of a type no reader takes) skipped."""
 
     def where(r: Record) -> str:
         return "" if r.path is None else str(r.path)
@@ -98,6 +101,8 @@ def released_files(release: Release, dropped: list[tuple[Record, str]], paths: d
     files += [ReleasedFile(r.key, where(r), "skipped", problem) for r, problem in dropped]
     files += [ReleasedFile(k, str(paths.get(k) or ""), "unpaired", "released file without an original")
               for k in release.unpaired["extra"]]
+    files += [ReleasedFile(k, str(p), "skipped", f"not an image file anonaudit reads ({', '.join(IMAGE_SUFFIXES)})")
+              for k, p in others.items()]
     return files
 
 
@@ -323,7 +328,8 @@ class Audit:
             if isinstance(unpaired, dict):
                 for side in ("missing", "extra"):
                     release.unpaired[side] = sorted({*release.unpaired[side], *unpaired.get(side, ())})
-            release.files = released_files(release, dropped, {**paths, **(getattr(target, "released_files_", None) or {})})
+            release.files = released_files(release, dropped, {**paths, **(getattr(target, "released_files_", None) or {})},
+                                           getattr(target, "other_files_", None) or {})
         except ModelUnavailableError as exc:
             return outcome([status_row({**base, "component": target.name}, "target", "unavailable", str(exc))], [])
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise

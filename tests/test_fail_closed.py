@@ -118,6 +118,22 @@ def test_a_file_that_does_not_decode_makes_passing_criteria_not_tested(tmp_path,
     ssim = c["ssim-any"]
     assert ssim["status"] == NOT_TESTED and "car6.png (skipped" in ssim["reason"] and "1 released file(s)" in ssim["reason"]
     assert "skipped: car6.png" in out and "files: 6 audited, 1 skipped" in out
+    findings = pd.read_csv(run / "findings.csv")
+    assert findings.set_index("finding").loc["undecodable_image", "file"].endswith("car6.png")
+
+
+def test_a_released_file_of_another_type_is_skipped_not_ignored(tmp_path, folders):
+    """A file no reader takes (here a text file) is released too: listed as skipped, so nothing passes."""
+    orig, rel, plates = folders
+    Image.fromarray(np.zeros_like(plates[6])).save(rel / "car6.png")
+    (rel / "notes.txt").write_text("plate of car 6: ...")
+    code, run, _ = audit(tmp_path, orig, rel, WITH_SSIM)
+    assert code == 2
+    c = criteria(run)
+    assert c["_files"]["counts"] == {"audited": 7, "skipped": 1}
+    assert c["_files"]["not_audited"][0]["key"] == "notes.txt" and "not an image file" in c["_files"]["not_audited"][0]["reason"]
+    assert c["metadata-leak"]["status"] == NOT_TESTED and c["ssim-any"]["status"] == NOT_TESTED
+    assert pd.read_csv(run / "findings.csv").empty  # not an image: nothing it could be said to leak
 
 
 def test_every_file_audited_passes_and_a_run_without_files_record_does_not(tmp_path, folders, capsys):

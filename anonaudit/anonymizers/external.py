@@ -28,8 +28,9 @@ class ExternalRelease(Anonymizer):
     path relative to ``path``) and ``original`` (the original's key), by that table: a release
     whose files were renamed before publication (so that their names no longer carry the
     originals' names or the people's identities) is audited as published. Originals without a released file and released files without an original are
-    listed in :attr:`unpaired_` and every released file's path in :attr:`released_files_` (both set
-    by :meth:`anonymize`), so an audit gives every file a status; with ``on_mismatch="raise"`` any of
+    listed in :attr:`unpaired_`, every released image file's path in :attr:`released_files_` and the
+    folder's other files (not of a type anonaudit reads, e.g. ``.heic`` or ``.txt``) in
+    :attr:`other_files_` (all set by :meth:`anonymize`), so an audit gives every file a status; with ``on_mismatch="raise"`` any of
     them is an error, with ``"drop"`` the audit covers the pairs that exist and reports the rest.
     Released files are read lazily from disk, so metadata attacks see the real files.
 
@@ -75,6 +76,10 @@ class ExternalRelease(Anonymizer):
         extra = [k for k in released.keys if targets.get(k) not in wanted]
         self.unpaired_: dict[str, list[str]] = {"missing": missing, "extra": extra}
         self.released_files_: dict[str, Path] = {r.key: Path(r.path) for r in released.records if r.path is not None}
+        self.other_files_: dict[str, Path] = {  # released too, but not image files anonaudit reads: never audited
+            p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
+        }
         if (missing or extra) and self.on_mismatch == "raise":
             raise MismatchError(
                 f"release {folder} does not pair with the originals: {len(missing)} original(s) without a released "

@@ -5,13 +5,18 @@ without trusting it: EXIF (IFD0, the Exif and GPS sub-IFDs, IFD1 with its embedd
 XMP packets, IPTC records, ICC profiles, JPEG comments and PNG text chunks; then every image
 stream the file embeds (:mod:`anonaudit.data.containers`: thumbnails and previews in APP segments
 such as JFIF/JFXX, Photoshop APP13 and maker notes, MPO frames, streams in PNG/WebP chunks, and
-anything after the end-of-image marker or IEND); then the file's name. Each finding has a severity:
+anything after the end-of-image marker or IEND); then every frame after the first of an animated or
+multi-page file (GIF, APNG, TIFF, WebP); then the file's name. Every released file of the target is
+scanned (``Release.files``): the audited pairs, and also the files the audit could not decode,
+those without an original and the auxiliary people's files; for these the file's own first frame is
+decoded here, and one that cannot be is a finding. Each finding has a severity:
 
 - ``high``: GPS position; camera body/lens serial number; camera owner or artist name; an embedded
   image that is a copy of the ORIGINAL image (see below); GPS inside XMP; the person's identity
   label in the file name.
 - ``medium``: device make/model, capture date-time, an embedded thumbnail or image (any), one that
-  cannot be decoded, trailing bytes after the end of the image (other than zero padding), XMP
+  cannot be decoded, frames after the first (``extra_frames``), an image file whose own pixels cannot
+  be decoded (``undecodable_image``: it could hold anything), trailing bytes after the end of the image (other than zero padding), XMP
   packets (edit history and document IDs link the file to its source), IPTC records, comments and
   text chunks, maker notes, image unique IDs.
 - ``info``: software, ICC profile (colour-space description; rarely identifying), zero padding
@@ -31,7 +36,10 @@ with the same scan of the original files as the upper bound when the originals a
 anywhere in the file), ``files_with_trailing_data`` (bytes after the end of the image that are not
 zero padding, whether or not they decode), ``files_named_after_identity`` (the identity label's
 words, in order, in the file or folder name; over files whose identity has at least 3 letters or
-digits). A released file that keeps its original's name (without extension) gets an ``info``
+digits). Files outside the evaluated pairs count in every metric's n except ``files_named_after_identity`` (their
+names are not checked). Each medium or high finding is also a :class:`~anonaudit.attacks.base.FileFinding`
+naming the file and the metrics it counts toward (``findings.csv``); a copy of the original appended after
+the end-of-image marker is the finding ``original_after_eoi``. A released file that keeps its original's name (without extension) gets an ``info``
 finding, a ``named_like_original`` column in the details and a count in the notes, but no risk
 metric: an external release paired by name has it by construction (a metric would read "risk 1"
 for every such release), and the name links the file only for whoever holds the source files;
@@ -57,7 +65,7 @@ from PIL import ExifTags, Image
 
 from ..data.containers import Stream, embedded_streams
 from ..data.imageset import ImageSet, Release, ReleasedFile
-from ..data.io import decode_image, pixel_limit
+from ..data.io import IMAGE_SUFFIXES, decode_image, pixel_limit
 from ..errors import ConfigError
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
@@ -240,13 +248,14 @@ class _Scanner:
         self.max_pixels = max_pixels
         self.max_streams = max_streams
 
-    def scan(self, path: Path, pixels: PairFn | None, original: Callable[[], np.ndarray | None] | None = None) -> FileScan:
+    def scan(self, path: Path, pixels: PairFn | None, check_image: bool = False,
+             original: Callable[[], np.ndarray] | None = None) -> FileScan:
         """Scan ``path``; ``pixels()`` gives (original, anonymized) arrays, read only for embedded images.
 
-        Without ``pixels`` but with ``original`` (a file outside the audited pairs, e.g. one whose pixels
-        could not be decoded), the file's own first frame is decoded here: when it cannot be, that is an
-        ``undecodable_image`` finding (it could hold anything), and embedded images are compared with
-        the original and a mid-grey image instead of the anonymized one.
+        With ``check_image`` (a file outside the audited pairs, e.g. one whose pixels could not be
+        decoded) the file's own first frame is decoded here: an image file that cannot be is an
+        ``undecodable_image`` finding (it could hold anything). With ``original`` too, embedded images
+        and frames are compared with it and with that first frame (mid-grey when it does not decode).
         """
         scan = FileScan(str(path), [])
         if pixels is not None:
@@ -254,12 +263,12 @@ class _Scanner:
         try:
             img = Image.open(path)
         except Exception as exc:  # noqa: BLE001 - an unreadable file is reported, not fatal
-            severity = "info" if original is None else "medium"  # a released file that is no image at all
-            scan.findings.append(Finding("unreadable" if original is None else "undecodable_image",
-                                         f"{type(exc).__name__}: {exc}", severity))
+            image = check_image and path.suffix.lower() in IMAGE_SUFFIXES  # else: a file of another type, e.g. text
+            scan.findings.append(Finding("undecodable_image" if image else "unreadable", f"{type(exc).__name__}: {exc}",
+                                         "medium" if image else "info"))
             return scan
         with img:
-            if pixels is None and original is not None:
+            if check_image:
                 pixels = self._own_pixels(img, scan, original)
             for part in (self._exif, self._xmp, self._iptc, self._comments, self._icc, self._streams, self._frames):
                 try:
@@ -268,7 +277,7 @@ class _Scanner:
                     scan.findings.append(Finding("malformed", f"{part.__name__.strip('_')}: {type(exc).__name__}: {exc}", "info"))
         return scan
 
-    def _own_pixels(self, img: Image.Image, scan: FileScan, original: Callable[[], np.ndarray | None]) -> PairFn | None:
+    def _own_pixels(self, img: Image.Image, scan: FileScan, original: Callable[[], np.ndarray] | None) -> PairFn | None:
         """(original, the file's first frame) to compare embedded images with; an undecodable first
         frame is a finding and is replaced by mid-grey. None when there is no original."""
         try:
@@ -281,9 +290,9 @@ class _Scanner:
         except Exception as exc:  # noqa: BLE001 - damaged files raise all sorts of errors
             scan.findings.append(Finding("undecodable_image", f"the image itself cannot be decoded ({type(exc).__name__}: {exc})", "medium"))
             first = None
-        source = original()
-        if source is None:
+        if original is None:
             return None
+        source = original()
         reference = first if first is not None else np.full_like(source, 128)
         return _once(lambda: (source, reference))
 
@@ -523,8 +532,8 @@ class MetadataLeak(Attack):
         for f in release.files:
             if not f.file or f.file in scanned:
                 continue
-            original = None if f.status == "unpaired" else (lambda key=f.key: release.original_of(key))
-            scan = scanner.scan(Path(f.file), None, original or (lambda: None))
+            has_original = f.status != "unpaired" and release.has_original(f.key)
+            scan = scanner.scan(Path(f.file), None, True, (lambda key=f.key: release.original_of(key)) if has_original else None)
             out.append((f, scan))
         return out
 

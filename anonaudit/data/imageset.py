@@ -449,6 +449,10 @@ class Release:
         ]
         self.sources = [self.originals, *sources]
 
+    def has_original(self, key: str) -> bool:
+        """Whether the pairs or the ``sources`` hold an original of ``key``."""
+        return any(images.contains_key(key) for images in self.sources)
+
     def original_of(self, key: str) -> np.ndarray | None:
         """The original image of ``key`` from the pairs or the ``sources`` (None when none holds it)."""
         for images in self.sources:
