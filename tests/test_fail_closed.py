@@ -79,6 +79,9 @@ def test_animated_gif_hiding_the_original_is_named_and_never_passes(tmp_path, fo
     (skipped,) = c["_files"]["not_audited"]
     assert Path(skipped["file"]).name == "car6.gif" and "2 frames" in skipped["reason"]
     assert [Path(f).name for f in c["metadata-leak"]["evidence"]["files"]] == ["car6.gif"]
+    cert = json.loads((run / "certificate.json").read_text())
+    (hashed,) = next(iter(cert["manifest"]["released_not_audited"].values()))
+    assert Path(hashed["path"]).name == "car6.gif" and hashed["status"] == "skipped" and len(hashed["sha256"]) == 64
     files = pd.read_csv(run / "files.csv")
     assert files.set_index("key").loc["car6.png", "status"] == "skipped" and (files["status"] == "audited").sum() == 6
     findings = pd.read_csv(run / "findings.csv")

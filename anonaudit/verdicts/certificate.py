@@ -2,7 +2,8 @@
 
 Content (``format: anonaudit-certificate/1``): ``verdict`` (as in ``verdict.json``), ``manifest``
 with ``inputs`` (sha256 of every evaluation original and auxiliary image), ``released`` (per
-target, sha256 of every released image), ``weights`` (every model weight file the audit loaded),
+target, sha256 of every released image), ``released_not_audited`` (per target, sha256, status and
+reason of every released file the audit could not fully audit), ``weights`` (every model weight file the audit loaded),
 ``results_sha256`` (of ``results.csv``), ``files_sha256`` and ``findings_sha256`` (of ``files.csv``,
 the status of every released file, and ``findings.csv``, the per-file findings), ``policy`` (name, source and sha256 of its text),
 ``config``, ``seed``, ``versions`` (packages), ``code`` (anonaudit version, git commit and whether
@@ -42,15 +43,16 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _released(run: Path, table) -> dict[str, Any]:
-    """Per target label, the released-file hashes the audit recorded (None when it recorded none)."""
+def _released(run: Path, table, part: str = "released") -> dict[str, Any]:
+    """Per target label, the released-file hashes the audit recorded (None when it recorded none):
+    ``part="released"`` the audited images, ``"not_audited"`` the files it could not fully audit."""
     out: dict[str, Any] = {}
     if "target_id" not in table:
         return out
     pairs = table[["target_label", "target_id"]].dropna().drop_duplicates("target_label")
     for label, target_id in zip(pairs["target_label"], pairs["target_id"]):
         data = _read_json(run / "provenance" / "released" / f"{target_id}.json")
-        out[str(label)] = data.get("released") if isinstance(data, dict) else None
+        out[str(label)] = data.get(part) if isinstance(data, dict) else None
     return out
 
 
@@ -81,7 +83,8 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
     released = _released(run, results.table)
     unrecorded = sorted(label for label, files in released.items() if files is None and verdict.targets.get(label))
     every = list(inputs.get("evaluation") or []) + list(inputs.get("auxiliary") or [])
-    for files in released.values():
+    not_audited = _released(run, results.table, "not_audited")
+    for files in [*released.values(), *not_audited.values()]:
         every += files or []
     changed, missing = _recheck(every)
     if changed:
@@ -99,6 +102,7 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
             "policy": {k: verdict.policy.to_dict()[k] for k in ("name", "source", "sha256")},
             "inputs": {"evaluation": inputs.get("evaluation") or [], "auxiliary": inputs.get("auxiliary") or []},
             "released": released,
+            "released_not_audited": not_audited,
             "released_not_recorded": unrecorded,
             "missing_now": missing,
             "weights": manifest.get("weights", []),

@@ -5,7 +5,8 @@ whatever lies in the folders later):
 
 - ``<run>/provenance/inputs.json``: sha256 of every evaluation original and auxiliary image, and
   the code that audited them;
-- ``<run>/provenance/released/<target_id>.json``: sha256 of every released image of that target;
+- ``<run>/provenance/released/<target_id>.json``: sha256 of every released image of that target, and
+  of every released file it could not fully audit (``not_audited``: skipped, unpaired), with its status;
 - the manifest's ``weights``: sha256 of every model weight file the process loaded.
 
 An image held in a file is hashed as the file's bytes (``source: file``); an image held in memory
@@ -107,8 +108,14 @@ def record_inputs(run: Path, evaluation: ImageSet, auxiliary: ImageSet | None) -
 
 
 def record_release(run: Path, target_id: str, release: Release) -> None:
-    """Write ``<run>/provenance/released/<target_id>.json``: the released images of one target."""
-    write_json_atomic(run / "provenance" / "released" / f"{target_id}.json", {"released": image_hashes(release.anonymized)})
+    """Write ``<run>/provenance/released/<target_id>.json``: the released images of one target and the
+    released files not fully audited (their sha256, status and reason)."""
+    not_audited = [
+        {"key": f.key, "path": f.file, "sha256": sha256_file(f.file), "source": "file", "status": f.status, "reason": f.reason}
+        for f in release.files if f.status != "audited" and f.file and os.path.isfile(f.file)
+    ]
+    write_json_atomic(run / "provenance" / "released" / f"{target_id}.json",
+                      {"released": image_hashes(release.anonymized), "not_audited": not_audited})
 
 
 def _hook(event: str, args: tuple) -> None:
