@@ -124,9 +124,15 @@ def terminate() -> None:
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
     for process in processes:
         process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.join(timeout=5)
+    # A worker killed while it passed a chunk or a result leaves half a message in a pipe, and the
+    # pool's manager thread would wait for the rest forever (holding up the interpreter's exit): the
+    # feeder is not waited for, and the results pipe is closed, so the manager reads its end.
+    with contextlib.suppress(AttributeError, OSError):
+        pool._call_queue.cancel_join_thread()
+        pool._result_queue._writer.close()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 atexit.register(shutdown)
