@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from .errors import AnonauditError
@@ -243,7 +244,6 @@ def cmd_list(args) -> int:
     from .registry import REGISTRIES
 
     import shutil
-    import textwrap
 
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     width = max(60, shutil.get_terminal_size((100, 24)).columns - 1)
@@ -312,9 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run, audit, certify, compare, report, demo, train, list or models (anonaudit COMMAND -h)")
 
     r = sub.add_parser("run", help="run an audit from a YAML config",
-                       description="Run the audit a YAML config describes (see configs/ and docs/), write its run "
-                       "folder (units/, results.csv, report.html) and print the strongest attack per target. Units "
-                       "already in the output folder are reused unless --no-resume.",
+                       description=textwrap.fill("Run the audit a YAML config describes (see configs/ and docs/), "
+                       "write its run folder (units/, results.csv, report.html) and print the strongest attack per "
+                       "target. Units already in the output folder are reused unless --no-resume.", 100),
                        epilog=RUN_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("config", help="the audit's YAML config file")
     r.add_argument("--output", help="output folder (overrides the config's)")
@@ -392,9 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser(
         "audit", help="audit a release folder against its originals and certify it (no config needed)",
-        description="Pair RELEASE with ORIGINALS by file name, run every offline attack and utility metric of "
-        "the kind (those needing labels only with --labels), write the run folder and report, print the "
-        "equivalent YAML config, and end with the verdict of the policy.",
+        description=textwrap.fill("Pair RELEASE with ORIGINALS by file name, run every offline attack and utility "
+        "metric of the kind (those needing labels only with --labels), write the run folder and report, print the "
+        "equivalent YAML config, and end with the verdict of the policy.", 100),
         epilog=_exit_status((0, "PASS"), (1, "FAIL"), (2, "NOT TESTED"), (3, "error")),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("originals", help="folder of the original images")

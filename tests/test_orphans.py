@@ -122,7 +122,11 @@ def test_sigterm_and_sigint_stop_cleanly_and_a_rerun_resumes(tmp_path, how):
         os.killpg(proc.pid, signal.SIGINT)
     else:
         os.kill(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the audit and whatever it started
+        pytest.fail(f"the audit did not exit within 30 s of the {'SIGINT' if by_group else 'SIGTERM'}")
     assert proc.returncode == (EXIT_SIGINT if by_group else EXIT_SIGTERM), err
     assert f"interrupted ({'SIGINT' if by_group else 'SIGTERM'})" in err and "rerun the same command to resume" in err
     assert "Traceback" not in err  # neither the audit nor its workers print one
