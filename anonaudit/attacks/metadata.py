@@ -36,10 +36,11 @@ with the same scan of the original files as the upper bound when the originals a
 anywhere in the file), ``files_with_trailing_data`` (bytes after the end of the image that are not
 zero padding, whether or not they decode), ``files_named_after_identity`` (the identity label's
 words, in order, in the file or folder name; over files whose identity has at least 3 letters or
-digits). Files outside the evaluated pairs count in every metric's n except ``files_named_after_identity`` (their
-names are not checked). Each medium or high finding is also a :class:`~anonaudit.attacks.base.FileFinding`
-naming the file and the metrics it counts toward (``findings.csv``); a copy of the original appended after
-the end-of-image marker is the finding ``original_after_eoi``. A released file that keeps its original's name (without extension) gets an ``info``
+digits). Files outside the evaluated pairs count in every metric's n except
+``files_named_after_identity`` (their names are not checked). Each medium or high finding is also a
+:class:`~anonaudit.attacks.base.FileFinding` naming the file and the metrics it counts toward
+(``findings.csv``); a copy of the original appended after the end-of-image marker is the finding
+``original_after_eoi``. A released file that keeps its original's name (without extension) gets an ``info``
 finding, a ``named_like_original`` column in the details and a count in the notes, but no risk
 metric: an external release paired by name has it by construction (a metric would read "risk 1"
 for every such release), and the name links the file only for whoever holds the source files;
@@ -288,7 +289,8 @@ class _Scanner:
             img.seek(0)
             first = np.asarray(img.convert("RGB"))
         except Exception as exc:  # noqa: BLE001 - damaged files raise all sorts of errors
-            scan.findings.append(Finding("undecodable_image", f"the image itself cannot be decoded ({type(exc).__name__}: {exc})", "medium"))
+            scan.findings.append(Finding("undecodable_image", f"the image itself cannot be decoded ({type(exc).__name__}: {exc})",
+                                         "medium"))
             first = None
         if original is None:
             return None
@@ -312,7 +314,8 @@ class _Scanner:
                 img.seek(k)
                 frame = np.asarray(img.convert("RGB"))
             except Exception as exc:  # noqa: BLE001 - a damaged frame is a finding, not the end of the scan
-                scan.findings.append(Finding("extra_frames", f"frame {k + 1} of {n}: not decodable ({type(exc).__name__}: {exc})", "medium"))
+                scan.findings.append(Finding("extra_frames", f"frame {k + 1} of {n}: not decodable ({type(exc).__name__}: {exc})",
+                                             "medium"))
                 continue
             self._compare(Stream(f"frame {k + 1} of {n}", pixels=frame), f"frame {k + 1} of {n}", 1, scan, pixels, "extra_frames")
         if n - 1 > decoded:
