@@ -37,6 +37,14 @@ class Estimate:
         return f"{self.value:.4g}{ci} (n={self.n})"
 
 
+def negatives_needed(rate: float) -> int:
+    """The sample-size rule for a true-positive rate at a false-positive rate ``rate`` (membership TPR
+    at FPR, verification TAR at FAR): at least ``ceil(1 / rate)`` negatives, so that the threshold
+    may admit at least one of them. With fewer, "at most ``rate``" admits none: the rate is measured
+    at a false-positive rate of 0, the same number for every smaller ``rate``."""
+    return int(math.ceil(1.0 / rate - 1e-9))
+
+
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (nan, nan for n == 0)."""
     if n <= 0:

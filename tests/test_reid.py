@@ -99,6 +99,22 @@ def test_impostor_sampling_and_bootstrap_ci():
     assert auc.n == 500 and auc.extra["impostor_pairs"] == 3000
 
 
+def test_tar_at_a_far_the_impostors_cannot_resolve_is_not_measured():
+    """3,000 impostor pairs resolve FAR 0.001 (3 may pass) but not 0.0001 (it needs 10,000): there the
+    TAR would be measured at a FAR of 0, so it is not reported (value nan, n=0, not standard), with the
+    sample size needed; the AUC is still reported."""
+    rng = np.random.default_rng(1)
+    ids = [f"p{i % 20}" for i in range(100)]
+    sim = rng.normal(size=(100, 100)) + 1.5 * (np.array(ids)[:, None] == np.array(ids)[None, :])
+    pairs = verification_pairs(sim, ids, ids, impostors_per_probe=30, seed=0)
+    resolved, _ = verification_estimates(pairs, far=0.001, n_boot=20)
+    tar, auc = verification_estimates(pairs, far=0.0001, n_boot=20)
+    assert resolved.n == 500 and 0 < resolved.value < 1
+    assert np.isnan(tar.value) and tar.n == 0 and not tar.standard
+    assert "needs >= 10000 impostor pairs, has 3000" in tar.reason
+    assert auc.n == 500 and 0.8 < auc.value < 0.95
+
+
 # -- the attack on planted identity signals (pixels embedder) -----------------------------------
 @pytest.fixture(scope="module")
 def synthetic():

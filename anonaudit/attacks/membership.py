@@ -55,7 +55,7 @@ import pandas as pd
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
-from ..stats import Estimate, wilson_interval
+from ..stats import Estimate, negatives_needed, wilson_interval
 from .attribute import auc_score
 from .base import Attack, AttackMetric, AttackResult
 from .face_common import embed, make_embedder, typical_face
@@ -66,10 +66,9 @@ FPRS = (0.001, 0.01)
 
 # -- metrics --------------------------------------------------------------------------------------
 def non_members_needed(fpr: float) -> int:
-    """The sample-size rule for TPR at FPR ``fpr``: at least ``ceil(1 / fpr)`` non-members, so that the
-    threshold may admit at least one of them (with fewer, "at most ``fpr``" admits none: the TPR is
-    measured at an FPR of 0, the same number for every smaller ``fpr``)."""
-    return int(np.ceil(1.0 / fpr - 1e-9))
+    """The sample-size rule for TPR at FPR ``fpr`` (:func:`~anonaudit.stats.negatives_needed`): at
+    least ``ceil(1 / fpr)`` non-members."""
+    return negatives_needed(fpr)
 
 
 def tpr_fpr_at(y: np.ndarray, score: np.ndarray, fpr: float) -> tuple[float, float]:

@@ -50,7 +50,7 @@ import pandas as pd
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..registry import ATTACKS
-from ..stats import Estimate, proportion
+from ..stats import Estimate, negatives_needed, proportion
 from .base import Attack, AttackMetric, AttackResult, FileFinding
 from .face_common import (
     anonymized_auxiliary,
@@ -222,12 +222,15 @@ def verification_estimates(pairs: Pairs, far: float, n_boot: int = 200, seed: in
     lo_t, hi_t = np.nanpercentile(bt, [2.5, 97.5])
     lo_a, hi_a = np.nanpercentile(ba, [2.5, 97.5])
     n_imp = len(pairs.scores) - n_gen
-    extra = {"genuine_pairs": n_gen, "impostor_pairs": n_imp, "probes": len(probes)}
+    need = negatives_needed(far)
+    extra = {"genuine_pairs": n_gen, "impostor_pairs": n_imp, "probes": len(probes), "impostor_pairs_needed": need}
     method = f"{{}}; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; bootstrap over probes ({n_boot}), 95% CI"
-    return (
-        Estimate(tar, float(lo_t), float(hi_t), n_gen, method.format(f"TAR at FAR={far:g}"), extra=extra),
-        Estimate(auc, float(lo_a), float(hi_a), n_gen, method.format("ROC AUC"), extra=extra),
-    )
+    auc_estimate = Estimate(auc, float(lo_a), float(hi_a), n_gen, method.format("ROC AUC"), extra=extra)
+    if n_imp < need:  # the threshold would admit no impostor: TAR at a FAR of 0, not the one named
+        return Estimate(float("nan"), n=0, method=f"TAR at FAR={far:g}", standard=False, extra=extra,
+                        reason=f"TAR at FAR={far:g} needs >= {need} impostor pairs, has {n_imp} (with fewer the "
+                               "threshold admits no impostor: the FAR reached would be 0, not the one named)"), auc_estimate
+    return Estimate(tar, float(lo_t), float(hi_t), n_gen, method.format(f"TAR at FAR={far:g}"), extra=extra), auc_estimate
 
 
 @dataclass
