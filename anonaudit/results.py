@@ -130,6 +130,15 @@ def files_from_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=FILE_COLUMNS)
 
 
+def _finite(v: Any) -> float:
+    """``v`` as a float, ``-inf`` when missing (a CI bound that was not computed decides nothing)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return -math.inf
+    return -math.inf if math.isnan(f) else f
+
+
 def _no_risk_reason(rows: pd.DataFrame) -> str:
     """Why a target's rows hold no risk estimate, in words."""
     target = rows[(rows["kind"] == "target") & rows["status"].isin(["failed", "unavailable"])]
@@ -223,7 +232,7 @@ class Results:
         """The headline: per target (every one, in order), its strongest attack metric by risk.
 
         Columns :data:`MAX_RISK_COLUMNS`. ``exceeds_original`` marks a release that leaks more than
-        the originals (relative risk above 1). A target without any risk estimate keeps its row with
+        the originals (a relative risk whose 95% CI lower bound is above 1). A target without any risk estimate keeps its row with
         an empty risk and ``reason`` saying why (target failed, every attack unavailable or failed,
         no attack configured, nothing measured).
         """
@@ -240,7 +249,7 @@ class Results:
             best = mine.assign(_hi=mine["risk_ci_high"].fillna(-np.inf)).sort_values(
                 ["risk", "_hi"], ascending=False, kind="stable").iloc[0]
             out.append({**{c: best[c] for c in MAX_RISK_COLUMNS if c in best.index}, "reason": "",
-                        "exceeds_original": best["risk_kind"] == "relative" and best["risk"] > 1.0})
+                        "exceeds_original": best["risk_kind"] == "relative" and _finite(best["risk_ci_low"]) > 1.0})
         return pd.DataFrame(out, columns=MAX_RISK_COLUMNS)
 
     def summary(self) -> pd.DataFrame:

@@ -183,8 +183,9 @@ class Risk:
 
     @property
     def exceeds_original(self) -> bool:
-        """True when the release leaks more than the originals (a relative risk above 1)."""
-        return self.kind == "relative" and self.value > 1.0
+        """True when the release leaks more than the originals: a relative risk whose 95% CI lies above 1
+        (its lower bound above 1; a point estimate above 1 with a CI reaching below is sampling noise)."""
+        return self.kind == "relative" and self.ci_low > 1.0
 
     @property
     def label(self) -> str:

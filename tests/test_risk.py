@@ -50,6 +50,9 @@ def test_release_leaking_more_than_the_originals_is_not_clipped():
     assert r.kind == "relative" and r.value == pytest.approx(1.5) and r.exceeds_original
     assert r.ci_low < 1.5 < r.ci_high
     assert not risk_estimate(rate(30, 100), rate(60, 100), 0.0).exceeds_original
+    # 66% against 60% of 100 plates: a point above 1, a CI reaching below it: not "more than the originals"
+    slight = risk_estimate(rate(66, 100), rate(60, 100), 0.0)
+    assert slight.value > 1.0 and slight.ci_low < 1.0 and not slight.exceeds_original
 
 
 def test_no_estimate_says_why():
