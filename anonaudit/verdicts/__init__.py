@@ -25,7 +25,10 @@ hashes the audit recorded); nothing runs a model. The public API::
 
 Rules: a criterion FAILS when any matching row's bound breaks the threshold (so a CI that
 straddles a risk threshold fails); otherwise it is NOT TESTED when its attack or evaluator was
-absent, unavailable or failed, or measured nothing (n = 0); otherwise it PASSES. A target FAILS if
+absent, unavailable or failed, or measured nothing (n = 0) or cannot be resolved at the sample size;
+otherwise it PASSES, unless the target has released files that were not fully audited (``files.csv``:
+skipped, unpaired, partly read) or the run recorded no file statuses: fail closed, such a criterion is
+NOT TESTED and names the files. A target FAILS if
 any criterion fails, is NOT TESTED if any is not tested, and PASSES only when all pass. The run's
 overall verdict is FAIL if any target fails, NOT TESTED if any is not tested, PASS otherwise.
 ``anonaudit certify RUN --policy strict`` and ``anonaudit audit ORIGINALS RELEASE --kind plates``
