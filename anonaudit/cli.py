@@ -1,4 +1,4 @@
-"""Command line: ``anonaudit run|audit|certify|train|demo|list|report|models``."""
+"""Command line: ``anonaudit run|audit|certify|reaudit|train|demo|list|report|models``."""
 
 from __future__ import annotations
 
@@ -122,6 +122,36 @@ def cmd_certify(args) -> int:
         print(f"anonaudit: error: {exc}", file=sys.stderr)
         return 3
     return _print_verdict(verdict, results.output, problem)
+
+
+#: Exit statuses of ``anonaudit reaudit`` (its help's epilog; a re-audit never resumes).
+REAUDIT_EXIT_STATUS = "\n".join(f"  {code:<4d} {meaning}" for code, meaning in (
+    (0, "REPRODUCED: every row of the certified results came back (deterministic rows identical, rows\n"
+        "       depending on training randomness within their 95% CIs) and the same verdict"),
+    (1, "DIFFERS: a row, a verdict or an in-memory input differs (they are listed)"),
+    (3, "error: not a certificate, no certified results.csv, a config that no longer parses"),
+    (4, "refused: a file the certificate rests on (original, released file, model weight, the policy,\n"
+        "       the certified results.csv) changed or is missing; each is named"),
+    (EXIT_SIGINT, "interrupted by Ctrl-C (SIGINT)"), (EXIT_SIGTERM, "stopped by SIGTERM"),
+)).join(["exit status:\n", "\nAn interrupted re-audit leaves a partial folder: rerun into a new one."])
+
+
+def cmd_reaudit(args) -> int:
+    from .verdicts.reaudit import EXIT_ERROR, EXIT_REFUSED, Refused, format_reaudit, reaudit
+
+    try:
+        outcome = reaudit(args.certificate, args.output, args.data, args.root, show_progress=not args.quiet)
+    except Refused as exc:
+        print(f"anonaudit: re-audit refused: {len(exc.problems)} file(s) the certificate rests on changed or are missing:",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+    except AnonauditError as exc:
+        print(f"anonaudit: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(format_reaudit(outcome))
+    return outcome.exit_code
 
 
 def _print_failures(failures) -> None:
@@ -309,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="anonaudit", description="Privacy audits of image anonymizers.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="run, audit, certify, compare, report, demo, train, list or models (anonaudit COMMAND -h)")
+                           help="run, audit, certify, reaudit, compare, report, demo, train, list or models (anonaudit COMMAND -h)")
 
     r = sub.add_parser("run", help="run an audit from a YAML config",
                        description=textwrap.fill("Run the audit a YAML config describes (see configs/ and docs/), "
@@ -430,6 +460,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--kind", choices=["faces", "plates"],
                    help="data kind, faces or plates: which of the policy's criteria apply (default: read from the run)")
     c.set_defaults(func=cmd_certify)
+
+    ra = sub.add_parser(
+        "reaudit", help="rerun a certified audit from its certificate and check the results and verdict come back",
+        description=textwrap.fill("Re-hash every file and model weight the certificate lists (refusing when one "
+        "changed or is missing), rerun its audit config with its seed into a fresh folder, certify it with the "
+        "same policy, and compare the results table row by row with the certified one: identical for "
+        "deterministic rows, within the 95% CI for rows that depend on training randomness, the same verdict. "
+        "Prints REPRODUCED or DIFFERS with the differing rows and the environment differences, and writes "
+        "reaudit.json into the new folder.", 100),
+        epilog=REAUDIT_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ra.add_argument("certificate", metavar="CERTIFICATE_OR_RUN",
+                    help="a certificate.json, or the run folder holding it (its results.csv is the certified table)")
+    ra.add_argument("--data", metavar="ROOT",
+                    help="the data moved: read every recorded path under the recorded data root (the deepest folder "
+                         "holding every audited file and config path) at the same place under ROOT")
+    ra.add_argument("--output", help="the new run folder, new or empty (default RUN-reaudit-<UTC timestamp> beside RUN)")
+    ra.add_argument("--root", action="append", default=[],
+                    help="extra folder the certified config may read (repeatable), as for `anonaudit run`")
+    ra.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    ra.set_defaults(func=cmd_reaudit)
 
     m = sub.add_parser("models", help="manage downloadable model weights")
     m.add_argument("action", choices=["list", "fetch", "add"],
