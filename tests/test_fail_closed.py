@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from PIL import ExifTags, Image
 
+from anonaudit.attacks.metadata import scan_file
 from anonaudit.cli import main
 from anonaudit.datasets import synthetic_plates
 from anonaudit.results import Results, row
@@ -108,6 +109,19 @@ def test_truncated_jpeg_with_gps_is_a_gps_finding_and_fails(tmp_path, folders):
     assert [Path(f).name for f in gps["file"]] == ["car6.jpg"] and gps["detail"].iloc[0].startswith("48.85667N 2.35083E")
     assert "files_with_gps" in gps["metric"].iloc[0].split(";")
     assert "undecodable_image" in set(findings["finding"])
+
+
+def test_jpeg_cut_inside_its_header_still_shows_its_gps(tmp_path):
+    """Cut before its image data, a JPEG does not even open in the decoder; its EXIF block is read from
+    the raw bytes, so the GPS position is still a finding."""
+    path = tmp_path / "cut.jpg"
+    Image.fromarray(np.zeros((40, 120, 3), np.uint8)).save(path, quality=90, exif=gps_exif())
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"\xff\xdb")])  # everything before the quantisation tables
+    with pytest.raises(OSError):
+        Image.open(path)
+    findings = {f.kind: f.detail for f in scan_file(path).findings}
+    assert findings["gps"].startswith("48.85667N 2.35083E")
 
 
 def test_a_file_that_does_not_decode_makes_passing_criteria_not_tested(tmp_path, folders, capsys):

@@ -267,6 +267,9 @@ class _Scanner:
             image = check_image and path.suffix.lower() in IMAGE_SUFFIXES  # else: a file of another type, e.g. text
             scan.findings.append(Finding("undecodable_image" if image else "unreadable", f"{type(exc).__name__}: {exc}",
                                          "medium" if image else "info"))
+            exif = raw_exif(path.read_bytes())
+            if exif is not None:  # a file too damaged to open (e.g. cut inside its header) may still carry EXIF
+                self._exif_tags(exif, scan)
             return scan
         with img:
             if check_image:
@@ -326,6 +329,14 @@ class _Scanner:
         exif = img.getexif()
         if not exif and not img.info.get("exif"):
             return
+        self._exif_tags(exif, scan)
+        thumb = exif_thumbnail(img)
+        if thumb is not None:
+            self._compare(thumb, "EXIF IFD1", exif.get(0x0112, 1), scan, pixels, "thumbnail")
+
+    @staticmethod
+    def _exif_tags(exif: Image.Exif, scan: FileScan) -> None:
+        """Findings of the EXIF tags (IFD0, Exif and GPS sub-IFDs) of :data:`_EXIF_TAGS`."""
         entries = dict(exif)
         entries.update(exif.get_ifd(ExifTags.IFD.Exif))
         for tag, value in sorted(entries.items()):
@@ -335,9 +346,6 @@ class _Scanner:
         gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
         if gps:
             scan.findings.append(Finding("gps", _gps_detail(gps), "high"))
-        thumb = exif_thumbnail(img)
-        if thumb is not None:
-            self._compare(thumb, "EXIF IFD1", exif.get(0x0112, 1), scan, pixels, "thumbnail")
 
     def _streams(self, img: Image.Image, scan: FileScan, pixels: PairFn | None) -> None:
         """Every embedded image stream and the trailing bytes (:mod:`anonaudit.data.containers`)."""
@@ -449,6 +457,25 @@ class _Scanner:
         except (ImageCms.PyCMSError, OSError):
             desc = "unparsable"
         scan.findings.append(Finding("icc", f"{desc} ({len(icc)} bytes)", "info"))
+
+
+_EXIF_HEADER = re.compile(rb"Exif\x00\x00(?=II\*\x00|MM\x00\*)")
+
+
+def raw_exif(data: bytes) -> Image.Exif | None:
+    """The first EXIF block found in raw bytes (a JPEG APP1 segment, a PNG ``eXIf`` or WebP ``EXIF``
+    chunk with its ``Exif`` header), parsed without opening the image: for files whose image
+    structure is too damaged for the decoder. None when there is none or it does not parse."""
+    match = _EXIF_HEADER.search(data)
+    if match is None:
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(data[match.start():])
+        exif.get_ifd(ExifTags.IFD.GPSInfo)  # parse errors in the sub-IFDs surface here
+    except Exception:  # noqa: BLE001 - a damaged block is no finding
+        return None
+    return exif if len(exif) else None
 
 
 def scan_file(
