@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import site
 import sysconfig
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ import pandas as pd
 
 from ..config import BARE_NAME_PARAMS, PATH_PARAMS
 from ..errors import AnonauditError, DataError
-from ..results import write_json_atomic
+from ..results import COLUMNS, write_json_atomic
 from .certificate import _finite, _read_json, write_certificate
 from .certify import Verdict, certify, write_verdict
 from .policy import Policy, builtin_path, load_policy
@@ -161,14 +162,13 @@ def load_certified(source: str | Path) -> Certified:
         raise DataError(f"{path}: the certificate records no audit config: nothing to rerun")
     want = manifest.get("results_sha256")
     places = [path.parent] + ([Path(manifest["run"])] if manifest.get("run") else [])
-    found = [p for p in places if (p / "results.csv").is_file()]
-    if not found:
+    run = next((p for p in places if (p / "results.csv").is_file()), None)
+    if run is None:
         raise DataError(f"{path}: the certified results table is in none of {[str(p / 'results.csv') for p in places]}: "
                         "keep results.csv beside certificate.json to re-audit it")
-    run = next((p for p in found if sha256_file(p / "results.csv") == want), None)
-    if run is None:
-        raise Refused([f"{p / 'results.csv'}: the certified results table changed (sha256 {sha256_file(p / 'results.csv')}, "
-                       f"certified {want})" for p in found])
+    if sha256_file(run / "results.csv") != want:
+        raise Refused([f"{run / 'results.csv'}: the certified results table changed (sha256 "
+                       f"{sha256_file(run / 'results.csv')}, certified {want})"])
     manifest_json = _read_json(run / "manifest.json")
     return Certified(path, cert, pd.read_csv(run / "results.csv", keep_default_na=True), run,
                      manifest_json if isinstance(manifest_json, dict) else {})
@@ -220,6 +220,13 @@ class PathMap:
         if absolute != self.recorded and self.recorded not in absolute.parents:
             return path
         return str(self.now / absolute.relative_to(self.recorded))
+
+    def relabel(self, text: str) -> str:
+        """``text`` (a target label, which names the paths of its parameters) with the recorded root
+        read as the new one."""
+        if self.recorded is None or self.now is None or not isinstance(text, str):
+            return text
+        return re.sub(re.escape(str(self.recorded)) + r"(?=[/),\s]|$)", lambda _: str(self.now), text)
 
 
 def _site_packages() -> list[Path]:
@@ -379,7 +386,7 @@ def _shown(r: pd.Series | None) -> dict[str, Any]:
 def compare_tables(certified: pd.DataFrame, now: pd.DataFrame) -> tuple[list[RowDifference], int, int]:
     """The rows that did not come back (see the module doc), the number of rows compared and how many
     of them depend on training randomness."""
-    old, new = _keyed(certified), _keyed(now)
+    old, new = _keyed(certified.reindex(columns=COLUMNS)), _keyed(now.reindex(columns=COLUMNS))
     flags = trained_rows(old.reset_index(drop=True)).set_axis(old.index)
     out = []
     for key in old.index:
@@ -497,16 +504,20 @@ def reaudit(source: str | Path, output: str | Path | None = None, data_root: str
     verdict: Verdict = certify(results, policy, certified.certificate["verdict"].get("kind"))
     write_verdict(verdict, out)
     new_cert = _read_json(write_certificate(results, verdict))
-    rows, compared, trained = compare_tables(certified.table, results.table)
+    old_table = certified.table.assign(target_label=certified.table["target_label"].map(remap.relabel))
+    rows, compared, trained = compare_tables(old_table, results.table)
     trainable = set(results.table.loc[trained_rows(results.table) & (results.table["kind"] == "target"), "target_label"].dropna())
     old_verdict = certified.certificate["verdict"]
+    old_verdict = {**old_verdict, "targets": [{**t, "target_label": remap.relabel(t["target_label"])}
+                                              for t in old_verdict.get("targets") or []]}
+    old_manifest = {**certified.manifest, "released": {remap.relabel(k): v for k, v in (certified.manifest.get("released") or {}).items()}}
     outcome = Reaudit(
         certificate=certified.path, run=out,
         data_mapping=None if remap.now is None else (str(remap.recorded), str(remap.now)),
         rows_compared=compared, trained_rows=trained, rows=rows,
         verdicts={"certified": old_verdict.get("overall"), "now": verdict.overall},
         verdict_differences=verdict_differences(old_verdict, verdict.to_dict()),
-        input_differences=input_differences(certified.manifest, new_cert["manifest"], trainable),
+        input_differences=input_differences(old_manifest, new_cert["manifest"], trainable),
         environment=environment_differences(certified.manifest, {**results.manifest, **new_cert["manifest"]}),
     )
     write_json_atomic(out / "reaudit.json", _finite(outcome.to_dict()))
