@@ -32,6 +32,7 @@ from .anonymizers.base import Anonymizer
 from .attacks.base import Attack, FileFinding
 from .data.imageset import ImageSet, ImageStore, Record, Release, ReleasedFile
 from .data.io import IMAGE_SUFFIXES
+from .environment import claim_environment, environment, installed_packages
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
 from .executors import Executor, LocalExecutor, per_image
@@ -269,6 +270,7 @@ class Audit:
                     )
                 shutil.rmtree(units)  # another audit's units: replaced, never mixed with this one's
         write_json_atomic(path, current)
+        claim_environment(units, environment(), resume, f"run {out}")  # resumed under another: warns
 
     def _unit_path(self, out: Path | None, unit: _Unit) -> Path | None:
         return None if out is None else out / "units" / unit.target_id / f"{unit.component_id}.json"
@@ -465,6 +467,8 @@ class Audit:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "versions": versions,
+            "environment": environment(),  # what determinism depends on (anonaudit.environment)
+            "packages": installed_packages(),  # every installed distribution
         }
 
 

@@ -1,4 +1,8 @@
-"""Atomic checkpoint files: ``save_checkpoint(path, payload)`` and ``load_checkpoint(path)``."""
+"""Atomic checkpoint files: ``save_checkpoint(path, payload)`` and ``load_checkpoint(path)``.
+
+A payload's ``environment`` (:func:`anonaudit.environment.environment` at training time) is compared
+with the loading one's: each difference is an :class:`~anonaudit.environment.EnvironmentWarning`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..environment import environment, warn_differences
 from ..errors import AnonauditError
 
 #: Written into every checkpoint of the training loop; other files are refused by name.
@@ -43,7 +48,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
     """The payload saved by :func:`save_checkpoint`, read with ``torch.load(weights_only=True)``.
 
-    A missing file, a file ``torch`` cannot read (truncated, corrupt, not a checkpoint) or a payload
+    A payload recorded under another environment (versions, threads, deterministic flags, device
+    ``map_location``, lock) warns once per difference. A missing file, a file ``torch`` cannot read (truncated, corrupt, not a checkpoint) or a payload
     that is not a mapping raises :class:`CheckpointError` naming the file and the problem.
     """
     import torch
@@ -57,4 +63,6 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
         raise CheckpointError(path, f"corrupt or not a checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict):
         raise CheckpointError(path, f"corrupt checkpoint: expected a mapping, found {type(payload).__name__}")
+    if "environment" in payload:
+        warn_differences(payload["environment"], environment(device=map_location), f"checkpoint {path}")
     return payload

@@ -7,7 +7,8 @@
   it and continues exactly as an uninterrupted run would (same state, same next batch and noise);
 - ``samples/step_XXXXXX.png``: a grid of ``sample_images`` every ``sample_every`` steps and at the end;
 - ``log.csv``: one row per step and loss (``step, epoch, loss, value``);
-- ``manifest.json``: method, parameters, data, config, seed, versions, device, steps, seconds.
+- ``manifest.json``: method, parameters, data, config, seed, versions, device, steps, seconds, and the
+  ``environment`` determinism depends on (:mod:`anonaudit.environment`), also stored in the checkpoint.
 
 Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE > 1``) each process trains one replica on its
 share of the batches, gradients averaged before every optimizer step, and only rank 0 writes
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..data.imageset import ImageSet
 from ..data.io import write_image
+from ..environment import environment
 from ..errors import ConfigError, DataError
 from . import distributed
 from .base import json_params, method_identity
@@ -151,6 +153,7 @@ def train(
     ctx = distributed.setup(device)  # torchrun with WORLD_SIZE > 1: one replica per process
     device = distributed.device_of(ctx, device)
     main = ctx is None or ctx.is_main  # only rank 0 writes files
+    env = environment(device=device.type)
 
     torch.manual_seed(config.seed)
     if device.type == "cuda":
@@ -190,6 +193,7 @@ def train(
             "data_keys": list(data.keys),
             "state": method.state_dict(),
             "rng": _rng_state(),
+            "environment": env,
         })
 
     def write_samples() -> None:
@@ -259,6 +263,7 @@ def train(
         "checkpoint": CHECKPOINT_NAME,
         "final_losses": {k: float(v) for k, v in losses.items()},
         "processes": 1 if ctx is None else ctx.world_size,
+        "environment": env,
     }
     tmp = output / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))

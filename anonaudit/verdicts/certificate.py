@@ -6,7 +6,9 @@ target, sha256 of every released image), ``released_not_audited`` (per target, s
 reason of every released file the audit could not fully audit), ``weights`` (every model weight file the audit loaded),
 ``results_sha256`` (of ``results.csv``), ``files_sha256`` and ``findings_sha256`` (of ``files.csv``,
 the status of every released file, and ``findings.csv``, the per-file findings), ``policy`` (name, source and sha256 of its text),
-``config``, ``seed``, ``versions`` (packages), ``code`` (anonaudit version, git commit and whether
+``config``, ``seed``, ``versions`` (main packages), ``environment`` (what determinism depends on:
+:func:`anonaudit.environment.environment`), ``lock_sha256`` (of the dependency lock the environment
+was installed from, None outside a checkout), ``packages`` (every installed distribution), ``code`` (anonaudit version, git commit and whether
 the checkout had local changes), ``audit_started`` and ``certified`` dates. See
 :mod:`anonaudit.verdicts.provenance` for how the hashes are taken.
 
@@ -111,6 +113,9 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
             "versions": manifest.get("versions", {}),
             "python": manifest.get("python"),
             "platform": manifest.get("platform"),
+            "environment": manifest.get("environment"),  # what determinism depends on, lock_sha256 included
+            "lock_sha256": (manifest.get("environment") or {}).get("lock_sha256"),
+            "packages": manifest.get("packages", {}),  # every installed distribution at audit time
             "code": inputs.get("code") or {},
             "code_at_certification": code_version(),
             "audit_started": manifest.get("started"),
