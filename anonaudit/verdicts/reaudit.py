@@ -47,7 +47,7 @@ import os
 import re
 import site
 import sysconfig
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -56,7 +56,7 @@ import pandas as pd
 
 from ..config import BARE_NAME_PARAMS, PATH_PARAMS
 from ..errors import AnonauditError, DataError
-from ..results import COLUMNS, write_json_atomic
+from ..results import COLUMNS, Results, write_json_atomic
 from .certificate import _finite, _read_json, write_certificate
 from .certify import Verdict, certify, write_verdict
 from .policy import Policy, builtin_path, load_policy
@@ -141,7 +141,7 @@ class Reaudit:
             "data_mapping": None if self.data_mapping is None else dict(zip(("recorded", "now"), self.data_mapping)),
             "verdicts": self.verdicts, "verdict_differences": self.verdict_differences,
             "rows_compared": self.rows_compared, "trained_rows": self.trained_rows,
-            "rows": [vars(r) for r in self.rows], "input_differences": self.input_differences,
+            "rows": [asdict(r) for r in self.rows], "input_differences": self.input_differences,
             "environment_differences": self.environment,
             "rule": "deterministic rows identical (relative tolerance 1e-9); rows depending on training randomness: "
                     "each run's value inside the other's 95% CI, n equal; the same verdict; seconds ignored",
@@ -203,7 +203,9 @@ def recorded_data_root(manifest: dict[str, Any]) -> Path | None:
     """The deepest folder holding every recorded data file and every path of the config (not its
     output, not model weights); None when the certificate records no path."""
     paths = [os.path.dirname(os.path.abspath(e["path"])) for e in _file_entries(manifest)]
-    paths += [os.path.abspath(node[k]) for node, k in _config_paths(manifest["config"])]
+    for node, k in _config_paths(manifest["config"]):  # a folder, or a file (a labels CSV, a checkpoint)
+        path = os.path.abspath(node[k])
+        paths.append(path if os.path.isdir(path) or not Path(path).suffix else os.path.dirname(path))
     return Path(os.path.commonpath(paths)) if paths else None
 
 
@@ -501,27 +503,32 @@ def reaudit(source: str | Path, output: str | Path | None = None, data_root: str
     audit = audit_from_config(config, show_progress=show_progress)
     audit.embed_examples = bool(certified.run_manifest.get("embed_examples", False))
     results = audit.run(out, resume=False, show_progress=show_progress)
-    verdict: Verdict = certify(results, policy, certified.certificate["verdict"].get("kind"))
+    verdict = certify(results, policy, certified.certificate["verdict"].get("kind"))
     write_verdict(verdict, out)
-    new_cert = _read_json(write_certificate(results, verdict))
-    old_table = certified.table.assign(target_label=certified.table["target_label"].map(remap.relabel))
-    rows, compared, trained = compare_tables(old_table, results.table)
-    trainable = set(results.table.loc[trained_rows(results.table) & (results.table["kind"] == "target"), "target_label"].dropna())
-    old_verdict = certified.certificate["verdict"]
-    old_verdict = {**old_verdict, "targets": [{**t, "target_label": remap.relabel(t["target_label"])}
-                                              for t in old_verdict.get("targets") or []]}
-    old_manifest = {**certified.manifest, "released": {remap.relabel(k): v for k, v in (certified.manifest.get("released") or {}).items()}}
-    outcome = Reaudit(
-        certificate=certified.path, run=out,
-        data_mapping=None if remap.now is None else (str(remap.recorded), str(remap.now)),
-        rows_compared=compared, trained_rows=trained, rows=rows,
-        verdicts={"certified": old_verdict.get("overall"), "now": verdict.overall},
-        verdict_differences=verdict_differences(old_verdict, verdict.to_dict()),
-        input_differences=input_differences(old_manifest, new_cert["manifest"], trainable),
-        environment=environment_differences(certified.manifest, {**results.manifest, **new_cert["manifest"]}),
-    )
+    outcome = compare(certified, remap, results, verdict, _read_json(write_certificate(results, verdict)))
     write_json_atomic(out / "reaudit.json", _finite(outcome.to_dict()))
     return outcome
+
+
+def compare(certified: Certified, remap: PathMap, results: Results, verdict: Verdict, new_certificate: dict[str, Any]) -> Reaudit:
+    """The certified run against its rerun (``results``, ``verdict`` and ``new_certificate``), the
+    certified target labels read with the new data root."""
+    old = certified.certificate["verdict"]
+    old = {**old, "targets": [{**t, "target_label": remap.relabel(t["target_label"])} for t in old.get("targets") or []]}
+    released = {remap.relabel(k): v for k, v in (certified.manifest.get("released") or {}).items()}
+    table = results.table
+    rows, compared, trained = compare_tables(
+        certified.table.assign(target_label=certified.table["target_label"].map(remap.relabel)), table)
+    trainable = set(table.loc[trained_rows(table) & (table["kind"] == "target"), "target_label"].dropna())
+    return Reaudit(
+        certificate=certified.path, run=Path(results.output),
+        data_mapping=None if remap.now is None else (str(remap.recorded), str(remap.now)),
+        rows_compared=compared, trained_rows=trained, rows=rows,
+        verdicts={"certified": old.get("overall"), "now": verdict.overall},
+        verdict_differences=verdict_differences(old, verdict.to_dict()),
+        input_differences=input_differences({**certified.manifest, "released": released}, new_certificate["manifest"], trainable),
+        environment=environment_differences(certified.manifest, {**results.manifest, **new_certificate["manifest"]}),
+    )
 
 
 def format_reaudit(r: Reaudit) -> str:
