@@ -142,6 +142,28 @@ def test_a_policy_whose_text_changed_is_refused(certified, tmp_path, capsys):
     assert "policy 'strict-public-release': no text with the certified sha256 " + "0" * 64 in capsys.readouterr().err
 
 
+def test_weights_are_found_in_this_environment_and_a_changed_one_refused(certified, tmp_path, capsys):
+    weights = json.loads((certified / "run" / "certificate.json").read_text())["manifest"]["weights"]
+    packaged = next(w for w in weights if "site-packages" in Path(w["path"]).parts)
+    tail = Path(packaged["path"]).parts[Path(packaged["path"]).parts.index("site-packages"):]
+
+    def elsewhere(cert):  # the audit ran in another checkout's virtual environment
+        (w,) = [w for w in cert["manifest"]["weights"] if w["path"] == packaged["path"]]
+        w["path"] = str(Path("/elsewhere/.venv/lib/python3.11").joinpath(*tail))
+
+    moved = doctored(certified, tmp_path / "a", elsewhere)
+    assert reaudit_cli(str(moved), "--output", str(tmp_path / "again"), "--root", str(certified)) == 0
+    assert capsys.readouterr().out.rstrip().endswith("REPRODUCED")
+
+    def changed(cert):
+        (w,) = [w for w in cert["manifest"]["weights"] if w["path"] == packaged["path"]]
+        w["sha256"] = "f" * 64
+
+    run = doctored(certified, tmp_path / "b", changed)
+    assert reaudit_cli(str(run), "--output", str(tmp_path / "no"), "--root", str(certified)) == 4
+    assert f"{packaged['path']}: model weight changed (sha256 {packaged['sha256']}, certified {'f' * 64})" in capsys.readouterr().err
+
+
 def _rows(**overrides) -> pd.DataFrame:
     """Two rows: a deterministic SSIM of a blur and a gender attack's accuracy (a trained classifier)."""
     base = {"target": "gaussian_blur", "target_label": "blur", "kind": "evaluator", "component": "ssim",
