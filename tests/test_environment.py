@@ -30,6 +30,7 @@ from anonaudit.environment import (
     lock_sha256,
 )
 from anonaudit.evaluators.fidelity import PSNR
+from anonaudit.verdicts import certify, write_certificate
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements" / "lock-linux-py311.txt"
@@ -131,13 +132,16 @@ def tiny_audit() -> Audit:
     return Audit(synthetic_plates(n=4, seed=0), [Mask()], evaluators=[PSNR()], seed=0, name="env")
 
 
-def test_a_run_records_its_environment_and_a_resume_under_another_warns(tmp_path):
+def test_a_run_and_its_certificate_record_the_environment_and_a_resume_under_another_warns(tmp_path):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("error", EnvironmentWarning)
         results = tiny_audit().run(out, show_progress=False)
     assert results.manifest["environment"] == environment()
     assert results.manifest["packages"] == installed_packages()
+    certificate = json.loads(write_certificate(results, certify(results, "strict", kind="plates")).read_text())["manifest"]
+    assert certificate["environment"] == environment() and certificate["packages"] == installed_packages()
+    assert certificate["lock_sha256"] == lock_sha256() == hashlib.sha256(LOCK.read_bytes()).hexdigest()
     stored = out / "units" / "environment.json"
     assert json.loads(stored.read_text()) == environment()
 
