@@ -143,7 +143,19 @@ def test_sigterm_and_sigint_stop_cleanly_and_a_rerun_resumes(tmp_path, how):
     assert "deblur_ocr" in results and "ssim" in results
 
 
-def test_an_interrupt_while_workers_start_waits_until_they_have_started():
+@pytest.fixture()
+def default_signal_handlers():
+    """The interpreter's own SIGINT/SIGTERM handlers for the test (a library started earlier in this
+    process, e.g. Ray, may have installed its own), restored afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_an_interrupt_while_workers_start_waits_until_they_have_started(default_signal_handlers):
     """Raised inside a fork's handlers, a KeyboardInterrupt would be printed and lost: it is held back."""
     from anonaudit import parallel
 
