@@ -334,6 +334,14 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _add_embed_examples(parser: argparse.ArgumentParser) -> None:
+    """The ``--embed-examples`` option of the commands that audit (``run``, ``audit``)."""
+    parser.add_argument("--embed-examples", action="store_true",
+                        help="write the plate texts read and identities matched into findings.csv and the report, and "
+                             "embed example images as released (default: the findings state the fact only, images "
+                             "redacted); for internal use only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .registry import REGISTRIES
 
@@ -356,10 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "raise stops the audit with the error (exit 2) (default: the config's on_error, else skip)")
     r.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    r.add_argument("--embed-examples", action="store_true",
-                   help="write the plate texts read and identities matched into findings.csv and the report, and embed "
-                        "example images as released (default: the findings state the fact only, images redacted); "
-                        "for internal use only")
+    _add_embed_examples(r)
     r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run the per-image work on Ray: a cluster's ADDRESS (e.g. auto, ray://head:10001), or "
                         "without one the cluster started on this machine by `ray start`, else a new local instance "
@@ -443,10 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0, help="seed of the auxiliary split and of the attacks (default 0)")
     a.add_argument("--no-resume", action="store_true", help="recompute units already in the run folder")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    a.add_argument("--embed-examples", action="store_true",
-                   help="write the plate texts read and identities matched into findings.csv and the report, and embed "
-                        "example images as released (default: the findings state the fact only, images redacted); "
-                        "for internal use only")
+    _add_embed_examples(a)
     a.set_defaults(func=cmd_audit)
 
     c = sub.add_parser(

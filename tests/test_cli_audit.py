@@ -3,7 +3,6 @@ tiny generated folders (plates) and a handful of LFW faces (shared data)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -12,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from plate_folders import write_plates
 
 from anonaudit.cli import main
 from anonaudit.config import load_config
-from anonaudit.datasets import synthetic_plates
 from anonaudit.release_audit import release_config
 from anonaudit.results import Results
 
@@ -26,18 +25,10 @@ LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
 def plate_folders(tmp_path) -> tuple[Path, Path, Path]:
     """Six synthetic plates as PNG files with a labels CSV (path,text), and a release of the same
     names blurred (sigma 6) and saved as JPEG."""
-    plates = synthetic_plates(n=6, seed=5)
-    originals, release = tmp_path / "originals", tmp_path / "release"
-    originals.mkdir()
-    release.mkdir()
-    labels = tmp_path / "labels.csv"
-    with labels.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "text"])
-        for i in range(len(plates)):
-            Image.fromarray(plates[i]).save(originals / f"car{i}.png")
-            Image.fromarray(cv2.GaussianBlur(plates[i], (0, 0), 6)).save(release / f"car{i}.jpg", quality=90)
-            w.writerow([f"car{i}.png", plates.texts[i]])
+    def blurred(i: int, plate: np.ndarray, release: Path) -> None:
+        Image.fromarray(cv2.GaussianBlur(plate, (0, 0), 6)).save(release / f"car{i}.jpg", quality=90)
+
+    originals, release, labels, _ = write_plates(tmp_path, 6, blurred, originals="originals", release="release")
     return originals, release, labels
 
 

@@ -8,7 +8,6 @@ JPEG still carrying GPS EXIF, or a file that does not decode at all. The policy'
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -16,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import ExifTags, Image
+from plate_folders import write_plates
 
 from anonaudit.attacks.metadata import scan_file
 from anonaudit.cli import main
-from anonaudit.datasets import synthetic_plates
 from anonaudit.results import Results, row
 from anonaudit.verdicts import FAIL, NOT_TESTED, PASS, certify
 from anonaudit.verdicts.policy import parse_policy
@@ -38,19 +37,15 @@ def gps_exif() -> bytes:
 def folders(tmp_path) -> tuple[Path, Path, list[np.ndarray]]:
     """Seven synthetic plates in ``orig/`` (PNG) and six of them released masked (black, no
     metadata) in ``rel/``; the seventh's released file is left to each test."""
-    plates = synthetic_plates(n=7, seed=5)
-    orig, rel = tmp_path / "orig", tmp_path / "rel"
-    orig.mkdir()
-    rel.mkdir()
-    with (tmp_path / "labels.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "text"])
-        for i in range(7):
-            Image.fromarray(plates[i]).save(orig / f"car{i}.png")
-            w.writerow([f"car{i}.png", plates.texts[i]])
-            if i < 6:
-                Image.fromarray(np.zeros_like(plates[i])).save(rel / f"car{i}.png")
-    return orig, rel, [plates[i] for i in range(7)]
+    plates: list[np.ndarray] = []
+
+    def masked(i: int, plate: np.ndarray, rel: Path) -> None:
+        plates.append(plate)
+        if i < 6:
+            Image.fromarray(np.zeros_like(plate)).save(rel / f"car{i}.png")
+
+    orig, rel, _, _ = write_plates(tmp_path, 7, masked)
+    return orig, rel, plates
 
 
 def audit(tmp_path: Path, orig: Path, rel: Path, policy: str = METADATA_ONLY, out: str = "run") -> tuple[int, Path, str]:

@@ -3,7 +3,6 @@ that leak, and what an attack recovered (plate text) appears only with ``--embed
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -12,28 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import ExifTags, Image
+from plate_folders import write_plates
 
 from anonaudit.cli import main
-from anonaudit.datasets import synthetic_plates
 from anonaudit.reports.evidence import SHOWN, WITHHELD, evidence_section
 from anonaudit.results import FINDING_COLUMNS, Results, row
-
-
-def write_plates(tmp_path: Path, n: int, released) -> tuple[Path, Path, Path, list[str]]:
-    """``n`` synthetic plates as PNG originals with labels.csv; ``released(i, plate, folder)`` writes file i."""
-    plates = synthetic_plates(n=n, seed=5)
-    orig, rel = tmp_path / "orig", tmp_path / "rel"
-    orig.mkdir()
-    rel.mkdir()
-    labels = tmp_path / "labels.csv"
-    with labels.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "text"])
-        for i in range(n):
-            Image.fromarray(plates[i]).save(orig / f"car{i}.png")
-            w.writerow([f"car{i}.png", plates.texts[i]])
-            released(i, plates[i], rel)
-    return orig, rel, labels, list(plates.texts)
 
 
 def test_gps_and_an_original_after_the_end_of_image_are_named_everywhere(tmp_path):
