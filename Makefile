@@ -49,6 +49,10 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
+# Static checks: ruff (rules in pyproject.toml [tool.ruff]).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
 bench: $(STAMP)
 	for f in benchmarks/[!_]*.py; do $(PY) $$f || exit 1; done
 
