@@ -32,6 +32,9 @@ class ImageReadError(DataError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # rebuilt from the constructor's arguments (e.g. raised on a Ray worker)
+        return type(self), (self.path, self.problem)
+
 
 class MismatchError(DataError):
     """Originals and anonymized images do not pair up (names, counts or sizes)."""
@@ -48,6 +51,9 @@ class ModelUnavailableError(AnonauditError):
         if fix:
             text += f" (run `{fix}`)" if fix.startswith("anonaudit ") else f" ({fix})"
         super().__init__(text)
+
+    def __reduce__(self):  # rebuilt from the constructor's arguments (e.g. raised on a Ray worker)
+        return type(self), (self.model, self.reason, self.fix)
 
 
 class WeightIntegrityError(AnonauditError):

@@ -25,6 +25,9 @@ class CheckpointError(AnonauditError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # rebuilt from the constructor's arguments (e.g. raised on a Ray worker)
+        return type(self), (self.path, self.problem)
+
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` with ``torch.save`` to a temporary file, then ``os.replace`` it onto ``path``.

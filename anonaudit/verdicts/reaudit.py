@@ -85,6 +85,9 @@ class Refused(AnonauditError):
         self.problems = problems
         super().__init__(f"{len(problems)} file(s) the certificate rests on changed or are missing: " + "; ".join(problems))
 
+    def __reduce__(self):  # rebuilt from the constructor's arguments
+        return type(self), (self.problems,)
+
 
 @dataclass
 class Certified:
