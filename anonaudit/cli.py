@@ -316,7 +316,6 @@ def cmd_compare(args) -> int:
 def cmd_models(args) -> int:
     from .models import cache
 
-    cache._ensure_specs_loaded()
     if args.action == "list":
         for name, spec in sorted(cache.MODEL_SPECS.items()):
             state = "ok" if cache.is_available(name) else "absent"

@@ -15,30 +15,13 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelUnavailableError, WeightIntegrityError
+from .specs import BUILTIN_SPECS, ModelSpec
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A downloadable weight file. ``sha256`` may be a full digest or a published prefix."""
-
-    name: str
-    url: str
-    filename: str
-    sha256: str
-    licence: str = ""
-    description: str = ""
-    archive_member: str | None = None  # file to extract when ``url`` is a zip
-
-    @property
-    def full_hash(self) -> bool:
-        return len(self.sha256) == 64
-
-
-MODEL_SPECS: dict[str, ModelSpec] = {}
+MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in BUILTIN_SPECS}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -81,7 +64,6 @@ def _record_hash(name: str, digest: str) -> None:
 
 
 def get_spec(name: str) -> ModelSpec:
-    _ensure_specs_loaded()
     try:
         return MODEL_SPECS[name]
     except KeyError:
@@ -188,14 +170,3 @@ def fetch(name: str, timeout: float = 60.0) -> Path:
                 f"`anonaudit models add {name} PATH`"
             ) from None
         return add(name, target)
-
-
-_SPECS_LOADED = False
-
-
-def _ensure_specs_loaded() -> None:
-    """Import the modules that register model specs (kept lazy to avoid import cycles)."""
-    global _SPECS_LOADED
-    if not _SPECS_LOADED:
-        _SPECS_LOADED = True
-        from . import specs  # noqa: F401
