@@ -39,6 +39,7 @@ from .executors import Executor, LocalExecutor, per_image
 from .memo import RUN_CACHE_NAME, run_cache
 from .params import clone
 from .progress import finished, progress, reused, silenced
+from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
 from .results import FILE_COLUMNS, FINDING_COLUMNS, Results, measurement_rows, row, status_row, write_json_atomic
 from .verdicts.provenance import record_inputs, record_release, record_weight_loads, weights_used
 
@@ -524,10 +525,6 @@ def _describe(exc: BaseException) -> str:
 
 def audit_from_config(config, show_progress: bool = True, executor: Executor | None = None) -> Audit:
     """Build an :class:`Audit` from an :class:`~anonaudit.config.AuditConfig`."""
-    from .components import load_builtin_components
-    from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
-
-    load_builtin_components()
     # Components first: a bad parameter value is reported before data is loaded or generated.
     targets = [ANONYMIZERS.create(s.name, **s.params) for s in config.targets]
     attacks = [ATTACKS.create(s.name, **s.params) for s in config.attacks]

@@ -8,12 +8,14 @@ packages add components through the entry-point groups ``anonaudit.<kind>``
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import re
 import warnings
 from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from .components import builtin_modules
 from .errors import ConfigError, UnknownComponentError
 
 T = TypeVar("T")
@@ -48,8 +50,6 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        from .components import load_builtin_components
-
         load_builtin_components()
         group = f"anonaudit.{self.kind}"
         for ep in metadata.entry_points(group=group):
@@ -133,6 +133,21 @@ DATASETS: Registry = Registry("datasets")
 REGISTRIES: dict[str, Registry] = {
     r.kind: r for r in (ANONYMIZERS, ATTACKS, EVALUATORS, EMBEDDERS, OCR_ENGINES, DETECTORS, DATASETS)
 }
+# The registries' module-level names: a module that calls ``<NAME>.register`` registers components.
+REGISTRY_NAMES: frozenset[str] = frozenset(k for k, v in list(globals().items()) if isinstance(v, Registry))
+
+_builtins_loaded = False
+
+
+def load_builtin_components() -> None:
+    """Register the built-in anonymizers, attacks, evaluators, embedders, engines and data sets: import
+    every module of the package that calls ``register`` on one of the registries above."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    for module in builtin_modules(REGISTRY_NAMES):
+        importlib.import_module(module)
+    _builtins_loaded = True
 
 
 def create_anonymizer(name: str, **params: Any):

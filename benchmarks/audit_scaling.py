@@ -22,7 +22,7 @@ os.environ.setdefault("ANONAUDIT_PROGRESS", "0")
 from _timing import cpu_line
 
 from anonaudit.audit import Audit
-from anonaudit.components import load_builtin_components
+from anonaudit.registry import load_builtin_components
 from anonaudit.datasets import synthetic_plates
 from anonaudit.registry import ANONYMIZERS, EVALUATORS
 

@@ -35,7 +35,7 @@ os.environ.pop("ANONAUDIT_CACHE", None)  # a persistent cache would make the "co
 import numpy as np
 from _timing import best_time, cpu_line
 
-from anonaudit.components import load_builtin_components
+from anonaudit.registry import load_builtin_components
 from anonaudit.data.face_loaders import load_lfw
 from anonaudit.data.imageset import ImageSet
 from anonaudit.memo import clear_memory

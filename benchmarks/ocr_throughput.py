@@ -34,7 +34,7 @@ import cv2
 from _timing import best_time, cpu_line
 
 from anonaudit.attacks.ocr import OCRReread
-from anonaudit.components import load_builtin_components
+from anonaudit.registry import load_builtin_components
 from anonaudit.data.imageset import Release
 from anonaudit.datasets import synthetic_plates
 from anonaudit.memo import clear_memory

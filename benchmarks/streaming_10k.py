@@ -77,7 +77,7 @@ def ensure_data(folder: Path, n: int) -> None:
 def run_audit(folder: Path, n: int, in_memory: bool, ssim: bool, ocr: bool) -> dict:
     """One audit of the first ``n`` plates in this process: timings and peak memory."""
     from anonaudit.audit import Audit
-    from anonaudit.components import load_builtin_components
+    from anonaudit.registry import load_builtin_components
     from anonaudit.datasets import load_labeled_folder
     from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS
 

@@ -38,7 +38,7 @@ import cv2
 from _timing import best_time, cpu_line
 
 from anonaudit.audit import Audit
-from anonaudit.components import load_builtin_components
+from anonaudit.registry import load_builtin_components
 from anonaudit.data.io import read_image
 from anonaudit.datasets import load_labeled_folder, synthetic_plates
 from anonaudit.memo import clear_memory

@@ -35,14 +35,22 @@ from anonaudit import components
 from anonaudit.anonymizers.base import Anonymizer
 from anonaudit.anonymizers.classical import Mask
 from anonaudit.attacks.base import Attack, AttackResult
-from anonaudit.components import builtin_modules, load_builtin_components, registers_components
+from anonaudit.components import builtin_modules, registers_components
 from anonaudit.config import ComponentSpec, _check_values
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.data.synthetic_plates import synthetic_plates
 from anonaudit.errors import ConfigError, DataError, ModelUnavailableError
 from anonaudit.evaluators.base import Evaluator, PerImageEvaluator
 from anonaudit.params import ParamsMixin, clone
-from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS, REGISTRIES, Registry
+from anonaudit.registry import (
+    ANONYMIZERS,
+    ATTACKS,
+    EVALUATORS,
+    REGISTRIES,
+    REGISTRY_NAMES,
+    Registry,
+    load_builtin_components,
+)
 
 load_builtin_components()
 
@@ -548,14 +556,14 @@ def test_face_attack_with_its_default_models_on_real_faces(name: str, faces: Ima
 
 # -- discovery, import layering, the runner's clones, the packaged demo ---------------------------------------------------
 def test_registers_components_finds_decorators_and_calls_only_on_registries():
-    assert registers_components('@ATTACKS.register("x")\nclass X: ...\n')
-    assert registers_components("for n, f in ITEMS:\n    DATASETS.register(n)(f)\n")
-    assert not registers_components("import atexit\natexit.register(print)\n")
-    assert not registers_components('"""Use ``ATTACKS.register("x")`` to add one."""\n')
+    assert registers_components('@ATTACKS.register("x")\nclass X: ...\n', REGISTRY_NAMES)
+    assert registers_components("for n, f in ITEMS:\n    DATASETS.register(n)(f)\n", REGISTRY_NAMES)
+    assert not registers_components("import atexit\natexit.register(print)\n", REGISTRY_NAMES)
+    assert not registers_components('"""Use ``ATTACKS.register("x")`` to add one."""\n', REGISTRY_NAMES)
 
 
 def test_every_registered_builtin_comes_from_a_discovered_module():
-    modules = set(builtin_modules())
+    modules = set(builtin_modules(REGISTRY_NAMES))
     for kind, reg in REGISTRIES.items():
         for name in reg.names():
             cls = reg.get(name)
@@ -573,7 +581,7 @@ def test_a_new_module_is_discovered_without_editing_any_list(tmp_path: Path):
     (package / "helpers.py").write_text("import torch\n")  # registers nothing: never imported
     found = dict(components._walk(tmp_path / "pkg", "pkg."))
     assert set(found) == {"pkg.attacks", "pkg.attacks.newattack", "pkg.attacks.helpers"}
-    assert [m for m, p in found.items() if registers_components(p.read_text())] == ["pkg.attacks.newattack"]
+    assert [m for m, p in found.items() if registers_components(p.read_text(), REGISTRY_NAMES)] == ["pkg.attacks.newattack"]
 
 
 BLOCK_OPTIONAL = """
@@ -598,7 +606,7 @@ def test_discovery_imports_no_optional_heavy_dependency():
     """Without torch, dlib, EasyOCR, ... every built-in still registers (their imports are lazy)."""
     listing = (
         "import json\n"
-        "from anonaudit.components import load_builtin_components\n"
+        "from anonaudit.registry import load_builtin_components\n"
         "from anonaudit.registry import REGISTRIES\n"
         "load_builtin_components()\n"
         "print(json.dumps({k: r.names() for k, r in REGISTRIES.items()}))\n"

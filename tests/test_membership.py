@@ -39,7 +39,7 @@ def plates():
 
 
 def trained(name: str, data: ImageSet, steps: int, **params):
-    from anonaudit.components import load_builtin_components
+    from anonaudit.registry import load_builtin_components
     from anonaudit.training import TrainConfig, train
 
     load_builtin_components()

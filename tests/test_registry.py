@@ -14,7 +14,7 @@ import pytest
 
 from anonaudit.anonymizers import GaussianBlur, Mask
 from anonaudit.anonymizers.base import Anonymizer
-from anonaudit.components import load_builtin_components
+from anonaudit.registry import load_builtin_components
 from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, UnknownComponentError
 from anonaudit.registry import (

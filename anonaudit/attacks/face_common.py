@@ -20,14 +20,11 @@ from ..data.imageset import Box, ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..memo import Memo
 from ..progress import progress
+from ..registry import ANONYMIZERS, EMBEDDERS
 
 
 def make_embedder(spec: str | dict[str, Any]):
-    """A registered face embedder from a name or ``{name: ..., **params}`` (registers the built-ins)."""
-    from ..models import faces  # noqa: F401  (registers detectors and embedders)
-    from ..models.faces import pixels  # noqa: F401  (registers "pixels")
-    from ..registry import EMBEDDERS
-
+    """A registered face embedder from a name or ``{name: ..., **params}``."""
     if isinstance(spec, str):
         return EMBEDDERS.create(spec)
     if isinstance(spec, dict) and isinstance(spec.get("name"), str):
@@ -164,11 +161,6 @@ def public_anonymizer(release: Release):
     A trained method is public when its checkpoint is (a ``checkpoint`` parameter: the attacker
     loads the same weights); one trained inside the audit without a checkpoint is not.
     """
-    from ..anonymizers import face_regions  # noqa: F401  (registers the face-region methods)
-    from ..components import load_builtin_components
-    from ..registry import ANONYMIZERS
-
-    load_builtin_components()
     if not release.name or release.name not in ANONYMIZERS:
         return None, f"the release's method '{release.name}' is not a registered anonymizer"
     anonymizer = ANONYMIZERS.create(release.name, **release.params)

@@ -56,6 +56,7 @@ import pandas as pd
 
 from ..config import BARE_NAME_PARAMS, PATH_PARAMS
 from ..errors import AnonauditError, DataError
+from ..registry import ANONYMIZERS
 from ..results import COLUMNS, Results, write_json_atomic
 from .certificate import _finite, _read_json, write_certificate
 from .certify import Verdict, certify, write_verdict
@@ -323,10 +324,6 @@ def _keyed(table: pd.DataFrame) -> pd.DataFrame:
 
 def trained_rows(table: pd.DataFrame) -> pd.Series:
     """Per row, whether it depends on training randomness (see the module doc)."""
-    from ..components import load_builtin_components
-    from ..registry import ANONYMIZERS
-
-    load_builtin_components()
 
     def trainable(name: Any) -> bool:
         try:
