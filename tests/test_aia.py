@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anonaudit.anonymizers.aia import AIA, gender_labels
+from anonaudit.anonymizers.aia import ADVERSARIES, AIA, DECODERS, gender_labels
 from anonaudit.anonymizers.classical import Mask
 from anonaudit.data.imageset import ImageSet, Release
 from anonaudit.errors import ConfigError, DataError
@@ -58,11 +58,15 @@ def test_networks_shapes_and_both_paper_readings(one_torch_thread):
     x = torch.rand(3, 1, 32, 32)
     g = Encoder()(x)
     assert g.shape == (3, 12 * 8 * 8) and float(g.min()) >= 0 and float(g.max()) <= 1
-    for kind in ("three_conv", "two_blocks"):
+    for kind in DECODERS:  # every name AIA accepts builds its network
         y = Decoder(32, kind)(g)
         assert y.shape == (3, 1, 32, 32) and float(y.min()) >= 0 and float(y.max()) <= 1
-    for kind in ("cnn", "mlp"):
+    for kind in ADVERSARIES:
         assert Adversary(32, kind).eval()(g).shape == (3,)
+    with pytest.raises(ValueError, match="'three_conv' or 'two_blocks'"):
+        Decoder(32, "unet")
+    with pytest.raises(ValueError, match="'mlp', 'linear' or 'cnn'"):
+        Adversary(32, "rnn")
     assert Siamese(32)(g).shape == (3, 128)
     # eq. (7) by hand: distances 5 (same person) and 1 (different, margin 2)
     a, b = torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[3.0, 4.0], [1.0, 0.0]])

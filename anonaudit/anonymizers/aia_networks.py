@@ -32,8 +32,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .aia import ADVERSARIES, DECODERS
-
 ENCODER_CHANNELS = (8, 12)
 
 
@@ -76,7 +74,7 @@ class Decoder(nn.Module):
                 nn.Conv2d(8, 1, 3, padding=1), nn.Sigmoid(), up(),
             )
         else:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {kind!r}")
+            raise ValueError(f"decoder must be 'three_conv' or 'two_blocks', got {kind!r}")
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return self.net(as_maps(g, self.size))
@@ -102,7 +100,7 @@ class Adversary(nn.Module):
             self.net = nn.Sequential(nn.BatchNorm2d(ENCODER_CHANNELS[-1], affine=False), *layers,
                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 1))
         else:
-            raise ValueError(f"adversary must be one of {ADVERSARIES}, got {kind!r}")
+            raise ValueError(f"adversary must be 'mlp', 'linear' or 'cnn', got {kind!r}")
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return self.net(as_maps(g, self.size) if self.kind == "cnn" else g).squeeze(1)
