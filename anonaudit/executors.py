@@ -9,17 +9,22 @@ attacks' decisions, aggregation, the results table) on the driver:
   whole on the driver);
 - **per-image scoring** by a streaming evaluator (``update`` per batch, ``compute`` at the end):
   shards made of whole batches are scored remotely, their accumulated states are merged on the
-  driver (lists concatenated in order, integer counters summed) and ``compute`` runs there;
+  driver by the rules the evaluator declares with ``add_state`` (lists concatenated in order,
+  counters summed, feature statistics and reservoirs by their own merge; see
+  :mod:`anonaudit.evaluators.base`) and ``compute`` runs there;
 - **model inference** of every cached model (OCR readings, text and face detections, embeddings:
   whatever goes through :class:`~anonaudit.memo.Memo`): the images a call misses are computed in
   parts, at least :data:`MIN_PART` images each (:func:`anonaudit.memo.parallel_compute`), so the
   attacks' model calls run on the cluster while the attacks themselves run on the driver.
 
 Shards are contiguous and cut on multiples of the audit's batch size, so every batch an evaluator
-sees is the batch it sees in a local run: the table is identical for the same seed. An evaluator
-whose state cannot be merged exactly (a float accumulator, an attribute ``update`` creates or
-changes) is computed on the driver. A model call whose inputs cannot be sent to workers (an
-unpicklable model object) is computed on the driver. Memoised values depend on their own image
+sees is the batch it sees in a local run: the table is the same for the same seed (float sums, such
+as a Frechet distance's feature covariances, merged shard by shard equal one pass up to rounding in
+the last bits; a reservoir of feature pairs is the same while every pair fits in it). An evaluator
+that declares no state is computed on the driver, in one pass. A model call whose inputs cannot be
+sent to workers (an unpicklable model object) is computed on the driver. An error raised on a
+worker is raised again on the driver as itself (a model reported unavailable there is unavailable
+here). Memoised values depend on their own image
 only (the memo's contract: it already computes whichever part of a batch it misses); OCR readings
 are the same alone or in any batch, while a CNN's features on CPU may differ in the last bits
 with the batch's composition, so a table with such features can differ at float precision.
@@ -68,9 +73,23 @@ class Executor:
         """``target.anonymize_with_auxiliary(images, auxiliary)``."""
         return target.anonymize_with_auxiliary(images, auxiliary, show_progress=show_progress)
 
+    def shards(self, n: int, batch_size: int) -> list[range]:
+        """Contiguous index ranges covering ``range(n)``, cut on multiples of ``batch_size`` (here: one)."""
+        return [range(n)]
+
     def evaluate(self, evaluator: Evaluator, release: Release, batch_size: int) -> Measurement | list[Measurement]:
-        """``evaluator(release, batch_size)``: reset, stream every batch, compute."""
-        return evaluator(release, batch_size=batch_size)
+        """``evaluator(release, batch_size)`` (reset, stream every batch, compute) when :meth:`shards`
+        gives one shard or the evaluator declares no state; otherwise each shard is scored by
+        :meth:`map` and the shards' states are merged in order by the evaluator's declared rules
+        (:meth:`~anonaudit.evaluators.base.Evaluator.merge_state`) before ``compute`` runs here."""
+        shards = self.shards(len(release), batch_size)
+        if len(shards) < 2 or not evaluator.state_rules():
+            return evaluator(release, batch_size=batch_size)
+        cache = _cache_path()
+        parts = self.map(_evaluate_shard, [(evaluator, release.subset(s), batch_size, cache) for s in shards])
+        merged = clone(evaluator)
+        merged.merge_state(parts)
+        return merged.compute()
 
 
 class LocalExecutor(Executor):
@@ -116,9 +135,15 @@ class RayExecutor(Executor):
         return max(1, int(self._ray().cluster_resources().get("CPU", 1)))
 
     def map(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+        """``[fn(*args) for args in calls]`` as Ray tasks; an error a task raised is raised here as itself."""
         ray = self._ray()
         remote = ray.remote(fn)
-        return ray.get([remote.remote(*args) for args in calls])
+        try:
+            return ray.get([remote.remote(*args) for args in calls])
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, Exception):
+                raise exc.cause from exc  # the worker's traceback stays attached as the cause
+            raise
 
     def running(self) -> contextlib.AbstractContextManager:
         return memo.parallel_compute(self.compute_in_parts)
@@ -154,18 +179,6 @@ class RayExecutor(Executor):
         pixels = [im for part in parts for im in part]
         return images.with_images(pixels, name=f"{images.name}:{target.label()}"), None
 
-    def evaluate(self, evaluator: Evaluator, release: Release, batch_size: int) -> Measurement | list[Measurement]:
-        shards = self.shards(len(release), batch_size)
-        fields = state_fields(evaluator)
-        if len(shards) < 2 or fields is None:
-            return super().evaluate(evaluator, release, batch_size)
-        cache = _cache_path()
-        states = self.map(_evaluate_shard, [(evaluator, release.subset(s), batch_size, cache) for s in shards])
-        merged = clone(evaluator)
-        if not merge_states(merged, states, fields):
-            return super().evaluate(evaluator, release, batch_size)
-        return merged.compute()
-
 
 #: Fewest images per part of a model call sent to a worker.
 MIN_PART = 8
@@ -181,49 +194,6 @@ def per_image(target: Anonymizer) -> bool:
         and cls.anonymize is Anonymizer.anonymize
         and cls.anonymize_with_auxiliary is Anonymizer.anonymize_with_auxiliary
     )
-
-
-_UNSET = object()
-
-
-def state_fields(evaluator: Evaluator) -> set[str] | None:
-    """The attributes ``reset()`` assigns (the accumulated state), or None when one of them cannot
-    be merged exactly across shards (only lists and integer counters can)."""
-    probe = clone(evaluator)
-    for key in vars(probe):
-        setattr(probe, key, _UNSET)
-    probe.reset()
-    fields = {k for k, v in vars(probe).items() if v is not _UNSET}
-    for k in fields:
-        value = getattr(probe, k)
-        if not (isinstance(value, list) or (isinstance(value, int) and not isinstance(value, bool))):
-            return None
-    return fields
-
-
-def merge_states(into: Evaluator, shards: Sequence[Evaluator], fields: set[str]) -> bool:
-    """Set ``into``'s state to the shards' states merged in order; False (``into`` unusable) when a
-    shard changed anything but its state, so the merge would not equal one pass over all batches."""
-    fresh = vars(into)
-    for shard in shards:
-        if set(vars(shard)) != set(fresh) or any(_differs(getattr(shard, k), fresh[k]) for k in fresh if k not in fields):
-            return False
-    for k in fields:
-        values = [getattr(s, k) for s in shards]
-        if all(isinstance(v, list) for v in values):
-            setattr(into, k, [x for v in values for x in v])
-        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            setattr(into, k, sum(values))
-        else:
-            return False
-    return True
-
-
-def _differs(a: Any, b: Any) -> bool:
-    try:
-        return bool(a != b)
-    except Exception:  # noqa: BLE001 - e.g. arrays: compare by identity
-        return a is not b
 
 
 def _cache_path() -> str | None:

@@ -1,23 +1,37 @@
 """Executors: the same audit gives the identical results table in this process and on Ray.
 
-The Ray test starts a local Ray instance with 2 CPUs (the CI machine) and runs a tiny plate audit
-(blur / pixelate / mask, OCR, SSIM and PSNR); every number of the table must equal the local run's.
+The Ray tests start a local Ray instance with 2 CPUs (the CI machine) and run a tiny plate audit
+(blur / pixelate / mask, OCR, SSIM and PSNR) and every shipped config that works offline, shrunk;
+every number of each table must equal the local run's, models that are unavailable included (the
+instance runs with an empty model cache, so FID, KID and LPIPS are unavailable in both runs).
+Evaluators' declared state is merged shard by shard without Ray too, through a local executor that
+cuts shards as Ray does.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from anonaudit.anonymizers.classical import GaussianBlur, Mask, Pixelate
 from anonaudit.attacks.ocr import OCRReread
-from anonaudit.audit import Audit
+from anonaudit.audit import Audit, audit_from_config
+from anonaudit.cli import demo_config
+from anonaudit.config import load_config
+from anonaudit.data.imageset import Release
 from anonaudit.data.synthetic_plates import synthetic_plates
+from anonaudit.errors import ConfigError
+from anonaudit.evaluators.base import Evaluator
+from anonaudit.evaluators.distribution import FrechetDistance
 from anonaudit.evaluators.fidelity import PSNR, SSIM
-from anonaudit.executors import Executor, LocalExecutor, RayExecutor, merge_states, per_image, state_fields
+from anonaudit.executors import Executor, LocalExecutor, RayExecutor, per_image
 from anonaudit.measurement import as_measurements
 from anonaudit.memo import clear_memory
+from anonaudit.metrics.inception_score import SplitInceptionScore
+from anonaudit.metrics.reservoir import PairReservoir
 from anonaudit.params import clone
+from anonaudit.stats import Estimate
 
 BATCH = 4
 
@@ -44,12 +58,34 @@ class CountingRay(RayExecutor):
         return super().map(fn, calls)
 
 
+class ShardedLocal(LocalExecutor):
+    """Runs in this process but cuts the release into shards of whole batches as Ray would (``count``
+    shards), so evaluators are scored shard by shard and merged by their declared rules."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.sent: list[tuple[str, int]] = []
+
+    def shards(self, n, batch_size):
+        batches = -(-n // batch_size)
+        cuts = [round(i * batches / self.count) * batch_size for i in range(self.count + 1)]
+        return [range(a, min(b, n)) for a, b in zip(cuts, cuts[1:]) if a < min(b, n)]
+
+    def map(self, fn, calls):
+        self.sent.append((fn.__name__, len(calls)))
+        return super().map(fn, calls)
+
+
 @pytest.fixture(scope="module")
-def ray_instance():
+def ray_instance(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'anonaudit[scale]'")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as env:
+        # An empty model cache, set before Ray starts its workers (they inherit it): FID, KID and
+        # LPIPS are unavailable on the driver and on the workers alike, whatever this machine caches.
+        env.setenv("ANONAUDIT_CACHE", str(tmp_path_factory.mktemp("empty-model-cache")))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield ray
+        ray.shutdown()
 
 
 @pytest.mark.slow  # about 30 s on 2 busy cores (two audits; the Ray start is in the fixture)
@@ -89,38 +125,100 @@ def test_which_components_are_sharded():
     from anonaudit.anonymizers.external import ExternalRelease
 
     assert not per_image(ExternalRelease.__new__(ExternalRelease))  # a ready-made release: whole, on the driver
-    assert state_fields(SSIM()) is not None and state_fields(PSNR()) is not None
+    assert SSIM().state_rules() == {"_scores": "cat", "_no_region": "sum", "_boxes_from_release": "sum"}
+    assert set(FrechetDistance().state_rules()) == {
+        "_stats_original", "_stats_anonymized", "_reservoir", "_no_features_original", "_no_features_anonymized"
+    }
 
 
-def test_merged_evaluator_state_equals_one_pass():
-    """Scoring shards of whole batches and merging equals one pass over the release."""
-    plates = synthetic_plates(n=10, seed=1)
-    release = _audit().targets[0].anonymize(plates, show_progress=False)
-    from anonaudit.data.imageset import Release
-
-    rel = Release(plates, release)
-    for evaluator in (SSIM(), PSNR(), SSIM(region="boxes")):
-        whole = clone(evaluator)(rel, batch_size=BATCH)
-        parts = []
-        for idx in (range(0, 4), range(4, 8), range(8, 10)):
-            part = clone(evaluator)
-            for batch in rel.subset(idx).batches(BATCH):
-                part.update(batch)
-            parts.append(part)
-        merged = clone(evaluator)
-        assert merge_states(merged, parts, state_fields(evaluator))
-        got, want = as_measurements(merged.compute()), as_measurements(whole)
-        assert [(m.metric, m.release) for m in got] == [(m.metric, m.release) for m in want]
-        assert all(m.release.n > 0 for m in got)
+def _plate_release(n: int = 10) -> Release:
+    plates = synthetic_plates(n=n, seed=1)
+    return Release(plates, GaussianBlur(sigma=2.0).anonymize(plates, show_progress=False))
 
 
-def test_float_accumulators_are_not_merged():
-    class RunningMean(SSIM):
+@pytest.mark.parametrize("evaluator", [SSIM(), PSNR(), SSIM(region="boxes"), FrechetDistance(n_bootstrap=5)],
+                         ids=["ssim", "psnr", "ssim-boxes", "fd-pixels16"])
+def test_merged_evaluator_state_equals_one_pass(evaluator):
+    """Scoring shards of whole batches and merging by the declared rules equals one pass over the release."""
+    release = _plate_release()
+    whole = as_measurements(clone(evaluator)(release, batch_size=BATCH))
+    executor = ShardedLocal(count=3)  # 10 images, batches of 4: shards (0, 4), (4, 8), (8, 10)
+    merged = as_measurements(executor.evaluate(clone(evaluator), release, BATCH))
+    assert executor.sent == [("_evaluate_shard", 3)]
+    assert [m.metric for m in merged] == [m.metric for m in whole]
+    for got, want in zip(merged, whole):
+        assert got.release.n == want.release.n > 0 and got.release.extra == want.release.extra
+        # lists concatenate exactly; FD's feature sums merge up to float rounding
+        np.testing.assert_allclose([got.release.value, got.release.ci_low, got.release.ci_high],
+                                   [want.release.value, want.release.ci_low, want.release.ci_high], rtol=1e-9)
+
+
+def test_evaluator_without_declared_state_runs_in_one_pass():
+    class ImagesPerBatch(Evaluator):  # a plugin that keeps its state by its own reset(), undeclared
+        name = "images_per_batch"
+
         def reset(self):
-            super().reset()
-            self.total = 0.0
+            self.images, self.batches = 0, 0
 
-    assert state_fields(RunningMean()) is None
+        def update(self, release):
+            self.images += len(release)
+            self.batches += 1
+
+        def compute(self):
+            return self.measurement(Estimate(self.images / self.batches, n=self.images, method="images per batch"))
+
+    executor = ShardedLocal(count=3)
+    measurement = executor.evaluate(ImagesPerBatch(), _plate_release(), BATCH)
+    assert ImagesPerBatch().state_rules() == {} and executor.sent == []
+    assert measurement.release.value == pytest.approx(10 / 3)
+
+
+def test_add_state_checks_its_rule():
+    with pytest.raises(ConfigError, match="merge must be one of"):
+        SSIM().add_state("_x", 0, merge="max")
+    with pytest.raises(ConfigError, match="needs a list default"):
+        SSIM().add_state("_x", 0, merge="cat")
+    evaluator = SSIM()
+    evaluator.add_state("_seen", set(), merge=lambda values: set().union(*values))
+    evaluator._seen.add("a")
+    evaluator.reset()
+    assert evaluator._seen == set()  # reset restores a copy of the default, never the default itself
+
+
+def test_reservoir_merge_equals_one_pass_while_everything_fits():
+    rows = np.arange(30, dtype=float)[:, None]
+    one = PairReservoir(40, seed=3)
+    parts = [PairReservoir(40, seed=3) for _ in range(3)]
+    for i, part in enumerate(parts):
+        part.update(rows[10 * i : 10 * i + 10], -rows[10 * i : 10 * i + 10])
+    one.update(rows, -rows)
+    merged = PairReservoir.merged(parts)
+    assert all(np.array_equal(a, b) for a, b in zip(merged.arrays(), one.arrays())) and merged.complete
+
+
+def test_reservoir_merge_beyond_capacity_is_uniform():
+    counts = np.zeros(60)
+    for seed in range(300):
+        parts = [PairReservoir(10, seed=seed) for _ in range(2)]
+        parts[0].update(np.arange(20.0)[:, None], -np.arange(20.0)[:, None])  # 20 rows seen, 10 kept
+        parts[1].update(np.arange(20.0, 60.0)[:, None], -np.arange(20.0, 60.0)[:, None])  # 40 seen, 10 kept
+        merged = PairReservoir.merged(parts)
+        a, b = merged.arrays()
+        assert a.shape == (10, 1) and np.all(a == -b) and merged.seen == 60 and len(np.unique(a)) == 10
+        counts[a[:, 0].astype(int)] += 1
+    # each row is kept with probability 10/60 whichever part saw it: 50 expected of 300, sd ~6.5
+    assert abs(counts[:20].mean() - 50) < 6 and abs(counts[20:].mean() - 50) < 6
+    assert counts.min() > 20 and counts.max() < 85
+
+
+def test_inception_score_merge_keeps_the_round_robin_groups():
+    logits = np.random.default_rng(0).normal(size=(23, 7))
+    one = SplitInceptionScore(4)
+    one.update(logits)
+    parts = [SplitInceptionScore(4) for _ in range(3)]
+    for part, rows in zip(parts, (logits[:5], logits[5:6], logits[6:])):  # shards of odd sizes shift the groups
+        part.update(rows)
+    np.testing.assert_allclose(SplitInceptionScore.merged(parts).scores(), one.scores(), rtol=1e-12)
 
 
 def test_local_executor_is_the_default():

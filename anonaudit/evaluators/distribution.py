@@ -118,38 +118,49 @@ class PairedFeatureEvaluator(ProgressEvaluator):
     seed: int
 
     def features(self, images: ImageSet) -> np.ndarray:
+    _stats_original: FeatureStats
+    _stats_anonymized: FeatureStats
+    _reservoir: PairReservoir
+    _no_features_original: int
+    _no_features_anonymized: int
+
+    def __init__(self) -> None:
+        """Declares the state; subclasses set ``max_pairs`` and ``seed`` first."""
+        self.add_state("_stats_original", FeatureStats(), merge=FeatureStats.merged)
+        self.add_state("_stats_anonymized", FeatureStats(), merge=FeatureStats.merged)
+        self.add_state("_reservoir", PairReservoir(self.max_pairs, seed=self.seed), merge=PairReservoir.merged)
+        self.add_state("_no_features_original", 0, merge="sum")
+        self.add_state("_no_features_anonymized", 0, merge="sum")
+        super().__init__()
         """``(n, dim)`` features of ``images``; NaN rows where none exist."""
         raise NotImplementedError
-
-    def reset(self) -> None:
-        self._stats = (FeatureStats(), FeatureStats())
-        self._reservoir = PairReservoir(self.max_pairs, seed=self.seed)
-        self._no_features = [0, 0]
 
     def update(self, release: Release) -> None:
         fo, fa = self.features(release.originals), self.features(release.anonymized)
         ok_o, ok_a = np.all(np.isfinite(fo), axis=1), np.all(np.isfinite(fa), axis=1)
-        self._no_features[0] += int((~ok_o).sum())
-        self._no_features[1] += int((ok_o & ~ok_a).sum())
+        self._no_features_original += int((~ok_o).sum())
+        self._no_features_anonymized += int((ok_o & ~ok_a).sum())
         ok = ok_o & ok_a
-        self._stats[0].update(fo[ok])
-        self._stats[1].update(fa[ok])
+        self._stats_original.update(fo[ok])
+        self._stats_anonymized.update(fa[ok])
         self._reservoir.update(fo[ok], fa[ok])
 
     @property
     def n_pairs(self) -> int:
-        return self._stats[0].n
+        return self._stats_original.n
 
     def _require(self, at_least: int) -> None:
         if self.n_pairs < at_least:
             raise DataError(f"{self.name}: needs at least {at_least} image pairs with features, got {self.n_pairs} "
-                            f"({self._no_features[0]} originals and {self._no_features[1]} anonymized images had none)")
+                            f"({self._no_features_original} originals and {self._no_features_anonymized} "
+                            "anonymized images had none)")
 
     def frechet(self) -> tuple[float, float, float, dict]:
         """Point estimate, bootstrap CI and details of the Frechet distance between the two sides."""
         self._require(2)
         x, y = self._reservoir.arrays()
-        value = frechet_distance(self._stats[0].mean, self._stats[0].cov, self._stats[1].mean, self._stats[1].cov)
+        original, anonymized = self._stats_original, self._stats_anonymized
+        value = frechet_distance(original.mean, original.cov, anonymized.mean, anonymized.cov)
         boot = []
         rng = np.random.default_rng(self.seed)
         if len(x) >= 3:
@@ -162,8 +173,8 @@ class PairedFeatureEvaluator(ProgressEvaluator):
                             "Frechet distance, so the plain percentile interval can miss the point estimate)",
             "bootstrap_resamples": len(boot),
             "bootstrap_pairs": len(x),
-            "no_features_original": self._no_features[0],
-            "no_features_anonymized": self._no_features[1],
+            "no_features_original": self._no_features_original,
+            "no_features_anonymized": self._no_features_anonymized,
         }
         return value, lo, hi, extra
 
@@ -262,10 +273,6 @@ class InceptionScore(ProgressEvaluator):
         self.device = device
         super().__init__()
 
-    def reset(self) -> None:
-        self._anonymized = SplitInceptionScore(self.splits)
-        self._original = SplitInceptionScore(self.splits)
-
     def update(self, release: Release) -> None:
         from ..models.inception import POOL3_DIM
 
@@ -292,6 +299,10 @@ def pixels16(images: list[np.ndarray]) -> np.ndarray:
 
 BUILTIN_FEATURES: dict[str, tuple[Callable[[list[np.ndarray]], np.ndarray], str]] = {
     "pixels16": (pixels16, "16x16 area-downsampled RGB pixels"),
+        self._anonymized: SplitInceptionScore
+        self._original: SplitInceptionScore
+        self.add_state("_anonymized", SplitInceptionScore(splits), merge=SplitInceptionScore.merged)
+        self.add_state("_original", SplitInceptionScore(splits), merge=SplitInceptionScore.merged)
 }
 
 
@@ -317,10 +328,6 @@ class FrechetDistance(PairedFeatureEvaluator):
         self.n_bootstrap = n_bootstrap
         self.seed = seed
         super().__init__()
-
-    def reset(self) -> None:
-        super().reset()
-        self._fn: tuple[Callable[[ImageSet], np.ndarray], str] | None = None
 
     @property
     def feature_label(self) -> str:
@@ -356,13 +363,17 @@ class FrechetDistance(PairedFeatureEvaluator):
         _, desc = self._feature_fn()
         name = f"FD-{self.feature_label}"
         reason = f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values"
-        if self.n_pairs < 2 and self._no_features[1] > 0:
+        if self.n_pairs < 2 and self._no_features_anonymized > 0:
+        self._fn: tuple[Callable[[ImageSet], np.ndarray], str] | None = None  # built on first use (a cache)
             # e.g. face embeddings of a release in which no face is found any more: undefined, not an error
-            extra = {"no_features_original": self._no_features[0], "no_features_anonymized": self._no_features[1]}
+            extra = {
+                "no_features_original": self._no_features_original,
+                "no_features_anonymized": self._no_features_anonymized,
+            }
             return self.measurement(Estimate(
                 float("nan"), n=self.n_pairs, standard=False, reason=reason, extra=extra,
-                method=f"undefined: {self._no_features[1]} anonymized images have no {desc} features "
-                       f"(and {self._no_features[0]} originals), fewer than 2 pairs left"), name)
+                method=f"undefined: {self._no_features_anonymized} anonymized images have no {desc} features "
+                       f"(and {self._no_features_original} originals), fewer than 2 pairs left"), name)
         value, lo, hi, extra = self.frechet()
         extra.update(note="not FID: Frechet distance on other features, lower = closer distributions")
         return self.measurement(Estimate(

@@ -27,11 +27,11 @@ class FaceDetectionRate(Evaluator):
     def __init__(self, detector: str = "mtcnn", min_score: float = 0.0):
         self.detector = detector
         self.min_score = min_score
+        self._anonymized: list[bool]
+        self._original: list[bool]
+        self.add_state("_anonymized", [], merge="cat")
+        self.add_state("_original", [], merge="cat")
         super().__init__()
-
-    def reset(self) -> None:
-        self._anonymized: list[bool] = []
-        self._original: list[bool] = []
 
     def _found(self, images) -> list[bool]:
         from ..models.faces.embedders import make_detector

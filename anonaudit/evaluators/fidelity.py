@@ -53,17 +53,16 @@ class _RegionEvaluator(ProgressEvaluator):
         if region not in image_metrics.REGIONS:
             raise ConfigError(f"{type(self).__name__}: region must be one of {image_metrics.REGIONS}, got {region!r}")
         self.region = region
+        self._scores: list[float]
+        self.add_state("_scores", [], merge="cat")
+        self.add_state("_no_region", 0, merge="sum")
+        self.add_state("_boxes_from_release", 0, merge="sum")
         super().__init__()
 
     @property
     def metric_name(self) -> str:
         """``metric`` for the whole image, ``<metric>_<region>`` otherwise."""
         return self.metric if self.region == "image" else f"{self.metric}_{self.region}"
-
-    def reset(self) -> None:
-        self._scores: list[float] = []
-        self._no_region = 0
-        self._boxes_from_release = 0
 
     def score(self, original: np.ndarray, anonymized: np.ndarray, boxes) -> float:
         raise NotImplementedError
@@ -203,10 +202,9 @@ class LPIPS(ProgressEvaluator):
             raise ConfigError(f"LPIPS: net must be 'alex' or 'vgg', got {net!r}")
         self.net = net
         self.device = device
+        self._scores: list[float]
+        self.add_state("_scores", [], merge="cat")
         super().__init__()
-
-    def reset(self) -> None:
-        self._scores: list[float] = []
 
     def update(self, release: Release) -> None:
         pairs = [release.pair(i) for i in range(len(release))]

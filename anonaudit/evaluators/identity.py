@@ -37,13 +37,12 @@ class IdentityDistance(Evaluator):
             raise ConfigError(f"identity_distance: box must be 'own' or 'original', got {box!r}")
         self.embedder = embedder
         self.box = box
-        self._model = None
+        self._model = None  # the embedder, loaded on first use (a cache, not state)
+        self._distances: list[float]
+        self.add_state("_distances", [], merge="cat")
+        self.add_state("_no_face_original", 0, merge="sum")
+        self.add_state("_no_face_anonymized", 0, merge="sum")
         super().__init__()
-
-    def reset(self) -> None:
-        self._distances: list[float] = []
-        self._no_face_original = 0
-        self._no_face_anonymized = 0
 
     def update(self, release: Release) -> None:
         from ..attacks.face_common import embed_at_faces, make_embedder

@@ -49,17 +49,17 @@ class FaceLandmarkEvaluator(Evaluator):
         self.detector = detector
         self.select = select
         self.box = box
+        self._scores: list[float]
+        self._parts: list[np.ndarray]
+        self.add_state("_scores", [], merge="cat")
+        self.add_state("_parts", [], merge="cat")
+        for counter in ("_no_face_original", "_no_face_anonymized", "_unscored", "_pairs"):
+            self.add_state(counter, 0, merge="sum")
         super().__init__()
 
-    def reset(self) -> None:
-        self._scores: list[float] = []
-        self._parts: list[np.ndarray] = []
-        self._no_face_original = 0
-        self._no_face_anonymized = 0
-        self._unscored = 0
-        self._pairs = 0
-
-    def score(self, original: np.ndarray, anonymized: np.ndarray, shape_o: tuple, shape_a: tuple) -> tuple[float, np.ndarray] | None:
+    def score(
+        self, original: np.ndarray, anonymized: np.ndarray, shape_o: tuple, shape_a: tuple
+    ) -> tuple[float, np.ndarray] | None:
         """``(score, one value per part)`` of one pair of 68-point landmark sets (None: not computable)."""
         raise NotImplementedError
 

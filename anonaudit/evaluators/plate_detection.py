@@ -98,11 +98,11 @@ class PlateDetectability(Evaluator):
         self.min_aspect = min_aspect
         self.context = context
         self._engine = RapidOCREngine()
+        self._anonymized: list[bool]
+        self._originals: list[bool]
+        self.add_state("_anonymized", [], merge="cat")
+        self.add_state("_originals", [], merge="cat")
         super().__init__()
-
-    def reset(self) -> None:
-        self._anonymized: list[bool] = []
-        self._originals: list[bool] = []
 
     def _detect(self, images, records: list[Record]) -> list[bool]:
         windows, plates = [], []

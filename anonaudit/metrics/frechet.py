@@ -79,6 +79,14 @@ class FeatureStats:
         self.n += other.n
         return self
 
+    @staticmethod
+    def merged(parts: list[FeatureStats]) -> FeatureStats:
+        """New statistics of all ``parts``' samples (equal to one pass up to float rounding)."""
+        out = FeatureStats()
+        for part in parts:
+            out.merge(part)
+        return out
+
     @property
     def mean(self) -> np.ndarray:
         if self.n == 0:

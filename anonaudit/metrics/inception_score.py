@@ -43,6 +43,26 @@ class SplitInceptionScore:
         np.add.at(self._sum_plogp, group, (p * logp).sum(axis=1))
         self.n += len(z)
 
+    @staticmethod
+    def merged(parts: list[SplitInceptionScore]) -> SplitInceptionScore:
+        """One accumulator of the ``parts``' logits streamed one after another, in order (equal to one
+        pass up to float rounding): each part's round-robin groups start where the parts before it
+        left off, so its sums are rotated by the number of logits already seen."""
+        out = SplitInceptionScore(parts[0].splits)
+        for part in parts:
+            if part.splits != out.splits:
+                raise DataError(f"cannot merge Inception Score accumulators of {part.splits} and {out.splits} splits")
+            if part._sum_p is None:
+                continue
+            shift = out.n % out.splits  # the part's group g is group (g + shift) % splits of the whole stream
+            if out._sum_p is None:
+                out._sum_p = np.zeros_like(part._sum_p)
+            out._count += np.roll(part._count, shift)
+            out._sum_p += np.roll(part._sum_p, shift, axis=0)
+            out._sum_plogp += np.roll(part._sum_plogp, shift)
+            out.n += part.n
+        return out
+
     def scores(self) -> np.ndarray:
         """The Inception Score of each group."""
         if self.n < self.splits:

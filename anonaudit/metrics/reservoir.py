@@ -13,6 +13,7 @@ class PairReservoir:
         if capacity < 2:
             raise ValueError(f"reservoir capacity must be >= 2, got {capacity}")
         self.capacity = capacity
+        self.seed = seed
         self.seen = 0
         self._rng = np.random.default_rng(seed)
         self._a: np.ndarray | None = None
@@ -35,6 +36,32 @@ class PairReservoir:
             if slot < self.capacity:
                 self._a[slot], self._b[slot] = a[i], b[i]
             self.seen += 1
+
+    @staticmethod
+    def merged(parts: list[PairReservoir]) -> PairReservoir:
+        """A reservoir of the ``parts``' streams one after another, in order (capacity and seed of the
+        first). While every row seen fits (``seen <= capacity``) it keeps them all in stream order, as
+        one pass does; beyond, it is a uniform sample of the union (a multivariate hypergeometric
+        number of rows from each part, drawn uniformly from its sample): as uniform as one pass's
+        sample, but another draw."""
+        out = PairReservoir(parts[0].capacity, seed=parts[0].seed)
+        total = sum(p.seen for p in parts)
+        if total <= out.capacity:
+            for part in parts:
+                if part._a is not None:
+                    out.update(*part.arrays())
+            return out
+        rng = np.random.default_rng([out.seed, total])
+        take = rng.multivariate_hypergeometric([p.seen for p in parts], out.capacity)
+        rows = []
+        for part, k in zip(parts, take):
+            a, b = part.arrays()
+            keep = np.sort(rng.choice(len(a), size=int(k), replace=False))
+            rows.append((a[keep], b[keep]))
+        out._a = np.concatenate([a for a, _ in rows if len(a)])
+        out._b = np.concatenate([b for _, b in rows if len(b)])
+        out._filled, out.seen, out._rng = out.capacity, total, rng
+        return out
 
     @property
     def complete(self) -> bool:
