@@ -14,15 +14,15 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
+from . import datasets  # noqa: E402
 from .data.imageset import Box, ImageSet, Record, Release  # noqa: E402
 from .results import Results  # noqa: E402
 from .stats import Estimate  # noqa: E402
-from . import datasets  # noqa: E402
 
 if TYPE_CHECKING:
     from .audit import Audit
 
-__all__ = ["Audit", "Box", "Estimate", "ImageSet", "Record", "Release", "Results", "datasets", "__version__"]
+__all__ = ["Audit", "Box", "Estimate", "ImageSet", "Record", "Release", "Results", "__version__", "datasets"]
 
 
 def __getattr__(name: str) -> Any:

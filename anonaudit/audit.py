@@ -20,10 +20,11 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -240,7 +241,9 @@ class Audit:
             h = hashlib.sha256()
             for i, r in enumerate(images.records):
                 boxes = [[b.x, b.y, b.w, b.h, b.label] for b in r.boxes]
-                h.update(json.dumps([r.key, r.identity, r.text, boxes, r.attributes], sort_keys=True, default=str).encode())
+                h.update(
+                    json.dumps([r.key, r.identity, r.text, boxes, r.attributes], sort_keys=True, default=str).encode()
+                )
                 if images.in_memory:
                     h.update(images.hash(i).encode())
             return h.hexdigest()
@@ -276,7 +279,9 @@ class Audit:
     def _unit_path(self, out: Path | None, unit: _Unit) -> Path | None:
         return None if out is None else out / "units" / unit.target_id / f"{unit.component_id}.json"
 
-    def _run_target(self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress, folder: Path) -> _Outcome:
+    def _run_target(
+        self, target: Anonymizer, aux, evaluation: ImageSet, out, resume, show_progress, folder: Path
+    ) -> _Outcome:
         label = target.label()
         target_id = component_id(target.name, target.get_params())
         base = {"target": target.name, "target_label": label, "params": json.dumps(target.get_params(), default=str),
@@ -299,7 +304,9 @@ class Audit:
                 done[unit.component_id], found[unit.component_id] = cached, cached_findings
         reused(label, out, [u.base["component_label"] for u in order if u.component_id in done])
 
-        def outcome(info: list[dict], files: list[dict]) -> _Outcome:  # units in declaration order, however many were resumed
+        def outcome(
+            info: list[dict], files: list[dict]
+        ) -> _Outcome:  # units in declaration order, however many were resumed
             return _Outcome(info + [r for u in order if u.component_id in done for r in done[u.component_id]], files,
                             [f for u in order if u.component_id in found for f in found[u.component_id]])
 
@@ -331,14 +338,21 @@ class Audit:
             if isinstance(unpaired, dict):
                 for side in ("missing", "extra"):
                     release.unpaired[side] = sorted({*release.unpaired[side], *unpaired.get(side, ())})
-            release.files = released_files(release, dropped, {**paths, **(getattr(target, "released_files_", None) or {})},
-                                           getattr(target, "other_files_", None) or {})
+            release.files = released_files(
+                release,
+                dropped,
+                {**paths, **(getattr(target, "released_files_", None) or {})},
+                getattr(target, "other_files_", None) or {},
+            )
         except ModelUnavailableError as exc:
             return outcome([status_row({**base, "component": target.name}, "target", "unavailable", str(exc))], [])
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
                 raise AuditError(f"target {label} failed: {exc}") from exc
-            return outcome([status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)], [])
+            return outcome(
+                [status_row({**base, "component": target.name}, "target", "failed", _describe(exc), time.time() - t0)],
+                [],
+            )
         info = self._release_rows(release, base, time.time() - t0) + [{**b, **base} for b in bad]
         files = [{"target_label": label, "target_id": target_id, "file": f.file, "key": f.key, "status": f.status,
                   "reason": f.reason} for f in release.files]
@@ -373,13 +387,17 @@ class Audit:
         store, records, n = ImageStore(folder), [], len(evaluation)
         starts = range(0, n, self.batch_size)
         for start in progress(starts, desc=f"anonymize {target.label()}", disable=not show_progress):
-            part = target.anonymize(evaluation.subset(range(start, min(start + self.batch_size, n))), show_progress=False)
+            part = target.anonymize(
+                evaluation.subset(range(start, min(start + self.batch_size, n))), show_progress=False
+            )
             for i in range(len(part)):
                 store.put(part.records[i].key, part[i])
             records += part.records
         return ImageSet(records, name=f"{evaluation.name}:{target.label()}", store=store), None
 
-    def _run_unit(self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool) -> tuple[list[dict], list[dict]]:
+    def _run_unit(
+        self, comp, kind: str, unit: _Unit, release: Release, aux, show_progress: bool
+    ) -> tuple[list[dict], list[dict]]:
         """The unit's results rows and its findings rows (:data:`~anonaudit.results.FINDING_COLUMNS`)."""
         seed_everything(self._unit_seed(unit.target_id + unit.component_id))
         t0 = time.time()
@@ -392,12 +410,16 @@ class Audit:
                 result = comp.run(release)
                 rows = measurement_rows(result.metrics, unit.base, kind, time.time() - t0, notes=result.notes)
                 return rows, self._finding_rows(result.findings, unit, release)
-            return measurement_rows(self.executor.evaluate(comp, release, self.batch_size), unit.base, kind, time.time() - t0), []
+            return measurement_rows(
+                self.executor.evaluate(comp, release, self.batch_size), unit.base, kind, time.time() - t0
+            ), []
         except ModelUnavailableError as exc:
             return [status_row(unit.base, kind, "unavailable", str(exc), time.time() - t0)], []
         except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
-                raise AuditError(f"{kind} {unit.base['component_label']} on {unit.base['target_label']} failed: {exc}") from exc
+                raise AuditError(
+                    f"{kind} {unit.base['component_label']} on {unit.base['target_label']} failed: {exc}"
+                ) from exc
             return [status_row(unit.base, kind, "failed", _describe(exc), time.time() - t0)], []
 
     def _finding_rows(self, findings: Sequence[FileFinding], unit: _Unit, release: Release) -> list[dict]:
@@ -406,29 +428,83 @@ class Audit:
         out = []
         for f in findings:
             recovered = self.embed_examples and bool(f.example)
-            out.append({
-                "file": f.file or files.get(f.key, ""), "target": unit.base["target"], "attack": unit.base["component"],
-                "finding": f.finding, "detail": f.example if recovered else f.detail, "target_label": unit.base["target_label"],
-                "target_id": unit.target_id, "key": f.key, "metric": ";".join(f.metrics), "recovered": recovered,
-            })
+            out.append(
+                {
+                    "file": f.file or files.get(f.key, ""),
+                    "target": unit.base["target"],
+                    "attack": unit.base["component"],
+                    "finding": f.finding,
+                    "detail": f.example if recovered else f.detail,
+                    "target_label": unit.base["target_label"],
+                    "target_id": unit.target_id,
+                    "key": f.key,
+                    "metric": ";".join(f.metrics),
+                    "recovered": recovered,
+                }
+            )
         return out
 
     def _release_rows(self, release: Release, base: dict, seconds: float) -> list[dict]:
         heights = [r.boxes[0].h for r in release.originals.records if r.boxes]
-        widths = [release.originals[i].shape[1] for i in range(min(len(release), 50))] if release.originals.in_memory else []
+        widths = (
+            [release.originals[i].shape[1] for i in range(min(len(release), 50))] if release.originals.in_memory else []
+        )
         rows = [
-            row(**base, kind="target", component="release", metric="pairs", value=len(release), n=len(release), status="ok", seconds=seconds),
-            row(**base, kind="target", component="release", metric="unpaired_originals", value=len(release.unpaired["missing"]),
-                status="ok", message=", ".join(release.unpaired["missing"][:20])),
-            row(**base, kind="target", component="release", metric="unpaired_release_files", value=len(release.unpaired["extra"]),
-                status="ok", message=", ".join(release.unpaired["extra"][:20])),
+            row(
+                **base,
+                kind="target",
+                component="release",
+                metric="pairs",
+                value=len(release),
+                n=len(release),
+                status="ok",
+                seconds=seconds,
+            ),
+            row(
+                **base,
+                kind="target",
+                component="release",
+                metric="unpaired_originals",
+                value=len(release.unpaired["missing"]),
+                status="ok",
+                message=", ".join(release.unpaired["missing"][:20]),
+            ),
+            row(
+                **base,
+                kind="target",
+                component="release",
+                metric="unpaired_release_files",
+                value=len(release.unpaired["extra"]),
+                status="ok",
+                message=", ".join(release.unpaired["extra"][:20]),
+            ),
         ]
         if heights:
-            rows.append(row(**base, kind="target", component="release", metric="region_height_px", value=float(np.median(heights)),
-                            n=len(heights), status="ok", message="median height of the plate/face boxes in the originals"))
+            rows.append(
+                row(
+                    **base,
+                    kind="target",
+                    component="release",
+                    metric="region_height_px",
+                    value=float(np.median(heights)),
+                    n=len(heights),
+                    status="ok",
+                    message="median height of the plate/face boxes in the originals",
+                )
+            )
         if widths:
-            rows.append(row(**base, kind="target", component="release", metric="image_width_px", value=float(np.median(widths)),
-                            n=len(widths), status="ok", message="median width of the original images (first 50)"))
+            rows.append(
+                row(
+                    **base,
+                    kind="target",
+                    component="release",
+                    metric="image_width_px",
+                    value=float(np.median(widths)),
+                    n=len(widths),
+                    status="ok",
+                    message="median width of the original images (first 50)",
+                )
+            )
         return rows
 
     def _save_examples(self, release: Release, folder: Path) -> None:
@@ -448,7 +524,18 @@ class Audit:
         from importlib import metadata
 
         versions = {}
-        for pkg in ("anonaudit", "numpy", "scipy", "scikit-image", "scikit-learn", "torch", "rapidocr", "onnxruntime", "pandas", "pillow"):
+        for pkg in (
+            "anonaudit",
+            "numpy",
+            "scipy",
+            "scikit-image",
+            "scikit-learn",
+            "torch",
+            "rapidocr",
+            "onnxruntime",
+            "pandas",
+            "pillow",
+        ):
             try:
                 versions[pkg] = metadata.version(pkg)
             except metadata.PackageNotFoundError:
@@ -457,9 +544,14 @@ class Audit:
             "name": self.name,
             "seed": self.seed,
             "embed_examples": self.embed_examples,
-            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+            "started": datetime.fromtimestamp(started, UTC).isoformat(),
             "seconds": round(time.time() - started, 2),
-            "data": {"name": self.data.name, "n": len(self.data), "evaluation": len(evaluation), "auxiliary": 0 if aux is None else len(aux)},
+            "data": {
+                "name": self.data.name,
+                "n": len(self.data),
+                "evaluation": len(evaluation),
+                "auxiliary": 0 if aux is None else len(aux),
+            },
             "targets": [{"name": t.name, "label": t.label(), "params": t.get_params()} for t in self.targets],
             "attacks": [{"name": a.name, "params": a.get_params()} for a in self.attacks],
             "evaluators": [{"name": e.name, "params": e.get_params()} for e in self.evaluators],
@@ -512,7 +604,11 @@ def _finished_findings(unit_path: Path | None, embed_examples: bool) -> list[dic
         stored = json.loads(_findings_path(unit_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict) or stored.get("embed_examples") != embed_examples or not isinstance(stored.get("findings"), list):
+    if (
+        not isinstance(stored, dict)
+        or stored.get("embed_examples") != embed_examples
+        or not isinstance(stored.get("findings"), list)
+    ):
         return None
     return stored["findings"]
 

@@ -25,17 +25,30 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 from .errors import ConfigError
 from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
 
-TOP_LEVEL_KEYS = {"data", "targets", "attacks", "evaluators", "seed", "output", "auxiliary", "on_error", "batch_size", "report", "name",
-                  "kind"}
+TOP_LEVEL_KEYS = {
+    "data",
+    "targets",
+    "attacks",
+    "evaluators",
+    "seed",
+    "output",
+    "auxiliary",
+    "on_error",
+    "batch_size",
+    "report",
+    "name",
+    "kind",
+}
 PATH_PARAMS = {"root", "path", "labels", "pairs", "folder", "checkpoint", "weights", "model_storage_directory"}
 #: Path parameters whose value may also be a bare name: a labels file inside the data root, or a
 #: registered model-cache entry (``weights: facenet-vggface2``).
@@ -87,7 +100,10 @@ def expand_sweep(item: dict[str, Any], where: str) -> list[ComponentSpec]:
         if k in item:
             raise ConfigError(f"{where}: '{k}' is both fixed and swept")
     keys = list(sweep)
-    return [ComponentSpec(name, {**item, **dict(zip(keys, combo))}) for combo in itertools.product(*(sweep[k] for k in keys))]
+    return [
+        ComponentSpec(name, {**item, **dict(zip(keys, combo))})
+        for combo in itertools.product(*(sweep[k] for k in keys))
+    ]
 
 
 def _check_known(registry, spec: ComponentSpec, where: str) -> None:
@@ -157,7 +173,9 @@ def _confine_params(params: dict[str, Any], roots: list[Path], where: str) -> di
         if isinstance(v, dict):
             out[k] = _confine_params(v, roots, f"{where}.{k}")
         elif isinstance(v, list):
-            out[k] = [_confine_params(x, roots, f"{where}.{k}[{j}]") if isinstance(x, dict) else x for j, x in enumerate(v)]
+            out[k] = [
+                _confine_params(x, roots, f"{where}.{k}[{j}]") if isinstance(x, dict) else x for j, x in enumerate(v)
+            ]
         elif k in PATH_PARAMS and isinstance(v, str) and v:
             if k in BARE_NAME_PARAMS and not ("/" in v or os.sep in v):
                 continue  # a file inside the data root, or a model-cache name
@@ -181,7 +199,9 @@ def _auxiliary(aux: Any) -> dict[str, Any]:
     return dict(aux)
 
 
-def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: list[str | Path] | None = None) -> AuditConfig:
+def parse_config(
+    raw: dict[str, Any], config_path: Path | None = None, roots: list[str | Path] | None = None
+) -> AuditConfig:
     """Validate a config mapping (as loaded from YAML) into an :class:`AuditConfig`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path or 'config'}: top level must be a mapping, got {type(raw).__name__}")
@@ -189,7 +209,10 @@ def parse_config(raw: dict[str, Any], config_path: Path | None = None, roots: li
     if unknown:
         import difflib
 
-        hints = [f"'{u}' (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(u, TOP_LEVEL_KEYS, 1)) else f"'{u}'" for u in sorted(unknown)]
+        hints = [
+            f"'{u}' (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(u, TOP_LEVEL_KEYS, 1)) else f"'{u}'"
+            for u in sorted(unknown)
+        ]
         raise ConfigError(f"{config_path or 'config'}: unknown key(s) {', '.join(hints)}")
     for key in ("data", "targets"):
         if key not in raw:

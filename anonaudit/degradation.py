@@ -51,7 +51,9 @@ class Degradation:
         if not _finite_non_negative(self.margin):
             raise ConfigError(f"{type(self).__name__}: margin must be a non-negative number, got {self.margin!r}")
         if self.strength_field and not _finite_non_negative(self.strength()):
-            raise ConfigError(f"{type(self).__name__}: {self.strength_field} must be a non-negative number, got {self.strength()!r}")
+            raise ConfigError(
+                f"{type(self).__name__}: {self.strength_field} must be a non-negative number, got {self.strength()!r}"
+            )
 
     def strength(self) -> float:
         """The strength as declared (pixels, or a fraction of the region height); 0 without one."""
@@ -96,7 +98,11 @@ class Degradation:
             if f.name == self.strength_field:
                 text += " x region height" if self.relative else " px"
             parts.append(f"{f.name}={text}")
-        where = "whole image" if self.region == "image" else "in boxes" + (f" grown by {self.margin:g}" if self.margin else "")
+        where = (
+            "whole image"
+            if self.region == "image"
+            else "in boxes" + (f" grown by {self.margin:g}" if self.margin else "")
+        )
         return f"{self.kind}({', '.join(parts)}) {where}"
 
 
@@ -153,5 +159,11 @@ class NoiseOperator(Degradation):
 
 
 __all__ = [
-    "BoxBlurOperator", "Degradation", "GaussianBlurOperator", "MaskOperator", "NoiseOperator", "PixelateOperator", "REGIONS",
+    "REGIONS",
+    "BoxBlurOperator",
+    "Degradation",
+    "GaussianBlurOperator",
+    "MaskOperator",
+    "NoiseOperator",
+    "PixelateOperator",
 ]

@@ -83,7 +83,10 @@ def _torch_state(device: str | None) -> dict[str, Any]:
         return state
     import torch
 
-    state["threads"] = {"torch threads": torch.get_num_threads(), "torch inter-op threads": torch.get_num_interop_threads()}
+    state["threads"] = {
+        "torch threads": torch.get_num_threads(),
+        "torch inter-op threads": torch.get_num_interop_threads(),
+    }
     state["deterministic"] = {
         "torch deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuDNN deterministic": bool(torch.backends.cudnn.deterministic),
@@ -192,5 +195,16 @@ def claim_environment(folder: str | Path, current: dict[str, Any], resume: bool,
     return []
 
 
-__all__ = ["ENVIRONMENT_FILE", "LOCK_FILE", "NUMERIC_PACKAGES", "THREAD_VARIABLES", "EnvironmentWarning", "claim_environment",
-           "differences", "environment", "installed_packages", "lock_sha256", "warn_differences"]
+__all__ = [
+    "ENVIRONMENT_FILE",
+    "LOCK_FILE",
+    "NUMERIC_PACKAGES",
+    "THREAD_VARIABLES",
+    "EnvironmentWarning",
+    "claim_environment",
+    "differences",
+    "environment",
+    "installed_packages",
+    "lock_sha256",
+    "warn_differences",
+]

@@ -42,8 +42,9 @@ from __future__ import annotations
 import contextlib
 import math
 import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from . import memo
 from .anonymizers.base import Anonymizer

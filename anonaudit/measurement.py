@@ -9,8 +9,8 @@ several from ``compute()``; :mod:`anonaudit.results` turns both into table rows 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .stats import Estimate, Risk, risk_estimate
 

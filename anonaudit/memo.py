@@ -15,9 +15,10 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,9 @@ class Memo:
             return None
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.db_path, timeout=30)
-        con.execute("CREATE TABLE IF NOT EXISTS memo (model TEXT, key TEXT, kind TEXT, value BLOB, PRIMARY KEY (model, key))")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS memo (model TEXT, key TEXT, kind TEXT, value BLOB, PRIMARY KEY (model, key))"
+        )
         return con
 
     def get_or_compute(self, keys: Sequence[str], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
@@ -104,7 +107,9 @@ class Memo:
         if con is not None:
             still = []
             for i in missing:
-                row = con.execute("SELECT kind, value FROM memo WHERE model=? AND key=?", (self.model_id, keys[i])).fetchone()
+                row = con.execute(
+                    "SELECT kind, value FROM memo WHERE model=? AND key=?", (self.model_id, keys[i])
+                ).fetchone()
                 if row is None:
                     still.append(i)
                 else:

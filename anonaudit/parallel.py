@@ -30,9 +30,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from .errors import ConfigError
 
@@ -216,7 +217,9 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], min_per_wor
         raise
     except BrokenProcessPool as exc:
         shutdown()
-        warnings.warn(f"worker processes failed ({exc}); computing in this process instead", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"worker processes failed ({exc}); computing in this process instead", RuntimeWarning, stacklevel=2
+        )
         return fn(items)
     return [r for part in parts for r in part]
 

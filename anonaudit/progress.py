@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -61,4 +62,8 @@ def reused(target: str, run: object, units: list[str]) -> None:
     """Say which finished units of ``target`` a resumed run took from its folder ``run`` (always
     printed, even without progress output: what was not recomputed belongs in the run's log)."""
     if units:
-        print(f"reused {len(units)} finished unit(s) of {target} from {run}: {', '.join(units)}", file=sys.stderr, flush=True)
+        print(
+            f"reused {len(units)} finished unit(s) of {target} from {run}: {', '.join(units)}",
+            file=sys.stderr,
+            flush=True,
+        )

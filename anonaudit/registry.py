@@ -12,8 +12,9 @@ import importlib
 import inspect
 import re
 import warnings
+from collections.abc import Callable, Iterator
 from importlib import metadata
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .components import builtin_modules
 from .errors import ConfigError, UnknownComponentError
@@ -39,7 +40,9 @@ class Registry(Generic[T]):
                 raise ConfigError(f"{cls.__qualname__} has no registry name")
             existing = self._items.get(key)
             if existing is not None and existing is not cls:
-                raise ConfigError(f"{self.kind} '{key}' is registered twice ({existing.__qualname__}, {cls.__qualname__})")
+                raise ConfigError(
+                    f"{self.kind} '{key}' is registered twice ({existing.__qualname__}, {cls.__qualname__})"
+                )
             cls.name = key  # type: ignore[attr-defined]
             self._items[key] = cls
             return cls

@@ -95,7 +95,9 @@ def _labels_present(originals: str | Path, labels: str | Path | None) -> set[str
     if labels is None:
         return set()
     images = _labelled(Path(originals), Path(labels))
-    columns = {"text", "identity"} | (set().union(*(r.attributes.keys() for r in images.records)) if len(images) else set())
+    columns = {"text", "identity"} | (
+        set().union(*(r.attributes.keys() for r in images.records)) if len(images) else set()
+    )
     return {c for c in columns if len(images) and not _empty(images, c)}
 
 
@@ -175,10 +177,16 @@ def release_config(
     raw: dict[str, Any] = {
         "name": name,
         "kind": kind,
-        "data": {"name": "labeled_folder", "root": str(originals), "labels": None if labels_path is None else str(labels_path)},
+        "data": {
+            "name": "labeled_folder",
+            "root": str(originals),
+            "labels": None if labels_path is None else str(labels_path),
+        },
         "auxiliary": auxiliary,
-        "targets": [{"name": "external", "path": str(release)}
-                    | ({} if on_mismatch == "error" else {"on_mismatch": ON_MISMATCH[on_mismatch]})],
+        "targets": [
+            {"name": "external", "path": str(release)}
+            | ({} if on_mismatch == "error" else {"on_mismatch": ON_MISMATCH[on_mismatch]})
+        ],
         "attacks": attacks,
         "evaluators": [dict(spec) for spec in EVALUATORS[kind]],
         "seed": seed,

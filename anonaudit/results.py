@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,30 @@ import pandas as pd
 from .measurement import Measurement, as_measurements
 
 COLUMNS = [
-    "target", "target_label", "params", "target_id", "kind", "component", "component_label", "metric", "value", "ci_low",
-    "ci_high", "n", "baseline", "original", "risk", "risk_ci_low", "risk_ci_high", "risk_kind", "higher_is_better",
-    "standard", "reason", "status", "message", "seconds",
+    "target",
+    "target_label",
+    "params",
+    "target_id",
+    "kind",
+    "component",
+    "component_label",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "baseline",
+    "original",
+    "risk",
+    "risk_ci_low",
+    "risk_ci_high",
+    "risk_kind",
+    "higher_is_better",
+    "standard",
+    "reason",
+    "status",
+    "message",
+    "seconds",
 ]
 
 STATUSES = ("ok", "unavailable", "failed", "not_applicable")
@@ -27,7 +49,18 @@ FILE_COLUMNS = ["target_label", "target_id", "file", "key", "status", "reason"]
 #: Columns of ``RUN/findings.csv`` (:attr:`Results.findings`): one row per finding in a released file.
 #: ``metric`` lists the metrics the finding counts toward (``;``-separated); ``recovered`` is True
 #: when ``detail`` holds what the attack recovered (text read, identity matched: ``--embed-examples``).
-FINDING_COLUMNS = ["file", "target", "attack", "finding", "detail", "target_label", "target_id", "key", "metric", "recovered"]
+FINDING_COLUMNS = [
+    "file",
+    "target",
+    "attack",
+    "finding",
+    "detail",
+    "target_label",
+    "target_id",
+    "key",
+    "metric",
+    "recovered",
+]
 
 #: Columns of :meth:`Results.max_risk` (the headline table).
 MAX_RISK_COLUMNS = [
@@ -46,7 +79,7 @@ def _clean(v: Any) -> Any:
 
 def row(**fields: Any) -> dict[str, Any]:
     """A results row with every column present (missing ones empty)."""
-    out = {c: None for c in COLUMNS}
+    out = dict.fromkeys(COLUMNS)
     unknown = set(fields) - set(out)
     if unknown:
         raise KeyError(f"unknown result columns {sorted(unknown)}")
@@ -115,7 +148,9 @@ def files_from_table(table: pd.DataFrame) -> pd.DataFrame:
     t = table.reindex(columns=COLUMNS)
     out = []
     labelled = t[t["target_label"].map(lambda v: isinstance(v, str) and bool(v))]
-    skipped = labelled[(labelled["kind"] == "data") & (labelled["component"] == "input") & (labelled["status"] == "failed")]
+    skipped = labelled[
+        (labelled["kind"] == "data") & (labelled["component"] == "input") & (labelled["status"] == "failed")
+    ]
     for r in skipped.itertuples():
         path, _, problem = str(r.message).removeprefix("skipped ").partition(": ")
         out.append({"target_label": r.target_label, "target_id": r.target_id, "file": path, "key": Path(path).name,
@@ -150,7 +185,11 @@ def _no_risk_reason(rows: pd.DataFrame) -> str:
     ran = attacks[attacks["status"] == "ok"]
     if ran.empty:
         by = attacks.drop_duplicates("component")
-        return "every attack was unavailable, failed or not applicable (" + "; ".join(f"{c}: {s}" for c, s in zip(by["component"], by["status"])) + ")"
+        return (
+            "every attack was unavailable, failed or not applicable ("
+            + "; ".join(f"{c}: {s}" for c, s in zip(by["component"], by["status"]))
+            + ")"
+        )
     kinds = ran["risk_kind"].dropna().astype(str)
     why = sorted({k.removeprefix("none: ") for k in kinds if k.startswith("none")})
     return "no attack gave a risk estimate" + (f" ({'; '.join(why)})" if why else "")
@@ -178,14 +217,16 @@ class Results:
         self.table = table.reindex(columns=COLUMNS)
         self.output = Path(output) if output else None
         self.manifest = manifest or {}
-        self.files: pd.DataFrame | None = (files_from_table(self.table) if files is None else files).reindex(columns=FILE_COLUMNS)
+        self.files: pd.DataFrame | None = (files_from_table(self.table) if files is None else files).reindex(
+            columns=FILE_COLUMNS
+        )
         self.findings = (pd.DataFrame() if findings is None else findings).reindex(columns=FINDING_COLUMNS)
 
     def __repr__(self) -> str:
         return f"Results({len(self.table)} rows, {self.table['target'].nunique()} targets, output={self.output})"
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Results":
+    def load(cls, folder: str | Path) -> Results:
         folder = Path(folder)
         path = folder / "results.csv"
         if not path.is_file():

@@ -41,7 +41,8 @@ on the released representations of the intruder's own images.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -97,8 +98,19 @@ class AIA(TrainableAnonymizer):
     """
 
     label_params = ("alpha", "beta")
-    arch_params = ("alpha", "beta", "size", "decoder", "adversary", "adversary_hidden", "adversary_loss", "margin", "pretrain_steps",
-                   "attribute")
+    param_alternatives = {**TrainableAnonymizer.param_alternatives, "attribute": ("smiling",)}
+    arch_params = (
+        "alpha",
+        "beta",
+        "size",
+        "decoder",
+        "adversary",
+        "adversary_hidden",
+        "adversary_loss",
+        "margin",
+        "pretrain_steps",
+        "attribute",
+    )
 
     def __init__(
         self,
@@ -154,7 +166,12 @@ class AIA(TrainableAnonymizer):
     @property
     def tiny_train(self) -> dict[str, Any]:
         """``fit`` without a checkpoint: pre-training, then as many adversarial fine-tuning steps."""
-        return {"steps": 2 * max(1, int(self.pretrain_steps)), "batch_size": 32, "checkpoint_every": 0, "sample_every": 0}
+        return {
+            "steps": 2 * max(1, int(self.pretrain_steps)),
+            "batch_size": 32,
+            "checkpoint_every": 0,
+            "sample_every": 0,
+        }
 
     # -- the Trainable protocol ------------------------------------------------------------------
     def build(self, device) -> None:
@@ -249,8 +266,16 @@ class AIA(TrainableAnonymizer):
         ea, ep = siam(s_in_a), siam(s_in_p)
         has = batch["has_partner"].to(dev)
         ident = batch["identity"].to(dev)
-        pos = contrastive_loss(ea[has], ep[has], torch.zeros(int(has.sum()), device=dev), float(self.margin)) if has.any() else ea.sum() * 0
-        neg = contrastive_loss(ea, ea.roll(1, 0), (ident != ident.roll(1, 0)).float(), float(self.margin)) if n > 1 else ea.sum() * 0
+        pos = (
+            contrastive_loss(ea[has], ep[has], torch.zeros(int(has.sum()), device=dev), float(self.margin))
+            if has.any()
+            else ea.sum() * 0
+        )
+        neg = (
+            contrastive_loss(ea, ea.roll(1, 0), (ident != ident.roll(1, 0)).float(), float(self.margin))
+            if n > 1
+            else ea.sum() * 0
+        )
         siam_loss = pos + neg
         self.optimizers_["autoencoder"].zero_grad(set_to_none=True)
         self.optimizers_["siamese"].zero_grad(set_to_none=True)
@@ -264,9 +289,19 @@ class AIA(TrainableAnonymizer):
         self.optimizers_["autoencoder"].step()
         self.optimizers_["siamese"].step()
         with torch.no_grad():
-            acc = ((adv(g_fixed[known]) > 0).long() == labels[known]).float().mean() if known.any() else torch.tensor(float("nan"))
-        return {"ae_bce": float(ae_loss.detach()), "siamese": float(siam_loss.detach()), "adversary_bce": float(adv_loss.detach()),
-                "adversary_acc": float(acc), f"encoder_{self.adversary_loss}": float(adv_term.detach()), "finetune": float(finetune)}
+            acc = (
+                ((adv(g_fixed[known]) > 0).long() == labels[known]).float().mean()
+                if known.any()
+                else torch.tensor(float("nan"))
+            )
+        return {
+            "ae_bce": float(ae_loss.detach()),
+            "siamese": float(siam_loss.detach()),
+            "adversary_bce": float(adv_loss.detach()),
+            "adversary_acc": float(acc),
+            f"encoder_{self.adversary_loss}": float(adv_term.detach()),
+            "finetune": float(finetune),
+        }
 
     def _adversarial_term(self, g, labels, prior: float):
         """The encoder's adversarial loss on the representations ``g`` of labelled images (``beta``
@@ -336,7 +371,9 @@ class AIA(TrainableAnonymizer):
                                 for s in range(0, len(x), batch_size)])
         if self.random_fraction:
             for i, key in enumerate(images.keys):
-                rng = np.random.default_rng([int(self.seed), int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")])
+                rng = np.random.default_rng(
+                    [int(self.seed), int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")]
+                )
                 chosen = rng.permutation(g.shape[1])[: int(round(float(self.random_fraction) * g.shape[1]))]
                 g[i, chosen] = rng.uniform(0.0, 1.0, len(chosen))
         return g
@@ -359,6 +396,8 @@ class AIA(TrainableAnonymizer):
         out = []
         for i in range(len(images)):
             h, w = images[i].shape[:2]
-            grey = cv2.resize(np.clip(np.round(recon[i] * 255), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+            grey = cv2.resize(
+                np.clip(np.round(recon[i] * 255), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
+            )
             out.append(np.repeat(grey[..., None], 3, axis=2))
         return images.with_images(out, name=f"{images.name}:{self.label()}")

@@ -89,7 +89,9 @@ class Adversary(nn.Module):
         self.kind = kind
         dim = ENCODER_CHANNELS[-1] * (size // 4) ** 2
         if kind == "mlp":  # eq. (6)
-            self.net = nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+            self.net = nn.Sequential(
+                nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1)
+            )
         elif kind == "linear":  # the attacker class of a standardised logistic regression
             self.net = nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, 1))
         elif kind == "cnn":  # Section 5.2

@@ -27,7 +27,7 @@ class Anonymizer(ParamsMixin):
     #: cannot anonymize other images, so an attacker cannot re-apply it to images of its own.
     applies_to_new_images = True
 
-    def fit(self, train: ImageSet | None = None) -> "Anonymizer":
+    def fit(self, train: ImageSet | None = None) -> Anonymizer:
         """Learn from ``train`` (no-op for methods without parameters to learn)."""
         return self
 
@@ -64,7 +64,7 @@ class Anonymizer(ParamsMixin):
         Path(path).write_text(json.dumps({"name": self.name, "params": self.get_params()}, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Anonymizer":
+    def load(cls, path: str | Path) -> Anonymizer:
         from ..registry import ANONYMIZERS
 
         spec: dict[str, Any] = json.loads(Path(path).read_text())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -75,7 +75,9 @@ def add_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.nda
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
-def apply_in_boxes(image: np.ndarray, boxes: tuple[Box, ...], op: Callable[[np.ndarray, Box], np.ndarray]) -> np.ndarray:
+def apply_in_boxes(
+    image: np.ndarray, boxes: tuple[Box, ...], op: Callable[[np.ndarray, Box], np.ndarray]
+) -> np.ndarray:
     """Apply ``op(crop, box)`` inside each box (clipped to the image); the rest is unchanged."""
     out = image.copy()
     h, w = image.shape[:2]
@@ -90,6 +92,8 @@ def apply_in_boxes(image: np.ndarray, boxes: tuple[Box, ...], op: Callable[[np.n
 
 class RegionAnonymizer(Anonymizer):
     """Shared region/strength handling of the classical methods."""
+
+    param_alternatives = {"region": ("boxes",)}
 
     def __init__(self, region: str = "image", relative: bool = False, margin: float = 0.0):
         self.region = region

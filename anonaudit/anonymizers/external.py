@@ -43,6 +43,9 @@ class ExternalRelease(Anonymizer):
 
     applies_to_new_images = False
 
+    test_params = {"path": "released"}  # the constructor needs a folder; the checks never read it
+    param_alternatives = {"path": ("elsewhere",), "on_mismatch": ("drop",)}
+
     def __init__(self, path: str = "", on_mismatch: str = "raise", pairs: str = ""):
         if not path:
             raise ConfigError("external: 'path' (the folder of anonymized files) is required")
@@ -102,7 +105,9 @@ class ExternalRelease(Anonymizer):
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"external pairs table {table}: cannot be read ({exc})") from None
         if not {"released", "original"} <= columns:
-            raise DataError(f"external pairs table {table}: needs the columns 'released' and 'original' (and a row), has {sorted(columns)}")
+            raise DataError(
+                f"external pairs table {table}: needs the columns 'released' and 'original' (and a row), has {sorted(columns)}"
+            )
         have = set(released.keys)
         out: dict[str, str] = {}
         for line, r in enumerate(rows, start=2):

@@ -86,7 +86,9 @@ class FaceGAN(RegionGAN):
 
     def _check(self) -> None:
         if self.release_format not in RELEASE_FORMATS:
-            raise ConfigError(f"{self.name}: release_format must be one of {RELEASE_FORMATS}, got {self.release_format!r}")
+            raise ConfigError(
+                f"{self.name}: release_format must be one of {RELEASE_FORMATS}, got {self.release_format!r}"
+            )
         if not isinstance(self.margin, (int, float)) or self.margin < 0:
             raise ConfigError(f"{self.name}: margin must be a non-negative fraction, got {self.margin!r}")
 
@@ -106,7 +108,9 @@ class FaceGAN(RegionGAN):
             boxes = detected.get(i, r.boxes)
             grown = (dataclasses.replace(b.expand(float(self.margin)).clip(w, h), label="face") for b in boxes)
             records.append(dataclasses.replace(r, boxes=tuple(b for b in grown if b.area > 0)))
-        return ImageSet(records, [images[i] for i in range(len(images))] if images.in_memory else None, name=images.name)
+        return ImageSet(
+            records, [images[i] for i in range(len(images))] if images.in_memory else None, name=images.name
+        )
 
     def regions(self, image: np.ndarray, record: Record) -> list[Box]:
         return list(record.boxes)
@@ -126,12 +130,20 @@ class FaceGAN(RegionGAN):
             record = marked.record(i)
             image, _, _ = self.replace_regions(marked[i], record, 1)
             out.append(image)
-            records.append(dataclasses.replace(record, path=None, attributes={**record.attributes, ANONYMIZED_FACES: len(record.boxes)}))
+            records.append(
+                dataclasses.replace(
+                    record, path=None, attributes={**record.attributes, ANONYMIZED_FACES: len(record.boxes)}
+                )
+            )
         self.missed_: list[str] = [r.key for r in marked.records if not r.boxes]
         result = ImageSet(records, out, name=f"{images.name}:{self.label()}")
         if self.release_format == "memory":
             return result
-        folder = Path(self.release_folder) if self.release_folder else Path(tempfile.mkdtemp(prefix=f"anonaudit-{self.name}-"))
+        folder = (
+            Path(self.release_folder)
+            if self.release_folder
+            else Path(tempfile.mkdtemp(prefix=f"anonaudit-{self.name}-"))
+        )
         return write_release(result, folder, salt=f"{self.name}:{self.seed}")
 
 
@@ -141,7 +153,7 @@ class FaceDCGAN(FaceGAN):
 
     arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels")
     tiny_train = {"epochs": 30, "batch_size": 16}
-    tiny_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
+    test_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
 
     def __init__(
         self,
@@ -206,7 +218,9 @@ class FaceDCGAN(FaceGAN):
         n = real.shape[0]
         ones, zeros = torch.ones(n, device=self.device_), torch.zeros(n, device=self.device_)
         fake = g(torch.randn(n, self.latent_dim, device=self.device_))
-        d_loss = F.binary_cross_entropy_with_logits(d(real), ones) + F.binary_cross_entropy_with_logits(d(fake.detach()), zeros)
+        d_loss = F.binary_cross_entropy_with_logits(d(real), ones) + F.binary_cross_entropy_with_logits(
+            d(fake.detach()), zeros
+        )
         self.optimizers_["discriminator"].zero_grad(set_to_none=True)
         d_loss.backward()
         self.optimizers_["discriminator"].step()
@@ -232,7 +246,7 @@ class FaceProGAN(FaceGAN):
 
     arch_params = ("image_size", "latent_dim", "channels", "max_channels")
     tiny_train = {"steps": 40, "batch_size": 16}
-    tiny_params = {"image_size": 16, "latent_dim": 64, "channels": 16, "max_channels": 64, "phase_steps": 10}
+    test_params = {"image_size": 16, "latent_dim": 64, "channels": 16, "max_channels": 64, "phase_steps": 10}
 
     def __init__(
         self,
@@ -340,8 +354,13 @@ class FaceProGAN(FaceGAN):
         g_loss.backward()
         self.optimizers_["generator"].step()
         self.trained_steps_ = step + 1
-        return {"critic_loss": float(d_loss.detach()), "generator_loss": float(g_loss.detach()), "gp": float(gp.detach()),
-                "depth": float(depth), "alpha": float(alpha)}
+        return {
+            "critic_loss": float(d_loss.detach()),
+            "generator_loss": float(g_loss.detach()),
+            "gp": float(gp.detach()),
+            "depth": float(depth),
+            "alpha": float(alpha),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "trained_steps": int(self.trained_steps_)}

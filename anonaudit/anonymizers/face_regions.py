@@ -83,7 +83,9 @@ class FaceRegionAnonymizer(Anonymizer):
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
         boxes = self.face_boxes(images)
         records = [dataclasses.replace(r, boxes=b) for r, b in zip(images.records, boxes)]
-        marked = ImageSet(records, [images[i] for i in range(len(images))] if images.in_memory else None, name=images.name)
+        marked = ImageSet(
+            records, [images[i] for i in range(len(images))] if images.in_memory else None, name=images.name
+        )
         out = self.region_op().anonymize(marked, show_progress=show_progress)
         self.missed_: list[str] = [r.key for r, b in zip(images.records, boxes) if not b]
         final = [
@@ -141,7 +143,9 @@ class FacePixelate(FaceRegionAnonymizer):
 class FaceMask(FaceRegionAnonymizer):
     """Solid ``color`` over each detected face (paper 002's masking)."""
 
-    def __init__(self, color: tuple[int, int, int] | list[int] = (0, 0, 0), detector: str = "mtcnn", margin: float = 0.1):
+    def __init__(
+        self, color: tuple[int, int, int] | list[int] = (0, 0, 0), detector: str = "mtcnn", margin: float = 0.1
+    ):
         if not isinstance(color, (list, tuple)) or len(color) != 3:
             raise ConfigError(f"face_mask: color must be three values in 0..255, got {color!r}")
         self.color = tuple(int(c) for c in color)
@@ -176,4 +180,12 @@ class FaceNoise(FaceRegionAnonymizer):
         return Noise(std=self.std, region="boxes", seed=self.seed)
 
 
-__all__ = ["ANONYMIZED_FACES", "FaceBlur", "FaceMask", "FaceNoise", "FacePixelate", "FaceRegionAnonymizer", "opencv_sigma"]
+__all__ = [
+    "ANONYMIZED_FACES",
+    "FaceBlur",
+    "FaceMask",
+    "FaceNoise",
+    "FacePixelate",
+    "FaceRegionAnonymizer",
+    "opencv_sigma",
+]

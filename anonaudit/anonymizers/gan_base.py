@@ -9,7 +9,8 @@ mask are the original's, bit for bit. torch is imported only when networks are b
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ def key_seed(seed: int, key: str, index: int = 0) -> list[int]:
     return [int(seed), zlib.crc32(key.encode("utf-8")), int(index)]
 
 
-def to_uint8(x: "torch.Tensor") -> np.ndarray:
+def to_uint8(x: torch.Tensor) -> np.ndarray:
     """``(N, 3, H, W)`` in [-1, 1] -> ``(N, H, W, 3)`` uint8."""
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
@@ -75,7 +76,7 @@ class RegionGAN(TrainableAnonymizer):
         return np.stack(crops)
 
     # -- Trainable ----------------------------------------------------------------------------
-    def training_batches(self, data: ImageSet, batch_size: int, generator: "torch.Generator") -> Iterator[Any]:
+    def training_batches(self, data: ImageSet, batch_size: int, generator: torch.Generator) -> Iterator[Any]:
         """Batches of training regions in [-1, 1], ``(B, 3, S, S)``; the regions are cropped once per data set."""
         import torch
 
@@ -103,7 +104,7 @@ class RegionGAN(TrainableAnonymizer):
         for k, opt in self.optimizers_.items():
             opt.load_state_dict(state["optimizers"][k])
 
-    def generate(self, n: int, generator: "torch.Generator") -> "torch.Tensor":
+    def generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``(n, 3, S, S)`` generated regions in [-1, 1] from noise drawn from ``generator`` (eval mode)."""
         raise NotImplementedError
 
@@ -120,15 +121,23 @@ class RegionGAN(TrainableAnonymizer):
         gen = torch.Generator().manual_seed(int(np.random.default_rng(key_seed(self.seed, key, index)).integers(2**62)))
         return to_uint8(self.generate(count, gen))
 
-    def replace_regions(self, image: np.ndarray, record: Record, count: int) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+    def replace_regions(
+        self, image: np.ndarray, record: Record, count: int
+    ) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
         """``image`` with every region replaced; the ``count`` candidates per region (box-sized) and the
         index of the one released (drawn from the seed and the image key)."""
         out = image
         candidates, chosen = [], []
         for j, box in enumerate(self.regions(image, record)):
             fakes = self.region_fakes(record.key, j, count)
-            resized = np.stack([cv2.resize(f, (box.w, box.h), interpolation=cv2.INTER_AREA if box.w < f.shape[1] else cv2.INTER_LINEAR)
-                                for f in fakes])
+            resized = np.stack(
+                [
+                    cv2.resize(
+                        f, (box.w, box.h), interpolation=cv2.INTER_AREA if box.w < f.shape[1] else cv2.INTER_LINEAR
+                    )
+                    for f in fakes
+                ]
+            )
             pick = int(np.random.default_rng(key_seed(self.seed, record.key, 1000 + j)).integers(count))
             out = paste(out, resized[pick], box, self.region_mask(box))
             candidates.append(resized)

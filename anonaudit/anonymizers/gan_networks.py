@@ -81,13 +81,21 @@ class ConvCritic(nn.Module):
         super().__init__()
         size = check_size(image_size)
         downs = int(math.log2(size // 4))
-        norms = {"instance": lambda c: nn.InstanceNorm2d(c, affine=True), "batch": nn.BatchNorm2d, "none": lambda c: nn.Identity()}
+        norms = {
+            "instance": lambda c: nn.InstanceNorm2d(c, affine=True),
+            "batch": nn.BatchNorm2d,
+            "none": lambda c: nn.Identity(),
+        }
         if norm not in norms:
             raise ValueError(f"norm must be one of {sorted(norms)}, got {norm!r}")
         layers: list[nn.Module] = [nn.Conv2d(3, _channels(channels, 0, max_channels), 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for level in range(1, downs):
             c_in, c_out = _channels(channels, level - 1, max_channels), _channels(channels, level, max_channels)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm == "none"), norms[norm](c_out), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm == "none"),
+                norms[norm](c_out),
+                nn.LeakyReLU(0.2, True),
+            ]
         layers += [nn.Conv2d(_channels(channels, downs - 1, max_channels), 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)

@@ -30,7 +30,8 @@ After ``anonymize``, ``groups_`` lists the keys of each group.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -50,13 +51,17 @@ MAPPERS = ("pca", "autoencoder", "stylegan")
 def _check_k(name: str, k: Any, n_search: Any, size: Any) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"{name}: k must be an integer >= 1, got {k!r}")
-    if n_search is not None and (isinstance(n_search, bool) or not isinstance(n_search, (int, np.integer)) or n_search < 1):
+    if n_search is not None and (
+        isinstance(n_search, bool) or not isinstance(n_search, (int, np.integer)) or n_search < 1
+    ):
         raise ConfigError(f"{name}: n_search must be None (all dimensions) or an integer >= 1, got {n_search!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8):
         raise ConfigError(f"{name}: size must be None or an integer >= 8, got {size!r}")
 
 
-def k_anonymous_release(images: ImageSet, mapper: Any, size: int | None, k: int, n_search: int | None, seed: int, label: str) -> tuple[ImageSet, list[list[str]]]:
+def k_anonymous_release(
+    images: ImageSet, mapper: Any, size: int | None, k: int, n_search: int | None, seed: int, label: str
+) -> tuple[ImageSet, list[list[str]]]:
     """Map, group with Mondrian, decode each group's mean once and give that image to every member.
 
     ``size``: working resolution (None: the first image's size). Returns the release and the
@@ -96,7 +101,9 @@ class Direct(Anonymizer):
         self.seed = seed
 
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
-        out, self.groups_ = k_anonymous_release(images, IdentityMapper(), self.size, int(self.k), self.n_search, int(self.seed), self.label())
+        out, self.groups_ = k_anonymous_release(
+            images, IdentityMapper(), self.size, int(self.k), self.n_search, int(self.seed), self.label()
+        )
         return out
 
 
@@ -152,7 +159,7 @@ class Miku(TrainableAnonymizer):
         self.seed = seed
 
     # -- fitting ---------------------------------------------------------------------------------
-    def fit(self, train: ImageSet | None = None) -> "Miku":
+    def fit(self, train: ImageSet | None = None) -> Miku:
         """PCA: fit the components on ``train``. Autoencoder: load ``checkpoint`` or train on ``train``
         through the training loop (tiny CPU settings). StyleGAN: nothing to learn (pretrained)."""
         if self.mapper == "pca":
@@ -179,13 +186,17 @@ class Miku(TrainableAnonymizer):
         if getattr(self, "mapper_", None) is None:
             from ..models.stylegan_inversion import StyleGANMapper
 
-            self.mapper_ = StyleGANMapper(self.stylegan_model, self.inversion_steps, self.inversion_lr, self.device, self.seed)
+            self.mapper_ = StyleGANMapper(
+                self.stylegan_model, self.inversion_steps, self.inversion_lr, self.device, self.seed
+            )
         return self.mapper_
 
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
         mapper = self._fitted_mapper()
         size = getattr(mapper, "size", None) or self.size
-        out, self.groups_ = k_anonymous_release(images, mapper, size, int(self.k), self.n_search, int(self.seed), self.label())
+        out, self.groups_ = k_anonymous_release(
+            images, mapper, size, int(self.k), self.n_search, int(self.seed), self.label()
+        )
         return out
 
     # -- the Trainable protocol (autoencoder mapper) -----------------------------------------------
@@ -234,14 +245,21 @@ class Miku(TrainableAnonymizer):
         import torch
 
         net = self.networks_["autoencoder"]
-        x = self._preview[: max(1, n // 2)].to(self.device_) if self._preview is not None else torch.rand(max(1, n // 2), 3, self.size, self.size, device=self.device_)
+        x = (
+            self._preview[: max(1, n // 2)].to(self.device_)
+            if self._preview is not None
+            else torch.rand(max(1, n // 2), 3, self.size, self.size, device=self.device_)
+        )
         with torch.no_grad():
             net.eval()
             both = torch.cat([x, net(x)]).permute(0, 2, 3, 1).cpu().numpy()
         return np.stack([float_to_uint8(im) for im in both])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"autoencoder": self.networks_["autoencoder"].state_dict(), "optimizer": self.optimizers_["autoencoder"].state_dict()}
+        return {
+            "autoencoder": self.networks_["autoencoder"].state_dict(),
+            "optimizer": self.optimizers_["autoencoder"].state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.networks_["autoencoder"].load_state_dict(state["autoencoder"])

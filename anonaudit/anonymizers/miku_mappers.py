@@ -49,7 +49,7 @@ class IdentityMapper:
 
     label = "pixels"
 
-    def fit(self, x: np.ndarray) -> "IdentityMapper":
+    def fit(self, x: np.ndarray) -> IdentityMapper:
         return self
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ class PCAMapper:
         self.n_components = n_components
         self.seed = seed
 
-    def fit(self, x: np.ndarray) -> "PCAMapper":
+    def fit(self, x: np.ndarray) -> PCAMapper:
         from sklearn.decomposition import PCA
 
         n_comp = min(int(self.n_components), len(x), int(np.prod(x.shape[1:])))

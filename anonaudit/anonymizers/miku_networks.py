@@ -50,7 +50,7 @@ class AutoencoderMapper:
         self.device = torch.device(device)
         self.batch_size = batch_size
 
-    def fit(self, x: np.ndarray) -> "AutoencoderMapper":
+    def fit(self, x: np.ndarray) -> AutoencoderMapper:
         return self  # trained beforehand through the training loop
 
     @torch.no_grad()
@@ -58,7 +58,9 @@ class AutoencoderMapper:
         self.network.eval()
         out = []
         for start in range(0, len(x), self.batch_size):
-            batch = torch.as_tensor(np.ascontiguousarray(x[start : start + self.batch_size]), dtype=torch.float32, device=self.device)
+            batch = torch.as_tensor(
+                np.ascontiguousarray(x[start : start + self.batch_size]), dtype=torch.float32, device=self.device
+            )
             out.append(fn(batch).cpu().numpy())
         return np.concatenate(out)
 

@@ -25,7 +25,9 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 
-def mondrian_groups(vectors: np.ndarray, k: int, n_search: int | None = None, seed: int | np.random.Generator = 0) -> list[np.ndarray]:
+def mondrian_groups(
+    vectors: np.ndarray, k: int, n_search: int | None = None, seed: int | np.random.Generator = 0
+) -> list[np.ndarray]:
     """Algorithm 1: the groups (arrays of row indices, each sorted) of the ``(n, d)`` ``vectors``.
 
     ``n_search`` is ``N_s``, the number of dimensions searched per split (``None`` or more than

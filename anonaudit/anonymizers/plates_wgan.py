@@ -55,7 +55,7 @@ class PlateWGAN(RegionGAN):
 
     arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels")
     tiny_train = {"epochs": 40, "batch_size": 16}
-    tiny_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
+    test_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
 
     def __init__(
         self,
@@ -130,7 +130,11 @@ class PlateWGAN(RegionGAN):
         self.optimizers_["critic"].zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizers_["critic"].step()
-        losses = {"critic_loss": float(critic_loss.detach()), "wasserstein": float(wasserstein.detach()), "gp": float(gp.detach())}
+        losses = {
+            "critic_loss": float(critic_loss.detach()),
+            "wasserstein": float(wasserstein.detach()),
+            "gp": float(gp.detach()),
+        }
         if (step + 1) % int(self.n_critic) == 0:
             z = torch.randn(real.shape[0], self.latent_dim, device=self.device_)
             gen_loss = -d(g(z)).mean()

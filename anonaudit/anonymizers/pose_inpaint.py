@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -73,7 +74,9 @@ def pose_image(landmarks: np.ndarray, size: int) -> np.ndarray:
     out = np.zeros((size, size), np.uint8)
     lm = np.rint(np.asarray(landmarks, np.float64)).astype(np.int32)
     for first, last, closed in POSE_LINES:
-        cv2.polylines(out, [lm[first : last + 1].reshape(-1, 1, 2)], closed, 1, max(1, size // 128), lineType=cv2.LINE_8)
+        cv2.polylines(
+            out, [lm[first : last + 1].reshape(-1, 1, 2)], closed, 1, max(1, size // 128), lineType=cv2.LINE_8
+        )
     return out
 
 
@@ -162,9 +165,19 @@ class PoseFace(TrainableAnonymizer):
     """
 
     label_params = ("decoder",)
-    arch_params = ("decoder", "image_size", "n_ws", "w_dim", "channels", "fpn_channels", "blocks", "regressor_channels", "stylegan_model")
+    arch_params = (
+        "decoder",
+        "image_size",
+        "n_ws",
+        "w_dim",
+        "channels",
+        "fpn_channels",
+        "blocks",
+        "regressor_channels",
+        "stylegan_model",
+    )
     tiny_train = {"steps": 30, "batch_size": 4}
-    tiny_params = {"decoder": "small-cpu", "image_size": 32, "n_ws": 6, "w_dim": 32, "channels": 8, "fpn_channels": 16,
+    test_params = {"decoder": "small-cpu", "image_size": 32, "n_ws": 6, "w_dim": 32, "channels": 8, "fpn_channels": 16,
                    "regressor_channels": 8, "perceptual": "ssim_l1", "lr": 1e-3, "regressor_steps": 10}
 
     def __init__(
@@ -200,14 +213,32 @@ class PoseFace(TrainableAnonymizer):
             raise ConfigError(f"pose_face: perceptual must be one of {PERCEPTUAL}, got {perceptual!r}")
         if release_format not in RELEASE_FORMATS:
             raise ConfigError(f"pose_face: release_format must be one of {RELEASE_FORMATS}, got {release_format!r}")
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16 or image_size & (image_size - 1):
+        if (
+            isinstance(image_size, bool)
+            or not isinstance(image_size, int)
+            or image_size < 16
+            or image_size & (image_size - 1)
+        ):
             raise ConfigError(f"pose_face: image_size must be a power of two >= 16, got {image_size!r}")
-        for name, v, low in (("n_ws", n_ws, 3), ("w_dim", w_dim, 1), ("channels", channels, 1), ("fpn_channels", fpn_channels, 1),
-                             ("blocks", blocks, 1), ("regressor_channels", regressor_channels, 1), ("regressor_steps", regressor_steps, 0)):
+        for name, v, low in (
+            ("n_ws", n_ws, 3),
+            ("w_dim", w_dim, 1),
+            ("channels", channels, 1),
+            ("fpn_channels", fpn_channels, 1),
+            ("blocks", blocks, 1),
+            ("regressor_channels", regressor_channels, 1),
+            ("regressor_steps", regressor_steps, 0),
+        ):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"pose_face: {name} must be an integer >= {low}, got {v!r}")
-        for name, v in (("landmark_weight", landmark_weight), ("identity_weight", identity_weight), ("perceptual_weight", perceptual_weight),
-                        ("lr", lr), ("regressor_lr", regressor_lr), ("feather", feather)):
+        for name, v in (
+            ("landmark_weight", landmark_weight),
+            ("identity_weight", identity_weight),
+            ("perceptual_weight", perceptual_weight),
+            ("lr", lr),
+            ("regressor_lr", regressor_lr),
+            ("feather", feather),
+        ):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise ConfigError(f"pose_face: {name} must be a finite number >= 0, got {v!r}")
         self.decoder = decoder
@@ -247,7 +278,9 @@ class PoseFace(TrainableAnonymizer):
             if r.attributes.get(LANDMARKS) is not None:
                 ann = np.asarray(r.attributes[LANDMARKS], np.float64)
                 if ann.size % 136 or not np.all(np.isfinite(ann)):
-                    raise DataError(f"'{images.name}' image '{r.key}': attribute {LANDMARKS} must hold (F, 68, 2) finite points, got shape {ann.shape}")
+                    raise DataError(
+                        f"'{images.name}' image '{r.key}': attribute {LANDMARKS} must hold (F, 68, 2) finite points, got shape {ann.shape}"
+                    )
                 out[i] = list(ann.reshape(-1, 68, 2))
             elif r.boxes:
                 out[i] = [landmarks68(images[i], b) for b in r.boxes]
@@ -280,17 +313,23 @@ class PoseFace(TrainableAnonymizer):
 
             self.generator_, num_ws, w_avg = load_synthesis(str(self.device_), self.stylegan_model)
             if (num_ws, int(w_avg.numel())) != (int(self.n_ws), int(self.w_dim)):
-                raise ConfigError(f"pose_face: the StyleGAN '{self.stylegan_model}' takes W+ of {num_ws} x {w_avg.numel()}; "
-                                  f"set n_ws: {num_ws} and w_dim: {w_avg.numel()} (got {self.n_ws} x {self.w_dim})")
+                raise ConfigError(
+                    f"pose_face: the StyleGAN '{self.stylegan_model}' takes W+ of {num_ws} x {w_avg.numel()}; "
+                    f"set n_ws: {num_ws} and w_dim: {w_avg.numel()} (got {self.n_ws} x {self.w_dim})"
+                )
             self.w_avg_ = w_avg
         encoder = PoseEncoder(size, self.n_ws, self.w_dim, self.channels, self.fpn_channels, self.blocks)
         self.networks_ = {"encoder": encoder.to(self.device_),
                           "regressor": LandmarkRegressor(size, self.regressor_channels).to(self.device_)}
         if self.decoder == "small-cpu":
-            self.networks_["decoder"] = SmallDecoder(size, self.n_ws, self.w_dim, self.fpn_channels, encoder.spatial).to(self.device_)
+            self.networks_["decoder"] = SmallDecoder(
+                size, self.n_ws, self.w_dim, self.fpn_channels, encoder.spatial
+            ).to(self.device_)
         generator_params = [p for k, n in self.networks_.items() if k != "regressor" for p in n.parameters()]
-        self.optimizers_ = {"generator": torch.optim.AdamW(generator_params, lr=float(self.lr)),
-                            "regressor": torch.optim.AdamW(self.networks_["regressor"].parameters(), lr=float(self.regressor_lr))}
+        self.optimizers_ = {
+            "generator": torch.optim.AdamW(generator_params, lr=float(self.lr)),
+            "regressor": torch.optim.AdamW(self.networks_["regressor"].parameters(), lr=float(self.regressor_lr)),
+        }
         self._identity = None
         self._lpips = None
 
@@ -350,10 +389,22 @@ class PoseFace(TrainableAnonymizer):
             raise DataError(f"'{data.name}': pose_face found no face landmarks in {len(data)} images")
         id_size = 112  # the ArcFace template's frame; affine_grid's normalised map fits any input size
         tensors = {
-            "crop": torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2).float().div(127.5).sub(1).contiguous(),
+            "crop": torch.from_numpy(np.stack([f.crop for f in faces]))
+            .permute(0, 3, 1, 2)
+            .float()
+            .div(127.5)
+            .sub(1)
+            .contiguous(),
             "input": torch.from_numpy(np.stack([f.network_input() for f in faces])),
             "landmarks": torch.from_numpy(np.stack([f.crop_landmarks / size for f in faces]).astype(np.float32)),
-            "theta": torch.from_numpy(np.stack([affine_theta(arcface_matrix(five_from_68(f.crop_landmarks), id_size), size, id_size) for f in faces])),
+            "theta": torch.from_numpy(
+                np.stack(
+                    [
+                        affine_theta(arcface_matrix(five_from_68(f.crop_landmarks), id_size), size, id_size)
+                        for f in faces
+                    ]
+                )
+            ),
         }
         self._sample_cache = (key, tensors)
         return tensors
@@ -382,7 +433,9 @@ class PoseFace(TrainableAnonymizer):
 
         def embed(img):
             grid = F.affine_grid(theta[: len(img)], [len(img), 3, size, size], align_corners=False)
-            return F.normalize(net(F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)), dim=1)
+            return F.normalize(
+                net(F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)), dim=1
+            )
 
         mine = embed(out)
         with torch.no_grad():
@@ -455,7 +508,13 @@ class PoseFace(TrainableAnonymizer):
         face = self.face_crop(image, landmarks)
         generated = self.render(face.network_input()[None])[0]
         h, w = image.shape[:2]
-        back = cv2.warpAffine(generated, face.matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        back = cv2.warpAffine(
+            generated,
+            face.matrix,
+            (w, h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         return paste(image, back, Box(0, 0, w, h), blend_mask(landmarks, (h, w), float(self.feather)))
 
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
@@ -474,7 +533,11 @@ class PoseFace(TrainableAnonymizer):
         result = ImageSet(records, out, name=f"{images.name}:{self.label()}")
         if self.release_format == "memory":
             return result
-        folder = Path(self.release_folder) if self.release_folder else Path(tempfile.mkdtemp(prefix=f"anonaudit-{self.name}-"))
+        folder = (
+            Path(self.release_folder)
+            if self.release_folder
+            else Path(tempfile.mkdtemp(prefix=f"anonaudit-{self.name}-"))
+        )
         return write_release(result, folder, salt=f"{self.name}:{self.seed}")
 
     @staticmethod

@@ -41,7 +41,11 @@ class BasicBlock(nn.Module):
             nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
         )
-        self.short = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.short = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.short(x))
@@ -71,12 +75,18 @@ class PoseEncoder(nn.Module):
     pixels up, as pSp's 256-pixel input gives 64/32/16 levels).
     """
 
-    def __init__(self, size: int, n_ws: int, w_dim: int, channels: int, fpn_channels: int, blocks: int = 1, in_channels: int = 4):
+    def __init__(
+        self, size: int, n_ws: int, w_dim: int, channels: int, fpn_channels: int, blocks: int = 1, in_channels: int = 4
+    ):
         super().__init__()
         if n_ws < 3:
             raise ValueError(f"n_ws must be >= 3 (coarse, middle and fine styles), got {n_ws}")
         stem_stride = 2 if size >= 128 else 1
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(channels), nn.PReLU(channels))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, stem_stride, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.PReLU(channels),
+        )
         widths = [channels, channels * 2, channels * 4]
         stages, cin = [], channels
         for w in widths:
@@ -100,7 +110,9 @@ class PoseEncoder(nn.Module):
         p = [None, None, None]
         p[2] = self.laterals[2](feats[2])
         for i in (1, 0):
-            p[i] = self.laterals[i](feats[i]) + F.interpolate(p[i + 1], size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
+            p[i] = self.laterals[i](feats[i]) + F.interpolate(
+                p[i + 1], size=feats[i].shape[-2:], mode="bilinear", align_corners=False
+            )
         w = torch.stack([style(p[lv]) for style, lv in zip(self.styles, self.levels)], dim=1)
         return w, p  # type: ignore[return-value]
 

@@ -78,7 +78,14 @@ def crops(images: ImageSet, size: int, fraction: float = CROP) -> np.ndarray:
     """``(n, size, size, 3)`` uint8 face-centre crops."""
     from ..models.faces.pixels import centre_box, crop_resize
 
-    return np.stack([np.clip(np.round(crop_resize(images[i], centre_box(images[i].shape, fraction), size)), 0, 255).astype(np.uint8) for i in range(len(images))])
+    return np.stack(
+        [
+            np.clip(np.round(crop_resize(images[i], centre_box(images[i].shape, fraction), size)), 0, 255).astype(
+                np.uint8
+            )
+            for i in range(len(images))
+        ]
+    )
 
 
 class SmallCNN:
@@ -100,9 +107,16 @@ class SmallCNN:
         from torch import nn
 
         def block(i, o):
-            return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            return [
+                nn.Conv2d(i, o, 3, padding=1, bias=False),
+                nn.BatchNorm2d(o),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
 
-        return nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 2))
+        return nn.Sequential(
+            *block(3, 16), *block(16, 32), *block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 2)
+        )
 
     @staticmethod
     def _tensor(x: np.ndarray):
@@ -148,6 +162,8 @@ class GenderInference(Attack):
 
     criteria = ("inference",)
 
+    param_alternatives = {"features": ("pixels",), "embedder": ("pixels",), "attribute": ("smiling",), "classifier": ("xgboost",)}
+
     def __init__(
         self,
         features: str = "embedding",
@@ -187,14 +203,18 @@ class GenderInference(Attack):
         aux, _ = self._labelled(auxiliary)
         classes = sorted({str(v) for v in aux.attribute(self.attribute)})
         if len(classes) != 2:
-            raise DataError(f"attack '{self.name}': '{self.attribute}' must have exactly 2 classes in the auxiliary data, found {classes}")
+            raise DataError(
+                f"attack '{self.name}': '{self.attribute}' must have exactly 2 classes in the auxiliary data, found {classes}"
+            )
         self.classes_ = classes
         self.auxiliary_ = aux
         self.reference_ = auxiliary  # all the intruder's images: where faces typically are
         return self
 
     def _y(self, images: ImageSet) -> np.ndarray:
-        return np.array([self.classes_.index(str(v)) if str(v) in self.classes_ else -1 for v in images.attribute(self.attribute)])
+        return np.array(
+            [self.classes_.index(str(v)) if str(v) in self.classes_ else -1 for v in images.attribute(self.attribute)]
+        )
 
     def _features(self, images: ImageSet, desc: str) -> np.ndarray:
         if self.features == "cnn":
@@ -223,13 +243,17 @@ class GenderInference(Attack):
         if self.classifier == "logistic":
             from sklearn.linear_model import LogisticRegression
 
-            clf = make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+            clf = make_pipeline(
+                SimpleImputer(strategy="mean"), StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)
+            )
         else:
             from xgboost import XGBClassifier
 
             clf = make_pipeline(
                 SimpleImputer(strategy="mean"),
-                XGBClassifier(n_estimators=200, max_depth=3, learning_rate=0.1, n_jobs=1, random_state=int(self.seed), verbosity=0),
+                XGBClassifier(
+                    n_estimators=200, max_depth=3, learning_rate=0.1, n_jobs=1, random_state=int(self.seed), verbosity=0
+                ),
             )
         return clf.fit(x[ok], y[ok])
 
@@ -248,12 +272,19 @@ class GenderInference(Attack):
         acc = proportion(pred == y, f"accuracy of {self.attribute} inference, Wilson 95% CI")
         data = np.column_stack([y, pred, p])
         bal = balanced_accuracy(y, pred)
-        lo_b, hi_b = bootstrap_ci(data, lambda d: balanced_accuracy(d[:, 0], d[:, 1]) if len(np.unique(d[:, 0])) == 2 else np.nan, int(self.n_boot), int(self.seed))
+        lo_b, hi_b = bootstrap_ci(
+            data,
+            lambda d: balanced_accuracy(d[:, 0], d[:, 1]) if len(np.unique(d[:, 0])) == 2 else np.nan,
+            int(self.n_boot),
+            int(self.seed),
+        )
         auc = auc_score(y, p)
         lo_a, hi_a = bootstrap_ci(data, lambda d: auc_score(d[:, 0], d[:, 2]), int(self.n_boot), int(self.seed))
         return {
             "accuracy": acc,
-            "balanced_accuracy": Estimate(bal, lo_b, hi_b, len(y), "balanced accuracy (mean recall of both classes), bootstrap 95% CI"),
+            "balanced_accuracy": Estimate(
+                bal, lo_b, hi_b, len(y), "balanced accuracy (mean recall of both classes), bootstrap 95% CI"
+            ),
             "roc_auc": Estimate(auc, lo_a, hi_a, len(y), "ROC AUC of the classifier's score, bootstrap 95% CI"),
         }
 
@@ -271,10 +302,15 @@ class GenderInference(Attack):
         y = y[keep]
         y_aux = self._y(self.auxiliary_)
         notes = [
-            f"{self.features} features" + (f" ({self.classifier})" if self.features != "cnn" else " (small CNN)")
+            f"{self.features} features"
+            + (f" ({self.classifier})" if self.features != "cnn" else " (small CNN)")
             + f", trained on {len(self.auxiliary_)} auxiliary images ({int(y_aux.sum())} {self.classes_[1]}, "
             f"{int((y_aux == 0).sum())} {self.classes_[0]}); evaluated on {len(keep)} labelled release images"
-            + (f" ({len(release) - len(idx)} unlabelled and {unknown} with a class unseen in training left out)" if len(release) - len(idx) or unknown else "")
+            + (
+                f" ({len(release) - len(idx)} unlabelled and {unknown} with a class unseen in training left out)"
+                if len(release) - len(idx) or unknown
+                else ""
+            )
         ]
         x_aux = self._features(self.auxiliary_, "embed auxiliary")
         base_model = self._train(x_aux, y_aux)
@@ -284,7 +320,9 @@ class GenderInference(Attack):
         if self.adaptive:
             aux_anon, how = anonymized_auxiliary(release, self.auxiliary_)
             if aux_anon is None:
-                raise DataError(f"adaptive attack '{self.name}' cannot re-apply the release's method nor use its own auxiliary files: {how}")
+                raise DataError(
+                    f"adaptive attack '{self.name}' cannot re-apply the release's method nor use its own auxiliary files: {how}"
+                )
             model = self._train(self._features(aux_anon, "embed anonymized auxiliary"), self._y(aux_anon))
             notes.append(f"adaptive: trained on {how}")
         p_rel = self._score(model, x_rel)
@@ -292,9 +330,15 @@ class GenderInference(Attack):
         on_release, on_original = self._estimates(y, p_rel), self._estimates(y, p_orig)
         majority = int(np.mean(y_aux) > 0.5)
         baselines = {"accuracy": float(np.mean(y == majority)), "balanced_accuracy": 0.5, "roc_auc": 0.5}
-        setting = "adaptive attacker (trained on anonymized auxiliary images)" if self.adaptive else "attacker trained on original auxiliary images"
+        setting = (
+            "adaptive attacker (trained on anonymized auxiliary images)"
+            if self.adaptive
+            else "attacker trained on original auxiliary images"
+        )
         metrics = [
-            AttackMetric(k, on_release[k], on_original[k], baselines[k], f"{self.attribute} {k.replace('_', ' ')}, {setting}")
+            AttackMetric(
+                k, on_release[k], on_original[k], baselines[k], f"{self.attribute} {k.replace('_', ' ')}, {setting}"
+            )
             for k in ("accuracy", "balanced_accuracy", "roc_auc")
         ]
         details = pd.DataFrame({

@@ -62,6 +62,8 @@ class DetectorMiss(Attack):
 
     criteria = ("singling_out", "linkability")  # a face left clear can be recognised
 
+    param_alternatives = {"measure": ("mad",), "select": ("score", "center")}
+
     def __init__(
         self, detector: str = "mtcnn", measure: str = "ssim", threshold: float | None = None, min_score: float = 0.9,
         select: str = "largest",
@@ -101,9 +103,22 @@ class DetectorMiss(Attack):
             main = main_face(kept, original.shape, self.select)
             for d in kept:
                 value = box_similarity(original, anonymized, d.box, self.measure)
-                rows.append({"key": release.keys[i], "x": d.box.x, "y": d.box.y, "w": d.box.w, "h": d.box.h,
-                             "score": d.score, self.measure: value, "left_clear": self._clear(value), "main_face": d is main})
-        details = pd.DataFrame(rows, columns=["key", "x", "y", "w", "h", "score", self.measure, "left_clear", "main_face"])
+                rows.append(
+                    {
+                        "key": release.keys[i],
+                        "x": d.box.x,
+                        "y": d.box.y,
+                        "w": d.box.w,
+                        "h": d.box.h,
+                        "score": d.score,
+                        self.measure: value,
+                        "left_clear": self._clear(value),
+                        "main_face": d is main,
+                    }
+                )
+        details = pd.DataFrame(
+            rows, columns=["key", "x", "y", "w", "h", "score", self.measure, "left_clear", "main_face"]
+        )
         with_face = details["key"].nunique() if len(details) else 0
         rule = f"{self.measure.upper()} {'>=' if self.measure == 'ssim' else '<='} {self.threshold_value:g}"
         notes = [
@@ -114,15 +129,28 @@ class DetectorMiss(Attack):
         ]
         clear = proportion(details["left_clear"].to_numpy(bool), f"share of faces left clear ({rule}), Wilson 95% CI")
         n = len(details)
-        metrics = [AttackMetric("faces_left_clear", clear, Estimate(1.0, 1.0, 1.0, n, "every original face is clear"), 0.0,
-                                "faces found in the originals that the release left clear")]
+        metrics = [
+            AttackMetric(
+                "faces_left_clear",
+                clear,
+                Estimate(1.0, 1.0, 1.0, n, "every original face is clear"),
+                0.0,
+                "faces found in the originals that the release left clear",
+            )
+        ]
         main = details[details["main_face"].astype(bool)]
-        metrics.append(AttackMetric(
-            "main_face_left_clear",
-            proportion(main["left_clear"].to_numpy(bool), f"share of images whose main face ({self.select}) was left clear ({rule}), Wilson 95% CI"),
-            Estimate(1.0, 1.0, 1.0, len(main), "every original face is clear"), 0.0,
-            f"images whose most prominent face ({self.select}) the release left clear",
-        ))
+        metrics.append(
+            AttackMetric(
+                "main_face_left_clear",
+                proportion(
+                    main["left_clear"].to_numpy(bool),
+                    f"share of images whose main face ({self.select}) was left clear ({rule}), Wilson 95% CI",
+                ),
+                Estimate(1.0, 1.0, 1.0, len(main), "every original face is clear"),
+                0.0,
+                f"images whose most prominent face ({self.select}) the release left clear",
+            )
+        )
         others = details[~details["main_face"].astype(bool)]
         notes.append(
             f"main faces left clear in {int(main['left_clear'].sum())} of {len(main)} images; other faces "
@@ -132,10 +160,18 @@ class DetectorMiss(Attack):
         if all(c is not None for c in counts) and with_face:
             face_keys = set(details["key"])
             missed = [int(counts[i]) == 0 for i, k in enumerate(release.keys) if k in face_keys]
-            metrics.append(AttackMetric(
-                "images_missed_by_anonymizer", proportion(missed, "share of images with a face where the anonymizer's detector found none, Wilson 95% CI"),
-                Estimate(1.0, 1.0, 1.0, len(missed), "nothing is anonymized in the originals"), 0.0,
-                "images released unchanged because the anonymizer's detector found no face",
-            ))
-            notes.append(f"the anonymizer's detector found no face in {sum(missed)} of {len(missed)} images with a face: released as they are")
+            metrics.append(
+                AttackMetric(
+                    "images_missed_by_anonymizer",
+                    proportion(
+                        missed, "share of images with a face where the anonymizer's detector found none, Wilson 95% CI"
+                    ),
+                    Estimate(1.0, 1.0, 1.0, len(missed), "nothing is anonymized in the originals"),
+                    0.0,
+                    "images released unchanged because the anonymizer's detector found no face",
+                )
+            )
+            notes.append(
+                f"the anonymizer's detector found no face in {sum(missed)} of {len(missed)} images with a face: released as they are"
+            )
         return AttackResult(self.name, metrics, details, notes)

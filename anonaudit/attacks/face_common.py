@@ -59,7 +59,9 @@ class TypicalFace:
         return ",".join(f"{v:.4f}" for v in self.box) + "|" + lm
 
 
-def typical_face(detector: str, images: ImageSet, select: str = "largest", limit: int = 500, grid: float = 0.01) -> TypicalFace | None:
+def typical_face(
+    detector: str, images: ImageSet, select: str = "largest", limit: int = 500, grid: float = 0.01
+) -> TypicalFace | None:
     """Median relative box and landmarks of the main face in (up to ``limit`` of) ``images``.
 
     Values are rounded to ``grid`` (1% of the image size) so that estimates from different samples
@@ -85,7 +87,11 @@ def typical_face(detector: str, images: ImageSet, select: str = "largest", limit
         return np.round(v / grid) * grid
 
     box = tuple(float(v) for v in snap(np.median(np.asarray(boxes), axis=0)))
-    lms = tuple(tuple(float(c) for c in p) for p in snap(np.median(np.stack(marks), axis=0))) if len(marks) == len(boxes) else None
+    lms = (
+        tuple(tuple(float(c) for c in p) for p in snap(np.median(np.stack(marks), axis=0)))
+        if len(marks) == len(boxes)
+        else None
+    )
     return TypicalFace(box, lms)  # type: ignore[arg-type]
 
 
@@ -114,7 +120,8 @@ def embed(embedder, images: ImageSet, fallback: TypicalFace | None = None, desc:
         for start in progress(range(0, len(rows), 32), desc=f"{desc} (fallback crop)"):
             chunk = [int(i) for i in rows[start : start + 32]]
             values = memo.get_or_compute(
-                [images.hash(i) for i in chunk], lambda todo, c=chunk: _fallback_batch(embedder, images, [c[j] for j in todo], fallback)
+                [images.hash(i) for i in chunk],
+                lambda todo, c=chunk: _fallback_batch(embedder, images, [c[j] for j in todo], fallback),
             )
             vecs[chunk] = np.stack(values)
         used[rows] = np.all(np.isfinite(vecs[rows]), axis=1)
@@ -165,7 +172,10 @@ def public_anonymizer(release: Release):
         return None, f"the release's method '{release.name}' is not a registered anonymizer"
     anonymizer = ANONYMIZERS.create(release.name, **release.params)
     if not anonymizer.applies_to_new_images:
-        return None, f"'{release.name}' is a ready-made release: it holds files for given names and cannot anonymize other images"
+        return (
+            None,
+            f"'{release.name}' is a ready-made release: it holds files for given names and cannot anonymize other images",
+        )
     if anonymizer.trainable and not release.params.get("checkpoint"):
         return None, (f"'{release.name}' is trainable and has no checkpoint: re-applying it needs its trained model, "
                       "which the release does not carry")
@@ -185,11 +195,15 @@ def anonymized_auxiliary(release: Release, auxiliary: ImageSet) -> tuple[ImageSe
         held = [release.auxiliary.index_of(k) for k in auxiliary.keys if k in have]
         if not held:
             return None, "the release holds no file of the auxiliary images"
-        return release.auxiliary.subset(held), f"the release's own files of {len(held)} of the {len(auxiliary)} auxiliary images"
+        return release.auxiliary.subset(
+            held
+        ), f"the release's own files of {len(held)} of the {len(auxiliary)} auxiliary images"
     anonymizer, why = public_anonymizer(release)
     if anonymizer is None:
         return None, why
-    return anonymizer.anonymize(auxiliary, show_progress=False), f"the auxiliary images anonymized by {anonymizer.label()}"
+    return anonymizer.anonymize(
+        auxiliary, show_progress=False
+    ), f"the auxiliary images anonymized by {anonymizer.label()}"
 
 
 def check_disjoint(auxiliary: ImageSet, release: Release, attack: str) -> None:

@@ -176,7 +176,9 @@ def richardson_lucy(
     return x
 
 
-def richardson_lucy_deconvolve(grey: np.ndarray, kind: str, strength_px: float, num_iter: int, truncate: float = 4.0) -> np.ndarray:
+def richardson_lucy_deconvolve(
+    grey: np.ndarray, kind: str, strength_px: float, num_iter: int, truncate: float = 4.0
+) -> np.ndarray:
     """Richardson-Lucy with the exact blur operator of the anonymizer (reflect boundaries)."""
     k = psf_1d(kind, strength_px, truncate)
     floor = 1.0 / 255.0  # RL needs a positive image: lift black by one grey level
@@ -393,10 +395,16 @@ class InversionAttack(Attack):
     accept_confident: float | None
     seed: int
 
-    def _init_common(self, engine, engine_params, margin, batch_size, include_raw, seed, methods, blind, accept_confident) -> None:
+    param_alternatives = {"engine": ("tesseract", "easyocr"), "blind": ("always", "never")}
+
+    def _init_common(
+        self, engine, engine_params, margin, batch_size, include_raw, seed, methods, blind, accept_confident
+    ) -> None:
         unknown = sorted(set(methods) - set(self.available_methods))
         if unknown or not methods:
-            raise ConfigError(f"{self.name}: methods must be a non-empty subset of {self.available_methods}, got {list(methods)}")
+            raise ConfigError(
+                f"{self.name}: methods must be a non-empty subset of {self.available_methods}, got {list(methods)}"
+            )
         if blind not in ("auto", "always", "never"):
             raise ConfigError(f"{self.name}: blind must be 'auto', 'always' or 'never', got {blind!r}")
         self.blind = blind
@@ -416,7 +424,9 @@ class InversionAttack(Attack):
         self.guesser_ = NoInformationGuess.fit(auxiliary.texts if auxiliary is not None else [], seed=self.seed)
         return self
 
-    def candidates(self, image: np.ndarray, record: Record, released: Record, op: Degradation | None) -> list[Candidate]:
+    def candidates(
+        self, image: np.ndarray, record: Record, released: Record, op: Degradation | None
+    ) -> list[Candidate]:
         """Inversion candidates for one released image, best guess first.
 
         ``record`` is the original's record (the plate box to read), ``released`` the released
@@ -475,7 +485,9 @@ class InversionAttack(Attack):
         engine = create_engine(self.engine, **(self.engine_params or {}))
         truths = truths_of(release.originals, self.name)
         records = release.originals.records
-        read = lambda images, what: engine.read(images, self.batch_size, records, self.margin, desc=f"{self.name} {what}")
+        read = lambda images, what: engine.read(
+            images, self.batch_size, records, self.margin, desc=f"{self.name} {what}"
+        )
         original = score_readings(truths, read(release.originals, "originals"), 1, False)
         raw_readings = read(release.anonymized, "release")
         mode, op = self.plan(release)
@@ -499,12 +511,35 @@ class InversionAttack(Attack):
         how = _HOW[mode]
         base = f"baseline: {g.describe()}"
         metrics = [
-            rate_metric("exact_match_raw", raw["exact"], original["exact"], exact_base, f"plain OCR ({engine.name}) of the release; {base}"),
-            rate_metric("exact_match_inverted", inv["exact"], original["exact"], exact_base,
-                        f"OCR after inversion ({'/'.join(self.methods_used())}, {how}; most confident candidate per image"
-                        f"{', raw reading included' if self.include_raw else ''}); {base}"),
-            rate_metric("char_accuracy_raw", raw["char_accuracy"], original["char_accuracy"], char_base, f"plain OCR of the release; {base}"),
-            rate_metric("char_accuracy_inverted", inv["char_accuracy"], original["char_accuracy"], char_base, f"OCR after inversion; {base}"),
+            rate_metric(
+                "exact_match_raw",
+                raw["exact"],
+                original["exact"],
+                exact_base,
+                f"plain OCR ({engine.name}) of the release; {base}",
+            ),
+            rate_metric(
+                "exact_match_inverted",
+                inv["exact"],
+                original["exact"],
+                exact_base,
+                f"OCR after inversion ({'/'.join(self.methods_used())}, {how}; most confident candidate per image"
+                f"{', raw reading included' if self.include_raw else ''}); {base}",
+            ),
+            rate_metric(
+                "char_accuracy_raw",
+                raw["char_accuracy"],
+                original["char_accuracy"],
+                char_base,
+                f"plain OCR of the release; {base}",
+            ),
+            rate_metric(
+                "char_accuracy_inverted",
+                inv["char_accuracy"],
+                original["char_accuracy"],
+                char_base,
+                f"OCR after inversion; {base}",
+            ),
         ]
         for method in self.methods_used():
             if not any(c.method == method for cands in inverted for c, _ in cands):
@@ -540,7 +575,9 @@ class InversionAttack(Attack):
         )
         notes = self._notes(release, mode, op, todo, inverted, chosen)
         if mode != "skip" and accept is not None:
-            notes.append(f"{sum(confident)} image(s) read raw with confidence >= {accept:g} were not inverted (raw reading kept)")
+            notes.append(
+                f"{sum(confident)} image(s) read raw with confidence >= {accept:g} were not inverted (raw reading kept)"
+            )
         findings = read_findings(release.keys, raw, "exact_match_raw", None, f"plain OCR ({engine.name})")
         findings += read_findings(release.keys, inv, "exact_match_inverted", None, f"OCR after inversion ({how})")
         return AttackResult(self.name, metrics, details, notes, findings)
@@ -551,9 +588,14 @@ class InversionAttack(Attack):
             return [f"inversion with the declared operator {op.describe()}{self.declared_variants(op)}"]
         if mode == "skip":
             declared = release.degradation if self.use_declared() else None
-            why = (f"the release declares {declared.describe()}, which {self.name} does not invert" if declared is not None
-                   else "the release declares no operator and blind='never'")
-            return [f"no inversion: {why} (inverted readings are the raw readings; blind='always' forces a blind search)"]
+            why = (
+                f"the release declares {declared.describe()}, which {self.name} does not invert"
+                if declared is not None
+                else "the release declares no operator and blind='never'"
+            )
+            return [
+                f"no inversion: {why} (inverted readings are the raw readings; blind='always' forces a blind search)"
+            ]
         if release.degradation is None:
             why = "no operator declared"
         elif not self.use_declared():
@@ -561,8 +603,16 @@ class InversionAttack(Attack):
         else:
             why = f"declared {release.degradation.kind} is not inverted by {self.name}; blind='always'"
         notes = [f"blind inversion ({why}): {self.blind_description()}"]
-        notes.append("estimated operators chosen: " + summarize_operators(
-            [(c, rec) for (c, _), rec in zip(chosen, release.originals.records) if c is not None and c.source == "estimated"]))
+        notes.append(
+            "estimated operators chosen: "
+            + summarize_operators(
+                [
+                    (c, rec)
+                    for (c, _), rec in zip(chosen, release.originals.records)
+                    if c is not None and c.source == "estimated"
+                ]
+            )
+        )
         missing = sum(1 for i in todo if not inverted[i])
         if missing:
             notes.append(f"{missing} image(s) had nothing to invert (raw reading kept)")
@@ -631,6 +681,8 @@ class DeblurThenOCR(InversionAttack):
     inverts = (GaussianBlurOperator, BoxBlurOperator)
     parallel_candidates = True
 
+    test_params = {"methods": ["wiener"], "wiener_balances": [0.01], "sigma_scales": [1.0], "blind_sigmas": [0.05]}
+
     def __init__(
         self,
         engine: str = "rapidocr",
@@ -648,7 +700,9 @@ class DeblurThenOCR(InversionAttack):
         batch_size: int = 32,
         seed: int = 0,
     ):
-        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind, accept_confident)
+        self._init_common(
+            engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind, accept_confident
+        )
         if not wiener_balances or any(b <= 0 for b in wiener_balances):
             raise ConfigError(f"deblur_ocr: wiener_balances must be positive numbers, got {wiener_balances}")
         if not sigma_scales or any(s <= 0 for s in sigma_scales):
@@ -670,7 +724,11 @@ class DeblurThenOCR(InversionAttack):
 
     def declared_variants(self, op: Degradation) -> str:
         others = [s for s in self._scales(op) if s != 1.0]
-        return f"; Wiener also with sigma x {', '.join(f'{s:g}' for s in others)}" if "wiener" in self.methods and others else ""
+        return (
+            f"; Wiener also with sigma x {', '.join(f'{s:g}' for s in others)}"
+            if "wiener" in self.methods and others
+            else ""
+        )
 
     def _scales(self, op: Degradation) -> list[float]:
         """Kernel scales tried for a declared operator, the declared kernel (1.0) first."""
@@ -687,7 +745,9 @@ class DeblurThenOCR(InversionAttack):
         if strength <= 0:
             return [to_rgb_uint8(grey) for _ in balances]
         if method == "wiener":
-            return [to_rgb_uint8(g) for g in wiener_deconvolve_balances(grey, blur_psf(kind, strength, truncate), balances)]
+            return [
+                to_rgb_uint8(g) for g in wiener_deconvolve_balances(grey, blur_psf(kind, strength, truncate), balances)
+            ]
         return [to_rgb_uint8(richardson_lucy_deconvolve(grey, kind, strength, self.rl_iterations, truncate))]
 
     def _variants(self, method: str, op: Degradation) -> list[tuple[float, list[float]]]:
@@ -697,7 +757,9 @@ class DeblurThenOCR(InversionAttack):
             return [(1.0, [float("nan")])]
         return [(sc, list(self.wiener_balances)) for sc in self._scales(op)]
 
-    def candidates(self, image: np.ndarray, record: Record, released: Record, op: Degradation | None) -> list[Candidate]:
+    def candidates(
+        self, image: np.ndarray, record: Record, released: Record, op: Degradation | None
+    ) -> list[Candidate]:
         if op is not None:
             kind = "gaussian" if isinstance(op, GaussianBlurOperator) else "box"
             truncate = float(getattr(op, "truncate", 4.0))
@@ -711,7 +773,9 @@ class DeblurThenOCR(InversionAttack):
                         used[0] = scale * s
                         return self._deconvolve(region, kind, scale * s, method, balances, truncate)
 
-                    restored = restore_many(image, op, released, crop, fn, lambda s: 2 * int(truncate * s + 1), len(balances))
+                    restored = restore_many(
+                        image, op, released, crop, fn, lambda s: 2 * int(truncate * s + 1), len(balances)
+                    )
                     assumed = op.with_strength(scale * op.strength())
                     out.extend(Candidate(method, used[0], self._crop(r, record), assumed, "declared") for r in restored)
             return out
@@ -740,7 +804,13 @@ class DeblurThenOCR(InversionAttack):
     def _blind_rl(self, image: np.ndarray, record: Record, sigma: float) -> Candidate:
         grey, crop = self._blind_window(image, record, sigma)
         restored = to_rgb_uint8(richardson_lucy_deconvolve(grey, "gaussian", sigma, self.rl_iterations))
-        return Candidate("richardson_lucy", sigma, np.ascontiguousarray(restored[crop]), GaussianBlurOperator(sigma=sigma), "estimated")
+        return Candidate(
+            "richardson_lucy",
+            sigma,
+            np.ascontiguousarray(restored[crop]),
+            GaussianBlurOperator(sigma=sigma),
+            "estimated",
+        )
 
     def _invert_all(self, engine, release, op, indices):
         results = super()._invert_all(engine, release, op, indices)
@@ -779,6 +849,8 @@ class DepixelateThenOCR(InversionAttack):
     available_methods = ("bicubic", "gaussian")
     inverts = (PixelateOperator,)
 
+    test_params = {"methods": ["gaussian"], "blind_blocks": [8]}
+
     def __init__(
         self,
         engine: str = "rapidocr",
@@ -793,7 +865,9 @@ class DepixelateThenOCR(InversionAttack):
         batch_size: int = 32,
         seed: int = 0,
     ):
-        self._init_common(engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind, accept_confident)
+        self._init_common(
+            engine, engine_params, margin, batch_size, include_raw, seed, tuple(methods), blind, accept_confident
+        )
         if not blind_blocks or any(int(b) < 2 for b in blind_blocks):
             raise ConfigError(f"depixelate_ocr: blind_blocks must be integers >= 2, got {blind_blocks}")
         self.methods = methods
@@ -806,7 +880,9 @@ class DepixelateThenOCR(InversionAttack):
     def blind_description(self) -> str:
         return f"mosaic grid estimated from the image, else block size searched over {list(self.blind_blocks)} px by OCR confidence"
 
-    def candidates(self, image: np.ndarray, record: Record, released: Record, op: Degradation | None) -> list[Candidate]:
+    def candidates(
+        self, image: np.ndarray, record: Record, released: Record, op: Degradation | None
+    ) -> list[Candidate]:
         out = []
         if op is not None:
             crop = plate_box(record, image.shape, self.margin)

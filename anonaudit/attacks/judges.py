@@ -54,15 +54,30 @@ def region_crops(images: ImageSet, records: list[Record] | None = None, size: tu
     colour, _, _ = plate_crops(images, records)
     if not colour:
         return np.zeros((0, size[1], size[0], 3), np.uint8)
-    return np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA if c.shape[1] > size[0] else cv2.INTER_LINEAR) for c in colour])
+    return np.stack(
+        [
+            cv2.resize(c, size, interpolation=cv2.INTER_AREA if c.shape[1] > size[0] else cv2.INTER_LINEAR)
+            for c in colour
+        ]
+    )
 
 
 def hog_features(crops: np.ndarray) -> np.ndarray:
     """HOG descriptors (9 orientations, 8x8-pixel cells, 2x2-cell blocks) of the grey crops."""
     from skimage.feature import hog
 
-    return np.stack([hog(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
-                         feature_vector=True) for c in crops]).astype(np.float32)
+    return np.stack(
+        [
+            hog(
+                cv2.cvtColor(c, cv2.COLOR_RGB2GRAY),
+                orientations=9,
+                pixels_per_cell=(8, 8),
+                cells_per_block=(2, 2),
+                feature_vector=True,
+            )
+            for c in crops
+        ]
+    ).astype(np.float32)
 
 
 def colour_histograms(crops: np.ndarray, bins: int = 16) -> np.ndarray:
@@ -91,7 +106,9 @@ def _make_judge(name: str, seed: int, epochs: int):
     if name == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(n_estimators=200, max_depth=3, learning_rate=0.1, n_jobs=1, random_state=seed, verbosity=0), "hog+hist"
+        return XGBClassifier(
+            n_estimators=200, max_depth=3, learning_rate=0.1, n_jobs=1, random_state=seed, verbosity=0
+        ), "hog+hist"
     return SmallCNN(epochs=epochs, seed=seed), "pixels"
 
 
@@ -127,10 +144,12 @@ class RealFakeJudges(Attack):
         self.epochs = epochs
         self.seed = seed
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "RealFakeJudges":
+    def fit(self, auxiliary: ImageSet | None = None) -> RealFakeJudges:
         """Keep the intruder's images (the judges train in :meth:`run`, once the release's method is known)."""
         if auxiliary is None or len(auxiliary) < 4:
-            raise DataError(f"attack '{self.name}' needs at least 4 auxiliary images (real examples to train and calibrate the judges)")
+            raise DataError(
+                f"attack '{self.name}' needs at least 4 auxiliary images (real examples to train and calibrate the judges)"
+            )
         self.auxiliary_ = auxiliary
         return self
 
@@ -154,10 +173,15 @@ class RealFakeJudges(Attack):
             return fakes, how
         target = release.anonymizer
         if target is None or not getattr(target, "applies_to_new_images", False):
-            raise DataError(f"attack '{self.name}' needs anonymized auxiliary images to train on: {how}, and the release carries no target object")
+            raise DataError(
+                f"attack '{self.name}' needs anonymized auxiliary images to train on: {how}, and the release carries no target object"
+            )
         # A shallow copy: the target's networks are shared, its per-run attributes (e.g. candidates_) are not overwritten.
         made = copy.copy(target).anonymize(self.auxiliary_, show_progress=False)
-        return made, f"the auxiliary images anonymized by the trained target {target.label()} (the developer's own evaluation)"
+        return (
+            made,
+            f"the auxiliary images anonymized by the trained target {target.label()} (the developer's own evaluation)",
+        )
 
     def run(self, release: Release) -> AttackResult:
         if not hasattr(self, "auxiliary_"):
@@ -169,7 +193,9 @@ class RealFakeJudges(Attack):
         order = rng.permutation(len(aux))
         n_cal = max(2, int(round(float(self.calibration) * len(aux))))
         if len(aux) - n_cal < 2:
-            raise DataError(f"attack '{self.name}': {len(aux)} auxiliary images with anonymized versions are too few to train and calibrate")
+            raise DataError(
+                f"attack '{self.name}': {len(aux)} auxiliary images with anonymized versions are too few to train and calibrate"
+            )
         cal, fit = sorted(order[:n_cal].tolist()), sorted(order[n_cal:].tolist())
         real_fit = region_crops(aux.subset(fit), size=size)
         fake_fit = region_crops(fakes.subset(fit), aux.subset(fit).records, size)
@@ -180,12 +206,16 @@ class RealFakeJudges(Attack):
         y = np.r_[np.zeros(len(real_fit), int), np.ones(len(fake_fit), int)]
 
         q = 1.0 - float(self.fpr)
-        scores: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # judge -> (calibration reals, eval reals, eval fakes)
-        notes = [f"judges trained on {len(real_fit)} real and {len(fake_fit)} anonymized regions of {len(fit)} auxiliary images "
-                 f"({how}); thresholds at {self.fpr:g} FPR on {len(real_cal)} held-out real regions; evaluated on "
-                 f"{len(eval_fake)} anonymized and {len(eval_real)} real regions of the release",
-                 "detectability, not readability: a judge that spots anonymized regions says nothing about whether they "
-                 "can be read or recognised (see the OCR / re-identification rows of the same release)"]
+        scores: dict[
+            str, tuple[np.ndarray, np.ndarray, np.ndarray]
+        ] = {}  # judge -> (calibration reals, eval reals, eval fakes)
+        notes = [
+            f"judges trained on {len(real_fit)} real and {len(fake_fit)} anonymized regions of {len(fit)} auxiliary images "
+            f"({how}); thresholds at {self.fpr:g} FPR on {len(real_cal)} held-out real regions; evaluated on "
+            f"{len(eval_fake)} anonymized and {len(eval_real)} real regions of the release",
+            "detectability, not readability: a judge that spots anonymized regions says nothing about whether they "
+            "can be read or recognised (see the OCR / re-identification rows of the same release)",
+        ]
         for name in self.judges:
             if name == "xgboost":
                 try:
@@ -195,7 +225,9 @@ class RealFakeJudges(Attack):
                     continue
             model, kind = _make_judge(name, int(self.seed), int(self.epochs))
             model.fit(self._features(x_crops, kind), y)
-            scores[name] = tuple(model.predict_proba(self._features(c, kind))[:, 1] for c in (real_cal, eval_real, eval_fake))
+            scores[name] = tuple(
+                model.predict_proba(self._features(c, kind))[:, 1] for c in (real_cal, eval_real, eval_fake)
+            )
         scores["ensemble"] = tuple(np.mean([s[i] for s in scores.values()], axis=0) for i in range(3))
 
         metrics, details = [], {"region": np.arange(len(eval_fake))}
@@ -205,12 +237,21 @@ class RealFakeJudges(Attack):
             est = proportion(judged_real, "proportion of anonymized regions judged real, Wilson 95% CI")
             est.extra.update(fpr_on_originals=float(np.mean(real_s > threshold)), threshold=threshold,
                              no_information_fnr=q, calibrated_fpr=float(self.fpr))
-            what = ("soft vote (mean probability) of " + ", ".join(n for n in scores if n != "ensemble")) if name == "ensemble" else f"{name} judge"
-            metrics.append(AttackMetric(
-                f"fnr_{name}", est, None, float("nan"),
-                f"false-negative rate of the {what}: anonymized regions judged real at {self.fpr:g} FPR on real regions "
-                f"(no-information judge: {q:g}); detectability, not readability",
-                higher_is_better=True,
-            ))
+            what = (
+                ("soft vote (mean probability) of " + ", ".join(n for n in scores if n != "ensemble"))
+                if name == "ensemble"
+                else f"{name} judge"
+            )
+            metrics.append(
+                AttackMetric(
+                    f"fnr_{name}",
+                    est,
+                    None,
+                    float("nan"),
+                    f"false-negative rate of the {what}: anonymized regions judged real at {self.fpr:g} FPR on real regions "
+                    f"(no-information judge: {q:g}); detectability, not readability",
+                    higher_is_better=True,
+                )
+            )
             details[f"p_{name}"] = fake_s
         return AttackResult(self.name, metrics, pd.DataFrame(details), notes)

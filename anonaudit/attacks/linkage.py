@@ -57,7 +57,16 @@ class Linkability(Attack):
     requires = ("identity",)
     criteria = ("linkability",)
 
-    def __init__(self, embedder: str | dict = "dlib", far: float = 0.01, impostors_per_probe: int = 500, n_boot: int = 200, seed: int = 0):
+    param_alternatives = {"embedder": ("pixels",)}
+
+    def __init__(
+        self,
+        embedder: str | dict = "dlib",
+        far: float = 0.01,
+        impostors_per_probe: int = 500,
+        n_boot: int = 200,
+        seed: int = 0,
+    ):
         if not 0.0 < float(far) < 1.0:
             raise ConfigError(f"linkability: far must be in (0, 1), got {far!r}")
         self.embedder = embedder
@@ -66,7 +75,7 @@ class Linkability(Attack):
         self.n_boot = n_boot
         self.seed = seed
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "Linkability":
+    def fit(self, auxiliary: ImageSet | None = None) -> Linkability:
         self.auxiliary_ = auxiliary  # where faces typically are, for the fallback crop
         return self
 
@@ -123,6 +132,8 @@ class EffectiveK(Attack):
 
     criteria = ("singling_out",)
 
+    test_params = {"k": 2}  # the claim a k-anonymity release would carry in its params
+
     def __init__(self, k: int | None = None, tolerance: float = 0.0, embedder: str | dict = "pixels", seed: int = 0):
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
             raise ConfigError(f"k_anonymity: k must be an integer >= 2 or null (the release's own 'k'), got {k!r}")
@@ -139,14 +150,20 @@ class EffectiveK(Attack):
     def run(self, release: Release) -> AttackResult:
         k = self.k if self.k is not None else release.params.get("k")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
-            raise DataError(f"attack '{self.name}': the release '{release.name}' claims no k (no 'k' parameter); set k to audit a claimed K")
+            raise DataError(
+                f"attack '{self.name}': the release '{release.name}' claims no k (no 'k' parameter); set k to audit a claimed K"
+            )
         k = int(k)
         cls_r = equivalence_classes(release.anonymized, float(self.tolerance))
         cls_o = equivalence_classes(release.originals, float(self.tolerance))
         size_r, size_o = np.bincount(cls_r)[cls_r], np.bincount(cls_o)[cls_o]
         below = proportion(size_r < k, "proportion of released images in a class smaller than K, Wilson 95% CI")
-        below.extra.update(claimed_k=k, effective_k=int(size_r.min()), median_class=float(np.median(np.bincount(cls_r))),
-                           classes=int(cls_r.max()) + 1)
+        below.extra.update(
+            claimed_k=k,
+            effective_k=int(size_r.min()),
+            median_class=float(np.median(np.bincount(cls_r))),
+            classes=int(cls_r.max()) + 1,
+        )
 
         ids = release.originals.identities
         ids = [str(v) for v in ids] if all(v not in (None, "") for v in ids) else release.keys
@@ -154,14 +171,26 @@ class EffectiveK(Attack):
         probes = _embeddings(self.embedder, release.anonymized, release.originals, "embed release")
         ranks_r, n_ids = identification_ranks(cosine(probes, gallery), ids, ids, int(self.seed))
         ranks_o, _ = identification_ranks(cosine(gallery, gallery), ids, ids, int(self.seed))
-        rank1 = proportion(ranks_r == 1, "proportion of released images whose top-ranked original is their own person, Wilson 95% CI")
+        rank1 = proportion(
+            ranks_r == 1, "proportion of released images whose top-ranked original is their own person, Wilson 95% CI"
+        )
         rank1.extra.update(k_bound=1.0 / k, exceeds_k_bound=bool(rank1.ci_low > 1.0 / k))
         metrics = [
-            AttackMetric("below_k", below, proportion(size_o < k), 0.0,
-                         f"released images in an equivalence class (identical images) smaller than the claimed K={k}; "
-                         f"effective k = {int(size_r.min())}"),
-            AttackMetric("rank1_reid", rank1, proportion(ranks_o == 1), float(np.mean(1.0 / np.maximum(n_ids, 1))),
-                         f"rank-1 re-identification against a gallery of the originals; k-anonymity bounds it by 1/K = {1 / k:.3g}"),
+            AttackMetric(
+                "below_k",
+                below,
+                proportion(size_o < k),
+                0.0,
+                f"released images in an equivalence class (identical images) smaller than the claimed K={k}; "
+                f"effective k = {int(size_r.min())}",
+            ),
+            AttackMetric(
+                "rank1_reid",
+                rank1,
+                proportion(ranks_o == 1),
+                float(np.mean(1.0 / np.maximum(n_ids, 1))),
+                f"rank-1 re-identification against a gallery of the originals; k-anonymity bounds it by 1/K = {1 / k:.3g}",
+            ),
         ]
         details = pd.DataFrame({"key": release.keys, "class": cls_r, "class_size": size_r, "rank": ranks_r})
         notes = [f"{int(cls_r.max()) + 1} equivalence classes among {len(release)} released images "
@@ -172,7 +201,11 @@ class EffectiveK(Attack):
 def _halves(images: ImageSet, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Grey thumbnails of the two halves of every image, ``(n, d)`` each."""
     t = thumbnails(images, size).reshape(len(images), size, size)
-    a, b = (t[:, : size // 2], t[:, size // 2 :]) if split == "horizontal" else (t[:, :, : size // 2], t[:, :, size // 2 :])
+    a, b = (
+        (t[:, : size // 2], t[:, size // 2 :])
+        if split == "horizontal"
+        else (t[:, :, : size // 2], t[:, :, size // 2 :])
+    )
     return a.reshape(len(t), -1), b.reshape(len(t), -1)
 
 
@@ -197,7 +230,9 @@ class AnonymeterLinkability(Attack):
 
     def __init__(self, split: str = "horizontal", size: int = 32, max_records: int = 500, seed: int = 0):
         if split not in ("horizontal", "vertical"):
-            raise ConfigError(f"anonymeter_linkability: split must be 'horizontal' (top/bottom) or 'vertical' (left/right), got {split!r}")
+            raise ConfigError(
+                f"anonymeter_linkability: split must be 'horizontal' (top/bottom) or 'vertical' (left/right), got {split!r}"
+            )
         if isinstance(size, bool) or not isinstance(size, int) or size < 4 or size % 2:
             raise ConfigError(f"anonymeter_linkability: size must be an even integer >= 4, got {size!r}")
         self.split = split
@@ -205,9 +240,11 @@ class AnonymeterLinkability(Attack):
         self.max_records = max_records
         self.seed = seed
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "AnonymeterLinkability":
+    def fit(self, auxiliary: ImageSet | None = None) -> AnonymeterLinkability:
         if auxiliary is None or len(auxiliary) == 0:
-            raise DataError(f"attack '{self.name}' needs auxiliary images as control records (people not in the release)")
+            raise DataError(
+                f"attack '{self.name}' needs auxiliary images as control records (people not in the release)"
+            )
         self.auxiliary_ = auxiliary
         return self
 
@@ -231,17 +268,30 @@ class AnonymeterLinkability(Attack):
         main_e, control_e = proportion(main, method), proportion(control, method)
         naive = 1.0 / len(release)
         anonymeter = (main_e.value - control_e.value) / (1.0 - control_e.value) if control_e.value < 1 else float("nan")
-        main_e.extra.update(control_rate=control_e.value, control_ci_low=control_e.ci_low, control_ci_high=control_e.ci_high,
-                            naive_baseline=naive, main_above_naive=bool(main_e.ci_low > naive), anonymeter_risk=anonymeter)
+        main_e.extra.update(
+            control_rate=control_e.value,
+            control_ci_low=control_e.ci_low,
+            control_ci_high=control_e.ci_high,
+            naive_baseline=naive,
+            main_above_naive=bool(main_e.ci_low > naive),
+            anonymeter_risk=anonymeter,
+        )
         halves = "top/bottom" if self.split == "horizontal" else "left/right"
-        metrics = [AttackMetric(
-            "linkability", main_e, proportion(on_originals, method), control_e.value,
-            f"anonymeter linkability: {halves} halves of target images linked through the release; baseline = the same attack on "
-            f"control images not in the release ({control_e.value:.3g}); naive random guess {naive:.3g}; anonymeter's risk "
-            f"(main - control) / (1 - control) = {anonymeter:.3g}",
-        )]
+        metrics = [
+            AttackMetric(
+                "linkability",
+                main_e,
+                proportion(on_originals, method),
+                control_e.value,
+                f"anonymeter linkability: {halves} halves of target images linked through the release; baseline = the same attack on "
+                f"control images not in the release ({control_e.value:.3g}); naive random guess {naive:.3g}; anonymeter's risk "
+                f"(main - control) / (1 - control) = {anonymeter:.3g}",
+            )
+        ]
         notes = [f"{n} target and {n} control images, {len(release)} released images"]
         if not main_e.ci_low > naive:
-            notes.append("the main attack does not beat the naive random guess: the risk says little (anonymeter's warning)")
+            notes.append(
+                "the main attack does not beat the naive random guess: the risk says little (anonymeter's warning)"
+            )
         details = pd.DataFrame({"key": [release.keys[i] for i in targets], "linked": main})
         return AttackResult(self.name, metrics, details, notes)

@@ -87,7 +87,9 @@ def tpr_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float) -> float:
     return tpr_fpr_at(y, score, fpr)[0]
 
 
-def tpr_estimate(y: np.ndarray, score: np.ndarray, fpr: float, n_boot: int, seed: int, what: str = "images") -> Estimate:
+def tpr_estimate(
+    y: np.ndarray, score: np.ndarray, fpr: float, n_boot: int, seed: int, what: str = "images"
+) -> Estimate:
     """TPR at ``fpr`` with its 95% CI, reported only where the non-members resolve ``fpr``
     (:func:`non_members_needed`); below that a NOT TESTED estimate (value nan, ``n=0``, not standard)
     whose reason gives the sample size needed.
@@ -102,15 +104,23 @@ def tpr_estimate(y: np.ndarray, score: np.ndarray, fpr: float, n_boot: int, seed
     need = non_members_needed(fpr)
     counts = {"members": members, "non_members": non_members, "non_members_needed": need}
     if non_members < need:
-        return Estimate(float("nan"), n=0, method=f"TPR at {fpr:g} FPR", standard=False, extra=counts,
-                        reason=f"TPR at {fpr:g} FPR needs >= {need} non-members, has {non_members} ({what}; with fewer the "
-                               "threshold admits no non-member: the FPR reached would be 0, not the one named)")
+        return Estimate(
+            float("nan"),
+            n=0,
+            method=f"TPR at {fpr:g} FPR",
+            standard=False,
+            extra=counts,
+            reason=f"TPR at {fpr:g} FPR needs >= {need} non-members, has {non_members} ({what}; with fewer the "
+            "threshold admits no non-member: the FPR reached would be 0, not the one named)",
+        )
     tpr, achieved = tpr_fpr_at(y, score, fpr)
     w_lo, w_hi = wilson_interval(round(tpr * members), members)
     b_lo, b_hi = _stratified_ci(y, score, lambda a, b: tpr_at_fpr(a, b, fpr), n_boot, seed)
     lo, hi = float(np.nanmin([w_lo, b_lo])), float(np.nanmax([w_hi, b_hi]))
-    method = (f"TPR at {fpr:g} FPR (FPR achieved {achieved:.3g} on {non_members} non-member {what}), 95% CI: hull of the "
-              f"Wilson interval over {members} member {what} and a percentile bootstrap resampling members and non-members separately")
+    method = (
+        f"TPR at {fpr:g} FPR (FPR achieved {achieved:.3g} on {non_members} non-member {what}), 95% CI: hull of the "
+        f"Wilson interval over {members} member {what} and a percentile bootstrap resampling members and non-members separately"
+    )
     return Estimate(tpr, lo, hi, members + non_members, method, extra={**counts, "fpr_achieved": achieved})
 
 
@@ -134,8 +144,15 @@ def membership_metrics(y: np.ndarray, score: np.ndarray, n_boot: int = 500, seed
     n = len(y)
     boot = f"percentile bootstrap 95% CI over {what} (members and non-members resampled separately)"
     lo, hi = _stratified_ci(y, score, auc_score, n_boot, seed)
-    out = [AttackMetric(f"{prefix}roc_auc", Estimate(auc_score(y, score), lo, hi, n, f"ROC AUC, {boot}"), None, 0.5,
-                        f"membership ROC AUC over {int(y.sum())} member and {int((1 - y).sum())} non-member {what} (chance 0.5)")]
+    out = [
+        AttackMetric(
+            f"{prefix}roc_auc",
+            Estimate(auc_score(y, score), lo, hi, n, f"ROC AUC, {boot}"),
+            None,
+            0.5,
+            f"membership ROC AUC over {int(y.sum())} member and {int((1 - y).sum())} non-member {what} (chance 0.5)",
+        )
+    ]
     for fpr in FPRS:
         out.append(AttackMetric(
             f"{prefix}tpr@fpr={fpr:g}", tpr_estimate(y, score, fpr, n_boot, seed, what), None, fpr,
@@ -145,7 +162,9 @@ def membership_metrics(y: np.ndarray, score: np.ndarray, n_boot: int = 500, seed
     return out
 
 
-def identity_scores(identities: list[str | None], y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+def identity_scores(
+    identities: list[str | None], y: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
     """Per-person membership (mean score of the person's images); None unless every image has an identity."""
     if any(i in (None, "") for i in identities):
         return None
@@ -159,11 +178,15 @@ def identity_scores(identities: list[str | None], y: np.ndarray, score: np.ndarr
 
 
 # -- candidates -----------------------------------------------------------------------------------
-def membership_candidates(release: Release, auxiliary: ImageSet | None, max_per_side: int, seed: int, attack: str) -> tuple[ImageSet, np.ndarray, list[str]]:
+def membership_candidates(
+    release: Release, auxiliary: ImageSet | None, max_per_side: int, seed: int, attack: str
+) -> tuple[ImageSet, np.ndarray, list[str]]:
     """``(candidates, y, notes)``: balanced members (1, first) and disjoint non-members (0)."""
     if release.anonymizer is None or not release.training_keys:
-        raise DataError(f"attack '{attack}' needs a trained target: the release carries no target object or training keys "
-                        "(classical and external targets have no training set to infer membership of)")
+        raise DataError(
+            f"attack '{attack}' needs a trained target: the release carries no target object or training keys "
+            "(classical and external targets have no training set to infer membership of)"
+        )
     trained = set(release.training_keys)
     members = None
     for pool in (auxiliary, release.originals):
@@ -173,21 +196,35 @@ def membership_candidates(release: Release, auxiliary: ImageSet | None, max_per_
                 members = pool.subset(idx)
                 break
     if members is None:
-        raise DataError(f"attack '{attack}': none of the target's {len(trained)} training images is among the auxiliary images "
-                        "or the originals (a checkpoint trained elsewhere: audit it with its training data as auxiliary data)")
+        raise DataError(
+            f"attack '{attack}': none of the target's {len(trained)} training images is among the auxiliary images "
+            "or the originals (a checkpoint trained elsewhere: audit it with its training data as auxiliary data)"
+        )
     member_people = {p for p in members.identities if p not in (None, "")}
-    non = [i for i, r in enumerate(release.originals.records) if r.key not in trained and (r.identity in (None, "") or r.identity not in member_people)]
+    non = [
+        i
+        for i, r in enumerate(release.originals.records)
+        if r.key not in trained and (r.identity in (None, "") or r.identity not in member_people)
+    ]
     if not non:
-        raise DataError(f"attack '{attack}': every evaluated image is a training image (or a training person's): no non-members")
+        raise DataError(
+            f"attack '{attack}': every evaluated image is a training image (or a training person's): no non-members"
+        )
     rng = np.random.default_rng(seed)
     n = min(len(members), len(non), int(max_per_side))
     if n < 2:
-        raise DataError(f"attack '{attack}': {len(members)} members and {len(non)} non-members; at least 2 of each are needed")
+        raise DataError(
+            f"attack '{attack}': {len(members)} members and {len(non)} non-members; at least 2 of each are needed"
+        )
     pick_m = sorted(rng.choice(len(members), n, replace=False).tolist())
     pick_n = sorted(rng.choice(non, n, replace=False).tolist())
     m, o = members.subset(pick_m), release.originals.subset(pick_n)
-    candidates = ImageSet(m.records + o.records, [m[i] for i in range(n)] + [o[i] for i in range(n)], name="membership candidates")
-    notes = [f"{n} members (of {len(members)} training images found) and {n} non-members (of {len(non)} disjoint release images)"]
+    candidates = ImageSet(
+        m.records + o.records, [m[i] for i in range(n)] + [o[i] for i in range(n)], name="membership candidates"
+    )
+    notes = [
+        f"{n} members (of {len(members)} training images found) and {n} non-members (of {len(non)} disjoint release images)"
+    ]
     return candidates, np.r_[np.ones(n, int), np.zeros(n, int)], notes
 
 
@@ -202,7 +239,7 @@ class MembershipAttack(Attack):
     n_boot: int
     seed: int
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "MembershipAttack":
+    def fit(self, auxiliary: ImageSet | None = None) -> MembershipAttack:
         self.auxiliary_ = auxiliary
         return self
 
@@ -221,7 +258,9 @@ class MembershipAttack(Attack):
             metrics += membership_metrics(y, score, int(self.n_boot), int(self.seed), prefix)
             people = identity_scores(candidates.identities, y, score)
             if people is not None:
-                metrics += membership_metrics(people[0], people[1], int(self.n_boot), int(self.seed), f"{prefix}identity_", "people")
+                metrics += membership_metrics(
+                    people[0], people[1], int(self.n_boot), int(self.seed), f"{prefix}identity_", "people"
+                )
             details[f"{prefix}score"] = score
         for m in metrics:
             m.description = f"{self.name}: {m.description}"
@@ -248,8 +287,18 @@ def _per_image(values: np.ndarray, owner: np.ndarray, n: int, reduce=np.min) -> 
 class DistanceToClosestRecord(MembershipAttack):
     """GAN-Leaks-style black box: candidates close to some output of the target are called members."""
 
-    def __init__(self, space: str = "pixels", embedder: str | dict = "dlib", n_samples: int = 256,
-                 size: tuple[int, int] | list[int] = (96, 32), max_per_side: int = 64, n_boot: int = 500, seed: int = 0):
+    param_alternatives = {"embedder": ("pixels",)}
+
+    def __init__(
+        self,
+        space: str = "pixels",
+        embedder: str | dict = "dlib",
+        n_samples: int = 256,
+        size: tuple[int, int] | list[int] = (96, 32),
+        max_per_side: int = 64,
+        n_boot: int = 500,
+        seed: int = 0,
+    ):
         if space not in ("pixels", "embedding"):
             raise ConfigError(f"membership_dcr: space must be 'pixels' or 'embedding', got {space!r}")
         self.space = space
@@ -283,8 +332,17 @@ class DistanceToClosestRecord(MembershipAttack):
             rel, rel_owner = _grey_regions(released, size)
             refs = [rel]
             if generated is not None:
-                refs.append(np.stack([cv2.cvtColor(cv2.resize(g, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-                                      .astype(np.float32).ravel() / 255.0 for g in generated]))
+                refs.append(
+                    np.stack(
+                        [
+                            cv2.cvtColor(cv2.resize(g, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+                            .astype(np.float32)
+                            .ravel()
+                            / 255.0
+                            for g in generated
+                        ]
+                    )
+                )
             ref = np.concatenate(refs)
             ref_owner = np.r_[rel_owner, np.full(len(ref) - len(rel), -1)]
             d = np.abs(cand[:, None, :] - ref[None, :, :]).mean(axis=2)
@@ -328,7 +386,9 @@ def critic_scores(target: Any, images: ImageSet) -> np.ndarray:
     nets = getattr(target, "networks_", None) or {}
     critic = nets.get("critic") or nets.get("discriminator")
     if critic is None or not callable(getattr(target, "regions", None)):
-        raise DataError(f"the target {target.label()} exposes no critic or discriminator (a GAN region replacer is needed)")
+        raise DataError(
+            f"the target {target.label()} exposes no critic or discriminator (a GAN region replacer is needed)"
+        )
     if callable(getattr(target, "with_face_boxes", None)):
         images = target.with_face_boxes(images)
     size = int(target.image_size)
@@ -363,7 +423,9 @@ def reconstruction_errors(target: Any, images: ImageSet) -> np.ndarray:
 
         mapper = AutoencoderMapper(target.networks_["autoencoder"], target.device_)
     if mapper is None or not callable(getattr(mapper, "encode", None)):
-        raise DataError(f"the target {target.label()} exposes no encoder/decoder (an autoencoder target such as aia or miku is needed)")
+        raise DataError(
+            f"the target {target.label()} exposes no encoder/decoder (an autoencoder target such as aia or miku is needed)"
+        )
     from ..anonymizers.miku_mappers import images_to_float
 
     x = images_to_float(images, int(target.size))
@@ -383,7 +445,9 @@ class CriticScore(MembershipAttack):
         self.seed = seed
 
     def scores(self, release: Release, candidates: ImageSet, y: np.ndarray):
-        return {"": critic_scores(release.anonymizer, candidates)}, ["white box: the target's critic / discriminator output"]
+        return {"": critic_scores(release.anonymizer, candidates)}, [
+            "white box: the target's critic / discriminator output"
+        ]
 
 
 @ATTACKS.register("membership_reconstruction")
@@ -396,7 +460,9 @@ class ReconstructionLoss(MembershipAttack):
         self.seed = seed
 
     def scores(self, release: Release, candidates: ImageSet, y: np.ndarray):
-        return {"": SIGNALS["reconstruction"](release.anonymizer, candidates)}, ["white box: minus the target's reconstruction error"]
+        return {"": SIGNALS["reconstruction"](release.anonymizer, candidates)}, [
+            "white box: minus the target's reconstruction error"
+        ]
 
 
 @ATTACKS.register("membership_lira")
@@ -428,8 +494,16 @@ class LikelihoodRatio(MembershipAttack):
             return shadow.fit(data)
         from ..training import TrainConfig, train
 
-        config = TrainConfig(**{"device": params.get("device", "auto"), "checkpoint_every": 0, "sample_every": 0, "n_samples": 0,
-                                **dict(self.shadow_train), "seed": seed})
+        config = TrainConfig(
+            **{
+                "device": params.get("device", "auto"),
+                "checkpoint_every": 0,
+                "sample_every": 0,
+                "n_samples": 0,
+                **dict(self.shadow_train),
+                "seed": seed,
+            }
+        )
         with tempfile.TemporaryDirectory(prefix="anonaudit-shadow-") as tmp:
             train(shadow, data, config, Path(tmp), resume=False, quiet=True)
         return shadow
@@ -437,7 +511,9 @@ class LikelihoodRatio(MembershipAttack):
     def scores(self, release: Release, candidates: ImageSet, y: np.ndarray):
         target = copy.copy(release.anonymizer)
         if not getattr(target, "trainable", False):
-            raise DataError(f"attack '{self.name}': the target {target.label()} is not trainable: no shadow model can be trained")
+            raise DataError(
+                f"attack '{self.name}': the target {target.label()} is not trainable: no shadow model can be trained"
+            )
         signal = SIGNALS[self.signal]
         observed = signal(target, candidates)
         rng = np.random.default_rng(int(self.seed))
@@ -462,8 +538,14 @@ class LikelihoodRatio(MembershipAttack):
 
         online = norm.logpdf(observed, mu_in, sd_in) - norm.logpdf(observed, mu_out, sd_out)
         offline = (observed - mu_out) / sd_out
-        recipe = f"TrainConfig {self.shadow_train}" if self.shadow_train else "the method's tiny CPU recipe (fit without a checkpoint)"
-        notes = [f"LiRA on the {self.signal} signal: {self.n_shadow} shadow {target.name} models with the target's public "
-                 f"parameters, each trained ({recipe}) on a random half of the {n} candidates; online (IN and OUT Gaussians) "
-                 "under the plain metric names, offline (OUT only) as offline_*; a shadow recipe unlike the target's weakens the test"]
+        recipe = (
+            f"TrainConfig {self.shadow_train}"
+            if self.shadow_train
+            else "the method's tiny CPU recipe (fit without a checkpoint)"
+        )
+        notes = [
+            f"LiRA on the {self.signal} signal: {self.n_shadow} shadow {target.name} models with the target's public "
+            f"parameters, each trained ({recipe}) on a random half of the {n} candidates; online (IN and OUT Gaussians) "
+            "under the plain metric names, offline (OUT only) as offline_*; a shadow recipe unlike the target's weakens the test"
+        ]
         return {"": online, "offline_": offline}, notes

@@ -35,7 +35,9 @@ from .base import Attack, AttackMetric, AttackResult
 from .text import normalize_plate
 
 
-def plate_crops(images: ImageSet, records=None, size: tuple[int, int] = (96, 32)) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+def plate_crops(
+    images: ImageSet, records=None, size: tuple[int, int] = (96, 32)
+) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """``(colour crops, grey crops (n, h*w) in [0, 1], keys)``: one per plate box of every image
     (``records`` say where the plates are; default the images' own)."""
     recs = list(records) if records is not None else images.records
@@ -73,7 +75,11 @@ class PlateMemorization(Attack):
     criteria = ("linkability",)
     needs = ("training_keys",)
 
-    def __init__(self, engine: str = "rapidocr", size: tuple[int, int] = (96, 32), quantile: float = 0.05, batch_size: int = 32):
+    param_alternatives = {"engine": ("tesseract", "easyocr")}
+
+    def __init__(
+        self, engine: str = "rapidocr", size: tuple[int, int] = (96, 32), quantile: float = 0.05, batch_size: int = 32
+    ):
         if not 0 < float(quantile) < 1:
             raise ConfigError(f"plate_memorization: quantile must be in (0, 1), got {quantile!r}")
         check_engine(engine)
@@ -82,7 +88,7 @@ class PlateMemorization(Attack):
         self.quantile = quantile
         self.batch_size = batch_size
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "PlateMemorization":
+    def fit(self, auxiliary: ImageSet | None = None) -> PlateMemorization:
         self.auxiliary_ = auxiliary
         return self
 
@@ -97,8 +103,10 @@ class PlateMemorization(Attack):
                 idx = [i for i, k in enumerate(pool.keys) if k in wanted]
                 if idx:
                     return pool.subset(idx)
-        raise DataError(f"plate_memorization: none of the target's {len(wanted)} training images is among the "
-                        "auxiliary images or the originals (a checkpoint trained elsewhere: audit it on its training data)")
+        raise DataError(
+            f"plate_memorization: none of the target's {len(wanted)} training images is among the "
+            "auxiliary images or the originals (a checkpoint trained elsewhere: audit it on its training data)"
+        )
 
     def run(self, release: Release) -> AttackResult:
         size = tuple(int(v) for v in self.size)
@@ -108,7 +116,9 @@ class PlateMemorization(Attack):
         train_colour, train_grey, train_keys = plate_crops(training, size=size)
         gen_colour, gen_grey, gen_keys = plate_crops(release.anonymized, release.originals.records, size)
         if not unseen:
-            raise DataError("plate_memorization: every evaluated image is a training image; no unseen plates for the baseline")
+            raise DataError(
+                "plate_memorization: every evaluated image is a training image; no unseen plates for the baseline"
+            )
         held = release.originals.subset(unseen)
         held_colour, held_grey, _ = plate_crops(held, size=size)
 
@@ -130,13 +140,17 @@ class PlateMemorization(Attack):
         method = "proportion of plates, Wilson 95% CI"
         metrics = [
             AttackMetric(
-                "near_copy_of_training_plate", proportion(gen_dist < threshold, method), proportion(train_dist < threshold, method),
+                "near_copy_of_training_plate",
+                proportion(gen_dist < threshold, method),
+                proportion(train_dist < threshold, method),
                 float(np.mean(held_dist < threshold)),
                 f"generated plates closer to a training plate than the {self.quantile:g} quantile of unseen real plates "
                 f"(mean absolute grey distance < {threshold:.4f} at {size[0]}x{size[1]})",
             ),
         ]
-        notes = [f"{len(train_keys)} training plates, {len(held_dist)} unseen real plates, {len(gen_dist)} generated plates"]
+        notes = [
+            f"{len(train_keys)} training plates, {len(held_dist)} unseen real plates, {len(gen_dist)} generated plates"
+        ]
         if texts:
             metrics.append(AttackMetric(
                 "ocr_matches_training_plate", proportion(gen_match, method), proportion(train_match, method),

@@ -175,7 +175,11 @@ class FileScan:
 
 def _text(value: Any, limit: int = 80) -> str:
     if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace") if not value.startswith(b"UNICODE\x00") else value[8:].decode("utf-16", "replace")
+        value = (
+            value.decode("utf-8", "replace")
+            if not value.startswith(b"UNICODE\x00")
+            else value[8:].decode("utf-16", "replace")
+        )
         value = value.replace("\x00", "").strip()
     text = str(value).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -278,7 +282,9 @@ class _Scanner:
                 try:
                     part(img, scan, pixels)
                 except Exception as exc:  # noqa: BLE001 - malformed metadata must not stop the scan
-                    scan.findings.append(Finding("malformed", f"{part.__name__.strip('_')}: {type(exc).__name__}: {exc}", "info"))
+                    scan.findings.append(
+                        Finding("malformed", f"{part.__name__.strip('_')}: {type(exc).__name__}: {exc}", "info")
+                    )
         return scan
 
     def _own_pixels(self, img: Image.Image, scan: FileScan, original: Callable[[], np.ndarray] | None) -> PairFn | None:
@@ -292,8 +298,11 @@ class _Scanner:
             img.seek(0)
             first = np.asarray(img.convert("RGB"))
         except Exception as exc:  # noqa: BLE001 - damaged files raise all sorts of errors
-            scan.findings.append(Finding("undecodable_image", f"the image itself cannot be decoded ({type(exc).__name__}: {exc})",
-                                         "medium"))
+            scan.findings.append(
+                Finding(
+                    "undecodable_image", f"the image itself cannot be decoded ({type(exc).__name__}: {exc})", "medium"
+                )
+            )
             first = None
         if original is None:
             return None
@@ -310,17 +319,28 @@ class _Scanner:
         w, h = img.size
         limit = self.max_pixels or pixel_limit()
         decoded = min(n - 1, self.max_streams) if w * h <= limit else 0
-        scan.findings.append(Finding("extra_frames", f"{n} frames (animated or multi-page {img.format}): {n - 1} after the "
-                                     "first, which is the image the other attacks see", "medium"))
+        scan.findings.append(
+            Finding(
+                "extra_frames",
+                f"{n} frames (animated or multi-page {img.format}): {n - 1} after the "
+                "first, which is the image the other attacks see",
+                "medium",
+            )
+        )
         for k in range(1, decoded + 1):
             try:
                 img.seek(k)
                 frame = np.asarray(img.convert("RGB"))
             except Exception as exc:  # noqa: BLE001 - a damaged frame is a finding, not the end of the scan
-                scan.findings.append(Finding("extra_frames", f"frame {k + 1} of {n}: not decodable ({type(exc).__name__}: {exc})",
-                                             "medium"))
+                scan.findings.append(
+                    Finding(
+                        "extra_frames", f"frame {k + 1} of {n}: not decodable ({type(exc).__name__}: {exc})", "medium"
+                    )
+                )
                 continue
-            self._compare(Stream(f"frame {k + 1} of {n}", pixels=frame), f"frame {k + 1} of {n}", 1, scan, pixels, "extra_frames")
+            self._compare(
+                Stream(f"frame {k + 1} of {n}", pixels=frame), f"frame {k + 1} of {n}", 1, scan, pixels, "extra_frames"
+            )
         if n - 1 > decoded:
             scan.findings.append(Finding("extra_frames", f"{n - 1 - decoded} more frame(s) of {n} not decoded "
                                          f"({w}x{h} pixels; max_streams={self.max_streams})", "medium"))
@@ -373,7 +393,9 @@ class _Scanner:
             )
             scan.findings.append(Finding("trailing_data", detail, "info" if padding else "medium"))
 
-    def _compare(self, source: bytes | Stream, where: str, orientation: int, scan: FileScan, pixels: PairFn | None, kind: str) -> None:
+    def _compare(
+        self, source: bytes | Stream, where: str, orientation: int, scan: FileScan, pixels: PairFn | None, kind: str
+    ) -> None:
         """Decode one embedded image and classify it as a copy of the original or not."""
         scan.embedded_images += 1
         raw = source.pixels if isinstance(source, Stream) else None
@@ -382,7 +404,9 @@ class _Scanner:
             try:
                 raw = decode_image(data or b"", f"{scan.path} ({where})", max_pixels=self.max_pixels)
             except Exception as exc:  # noqa: BLE001 - ImageReadError names the file and the stream
-                scan.findings.append(Finding(kind, f"{where}: {len(data or b'')} bytes, not decodable ({exc})", "medium"))
+                scan.findings.append(
+                    Finding(kind, f"{where}: {len(data or b'')} bytes, not decodable ({exc})", "medium")
+                )
                 return
         pil = Image.fromarray(raw)
         for op in _TRANSPOSE.get(int(orientation or 1), []):
@@ -398,11 +422,13 @@ class _Scanner:
                 scan.thumbnail_psnr_original, scan.thumbnail_psnr_anonymized = p_orig, p_anon
             if p_orig >= self.min_psnr and p_orig >= p_anon + self.margin_db:
                 scan.thumbnail = "original"
-                scan.findings.append(Finding(
-                    "original_image",
-                    f"{detail} is a copy of the original (PSNR {p_orig:.1f} dB vs {p_anon:.1f} dB to the anonymized image)",
-                    "high",
-                ))
+                scan.findings.append(
+                    Finding(
+                        "original_image",
+                        f"{detail} is a copy of the original (PSNR {p_orig:.1f} dB vs {p_anon:.1f} dB to the anonymized image)",
+                        "high",
+                    )
+                )
                 return
             detail += f" (PSNR {p_orig:.1f} dB to the original, {p_anon:.1f} dB to the anonymized image)"
         scan.thumbnail = "other" if scan.thumbnail == "none" else scan.thumbnail
@@ -419,8 +445,12 @@ class _Scanner:
                 named.append(match.group(0))
                 if severity == "high" or kind in ("device", "datetime", "location"):
                     scan.findings.append(Finding(kind, f"XMP {match.group(0)}", severity))
-        scan.findings.append(Finding("xmp", f"{len(packet)} characters" + (f" ({', '.join(named)})" if named else ""), "medium"))
-        for b64 in re.findall(r"<xmpGImg:image>([^<]+)</xmpGImg:image>", packet) + re.findall(r'xmpGImg:image="([^"]+)"', packet):
+        scan.findings.append(
+            Finding("xmp", f"{len(packet)} characters" + (f" ({', '.join(named)})" if named else ""), "medium")
+        )
+        for b64 in re.findall(r"<xmpGImg:image>([^<]+)</xmpGImg:image>", packet) + re.findall(
+            r'xmpGImg:image="([^"]+)"', packet
+        ):
             data = base64.b64decode(re.sub(r"&#xA;|\s", "", b64), validate=False)
             self._compare(data, "XMP", 1, scan, pixels, "thumbnail")
 
@@ -430,7 +460,9 @@ class _Scanner:
         info = IptcImagePlugin.getiptcinfo(img)
         if not info:
             return
-        names = sorted({_IPTC_NAMES.get(k, f"{k[0]}:{k[1]}") for k in info if k != (1, 90) and k[0] != 1 and k != (2, 0)})
+        names = sorted(
+            {_IPTC_NAMES.get(k, f"{k[0]}:{k[1]}") for k in info if k != (1, 90) and k[0] != 1 and k != (2, 0)}
+        )
         if names:
             scan.findings.append(Finding("iptc", ", ".join(names), "medium"))
 
@@ -510,9 +542,17 @@ def name_findings(path: Path, original_name: str, identity: str | None) -> list[
     """Findings about a file's name: the identity label in it (high), the original's name kept (info)."""
     out = []
     if identity_in_name(identity, path):
-        out.append(Finding("identity_name", f"identity '{identity}' in the file name {path.parent.name}/{path.name}", "high"))
+        out.append(
+            Finding("identity_name", f"identity '{identity}' in the file name {path.parent.name}/{path.name}", "high")
+        )
     if path.stem.casefold() == PurePosixPath(original_name).stem.casefold():
-        out.append(Finding("original_name", f"file name '{path.name}' equals the original's ('{PurePosixPath(original_name).name}')", "info"))
+        out.append(
+            Finding(
+                "original_name",
+                f"file name '{path.name}' equals the original's ('{PurePosixPath(original_name).name}')",
+                "info",
+            )
+        )
     return out
 
 
@@ -540,7 +580,9 @@ class MetadataLeak(Attack):
         max_streams: int = 16,
     ):
         if max_embedded_pixels is not None and int(max_embedded_pixels) < 1:
-            raise ConfigError(f"metadata: max_embedded_pixels must be a positive number of pixels or null, got {max_embedded_pixels!r}")
+            raise ConfigError(
+                f"metadata: max_embedded_pixels must be a positive number of pixels or null, got {max_embedded_pixels!r}"
+            )
         if int(max_streams) < 1:
             raise ConfigError(f"metadata: max_streams must be at least 1, got {max_streams!r}")
         self.thumbnail_margin_db = thumbnail_margin_db
@@ -563,7 +605,9 @@ class MetadataLeak(Attack):
             if not f.file or f.file in scanned:
                 continue
             has_original = f.status != "unpaired" and release.has_original(f.key)
-            scan = scanner.scan(Path(f.file), None, True, (lambda key=f.key: release.original_of(key)) if has_original else None)
+            scan = scanner.scan(
+                Path(f.file), None, True, (lambda key=f.key: release.original_of(key)) if has_original else None
+            )
             out.append((f, scan))
         return out
 
@@ -577,7 +621,9 @@ class MetadataLeak(Attack):
             scan = scanner.scan(Path(rec.path), lambda i=i: release.pair(i))
             original = release.originals.records[i]
             identity = None if original.identity is None else str(original.identity)
-            scan.findings += name_findings(Path(rec.path), original.path.name if original.path else original.key, identity)
+            scan.findings += name_findings(
+                Path(rec.path), original.path.name if original.path else original.key, identity
+            )
             scans.append(scan)
             named.append(identity_in_name(identity, Path(rec.path)))
         return idx, scans, named
@@ -601,7 +647,9 @@ class MetadataLeak(Attack):
             notes.append("the originals are held in memory: no scan of original files")
         unchecked = sum(v is None for v in rel_named)
         if rel and unchecked:
-            notes.append(f"{unchecked} released file(s) have no identity label of 3 or more letters or digits: not checked for the identity in their name")
+            notes.append(
+                f"{unchecked} released file(s) have no identity label of 3 or more letters or digits: not checked for the identity in their name"
+            )
 
         def est(values: list[bool | None]) -> Estimate:
             kept = [bool(v) for v in values if v is not None]
@@ -610,10 +658,19 @@ class MetadataLeak(Attack):
             return proportion(kept, method="proportion of files, Wilson 95% CI")
 
         tests = {
-            "files_with_leak": (lambda s: s.leak, "files with high- or medium-severity findings (GPS, device, serial, embedded image, trailing data, XMP, identity in the name, ...)"),
+            "files_with_leak": (
+                lambda s: s.leak,
+                "files with high- or medium-severity findings (GPS, device, serial, embedded image, trailing data, XMP, identity in the name, ...)",
+            ),
             "files_with_gps": (lambda s: s.has("gps"), "files with a GPS position (EXIF or XMP)"),
-            "files_with_original_image": (lambda s: s.thumbnail == "original", "files embedding a copy of the original image (thumbnail, preview, frame, appended or chunk stream)"),
-            "files_with_trailing_data": (lambda s: s.has("trailing_data", "medium"), "files with bytes after the end of the image (EOI/IEND), other than zero padding"),
+            "files_with_original_image": (
+                lambda s: s.thumbnail == "original",
+                "files embedding a copy of the original image (thumbnail, preview, frame, appended or chunk stream)",
+            ),
+            "files_with_trailing_data": (
+                lambda s: s.has("trailing_data", "medium"),
+                "files with bytes after the end of the image (EOI/IEND), other than zero padding",
+            ),
         }
         metrics = [
             AttackMetric(name, est([fn(s) for s in rel]), est([fn(s) for s in orig]) if orig else None, 0.0, desc)
@@ -636,17 +693,43 @@ class MetadataLeak(Attack):
         rows = []
         for i, key, status, s in zip(rel_idx, keys, statuses, rel):
             o = orig_by_index.get(i)
-            rows.append({
-                "key": key, "status": status, "path": s.path, "leak": s.leak, "severity": s.severity,
-                "gps": s.has("gps"), "thumbnail": s.thumbnail, "embedded_images": s.embedded_images,
-                "trailing_bytes": s.trailing_bytes, "named_like_original": s.has("original_name"),
-                "thumbnail_psnr_original": s.thumbnail_psnr_original, "thumbnail_psnr_anonymized": s.thumbnail_psnr_anonymized,
-                "findings": s.summary(), "original_leak": None if o is None else o.leak,
-            })
-        details = pd.DataFrame(rows, columns=[
-            "key", "status", "path", "leak", "severity", "gps", "thumbnail", "embedded_images", "trailing_bytes", "named_like_original",
-            "thumbnail_psnr_original", "thumbnail_psnr_anonymized", "findings", "original_leak",
-        ])
+            rows.append(
+                {
+                    "key": key,
+                    "status": status,
+                    "path": s.path,
+                    "leak": s.leak,
+                    "severity": s.severity,
+                    "gps": s.has("gps"),
+                    "thumbnail": s.thumbnail,
+                    "embedded_images": s.embedded_images,
+                    "trailing_bytes": s.trailing_bytes,
+                    "named_like_original": s.has("original_name"),
+                    "thumbnail_psnr_original": s.thumbnail_psnr_original,
+                    "thumbnail_psnr_anonymized": s.thumbnail_psnr_anonymized,
+                    "findings": s.summary(),
+                    "original_leak": None if o is None else o.leak,
+                }
+            )
+        details = pd.DataFrame(
+            rows,
+            columns=[
+                "key",
+                "status",
+                "path",
+                "leak",
+                "severity",
+                "gps",
+                "thumbnail",
+                "embedded_images",
+                "trailing_bytes",
+                "named_like_original",
+                "thumbnail_psnr_original",
+                "thumbnail_psnr_anonymized",
+                "findings",
+                "original_leak",
+            ],
+        )
         findings = [ff for key, s in zip(keys, rel) for ff in file_findings(key, s)]
         return AttackResult(self.name, metrics, details, notes, findings)
 
@@ -664,5 +747,9 @@ def file_findings(key: str, scan: FileScan) -> list[FileFinding]:
             continue
         metrics = ("files_with_leak",) + ((_FINDING_METRICS[f.kind],) if f.kind in _FINDING_METRICS else ())
         appended = f.kind == "original_image" and f.detail.startswith("after the end-of-image marker")
-        out.append(FileFinding(key, "original_after_eoi" if appended else f.kind, f"{f.detail} ({f.severity})", metrics, scan.path))
+        out.append(
+            FileFinding(
+                key, "original_after_eoi" if appended else f.kind, f"{f.detail} ({f.severity})", metrics, scan.path
+            )
+        )
     return out

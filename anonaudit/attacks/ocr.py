@@ -142,7 +142,9 @@ class NoInformationGuess:
         for t in truths:
             p = 1.0
             for ch in t:
-                same = sum(1 for a in PLATE_ALPHABET if (fold_char(a) if fold else a) == (fold_char(ch) if fold else ch))
+                same = sum(
+                    1 for a in PLATE_ALPHABET if (fold_char(a) if fold else a) == (fold_char(ch) if fold else ch)
+                )
                 p *= same / len(PLATE_ALPHABET)
             probs.append(p)
         return float(np.mean(probs))
@@ -162,7 +164,9 @@ class NoInformationGuess:
     def _topk(self, truths: Sequence[str], k: int, fold: bool) -> float:
         """Top-k char accuracy of the guess (k = 1: plain char accuracy)."""
         if self.fitted:
-            guess, alts = normalize_alternatives(self.guess(), [[(c, float("nan")) for c in pos[:k]] for pos in self.chars], fold)
+            guess, alts = normalize_alternatives(
+                self.guess(), [[(c, float("nan")) for c in pos[:k]] for pos in self.chars], fold
+            )
             return float(np.mean([topk_char_accuracy(normalize_plate(t, fold), guess, alts, k) for t in truths]))
         scores = []
         for t, g, a in self._random(truths, k):
@@ -175,7 +179,9 @@ class NoInformationGuess:
 TEXT_WITHHELD = "text withheld; rerun with --embed-examples"
 
 
-def read_findings(keys: Sequence[str], scores: pd.DataFrame, metric: str, folded_metric: str | None, how: str) -> list[FileFinding]:
+def read_findings(
+    keys: Sequence[str], scores: pd.DataFrame, metric: str, folded_metric: str | None, how: str
+) -> list[FileFinding]:
     """One ``read`` finding per plate read exactly (counting toward ``metric`` and ``folded_metric``), and
     with ``folded_metric`` one ``read_up_to_lookalikes`` per plate read exactly only after folding; the
     text read is the finding's example (shown only with ``--embed-examples``)."""
@@ -183,14 +189,18 @@ def read_findings(keys: Sequence[str], scores: pd.DataFrame, metric: str, folded
     for key, (_, r) in zip(keys, scores.iterrows()):
         if r["exact"]:
             metrics = (metric,) + ((folded_metric,) if folded_metric else ())
-            out.append(FileFinding(key, "read", f"{how}: read exactly ({TEXT_WITHHELD})", metrics, example=str(r["read"])))
+            out.append(
+                FileFinding(key, "read", f"{how}: read exactly ({TEXT_WITHHELD})", metrics, example=str(r["read"]))
+            )
         elif folded_metric and r["exact_folded"]:
             out.append(FileFinding(key, "read_up_to_lookalikes", f"{how}: read exactly up to look-alike characters "
                                    f"({TEXT_WITHHELD})", (folded_metric,), example=str(r["read"])))
     return out
 
 
-def rate_metric(name: str, release: pd.Series, original: pd.Series | None, baseline: float, description: str) -> AttackMetric:
+def rate_metric(
+    name: str, release: pd.Series, original: pd.Series | None, baseline: float, description: str
+) -> AttackMetric:
     """An :class:`AttackMetric` from per-plate booleans (Wilson CI) or scores (bootstrap CI)."""
 
     def est(values: pd.Series) -> Estimate:
@@ -224,6 +234,8 @@ class OCRReread(Attack):
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
+
+    param_alternatives = {"engine": ("tesseract", "easyocr")}
 
     def __init__(
         self,
@@ -262,8 +274,12 @@ class OCRReread(Attack):
         self.check_labels(release)
         engine = self.make_engine()
         truths = truths_of(release.originals, self.name)
-        orig = score_readings(truths, self._read(engine, release.originals, release, "originals"), self.k, self.fold_confusions)
-        rel = score_readings(truths, self._read(engine, release.anonymized, release, "release"), self.k, self.fold_confusions)
+        orig = score_readings(
+            truths, self._read(engine, release.originals, release, "originals"), self.k, self.fold_confusions
+        )
+        rel = score_readings(
+            truths, self._read(engine, release.anonymized, release, "release"), self.k, self.fold_confusions
+        )
         g = fitted_guess(self)
         base = f"baseline: {g.describe()}"
         fold_note = ", look-alike characters folded" if self.fold_confusions else ""
@@ -301,6 +317,11 @@ class OCRReread(Attack):
                 "topk_char_accuracy_original": orig["topk_char_accuracy"],
             }
         )
-        findings = read_findings(release.keys, rel, "exact_match", None if self.fold_confusions else "exact_match_folded",
-                                 f"OCR ({engine.name})")
+        findings = read_findings(
+            release.keys,
+            rel,
+            "exact_match",
+            None if self.fold_confusions else "exact_match_folded",
+            f"OCR ({engine.name})",
+        )
         return AttackResult(self.name, metrics, details, notes, findings)

@@ -79,15 +79,23 @@ def identity_scores(sim: np.ndarray, gallery_ids: list[str]) -> tuple[np.ndarray
     return scores, [str(i) for i in sorted_ids[starts]]
 
 
-def reid_findings(keys: Sequence[str], ids: Sequence[str], protocol: Protocol, prefix: str, who: str) -> list[FileFinding]:
+def reid_findings(
+    keys: Sequence[str], ids: Sequence[str], protocol: Protocol, prefix: str, who: str
+) -> list[FileFinding]:
     """One ``reidentified`` finding per probe ranked first (its rank-k metrics); the identity is the
     finding's example (shown only with ``--embed-examples``)."""
     n_ids = len(set(ids))
     metrics = tuple(f"{prefix}rank{k}" for k in sorted(protocol.rank))
     return [
-        FileFinding(key, "reidentified", f"rank 1 of {n_ids} identities, {who} (identity withheld; rerun with --embed-examples)",
-                    metrics, example=f"rank 1 of {n_ids} identities, {who}: {identity}")
-        for key, identity, rank in zip(keys, ids, protocol.ranks) if rank == 1
+        FileFinding(
+            key,
+            "reidentified",
+            f"rank 1 of {n_ids} identities, {who} (identity withheld; rerun with --embed-examples)",
+            metrics,
+            example=f"rank 1 of {n_ids} identities, {who}: {identity}",
+        )
+        for key, identity, rank in zip(keys, ids, protocol.ranks)
+        if rank == 1
     ]
 
 
@@ -199,7 +207,9 @@ def tar_at_far(pairs: Pairs, far: float) -> float:
     return float(_Grouped(pairs).stats(_unit_weights(pairs), far)[0][0])
 
 
-def verification_estimates(pairs: Pairs, far: float, n_boot: int = 200, seed: int = 0, chunk: int = 16) -> tuple[Estimate, Estimate]:
+def verification_estimates(
+    pairs: Pairs, far: float, n_boot: int = 200, seed: int = 0, chunk: int = 16
+) -> tuple[Estimate, Estimate]:
     """``(TAR@FAR, AUC)`` with percentile-bootstrap 95% CIs resampling probes."""
     probes = np.unique(pairs.probe)
     n_gen = int(pairs.genuine.sum())
@@ -227,10 +237,18 @@ def verification_estimates(pairs: Pairs, far: float, n_boot: int = 200, seed: in
     method = f"{{}}; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; bootstrap over probes ({n_boot}), 95% CI"
     auc_estimate = Estimate(auc, float(lo_a), float(hi_a), n_gen, method.format("ROC AUC"), extra=extra)
     if n_imp < need:  # the threshold would admit no impostor: TAR at a FAR of 0, not the one named
-        return Estimate(float("nan"), n=0, method=f"TAR at FAR={far:g}", standard=False, extra=extra,
-                        reason=f"TAR at FAR={far:g} needs >= {need} impostor pairs, has {n_imp} (with fewer the "
-                               "threshold admits no impostor: the FAR reached would be 0, not the one named)"), auc_estimate
-    return Estimate(tar, float(lo_t), float(hi_t), n_gen, method.format(f"TAR at FAR={far:g}"), extra=extra), auc_estimate
+        return Estimate(
+            float("nan"),
+            n=0,
+            method=f"TAR at FAR={far:g}",
+            standard=False,
+            extra=extra,
+            reason=f"TAR at FAR={far:g} needs >= {need} impostor pairs, has {n_imp} (with fewer the "
+            "threshold admits no impostor: the FAR reached would be 0, not the one named)",
+        ), auc_estimate
+    return Estimate(
+        tar, float(lo_t), float(hi_t), n_gen, method.format(f"TAR at FAR={far:g}"), extra=extra
+    ), auc_estimate
 
 
 @dataclass
@@ -270,7 +288,9 @@ def compare(
     rank_est, chance = {}, {}
     for k in ranks_at:
         rank_est[k] = proportion(ranks[evaluated] <= k, f"rank-{k} identification rate over probes, Wilson 95% CI")
-        chance[k] = float(np.mean(np.minimum(k, n_ids[evaluated]) / n_ids[evaluated])) if evaluated.any() else float("nan")
+        chance[k] = (
+            float(np.mean(np.minimum(k, n_ids[evaluated]) / n_ids[evaluated])) if evaluated.any() else float("nan")
+        )
     keep = np.flatnonzero(evaluated)
     pairs = verification_pairs(sim[keep], [ids[i] for i in keep], ids, impostors_per_probe, seed)
     pairs.probe = keep[pairs.probe] if len(pairs.probe) else pairs.probe
@@ -308,6 +328,8 @@ class ReIdentification(Attack):
 
     requires = ("identity",)
     criteria = ("singling_out", "linkability")
+
+    param_alternatives = {"embedder": ("pixels",), "gallery": ("other_images",), "projection": ("lda",)}
 
     def __init__(
         self,
@@ -370,7 +392,12 @@ class ReIdentification(Attack):
             aux = self._embed(model, aux_set, aux_set, "embed auxiliary")
             lda = fit_lda(aux.vectors, [str(i) for i in aux_set.identities])
             g_vec, p_vec = project(lda, g_vec), project(lda, p_vec)
-        kw = {"far": float(self.far), "impostors_per_probe": self.impostors_per_probe, "n_boot": int(self.n_boot), "seed": int(self.seed)}
+        kw = {
+            "far": float(self.far),
+            "impostors_per_probe": self.impostors_per_probe,
+            "n_boot": int(self.n_boot),
+            "seed": int(self.seed),
+        }
         direct = compare(p_vec, g_vec, ids, self.gallery == "other_images", **kw)
         original = compare(g_vec, g_vec, ids, True, **kw)
         notes.append(
@@ -401,7 +428,15 @@ class ReIdentification(Attack):
         return AttackResult(self.name, metrics, details, notes, findings)
 
     def _parrot(
-        self, model, anonymizer, release: Release, reference: ImageSet, probes: np.ndarray, ids: list[str], kw: dict, notes: list[str]
+        self,
+        model,
+        anonymizer,
+        release: Release,
+        reference: ImageSet,
+        probes: np.ndarray,
+        ids: list[str],
+        kw: dict,
+        notes: list[str],
     ) -> Protocol:
         gallery_anon = anonymizer.anonymize(release.originals, show_progress=False)
         gal = self._embed(model, gallery_anon, reference, "embed anonymized gallery")
@@ -424,9 +459,19 @@ class ReIdentification(Attack):
     def _metrics(self, on: Protocol, original: Protocol, prefix: str) -> list[AttackMetric]:
         who = "parrot attacker (anonymized gallery)" if prefix else "direct attacker (original gallery)"
         out = [
-            AttackMetric(f"{prefix}rank{k}", on.rank[k], original.rank[k], on.chance[k], f"rank-{k} identification, {who}")
+            AttackMetric(
+                f"{prefix}rank{k}", on.rank[k], original.rank[k], on.chance[k], f"rank-{k} identification, {who}"
+            )
             for k in sorted(on.rank)
         ]
-        out.append(AttackMetric(f"{prefix}tar@far={self.far:g}", on.tar, original.tar, float(self.far), f"verification TAR at FAR={self.far:g}, {who}"))
+        out.append(
+            AttackMetric(
+                f"{prefix}tar@far={self.far:g}",
+                on.tar,
+                original.tar,
+                float(self.far),
+                f"verification TAR at FAR={self.far:g}, {who}",
+            )
+        )
         out.append(AttackMetric(f"{prefix}roc_auc", on.auc, original.auc, 0.5, f"verification ROC AUC, {who}"))
         return out

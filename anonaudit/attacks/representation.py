@@ -72,14 +72,18 @@ def make_classifier(kind: str, n_train: int, seed: int):
     if kind == "mlp":
         from sklearn.neural_network import MLPClassifier
 
-        return make_pipeline(StandardScaler(), MLPClassifier((256,), alpha=1e-3, max_iter=500, early_stopping=n_train >= 100,
-                                                             random_state=int(seed)))
+        return make_pipeline(
+            StandardScaler(),
+            MLPClassifier((256,), alpha=1e-3, max_iter=500, early_stopping=n_train >= 100, random_state=int(seed)),
+        )
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=int(seed))
 
 
-def cv_score(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int, scoring: str = "roc_auc") -> float:
+def cv_score(
+    kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int, scoring: str = "roc_auc"
+) -> float:
     """Mean held-out ``scoring`` (a scikit-learn scorer name) of ``kind`` over up to ``folds``
     stratified folds grouped by ``groups`` (nan when a class has fewer than 2 groups: no fold could
     hold both classes out)."""
@@ -89,7 +93,9 @@ def cv_score(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds:
     if k < 2:
         return float("nan")
     split = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=int(seed))
-    return float(np.mean(cross_val_score(make_classifier(kind, len(x), seed), x, y, groups=groups, cv=split, scoring=scoring)))
+    return float(
+        np.mean(cross_val_score(make_classifier(kind, len(x), seed), x, y, groups=groups, cv=split, scoring=scoring))
+    )
 
 
 @ATTACKS.register("representation_gender")
@@ -99,6 +105,8 @@ class RepresentationInference(GenderInference):
 
     criteria = ("inference",)
     needs = ("representation",)
+
+    param_alternatives = {"attribute": ("smiling",)}
 
     def __init__(
         self,
@@ -110,9 +118,15 @@ class RepresentationInference(GenderInference):
         n_boot: int = 1000,
         seed: int = 0,
     ):
-        bad = [c for c in classifiers if c not in REPRESENTATION_CLASSIFIERS] if isinstance(classifiers, (list, tuple)) else [classifiers]
+        bad = (
+            [c for c in classifiers if c not in REPRESENTATION_CLASSIFIERS]
+            if isinstance(classifiers, (list, tuple))
+            else [classifiers]
+        )
         if bad or not classifiers:
-            raise ConfigError(f"representation_gender: classifiers must be a non-empty list of {REPRESENTATION_CLASSIFIERS}, got {classifiers!r}")
+            raise ConfigError(
+                f"representation_gender: classifiers must be a non-empty list of {REPRESENTATION_CLASSIFIERS}, got {classifiers!r}"
+            )
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ConfigError(f"representation_gender: folds must be an integer >= 2, got {folds!r}")
         if select_by not in SELECTION_SCORES:
@@ -133,7 +147,9 @@ class RepresentationInference(GenderInference):
     def _pixels(self, images: ImageSet) -> np.ndarray:
         return greyscale_pixels(images, self.pixel_size)
 
-    def _attack(self, x_aux: np.ndarray, y_aux: np.ndarray, groups: np.ndarray, x_eval: np.ndarray) -> tuple[np.ndarray, str, dict]:
+    def _attack(
+        self, x_aux: np.ndarray, y_aux: np.ndarray, groups: np.ndarray, x_eval: np.ndarray
+    ) -> tuple[np.ndarray, str, dict]:
         """Pick the attacker by grouped CV on the auxiliary features, refit it on all of them, score ``x_eval``."""
         scores = {c: cv_score(c, x_aux, y_aux, groups, self.folds, self.seed, self.select_by) for c in self.classifiers}
         ranked = [c for c in self.classifiers if np.isfinite(scores[c])]
@@ -151,15 +167,21 @@ class RepresentationInference(GenderInference):
         y = self._y(originals)
         keep = np.flatnonzero(y >= 0)
         if len(keep) == 0:
-            raise DataError(f"attack '{self.name}': no evaluation image has a '{self.attribute}' label seen in the auxiliary data")
+            raise DataError(
+                f"attack '{self.name}': no evaluation image has a '{self.attribute}' label seen in the auxiliary data"
+            )
         originals, y = originals.subset(keep.tolist()), y[keep]
         y_aux = self._y(self.auxiliary_)
         aux_ids = self.auxiliary_.identities
         groups = np.array([str(v) if v not in (None, "") else f"\0{k}" for v, k in zip(aux_ids, self.auxiliary_.keys)])
 
         method = release.anonymizer
-        p_rel, best, cv_rel = self._attack(np.asarray(method.represent(self.auxiliary_), dtype=np.float64), y_aux, groups,
-                                           np.asarray(method.represent(originals), dtype=np.float64))
+        p_rel, best, cv_rel = self._attack(
+            np.asarray(method.represent(self.auxiliary_), dtype=np.float64),
+            y_aux,
+            groups,
+            np.asarray(method.represent(originals), dtype=np.float64),
+        )
         p_orig, best_o, cv_orig = self._attack(self._pixels(self.auxiliary_), y_aux, groups, self._pixels(originals))
         on_release, on_original = self._estimates(y, p_rel), self._estimates(y, p_orig)
         majority = int(np.mean(y_aux) > 0.5)
@@ -173,11 +195,18 @@ class RepresentationInference(GenderInference):
             f"(CV {self.select_by}: {shown(cv_orig)}; attacking with {best_o})",
         ]
         metrics = [
-            AttackMetric(k, on_release[k], on_original[k], baselines[k],
-                         f"{self.attribute} {k.replace('_', ' ')} of the best fresh attacker on the released representation")
+            AttackMetric(
+                k,
+                on_release[k],
+                on_original[k],
+                baselines[k],
+                f"{self.attribute} {k.replace('_', ' ')} of the best fresh attacker on the released representation",
+            )
             for k in ("accuracy", "balanced_accuracy", "roc_auc")
         ]
-        details = pd.DataFrame({"key": originals.keys, "label": [self.classes_[v] for v in y], "p_release": p_rel, "p_original": p_orig})
+        details = pd.DataFrame(
+            {"key": originals.keys, "label": [self.classes_[v] for v in y], "p_release": p_rel, "p_original": p_orig}
+        )
         return AttackResult(self.name, metrics, details, notes)
 
 
@@ -196,7 +225,9 @@ class RepresentationMatching(Attack):
     criteria = ("singling_out", "linkability")
     needs = ("representation",)
 
-    def __init__(self, far: float = 1e-3, impostors_per_probe: int = 500, pixel_size: int = 32, n_boot: int = 200, seed: int = 0):
+    def __init__(
+        self, far: float = 1e-3, impostors_per_probe: int = 500, pixel_size: int = 32, n_boot: int = 200, seed: int = 0
+    ):
         if not 0.0 < float(far) < 1.0:
             raise ConfigError(f"representation_reid: far must be in (0, 1), got {far!r}")
         if isinstance(pixel_size, bool) or not isinstance(pixel_size, int) or pixel_size < 2:
@@ -210,7 +241,7 @@ class RepresentationMatching(Attack):
     def not_applicable(self, release: Release) -> str:
         return representation_missing(release)
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "RepresentationMatching":
+    def fit(self, auxiliary: ImageSet | None = None) -> RepresentationMatching:
         """Keep the intruder's images: g (and the pixels) are standardised with their statistics
         (without any, with the release's own)."""
         self.auxiliary_: ImageSet | None = auxiliary if auxiliary is not None and len(auxiliary) else None
@@ -224,22 +255,43 @@ class RepresentationMatching(Attack):
         if aux is not None:
             check_disjoint(aux, release, self.name)
         ids = [str(i) for i in release.originals.identities]
-        kw = {"far": float(self.far), "impostors_per_probe": self.impostors_per_probe, "n_boot": int(self.n_boot), "seed": int(self.seed)}
+        kw = {
+            "far": float(self.far),
+            "impostors_per_probe": self.impostors_per_probe,
+            "n_boot": int(self.n_boot),
+            "seed": int(self.seed),
+        }
         method = release.anonymizer
         protocols = {}
-        for side, features in (("release", method.represent), ("original", lambda s: greyscale_pixels(s, self.pixel_size))):
+        for side, features in (
+            ("release", method.represent),
+            ("original", lambda s: greyscale_pixels(s, self.pixel_size)),
+        ):
             x = np.asarray(features(release.originals), dtype=np.float64)
             ref = x if aux is None else np.asarray(features(aux), dtype=np.float64)
             z = _unit_rows(x, ref.mean(0), ref.std(0))
             protocols[side] = compare(z, z, ids, True, **kw)
         on, orig = protocols["release"], protocols["original"]
         who = "released representations matched through the person's other photos"
-        metrics = [AttackMetric(f"rank{k}", on.rank[k], orig.rank[k], on.chance[k], f"rank-{k} identification, {who}") for k in sorted(on.rank)]
-        metrics.append(AttackMetric(f"tar@far={self.far:g}", on.tar, orig.tar, float(self.far), f"verification TAR at FAR={self.far:g}, {who}"))
+        metrics = [
+            AttackMetric(f"rank{k}", on.rank[k], orig.rank[k], on.chance[k], f"rank-{k} identification, {who}")
+            for k in sorted(on.rank)
+        ]
+        metrics.append(
+            AttackMetric(
+                f"tar@far={self.far:g}",
+                on.tar,
+                orig.tar,
+                float(self.far),
+                f"verification TAR at FAR={self.far:g}, {who}",
+            )
+        )
         metrics.append(AttackMetric("roc_auc", on.auc, orig.auc, 0.5, f"verification ROC AUC (1-to-1 matching), {who}"))
-        notes = [f"{int(on.evaluated.sum())} of {len(ids)} released representations have another photo of the same person "
-                 f"among {len(set(ids))} identities; standardised with "
-                 + (f"{len(aux)} auxiliary images' representations" if aux is not None else "the release's own statistics")
-                 + f"; upper bound: the originals' {self.pixel_size}x{self.pixel_size} greyscale pixels"]
+        notes = [
+            f"{int(on.evaluated.sum())} of {len(ids)} released representations have another photo of the same person "
+            f"among {len(set(ids))} identities; standardised with "
+            + (f"{len(aux)} auxiliary images' representations" if aux is not None else "the release's own statistics")
+            + f"; upper bound: the originals' {self.pixel_size}x{self.pixel_size} greyscale pixels"
+        ]
         details = pd.DataFrame({"key": release.keys, "identity": ids, "rank": on.ranks, "rank_original": orig.ranks})
         return AttackResult(self.name, metrics, details, notes)

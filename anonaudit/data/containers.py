@@ -262,7 +262,9 @@ def _webp_layout(data: bytes) -> Layout:
         size = struct.unpack_from("<I", data, pos + 4)[0]
         s, e = pos + 8, min(end, pos + 8 + size)
         if kind not in _WEBP_IMAGE_CHUNKS:
-            layout.streams += find_streams(data, s, e, f"chunk {kind.decode('latin-1').strip()}", in_exif=kind == b"EXIF")
+            layout.streams += find_streams(
+                data, s, e, f"chunk {kind.decode('latin-1').strip()}", in_exif=kind == b"EXIF"
+            )
         pos = s + size + (size & 1)
     layout.trailing = data[end:]
     layout.streams += find_streams(data, end, len(data), "after the end of the RIFF container")

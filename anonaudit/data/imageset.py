@@ -6,9 +6,10 @@ import dataclasses
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class Box:
     h: int
     label: str = ""
 
-    def clip(self, width: int, height: int) -> "Box":
+    def clip(self, width: int, height: int) -> Box:
         """The part of the box inside a ``width x height`` image (may be empty)."""
         x0, y0 = max(0, int(self.x)), max(0, int(self.y))
         x1, y1 = min(width, int(self.x + self.w)), min(height, int(self.y + self.h))
@@ -43,7 +44,7 @@ class Box:
     def area(self) -> int:
         return max(0, self.w) * max(0, self.h)
 
-    def expand(self, fraction: float) -> "Box":
+    def expand(self, fraction: float) -> Box:
         dx, dy = int(round(self.w * fraction)), int(round(self.h * fraction))
         return Box(self.x - dx, self.y - dy, self.w + 2 * dx, self.h + 2 * dy, self.label)
 
@@ -224,7 +225,7 @@ class ImageSet:
         boxes: Sequence[Sequence[Box]] | None = None,
         attributes: Sequence[dict[str, Any]] | None = None,
         name: str = "",
-    ) -> "ImageSet":
+    ) -> ImageSet:
         n = len(images)
         keys = list(keys) if keys is not None else [f"{i:06d}" for i in range(n)]
         records = [
@@ -240,7 +241,7 @@ class ImageSet:
         return cls(records, images, name=name)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, name: str = "") -> "ImageSet":
+    def from_folder(cls, folder: str | Path, name: str = "") -> ImageSet:
         """All images under ``folder`` (recursively), keyed by their path relative to it."""
         folder = Path(folder)
         if not folder.is_dir():
@@ -320,7 +321,7 @@ class ImageSet:
         return h
 
     # -- derivation ---------------------------------------------------------------------------
-    def subset(self, indices: Iterable[int], name: str | None = None) -> "ImageSet":
+    def subset(self, indices: Iterable[int], name: str | None = None) -> ImageSet:
         idx = list(indices)
         recs = [self.records[i] for i in idx]
         imgs = [self._images[i] for i in idx] if self._images is not None else None
@@ -328,15 +329,15 @@ class ImageSet:
         out._hashes = {j: self._hashes[i] for j, i in enumerate(idx) if i in self._hashes}
         return out
 
-    def with_images(self, images: Sequence[np.ndarray], name: str | None = None) -> "ImageSet":
+    def with_images(self, images: Sequence[np.ndarray], name: str | None = None) -> ImageSet:
         """Same records (keys, labels, boxes), new pixels, held in memory."""
         recs = [dataclasses.replace(r, path=None) for r in self.records]
         return ImageSet(recs, images, name=self.name if name is None else name)
 
-    def map(self, fn: Callable[[np.ndarray, Record], np.ndarray], name: str | None = None) -> "ImageSet":
+    def map(self, fn: Callable[[np.ndarray, Record], np.ndarray], name: str | None = None) -> ImageSet:
         return self.with_images([fn(self[i], self.records[i]) for i in range(len(self))], name)
 
-    def load(self) -> "ImageSet":
+    def load(self) -> ImageSet:
         """This set with every image read into memory (errors name the failing file)."""
         if self.in_memory:
             return self
@@ -350,7 +351,7 @@ class ImageSet:
             idx = list(range(start, min(start + batch_size, len(self))))
             yield idx, [self[i] for i in idx]
 
-    def split(self, fraction: float, seed: int = 0, by: str | None = None) -> tuple["ImageSet", "ImageSet"]:
+    def split(self, fraction: float, seed: int = 0, by: str | None = None) -> tuple[ImageSet, ImageSet]:
         """Split into ``(first, second)`` with about ``fraction`` of the items in ``first``.
 
         ``by="identity"`` keeps every identity on one side (identity-disjoint splits).
@@ -473,16 +474,16 @@ class Release:
     def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return self.originals[i], self.anonymized[i]
 
-    def subset(self, indices: Iterable[int]) -> "Release":
+    def subset(self, indices: Iterable[int]) -> Release:
         idx = list(indices)
         return Release(self.originals.subset(idx), self.anonymized.subset(idx), self.name, self.params,
                        degradation=self.degradation, auxiliary=self.auxiliary, anonymizer=self.anonymizer,
                        training_keys=self.training_keys)
 
-    def batches(self, batch_size: int) -> Iterator["Release"]:
+    def batches(self, batch_size: int) -> Iterator[Release]:
         for start in range(0, len(self), batch_size):
             yield self.subset(range(start, min(start + batch_size, len(self))))
 
-    def identity(self) -> "Release":
+    def identity(self) -> Release:
         """The originals released as they are: the attack's upper bound."""
         return Release(self.originals, self.originals, "originals", {})

@@ -3,4 +3,4 @@
 from .base import Evaluator, PerImageEvaluator
 from .fidelity import PSNR, SSIM, SSIMUniform7
 
-__all__ = ["Evaluator", "PerImageEvaluator", "PSNR", "SSIM", "SSIMUniform7"]
+__all__ = ["PSNR", "SSIM", "Evaluator", "PerImageEvaluator", "SSIMUniform7"]

@@ -25,7 +25,7 @@ compare FIDs only at equal n; KID, which is unbiased, is reported alongside.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -90,7 +90,9 @@ def _bias_shifted_ci(value: float, boots: np.ndarray) -> tuple[float, float]:
     return max(0.0, lo - bias), max(0.0, hi - bias)
 
 
-def kid_with_ci(x: np.ndarray, y: np.ndarray, subsets: int, subset_size: int, n_bootstrap: int, seed: int) -> tuple[KIDResult, float, float]:
+def kid_with_ci(
+    x: np.ndarray, y: np.ndarray, subsets: int, subset_size: int, n_bootstrap: int, seed: int
+) -> tuple[KIDResult, float, float]:
     """KID (subset mean and std) and a percentile-bootstrap 95% CI over paired rows.
 
     Each bootstrap resample draws row pairs with replacement and evaluates the full-sample unbiased
@@ -116,8 +118,6 @@ class PairedFeatureEvaluator(ProgressEvaluator):
     max_pairs: int
     n_bootstrap: int
     seed: int
-
-    def features(self, images: ImageSet) -> np.ndarray:
     _stats_original: FeatureStats
     _stats_anonymized: FeatureStats
     _reservoir: PairReservoir
@@ -132,6 +132,8 @@ class PairedFeatureEvaluator(ProgressEvaluator):
         self.add_state("_no_features_original", 0, merge="sum")
         self.add_state("_no_features_anonymized", 0, merge="sum")
         super().__init__()
+
+    def features(self, images: ImageSet) -> np.ndarray:
         """``(n, dim)`` features of ``images``; NaN rows where none exist."""
         raise NotImplementedError
 
@@ -197,6 +199,8 @@ class FID(_InceptionFeatures, PairedFeatureEvaluator):
     CI) when at least two pairs are kept.
     """
 
+    param_alternatives = {"device": ("cpu",)}
+
     def __init__(self, device: str | None = None, max_pairs: int = 2000, n_bootstrap: int = 20, seed: int = 0,
                  kid_subsets: int = 100, kid_subset_size: int = 1000):
         _check_common(max_pairs, n_bootstrap)
@@ -211,17 +215,33 @@ class FID(_InceptionFeatures, PairedFeatureEvaluator):
     def compute(self) -> list[Measurement]:
         value, lo, hi, extra = self.frechet()
         extra.update(note=FID_BIAS_NOTE)
-        fid = Estimate(value, lo, hi, self.n_pairs,
-                       f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: bootstrap over image pairs, "
-                       f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)", extra=extra)
+        fid = Estimate(
+            value,
+            lo,
+            hi,
+            self.n_pairs,
+            f"FID (pytorch-fid Inception-v3 pool3), originals vs anonymized; CI: bootstrap over image pairs, "
+            f"{extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)",
+            extra=extra,
+        )
         out = [self.measurement(fid, "fid")]
         x, y = self._reservoir.arrays()
         if len(x) >= 2:
             k, klo, khi = kid_with_ci(x, y, self.kid_subsets, self.kid_subset_size, 200, self.seed)
-            out.append(self.measurement(Estimate(
-                k.mean, klo, khi, len(x), f"KID on the same features, {self.kid_subsets} subsets of {k.subset_size}; "
-                "CI: percentile bootstrap over image pairs, 200 resamples", extra={"std": k.std, "subset_size": k.subset_size},
-            ), "kid"))
+            out.append(
+                self.measurement(
+                    Estimate(
+                        k.mean,
+                        klo,
+                        khi,
+                        len(x),
+                        f"KID on the same features, {self.kid_subsets} subsets of {k.subset_size}; "
+                        "CI: percentile bootstrap over image pairs, 200 resamples",
+                        extra={"std": k.std, "subset_size": k.subset_size},
+                    ),
+                    "kid",
+                )
+            )
         return out
 
 
@@ -233,6 +253,8 @@ class KID(_InceptionFeatures, PairedFeatureEvaluator):
     over subsets as torchmetrics; CI: percentile bootstrap (``n_bootstrap`` resamples) over pairs.
     KID is computed on the reservoir of at most ``max_pairs`` pairs (all of them when fewer).
     """
+
+    param_alternatives = {"device": ("cpu",)}
 
     def __init__(self, device: str | None = None, subsets: int = 100, subset_size: int = 1000, max_pairs: int = 2000,
                  n_bootstrap: int = 200, seed: int = 0):
@@ -250,10 +272,18 @@ class KID(_InceptionFeatures, PairedFeatureEvaluator):
         x, y = self._reservoir.arrays()
         k, lo, hi = kid_with_ci(x, y, self.subsets, self.subset_size, self.n_bootstrap, self.seed)
         extra = {"std": k.std, "subsets": self.subsets, "subset_size": k.subset_size, "n_images_seen": self.n_pairs}
-        return self.measurement(Estimate(
-            k.mean, lo, hi, len(x), f"KID (unbiased MMD^2, cubic polynomial kernel, Inception pool3), mean over {self.subsets} "
-            f"subsets of {k.subset_size}; CI: percentile bootstrap over image pairs, {self.n_bootstrap} resamples", extra=extra,
-        ), "kid")
+        return self.measurement(
+            Estimate(
+                k.mean,
+                lo,
+                hi,
+                len(x),
+                f"KID (unbiased MMD^2, cubic polynomial kernel, Inception pool3), mean over {self.subsets} "
+                f"subsets of {k.subset_size}; CI: percentile bootstrap over image pairs, {self.n_bootstrap} resamples",
+                extra=extra,
+            ),
+            "kid",
+        )
 
 
 @EVALUATORS.register("inception_score")
@@ -266,11 +296,17 @@ class InceptionScore(ProgressEvaluator):
 
     higher_is_better = True
 
+    param_alternatives = {"device": ("cpu",)}
+
     def __init__(self, splits: int = 10, device: str | None = None):
         if splits < 1:
             raise ConfigError(f"inception_score: splits must be >= 1, got {splits}")
         self.splits = splits
         self.device = device
+        self._anonymized: SplitInceptionScore
+        self._original: SplitInceptionScore
+        self.add_state("_anonymized", SplitInceptionScore(splits), merge=SplitInceptionScore.merged)
+        self.add_state("_original", SplitInceptionScore(splits), merge=SplitInceptionScore.merged)
         super().__init__()
 
     def update(self, release: Release) -> None:
@@ -280,7 +316,9 @@ class InceptionScore(ProgressEvaluator):
         self._anonymized.update(inception_outputs(release.anonymized, self.device)[:, POOL3_DIM:])
 
     def compute(self) -> Measurement:
-        method = f"Inception Score (FID Inception-v3, unbiased logits), {self.splits} splits; CI: t-interval over splits"
+        method = (
+            f"Inception Score (FID Inception-v3, unbiased logits), {self.splits} splits; CI: t-interval over splits"
+        )
         mean, std, lo, hi = self._anonymized.compute()
         o_mean, o_std, o_lo, o_hi = self._original.compute()
         return self.measurement(
@@ -294,15 +332,16 @@ def pixels16(images: list[np.ndarray]) -> np.ndarray:
     """Each image area-resized to 16x16 RGB, scaled to [0, 1] and flattened (768-d)."""
     import cv2
 
-    return np.stack([cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA).reshape(-1) for im in images]).astype(np.float32) / 255.0
+    return (
+        np.stack([cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA).reshape(-1) for im in images]).astype(
+            np.float32
+        )
+        / 255.0
+    )
 
 
 BUILTIN_FEATURES: dict[str, tuple[Callable[[list[np.ndarray]], np.ndarray], str]] = {
     "pixels16": (pixels16, "16x16 area-downsampled RGB pixels"),
-        self._anonymized: SplitInceptionScore
-        self._original: SplitInceptionScore
-        self.add_state("_anonymized", SplitInceptionScore(splits), merge=SplitInceptionScore.merged)
-        self.add_state("_original", SplitInceptionScore(splits), merge=SplitInceptionScore.merged)
 }
 
 
@@ -317,6 +356,8 @@ class FrechetDistance(PairedFeatureEvaluator):
     features in the metric name (default: the embedder's name).
     """
 
+    param_alternatives = {"embedder": ("pixels",), "features_name": ("custom",)}
+
     def __init__(self, embedder: str | Callable = "pixels16", features_name: str | None = None, max_pairs: int = 2000,
                  n_bootstrap: int = 20, seed: int = 0):
         _check_common(max_pairs, n_bootstrap)
@@ -327,6 +368,7 @@ class FrechetDistance(PairedFeatureEvaluator):
         self.max_pairs = max_pairs
         self.n_bootstrap = n_bootstrap
         self.seed = seed
+        self._fn: tuple[Callable[[ImageSet], np.ndarray], str] | None = None  # built on first use (a cache)
         super().__init__()
 
     @property
@@ -356,7 +398,9 @@ class FrechetDistance(PairedFeatureEvaluator):
         fn, _ = self._feature_fn()
         out = np.asarray(fn(images), np.float64)
         if out.ndim != 2 or len(out) != len(images):
-            raise DataError(f"FD-{self.feature_label}: features must be (n_images, dim), got shape {out.shape} for {len(images)} images")
+            raise DataError(
+                f"FD-{self.feature_label}: features must be (n_images, dim), got shape {out.shape} for {len(images)} images"
+            )
         return out
 
     def compute(self) -> Measurement:
@@ -364,7 +408,6 @@ class FrechetDistance(PairedFeatureEvaluator):
         name = f"FD-{self.feature_label}"
         reason = f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values"
         if self.n_pairs < 2 and self._no_features_anonymized > 0:
-        self._fn: tuple[Callable[[ImageSet], np.ndarray], str] | None = None  # built on first use (a cache)
             # e.g. face embeddings of a release in which no face is found any more: undefined, not an error
             extra = {
                 "no_features_original": self._no_features_original,
@@ -376,10 +419,20 @@ class FrechetDistance(PairedFeatureEvaluator):
                        f"(and {self._no_features_original} originals), fewer than 2 pairs left"), name)
         value, lo, hi, extra = self.frechet()
         extra.update(note="not FID: Frechet distance on other features, lower = closer distributions")
-        return self.measurement(Estimate(
-            value, lo, hi, self.n_pairs, f"Frechet distance on {desc} features, originals vs anonymized; CI: bootstrap over "
-            f"image pairs, {extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)",
-            standard=False, reason=reason, extra=extra), name)
+        return self.measurement(
+            Estimate(
+                value,
+                lo,
+                hi,
+                self.n_pairs,
+                f"Frechet distance on {desc} features, originals vs anonymized; CI: bootstrap over "
+                f"image pairs, {extra['bootstrap_resamples']} resamples, shifted by the resampling bias (indicative)",
+                standard=False,
+                reason=reason,
+                extra=extra,
+            ),
+            name,
+        )
 
 
 def _check_common(max_pairs: int, n_bootstrap: int) -> None:

@@ -44,7 +44,11 @@ class FaceDetectionRate(Evaluator):
         self._original += self._found(release.originals)
 
     def compute(self) -> Measurement:
-        est = proportion(self._anonymized, f"share of anonymized images with >= 1 face found by {self.detector}, Wilson 95% CI")
+        est = proportion(
+            self._anonymized, f"share of anonymized images with >= 1 face found by {self.detector}, Wilson 95% CI"
+        )
         est = dataclasses.replace(est, extra={"detected": int(sum(self._anonymized))})
-        original = proportion(self._original, f"share of original images with >= 1 face found by {self.detector}, Wilson 95% CI")
+        original = proportion(
+            self._original, f"share of original images with >= 1 face found by {self.detector}, Wilson 95% CI"
+        )
         return self.measurement(est, f"face_detection_rate_{self.detector}", original=original)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class _RegionEvaluator(ProgressEvaluator):
 
     metric = ""
     higher_is_better = True
+
+    param_alternatives = {"region": ("boxes",)}
 
     def __init__(self, region: str = "image"):
         if region not in image_metrics.REGIONS:
@@ -94,7 +96,11 @@ class _RegionEvaluator(ProgressEvaluator):
         return out
 
 
-_WHERE = {"image": "whole image", "boxes": "mean over box crops", "outside_boxes": "SSIM map averaged outside the boxes"}
+_WHERE = {
+    "image": "whole image",
+    "boxes": "mean over box crops",
+    "outside_boxes": "SSIM map averaged outside the boxes",
+}
 
 
 @EVALUATORS.register("ssim")
@@ -165,11 +171,15 @@ class PSNR(_RegionEvaluator):
         method = (f"PSNR (data_range=255{where}); mean over the {finite.size} non-identical pairs "
                   f"({k} identical pairs, of infinite PSNR, not averaged in), bootstrap 95% CI")
         if finite.size == 0 and k:
-            est = Estimate(math.inf, math.inf, math.inf, k, f"PSNR (data_range=255{where}): all {k} pairs identical, infinite")
+            est = Estimate(
+                math.inf, math.inf, math.inf, k, f"PSNR (data_range=255{where}): all {k} pairs identical, infinite"
+            )
         else:
             est = mean_estimate(finite, method=method)
         est = dataclasses.replace(est, extra={**self.details(), "identical_pairs": k})
-        share = proportion(identical, f"share of the scored pairs that are pixel-identical{where} (infinite PSNR), Wilson 95% CI")
+        share = proportion(
+            identical, f"share of the scored pairs that are pixel-identical{where} (infinite PSNR), Wilson 95% CI"
+        )
         return [self.measurement(est, self.metric_name), self.measurement(share, f"{self.metric_name}_identical_pairs")]
 
 
@@ -197,6 +207,8 @@ class LPIPS(ProgressEvaluator):
 
     higher_is_better = False
 
+    param_alternatives = {"net": ("vgg",), "device": ("cpu",)}
+
     def __init__(self, net: str = "alex", device: str | None = None):
         if net not in ("alex", "vgg"):
             raise ConfigError(f"LPIPS: net must be 'alex' or 'vgg', got {net!r}")
@@ -212,7 +224,9 @@ class LPIPS(ProgressEvaluator):
         self._scores.extend(scores.tolist())
 
     def compute(self) -> Measurement:
-        est = mean_estimate(self._scores, method=f"LPIPS v0.1 ({self.net} backbone); mean over images, bootstrap 95% CI")
+        est = mean_estimate(
+            self._scores, method=f"LPIPS v0.1 ({self.net} backbone); mean over images, bootstrap 95% CI"
+        )
         return self.measurement(est, f"lpips_{self.net}")
 
 

@@ -19,7 +19,15 @@ from ..metrics.inception_score import inception_score as _inception_score
 from ..metrics.mmd import kid as _kid
 from .fidelity import lpips_distances as lpips
 
-__all__ = ["fid_from_features", "frechet_distance", "inception_score_from_logits", "kid_from_features", "lpips", "psnr", "ssim"]
+__all__ = [
+    "fid_from_features",
+    "frechet_distance",
+    "inception_score_from_logits",
+    "kid_from_features",
+    "lpips",
+    "psnr",
+    "ssim",
+]
 
 
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:

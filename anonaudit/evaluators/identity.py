@@ -32,6 +32,8 @@ class IdentityDistance(Evaluator):
 
     higher_is_better = True
 
+    param_alternatives = {"embedder": ("pixels",), "box": ("original",)}
+
     def __init__(self, embedder: str | dict = "dlib", box: str = "own"):
         if box not in ("own", "original"):
             raise ConfigError(f"identity_distance: box must be 'own' or 'original', got {box!r}")
@@ -50,7 +52,9 @@ class IdentityDistance(Evaluator):
         if self._model is None:
             self._model = make_embedder(self.embedder)
             if self.box == "original" and not hasattr(self._model, "main_faces"):
-                raise ConfigError(f"identity_distance: box='original' needs a detecting embedder, not '{self._model.name}'")
+                raise ConfigError(
+                    f"identity_distance: box='original' needs a detecting embedder, not '{self._model.name}'"
+                )
         a = np.asarray(self._model.embed(release.originals), np.float64)
         if self.box == "own":
             b = np.asarray(self._model.embed(release.anonymized), np.float64)
@@ -67,7 +71,9 @@ class IdentityDistance(Evaluator):
         from ..attacks.face_common import embedder_name
 
         name = embedder_name(self.embedder)
-        est = mean_estimate(self._distances, f"mean 1 - cosine of {name} face embeddings (original vs anonymized), bootstrap 95% CI")
+        est = mean_estimate(
+            self._distances, f"mean 1 - cosine of {name} face embeddings (original vs anonymized), bootstrap 95% CI"
+        )
         standard = name.startswith("arcface")
         reason = "" if standard else f"paper 004's ID_DIS uses ArcFace embeddings; this uses {name}"
         extra = {
@@ -78,5 +84,6 @@ class IdentityDistance(Evaluator):
         }
         n = len(self._distances)
         original = Estimate(0.0, 0.0, 0.0, n, "an embedding's distance to itself: 0 by definition", standard, reason)
-        return self.measurement(Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, standard, reason, extra),
-                                original=original)
+        return self.measurement(
+            Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, standard, reason, extra), original=original
+        )

@@ -26,7 +26,13 @@ from ..stats import mean_estimate
 from .base import Evaluator
 
 #: The 68-point (iBUG 300-W) landmark groups reported as parts of the landmark error.
-LANDMARK_PARTS = {"jaw": slice(0, 17), "eyebrows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48), "mouth": slice(48, 68)}
+LANDMARK_PARTS = {
+    "jaw": slice(0, 17),
+    "eyebrows": slice(17, 27),
+    "nose": slice(27, 36),
+    "eyes": slice(36, 48),
+    "mouth": slice(48, 68),
+}
 
 
 class FaceLandmarkEvaluator(Evaluator):
@@ -42,6 +48,8 @@ class FaceLandmarkEvaluator(Evaluator):
     #: names of the per-pair parts ``score`` returns, and how each part's mean is described
     parts: tuple[str, ...] = ()
     part_method = ""
+
+    param_alternatives = {"select": ("first", "best"), "box": ("original",)}
 
     def __init__(self, detector: str = "dlib_hog", select: str = "largest", box: str = "own"):
         if box not in ("own", "original"):
@@ -109,7 +117,9 @@ class FaceLandmarkEvaluator(Evaluator):
         main = dataclasses.replace(mean_estimate(self._scores, method=self.method), extra=self.details())
         parts = np.stack(self._parts) if self._parts else np.zeros((0, len(self.parts)))
         return [self.measurement(main)] + [
-            self.measurement(mean_estimate(parts[:, j], method=self.part_method.format(part=part)), f"{self.name}_{part}")
+            self.measurement(
+                mean_estimate(parts[:, j], method=self.part_method.format(part=part)), f"{self.name}_{part}"
+            )
             for j, part in enumerate(self.parts)
         ]
 

@@ -64,7 +64,9 @@ def plate_boxes(regions: list[TextRegion], min_aspect: float = 1.5, margin: floa
         h = y1 - y0
         if h > 0 and x1 - x0 >= min_aspect * h:
             m = margin * h
-            out.append(Box(int(round(x0 - m)), int(round(y0 - m)), int(round(x1 - x0 + 2 * m)), int(round(h + 2 * m)), "plate"))
+            out.append(
+                Box(int(round(x0 - m)), int(round(y0 - m)), int(round(x1 - x0 + 2 * m)), int(round(h + 2 * m)), "plate")
+            )
     return out
 
 
@@ -92,7 +94,9 @@ class PlateDetectability(Evaluator):
 
     higher_is_better = True
 
-    def __init__(self, min_inside: float = 0.5, min_coverage: float = 0.3, min_aspect: float = 1.5, context: float = 1.0):
+    def __init__(
+        self, min_inside: float = 0.5, min_coverage: float = 0.3, min_aspect: float = 1.5, context: float = 1.0
+    ):
         self.min_inside = min_inside
         self.min_coverage = min_coverage
         self.min_aspect = min_aspect
@@ -113,7 +117,9 @@ class PlateDetectability(Evaluator):
             windows.append(image[ys, xs])
             plates.append(plate)
         found = self._engine.detect_arrays(windows)
-        return [plate_detected(r, p, self.min_inside, self.min_coverage, self.min_aspect) for r, p in zip(found, plates)]
+        return [
+            plate_detected(r, p, self.min_inside, self.min_coverage, self.min_aspect) for r, p in zip(found, plates)
+        ]
 
     def update(self, release: Release) -> None:
         records = release.originals.records

@@ -61,7 +61,7 @@ class FeatureStats:
         self._outer += y.T @ y
         self.n += x.shape[0]
 
-    def merge(self, other: "FeatureStats") -> "FeatureStats":
+    def merge(self, other: FeatureStats) -> FeatureStats:
         """Add ``other``'s samples to these statistics (in place; returns self)."""
         if other.n == 0:
             return self

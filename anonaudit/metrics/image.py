@@ -31,7 +31,7 @@ drop. PSNR of identical pixels is ``inf``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from skimage.metrics import structural_similarity
@@ -92,7 +92,9 @@ def ssim(
         for box in boxes:
             c = box.clip(w, h)
             if min(c.w, c.h) >= side:
-                values.append(structural_similarity(a[c.slices], b[c.slices], channel_axis=-1, data_range=DATA_RANGE, **kw))
+                values.append(
+                    structural_similarity(a[c.slices], b[c.slices], channel_axis=-1, data_range=DATA_RANGE, **kw)
+                )
         return float(np.mean(values)) if values else float("nan")
     _, smap = structural_similarity(a, b, channel_axis=-1, data_range=DATA_RANGE, full=True, **kw)  # outside_boxes
     pad = (side - 1) // 2

@@ -66,7 +66,9 @@ class SplitInceptionScore:
     def scores(self) -> np.ndarray:
         """The Inception Score of each group."""
         if self.n < self.splits:
-            raise DataError(f"Inception Score with {self.splits} splits needs at least {self.splits} images, got {self.n}")
+            raise DataError(
+                f"Inception Score with {self.splits} splits needs at least {self.splits} images, got {self.n}"
+            )
         marginal = self._sum_p / self._count[:, None]
         entropy_term = np.where(marginal > 0, marginal * np.log(np.where(marginal > 0, marginal, 1.0)), 0.0).sum(axis=1)
         return np.exp(self._sum_plogp / self._count - entropy_term)

@@ -20,7 +20,9 @@ import numpy as np
 from ..errors import DataError, MismatchError
 
 
-def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef: float = 1.0) -> np.ndarray:
+def polynomial_kernel(
+    x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef: float = 1.0
+) -> np.ndarray:
     """``(gamma x y^T + coef)^degree`` with ``gamma = 1 / dim`` by default (float64)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     g = 1.0 / x.shape[1] if gamma is None else gamma
@@ -77,7 +79,9 @@ def kid(
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise MismatchError(f"feature arrays must be (n, dim) with equal dim, got {x.shape} and {y.shape}")
     if subset_size < 2 or subset_size > min(len(x), len(y)):
-        raise DataError(f"KID subset_size must be in [2, {min(len(x), len(y))}] for sets of {len(x)} and {len(y)}, got {subset_size}")
+        raise DataError(
+            f"KID subset_size must be in [2, {min(len(x), len(y))}] for sets of {len(x)} and {len(y)}, got {subset_size}"
+        )
     kxx = polynomial_kernel(x, x, degree, gamma, coef)
     kyy = polynomial_kernel(y, y, degree, gamma, coef)
     kxy = polynomial_kernel(x, y, degree, gamma, coef)

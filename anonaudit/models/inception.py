@@ -49,7 +49,13 @@ class FIDInceptionC(tv_inception.InceptionC):
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         bd = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             bd = layer(bd)
         bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False))
         return torch.cat([b1, b7, bd, bp], 1)
@@ -164,7 +170,9 @@ def load_fid_inception(device: str = "cpu") -> tuple[FIDInceptionV3, str]:
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ModelUnavailableError(MODEL_NAME, f"{path} is not an FID Inception-v3 state dict ({str(exc)[:300]})") from None
+            raise ModelUnavailableError(
+                MODEL_NAME, f"{path} is not an FID Inception-v3 state dict ({str(exc)[:300]})"
+            ) from None
         _LOADED.clear()
         _LOADED[key] = FIDInceptionV3(net).eval().to(device)
     return _LOADED[key], digest

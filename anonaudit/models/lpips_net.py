@@ -36,10 +36,16 @@ def lin_weights_path(net: str) -> Path:
 def _load_lin(model: torch.nn.Module, net: str) -> None:
     path = lin_weights_path(net)
     if not path.is_file():
-        raise ModelUnavailableError(f"lpips-{net}-lin", f"{path} is missing from the lpips package", "pip install --force-reinstall lpips==0.1.4")
+        raise ModelUnavailableError(
+            f"lpips-{net}-lin",
+            f"{path} is missing from the lpips package",
+            "pip install --force-reinstall lpips==0.1.4",
+        )
     digest = sha256_file(path)
     if digest != LIN_SHA256[net]:
-        raise WeightIntegrityError(f"{path}: sha256 {digest} does not match the published {LIN_SHA256[net]}; refusing to load it")
+        raise WeightIntegrityError(
+            f"{path}: sha256 {digest} does not match the published {LIN_SHA256[net]}; refusing to load it"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     expected = {f"lin{i}.model.1.weight" for i in range(len(model.lins))}
     if set(state) != expected:
@@ -62,7 +68,9 @@ def load_backbone(trunk: torch.nn.Module, net: str, path: Path) -> None:
             try:
                 layer.load_state_dict({k: state[f"features.{index}.{k}"] for k in params}, strict=True)
             except (KeyError, RuntimeError) as exc:
-                raise ModelUnavailableError(name, f"{path} does not fit the {net} backbone ({slice_name} layer {index}: {str(exc)[:200]})") from None
+                raise ModelUnavailableError(
+                    name, f"{path} does not fit the {net} backbone ({slice_name} layer {index}: {str(exc)[:200]})"
+                ) from None
 
 
 _LOADED: dict[tuple[str, str, str], torch.nn.Module] = {}

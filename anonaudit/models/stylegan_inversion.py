@@ -62,8 +62,13 @@ def ffhq_align(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.
     quad = ffhq_quad(landmarks)
     dst = np.array([[0, 0], [0, size], [size, size]], np.float32)
     m = cv2.getAffineTransform(quad[:3].astype(np.float32), dst)
-    crop = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=cv2.INTER_AREA if size < 256 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT)
+    crop = cv2.warpAffine(
+        np.ascontiguousarray(image),
+        m,
+        (size, size),
+        flags=cv2.INTER_AREA if size < 256 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
     return crop, m
 
 
@@ -100,7 +105,9 @@ def load_synthesis(device: str, name: str = STYLEGAN_MODEL):
             net = torch.jit.load(str(path), map_location=device).eval()
         num_ws, w_avg = int(net.num_ws), net.w_avg.detach().to(device).float()
     except Exception as exc:  # noqa: BLE001 - a foreign file fails in many ways
-        raise ModelUnavailableError(name, f"{path} is not a TorchScript synthesis network with num_ws and w_avg ({type(exc).__name__}: {exc})") from None
+        raise ModelUnavailableError(
+            name, f"{path} is not a TorchScript synthesis network with num_ws and w_avg ({type(exc).__name__}: {exc})"
+        ) from None
     for p in net.parameters():
         p.requires_grad_(False)
     return net, num_ws, w_avg
@@ -131,7 +138,15 @@ class StyleGANMapper:
 
     label = "stylegan"
 
-    def __init__(self, model: str = STYLEGAN_MODEL, steps: int = 5000, lr: float = 0.01, device: str = "auto", seed: int = 0, batch_size: int = 4):
+    def __init__(
+        self,
+        model: str = STYLEGAN_MODEL,
+        steps: int = 5000,
+        lr: float = 0.01,
+        device: str = "auto",
+        seed: int = 0,
+        batch_size: int = 4,
+    ):
         from .faces.mtcnn import resolve_device
 
         self.device = resolve_device(device)

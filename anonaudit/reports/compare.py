@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import math
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +60,10 @@ def display_table(c: Comparison) -> pd.DataFrame:
                          else f"{fmt.pct_ci(r['value'], r['ci_low'], r['ci_high'])} (success)")
         out[f"{key} risk"] = cells
     for key in c.utility_keys:
-        out[key] = [fmt.num_ci(*util.loc[(m, key), ["value", "ci_low", "ci_high"]]) if (m, key) in util.index else fmt.MISSING
-                    for m in t.index]
+        out[key] = [
+            fmt.num_ci(*util.loc[(m, key), ["value", "ci_low", "ci_high"]]) if (m, key) in util.index else fmt.MISSING
+            for m in t.index
+        ]
     if "pareto_fronts" in t.columns:
         out["on Pareto fronts"] = list(t["pareto_fronts"])
     return out
@@ -89,8 +91,11 @@ def comparison_text(c: Comparison) -> str:
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
         table = display_table(c).to_string()
     shortened = [(i, m) for i, (m, lab) in enumerate(zip(c.table["method"], c.table["label"]), 1) if m != lab]
-    parts = [f"methods ranked {c.ranking_rule}",
-             "(risk: 0% = chance, 100% = as the originals; 95% CIs in brackets; worst attack = highest upper bound):", table]
+    parts = [
+        f"methods ranked {c.ranking_rule}",
+        "(risk: 0% = chance, 100% = as the originals; 95% CIs in brackets; worst attack = highest upper bound):",
+        table,
+    ]
     if shortened:
         parts += ["", "full labels:", *(f"  #{i} {m}" for i, m in shortened)]
     parts += ["", "Pareto fronts (privacy: risk upper bound vs utility; dominated = another method is at least as good "
@@ -133,13 +138,17 @@ def comparison_png(c: Comparison, max_panels: int = MAX_PARETO_PANELS) -> bytes 
     for ax, (attack, utility) in zip(axes.flat, keys):
         p = c.pareto[(c.pareto["attack"] == attack) & (c.pareto["utility"] == utility)]
         finite = p["utility_value"][np.isfinite(p["utility_value"].astype(float))]
-        x, x_cut = _clipped(p["utility_value"], finite.min() if len(finite) else 0.0, finite.max() if len(finite) else 1.0)
+        x, x_cut = _clipped(
+            p["utility_value"], finite.min() if len(finite) else 0.0, finite.max() if len(finite) else 1.0
+        )
         y, y_cut = _clipped(p["privacy"], -RISK_AXIS_CAP, RISK_AXIS_CAP)
         on, cut = p["on_front"].to_numpy(bool), x_cut | y_cut
         order = np.argsort(x[on])
         ax.plot(x[on][order], y[on][order], "-", color="#1f5fbf", lw=1, zorder=1)
         ax.scatter(x[on & ~cut], y[on & ~cut], color="#1f5fbf", s=30, label="Pareto front", zorder=2)
-        ax.scatter(x[~on & ~cut], y[~on & ~cut], facecolors="none", edgecolors="#888", s=30, label="dominated", zorder=2)
+        ax.scatter(
+            x[~on & ~cut], y[~on & ~cut], facecolors="none", edgecolors="#888", s=30, label="dominated", zorder=2
+        )
         if cut.any():
             ax.scatter(x[cut], y[cut], marker="^", color="#b3261e", s=36, label="beyond the axis (cut)", zorder=2)
         if p["privacy_measure"].iloc[0] == "risk upper bound":  # 0 (chance) and 1 (as the originals) always in view
@@ -164,14 +173,24 @@ def render_comparison_html(c: Comparison) -> str:
     plot = comparison_png(c)
     table = display_table(c)
     full = list(c.table["method"])
-    return environment().get_template("compare.html").render(
-        title=f"anonaudit comparison: {', '.join(c.runs)}",
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        columns=[col for col in table.columns if col != "method"],
-        rows=[(i, full[i - 1], r["method"], [r[col] for col in table.columns if col != "method"]) for i, r in table.iterrows()],
-        rule=c.ranking_rule, fronts=front_lines(c), notes=c.notes,
-        pairs=len(c.pareto.groupby(["attack", "utility"])) if not c.pareto.empty else 0, max_panels=MAX_PARETO_PANELS,
-        plot=base64.b64encode(plot).decode("ascii") if plot else None,
+    return (
+        environment()
+        .get_template("compare.html")
+        .render(
+            title=f"anonaudit comparison: {', '.join(c.runs)}",
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            columns=[col for col in table.columns if col != "method"],
+            rows=[
+                (i, full[i - 1], r["method"], [r[col] for col in table.columns if col != "method"])
+                for i, r in table.iterrows()
+            ],
+            rule=c.ranking_rule,
+            fronts=front_lines(c),
+            notes=c.notes,
+            pairs=len(c.pareto.groupby(["attack", "utility"])) if not c.pareto.empty else 0,
+            max_panels=MAX_PARETO_PANELS,
+            plot=base64.b64encode(plot).decode("ascii") if plot else None,
+        )
     )
 
 

@@ -31,11 +31,20 @@ if TYPE_CHECKING:
 
 #: Article 29 Working Party, Opinion 05/2014 on Anonymisation Techniques (WP216), section 2.2.
 CRITERIA: dict[str, tuple[str, str]] = {
-    "singling_out": ("Singling out", "the possibility to isolate some or all records which identify an individual in the dataset"),
-    "linkability": ("Linkability", "the ability to link at least two records concerning the same data subject or a group of "
-                                   "data subjects (either in the same database or in two different databases)"),
-    "inference": ("Inference", "the possibility to deduce, with significant probability, the value of an attribute from the "
-                               "values of a set of other attributes"),
+    "singling_out": (
+        "Singling out",
+        "the possibility to isolate some or all records which identify an individual in the dataset",
+    ),
+    "linkability": (
+        "Linkability",
+        "the ability to link at least two records concerning the same data subject or a group of "
+        "data subjects (either in the same database or in two different databases)",
+    ),
+    "inference": (
+        "Inference",
+        "the possibility to deduce, with significant probability, the value of an attribute from the "
+        "values of a set of other attributes",
+    ),
 }
 MOTIVATED_INTRUDER = (
     "UK ICO motivated-intruder test: would a person with no prior knowledge, but reasonably competent, with access to "
@@ -179,7 +188,7 @@ def _policy_status(verdict: dict | None, label: str, components: set[str]) -> st
     return ""
 
 
-def compliance_model(results: "Results", embed_examples: bool = False) -> dict[str, Any]:
+def compliance_model(results: Results, embed_examples: bool = False) -> dict[str, Any]:
     """Everything the compliance report states (plain data; see the module doc)."""
     ctx = report_context(results, embed_examples)
     table, manifest, order = results.table, ctx["manifest"], ctx["order"]
@@ -219,7 +228,9 @@ def compliance_model(results: "Results", embed_examples: bool = False) -> dict[s
         f"Data set {data.get('name', '?')}: {fmt.count(n_total)} images; {fmt.count(data.get('evaluation'))} evaluated "
         f"(anonymized by each method and attacked); {fmt.count(n_aux)} ({share}) held by the intruder as their own "
         "auxiliary data, never among the evaluated images.",
-        f"{len(order)} anonymization target(s): " + ", ".join(f"{lab} ({fmt.count(pairs.get(lab))} pairs)" for lab in order) + ".",
+        f"{len(order)} anonymization target(s): "
+        + ", ".join(f"{lab} ({fmt.count(pairs.get(lab))} pairs)" for lab in order)
+        + ".",
     ]
     if len(ns):
         span = fmt.count(ns.min()) + ("" if ns.min() == ns.max() else f" to {fmt.count(ns.max())}")
@@ -228,25 +239,37 @@ def compliance_model(results: "Results", embed_examples: bool = False) -> dict[s
     attacker_intro = (
         f"The attacks of this audit ({', '.join(names) or 'none ran'}) give the intruder the released (anonymized) images "
         "and the anonymization method with its parameters (the method is assumed public)"
-        + (f"; {', '.join(trained)} also train on {fmt.count(n_aux)} images of the intruder's own ({share} of the data "
-           "set), never among the evaluated images" if trained else "")
-        + ". Per attack, what the intruder also holds:")
+        + (
+            f"; {', '.join(trained)} also train on {fmt.count(n_aux)} images of the intruder's own ({share} of the data "
+            "set), never among the evaluated images"
+            if trained
+            else ""
+        )
+        + ". Per attack, what the intruder also holds:"
+    )
     not_tested = [("not tested", f"criterion {CRITERIA[c][0]}", "no attack for it ran")
                   for c, members in by_criterion.items() if not (set(ok["component"]) & members)]
-    not_tested += [("no risk estimate", r["target_label"], r["reason"]) for r in ctx["headline"] if r.get("risk") is None]
+    not_tested += [
+        ("no risk estimate", r["target_label"], r["reason"]) for r in ctx["headline"] if r.get("risk") is None
+    ]
     for r in ctx["not_run"]:
         where = "input data" if r["kind"] == "data" else (
             f"all {len(r['targets'])} targets" if r["all_targets"] else ", ".join(r["targets"]))
         not_tested.append((r["status"], f"{r['component']} ({where})", r["message"]))
     limitations = list(LIMITATIONS)
     if "synthetic" in str(data.get("name", "")):
-        limitations.insert(1, f"The data set '{data.get('name')}' is synthetic: real images may be easier or harder to attack.")
+        limitations.insert(
+            1, f"The data set '{data.get('name')}' is synthetic: real images may be easier or harder to attack."
+        )
     if (table["standard"].astype(str).str.lower() == "false").any():
         limitations.append("Some metrics are non-standard (computed differently from their reference definition); "
                            "they are marked and must not be compared with published values.")
     return {
         **ctx,
-        "criteria": [{"key": k, "title": t, "definition": d, "attacks": sorted(by_criterion[k])} for k, (t, d) in CRITERIA.items()],
+        "criteria": [
+            {"key": k, "title": t, "definition": d, "attacks": sorted(by_criterion[k])}
+            for k, (t, d) in CRITERIA.items()
+        ],
         "motivated_intruder": MOTIVATED_INTRUDER,
         "attacks": attacks,
         "criteria_rows": criteria_rows,
@@ -263,7 +286,7 @@ def _title(model: dict[str, Any], title: str | None) -> str:
     return title or f"Compliance report: {model['manifest'].get('name', 'audit')}"
 
 
-def write_compliance_report(results: "Results", folder: Path, title: str | None = None,
+def write_compliance_report(results: Results, folder: Path, title: str | None = None,
                             embed_examples: bool = False) -> tuple[Path, Path]:
     """Write ``compliance.html`` and ``compliance.pdf`` into ``folder`` (atomically); returns both paths."""
     from .pdf import compliance_pdf

@@ -53,11 +53,16 @@ def _files_part(results: Results, label: str, report_dir: Path | None) -> str:
     mine = files[(files["target_label"].astype(str) == label) & (files["status"].astype(str) != "audited")]
     if mine.empty:
         return ""
-    items = "".join(f"<li>{_name(str(r.file), str(r.key))}: {escape(str(r.status))}"
-                    f"{' (' + escape(str(r.reason)) + ')' if str(r.reason) else ''}</li>" for r in mine.head(SHOWN).itertuples())
+    items = "".join(
+        f"<li>{_name(str(r.file), str(r.key))}: {escape(str(r.status))}"
+        f"{' (' + escape(str(r.reason)) + ')' if str(r.reason) else ''}</li>"
+        for r in mine.head(SHOWN).itertuples()
+    )
     more = f"<li>{_link(results, report_dir, 'files.csv', len(mine), 'such files')}</li>" if len(mine) > SHOWN else ""
-    return (f"<p class=\"fail\">{len(mine)} released file(s) not fully audited: no criterion of this target can pass.</p>"
-            f"<ul class=\"reasons\">{items}{more}</ul>")
+    return (
+        f'<p class="fail">{len(mine)} released file(s) not fully audited: no criterion of this target can pass.</p>'
+        f'<ul class="reasons">{items}{more}</ul>'
+    )
 
 
 def _findings_part(results: Results, label: str, report_dir: Path | None, embed_examples: bool) -> str:
@@ -73,7 +78,9 @@ def _findings_part(results: Results, label: str, report_dir: Path | None, embed_
         items = []
         for name in names[:SHOWN]:
             of = by_file[by_file["_f"] == name]
-            what = "; ".join(f"{escape(str(r['finding']))}: {escape(_detail(r, embed_examples))}" for _, r in of.iterrows())
+            what = "; ".join(
+                f"{escape(str(r['finding']))}: {escape(_detail(r, embed_examples))}" for _, r in of.iterrows()
+            )
             items.append(f"<li>{_name(str(of['file'].iloc[0]), str(of['key'].iloc[0]))}: {what}</li>")
         link = _link(results, report_dir, "findings.csv", len(rows), "findings")
         more = f" (first {SHOWN} listed)" if len(names) > SHOWN else ""
@@ -93,8 +100,10 @@ def evidence_section(results: Results, report_dir: Path | None = None, embed_exa
     if not blocks:
         return ('<h2 id="evidence">Evidence per file</h2><p class="meta">Every released file was audited and no '
                 "attack reported a finding in any file.</p>")
-    return ('<h2 id="evidence">Evidence per file</h2><p class="meta">Released files not fully audited, and per attack '
-            "metric the files whose findings count toward it (fix these files and rerun the audit).</p>" + "".join(blocks))
+    return (
+        '<h2 id="evidence">Evidence per file</h2><p class="meta">Released files not fully audited, and per attack '
+        "metric the files whose findings count toward it (fix these files and rerun the audit).</p>" + "".join(blocks)
+    )
 
 
 def with_evidence(page: str, results: Results, report: Path | None = None, embed_examples: bool = False) -> str:

@@ -85,7 +85,9 @@ def target_examples(output: Path | None, table: pd.DataFrame, order: list[str], 
         examples = []
         for i, path in enumerate(pics, 1):
             if embed:
-                examples.append(Example(path.read_bytes(), f"{label}: example {i} as released", False, label, "as released"))
+                examples.append(
+                    Example(path.read_bytes(), f"{label}: example {i} as released", False, label, "as released")
+                )
                 continue
             with Image.open(path) as im:
                 image, block = redact(np.asarray(im.convert("RGB")))
@@ -100,4 +102,6 @@ def side_by_side(shown: list[dict]) -> list[dict]:
     """The examples of :func:`target_examples` by index: ``[{"index": 1, "examples": [Example, ...]}]``,
     each row holding example ``index`` of every target that has one, in target order."""
     rows = max((len(t["examples"]) for t in shown), default=0)
-    return [{"index": i + 1, "examples": [t["examples"][i] for t in shown if i < len(t["examples"])]} for i in range(rows)]
+    return [
+        {"index": i + 1, "examples": [t["examples"][i] for t in shown if i < len(t["examples"])]} for i in range(rows)
+    ]

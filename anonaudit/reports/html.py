@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +46,16 @@ def environment() -> Environment:
     """The Jinja2 environment of every report template, with the number filters of :mod:`.fmt`."""
     env = Environment(loader=PackageLoader("anonaudit", "reports/templates"), autoescape=select_autoescape(["html"]))
     fmts = {"num": fmt.num, "pct": fmt.pct}
-    env.filters.update(num=fmt.num, pct=fmt.pct, risk=fmt.risk, count=fmt.count, seconds=fmt.seconds, fmt_as=lambda v, f: fmts[f](v),
-                       cls=lambda s: str(s).replace(" ", "-"), middle=fmt.middle)
+    env.filters.update(
+        num=fmt.num,
+        pct=fmt.pct,
+        risk=fmt.risk,
+        count=fmt.count,
+        seconds=fmt.seconds,
+        fmt_as=lambda v, f: fmts[f](v),
+        cls=lambda s: str(s).replace(" ", "-"),
+        middle=fmt.middle,
+    )
     env.globals.update(interval=fmt.interval, ci=fmt.ci, pct_bounds=fmt.pct_bounds)
     return env
 
@@ -86,13 +94,18 @@ def shown_as(kind: Any, metric: Any, values: list[Any]) -> str:
 
 def _displayed(rec: dict) -> dict:
     """An attack row (or a headline row) with ``f`` (its value's format) and ``badges``."""
-    rec["f"] = shown_as("attack", rec.get("metric"), [rec.get(c) for c in ("value", "original", "baseline", "ci_low", "ci_high")])
+    rec["f"] = shown_as(
+        "attack", rec.get("metric"), [rec.get(c) for c in ("value", "original", "baseline", "ci_low", "ci_high")]
+    )
     rec["badges"] = risk_badges(rec.get("risk_kind"), rec.get("risk_ci_low")) if rec.get("risk") is not None else []
     return rec
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
 
 
 def read_verdict(output: Path | None) -> dict | None:
@@ -109,7 +122,9 @@ def read_verdict(output: Path | None) -> dict | None:
         targets = raw["targets"]
         policy = raw.get("policy") or {}
         verdict = {
-            "overall": str(raw["overall"]), "policy": policy.get("name", ""), "description": policy.get("description", ""),
+            "overall": str(raw["overall"]),
+            "policy": policy.get("name", ""),
+            "description": policy.get("description", ""),
             "created": raw.get("created", ""),
             "targets": {t["target_label"]: str(t["verdict"]) for t in targets},
             "criteria": {t["target_label"]: list(t.get("criteria") or []) for t in targets},
@@ -158,7 +173,10 @@ def short_names(table: pd.DataFrame) -> dict[str, str]:
     configuration, else the full label."""
     rows = table.dropna(subset=["component_label"]).drop_duplicates("component_label")
     per_component = rows.groupby("component")["component_label"].nunique()
-    return {lab: (comp if per_component.get(comp, 0) == 1 else lab) for lab, comp in zip(rows["component_label"], rows["component"])}
+    return {
+        lab: (comp if per_component.get(comp, 0) == 1 else lab)
+        for lab, comp in zip(rows["component_label"], rows["component"])
+    }
 
 
 def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
@@ -177,7 +195,7 @@ def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
     return sorted(out, key=lambda r: (order_of[r["status"]], r["kind"], r["component"]))
 
 
-def headline(results: "Results", order: list[str]) -> list[dict]:
+def headline(results: Results, order: list[str]) -> list[dict]:
     """:meth:`Results.max_risk` in report order, each row with ``f`` (its value's format: ``pct``
     or ``num``) and ``badges`` (:func:`risk_badges`)."""
     mr = results.max_risk()
@@ -202,7 +220,11 @@ def shared_notes(rows: pd.DataFrame, n_targets: int) -> tuple[dict[tuple[str, st
     rest: dict[int, str] = {}
     for (label, metric), g in rows.groupby([rows["component_label"].fillna(""), rows["metric"].fillna("")], sort=False):
         parts = [_split(m) for m in g["message"]]
-        shared = [p for p in dict.fromkeys(parts[0]) if all(p in ps for ps in parts)] if len(g) == n_targets and n_targets > 1 else []
+        shared = (
+            [p for p in dict.fromkeys(parts[0]) if all(p in ps for ps in parts)]
+            if len(g) == n_targets and n_targets > 1
+            else []
+        )
         if shared:
             common[(label, metric)] = shared
         for idx, ps in zip(g.index, parts):
@@ -221,7 +243,11 @@ def compute_cost(table: pd.DataFrame, order: list[str], names: dict[str, str]) -
     t["seconds"] = pd.to_numeric(t["seconds"], errors="coerce").fillna(0.0)
     per_unit = t.groupby(["target_label", "kind", "unit"], sort=False)["seconds"].max().reset_index()
     attacks = list(dict.fromkeys(per_unit.loc[per_unit["kind"] == "attack", "unit"]))
-    columns = [("target", None, "release"), *(("attack", a, names.get(a, a)) for a in attacks), ("evaluator", None, "utility metrics")]
+    columns = [
+        ("target", None, "release"),
+        *(("attack", a, names.get(a, a)) for a in attacks),
+        ("evaluator", None, "utility metrics"),
+    ]
     rows = []
     for label in order:
         mine = per_unit[per_unit["target_label"] == label]
@@ -248,7 +274,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def report_context(results: "Results", embed_examples: bool = False) -> dict[str, Any]:
+def report_context(results: Results, embed_examples: bool = False) -> dict[str, Any]:
     """What every report shows (HTML report, compliance report): verdict, headline, not-run list,
     examples, data sizes, ordered targets."""
     table = results.table
@@ -259,7 +285,7 @@ def report_context(results: "Results", embed_examples: bool = False) -> dict[str
     examples = target_examples(results.output, table, order, embed=embed_examples)
     return {
         "manifest": manifest,
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "verdict": verdict,
         "verdict_mismatch": sorted(set(order) ^ set(verdict["targets"])) if verdict else [],
         "run_dir": str(results.output) if results.output else "",
@@ -269,11 +295,13 @@ def report_context(results: "Results", embed_examples: bool = False) -> dict[str
         "examples": examples,
         "examples_by_index": side_by_side(examples),
         "embed_examples": embed_examples,
-        "config_yaml": yaml.safe_dump(manifest.get("config") or {}, sort_keys=False, default_flow_style=None) if manifest.get("config") else "",
+        "config_yaml": yaml.safe_dump(manifest.get("config") or {}, sort_keys=False, default_flow_style=None)
+        if manifest.get("config")
+        else "",
     }
 
 
-def render_html(results: "Results", title: str | None = None, embed_examples: bool = False) -> str:
+def render_html(results: Results, title: str | None = None, embed_examples: bool = False) -> str:
     """The report page as a string (see the module doc)."""
     table = results.table
     ctx = report_context(results, embed_examples)
@@ -301,14 +329,20 @@ def render_html(results: "Results", title: str | None = None, embed_examples: bo
             rec["notes"] = eval_rest.get(idx, "")
         targets.append({"label": label, "release": _records(g[g["kind"] == "target"]), "attacks": att,
                         "attack_notes": [{"component": c, "text": t} for t, c in notes.items()], "evaluators": ev})
-    legend = [{"short": names[lab], "label": lab, "kind": kind, "notes": attack_common.get((lab, ""), [])}
-              for lab, kind in ok.drop_duplicates("component_label")[["component_label", "kind"]].itertuples(index=False)
-              if kind == "attack"]
-    metric_notes = [{"component": names.get(lab, lab), "metric": m, "notes": parts} for (lab, m), parts in eval_common.items()]
+    legend = [
+        {"short": names[lab], "label": lab, "kind": kind, "notes": attack_common.get((lab, ""), [])}
+        for lab, kind in ok.drop_duplicates("component_label")[["component_label", "kind"]].itertuples(index=False)
+        if kind == "attack"
+    ]
+    metric_notes = [
+        {"component": names.get(lab, lab), "metric": m, "notes": parts} for (lab, m), parts in eval_common.items()
+    ]
     metric, hib = _pick_utility(table)
     plot = tradeoff_png(table, results.max_risk(), metric, hib) if metric else None
     plot_key = _records(numbered_points(table, results.max_risk(), metric)) if plot else []
-    nonstandard = _records(ok[ok["standard"].astype(str).str.lower().isin(["false", "0"])].drop_duplicates(["component", "metric"]))
+    nonstandard = _records(
+        ok[ok["standard"].astype(str).str.lower().isin(["false", "0"])].drop_duplicates(["component", "metric"])
+    )
     manifest = ctx["manifest"]
     return environment().get_template("report.html").render(
         **ctx,
@@ -336,7 +370,7 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def write_html_report(results: "Results", path: Path, title: str | None = None, embed_examples: bool = False) -> Path:
+def write_html_report(results: Results, path: Path, title: str | None = None, embed_examples: bool = False) -> Path:
     """Render and write the report atomically, with the evidence per file (:mod:`.evidence`); returns its path."""
     from .evidence import with_evidence
 

@@ -6,8 +6,9 @@ in the same sections and order as the HTML page; nothing is recomputed here.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -24,7 +25,9 @@ def _fpdf():
     try:
         import fpdf
     except ImportError as exc:  # an optional dependency (extra "reports")
-        raise AnonauditError("the PDF report needs fpdf2: pip install 'anonaudit[reports]' (or pip install fpdf2)") from exc
+        raise AnonauditError(
+            "the PDF report needs fpdf2: pip install 'anonaudit[reports]' (or pip install fpdf2)"
+        ) from exc
     return fpdf
 
 
@@ -51,7 +54,14 @@ class _Doc:
     def width(self) -> float:
         return self.pdf.w - self.pdf.l_margin - self.pdf.r_margin
 
-    def text(self, text: str, size: float = 9.5, style: str = "", colour: tuple[int, int, int] = (29, 35, 48), gap: float = 1.5) -> None:
+    def text(
+        self,
+        text: str,
+        size: float = 9.5,
+        style: str = "",
+        colour: tuple[int, int, int] = (29, 35, 48),
+        gap: float = 1.5,
+    ) -> None:
         self.pdf.set_font(FONT, style, size)
         self.pdf.set_text_color(*colour)
         self.pdf.multi_cell(self.width, size * 0.5, text, align="L", new_x="LMARGIN", new_y="NEXT")
@@ -79,7 +89,9 @@ class _Doc:
             self.pdf.ln(0.8)
         self.pdf.ln(1)
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float], size: float = 7.5) -> None:
+    def table(
+        self, headers: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float], size: float = 7.5
+    ) -> None:
         """Rows of cells; a cell is text or ``(text, colour_key)`` or ``(text, colour_key, colspan)``."""
         fpdf = self.fpdf
         self.pdf.set_font(FONT, "", size)
@@ -102,11 +114,14 @@ class _Doc:
     def verdict(self, verdict: dict | None, run_dir: str) -> None:
         key = str(verdict["overall"]) if verdict else "none"
         title = f"Verdict: {verdict['overall']}" if verdict else "No policy applied"
-        body = (f"Policy {verdict['policy']}, certified {verdict['created']}. "
-                "FAIL if any criterion fails (a 95% CI straddling a risk threshold fails); NOT TESTED if a criterion's "
-                "attack or metric did not run: such a release cannot pass." if verdict else
-                f"This report states no decision. Run `anonaudit certify {run_dir or 'RUN'} --policy strict` (or your own "
-                "policy file) to get PASS / FAIL / NOT TESTED; the verdict then appears here.")
+        body = (
+            f"Policy {verdict['policy']}, certified {verdict['created']}. "
+            "FAIL if any criterion fails (a 95% CI straddling a risk threshold fails); NOT TESTED if a criterion's "
+            "attack or metric did not run: such a release cannot pass."
+            if verdict
+            else f"This report states no decision. Run `anonaudit certify {run_dir or 'RUN'} --policy strict` (or your own "
+            "policy file) to get PASS / FAIL / NOT TESTED; the verdict then appears here."
+        )
         pdf = self.pdf
         y0 = pdf.get_y()
         pdf.set_fill_color(*_FILL.get(key, (245, 245, 245)))
@@ -173,24 +188,45 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
     doc.verdict(m["verdict"], m["run_dir"])
     v = m["verdict"]
     if m["verdict_mismatch"]:
-        doc.text("This verdict does not match these results (targets only in one of them: "
-                 f"{', '.join(m['verdict_mismatch'])}): the audit changed after it was certified; run anonaudit certify again.",
-                 size=9, style="B", colour=_COLOURS["FAIL"])
+        doc.text(
+            "This verdict does not match these results (targets only in one of them: "
+            f"{', '.join(m['verdict_mismatch'])}): the audit changed after it was certified; run anonaudit certify again.",
+            size=9,
+            style="B",
+            colour=_COLOURS["FAIL"],
+        )
     if v and v["common"]:
         doc.bullets([f"On every target: {c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in v["common"]])
     if v and v["targets"]:
-        rows = [[label, (v["targets"][label], v["targets"][label]),
-                 "\n".join(f"{c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in v["specific"][label]) or "none"]
-                for label in m["order"] if label in v["targets"]]
+        rows = [
+            [
+                label,
+                (v["targets"][label], v["targets"][label]),
+                "\n".join(f"{c.get('status')} {c.get('id')}: {c.get('reason', '')}" for c in v["specific"][label])
+                or "none",
+            ]
+            for label in m["order"]
+            if label in v["targets"]
+        ]
         doc.table(["target", "verdict", ("other " if v["common"] else "") + "criteria not passed"], rows, (3, 1.3, 7))
 
     doc.heading("1. Scope and data")
     doc.bullets(m["scope"])
     doc.heading("2. Attacker model")
     doc.text(m["attacker_intro"], size=9)
-    doc.table(["attack", "Art. 29 WP criteria", "the intruder also holds", "scored against (held by the audit only)"],
-              [[a["name"], a["criteria_text"] + ("" if a["declared"] or not a["criteria"] else " (assumed from the name)"),
-                "; ".join(a["holds"]) or "–", "; ".join(a["scored_with"]) or "–"] for a in m["attacks"]], (1.3, 1.6, 4, 2))
+    doc.table(
+        ["attack", "Art. 29 WP criteria", "the intruder also holds", "scored against (held by the audit only)"],
+        [
+            [
+                a["name"],
+                a["criteria_text"] + ("" if a["declared"] or not a["criteria"] else " (assumed from the name)"),
+                "; ".join(a["holds"]) or "–",
+                "; ".join(a["scored_with"]) or "–",
+            ]
+            for a in m["attacks"]
+        ],
+        (1.3, 1.6, 4, 2),
+    )
 
     doc.heading("3. Article 29 Working Party Opinion 05/2014 criteria")
     doc.bullets([f"{c['title']}: {c['definition']}. Tested by: {', '.join(c['attacks']) or 'no attack of this audit'}."
@@ -212,10 +248,26 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
     doc.text("Re-identification attacks of this audit (singling out or linkability), each with the holdings listed in "
              f"section 2: {', '.join(m['reidentification_attacks']) or 'none'}.", size=9)
     if m["reidentification_attacks"]:
-        doc.table(["target", "highest re-identification risk [95% CI]", "by", "on release [95% CI]", "n"],
-                  [[r["target"], *([(r["worst"]["risk"], r["worst"]["level"]), r["worst"]["by"], r["worst"]["value"], r["worst"]["n"]]
-                                   if r["worst"] else [(r["missing"], "NOT TESTED", 4)])] for r in m["intruder_rows"]],
-                  (2.6, 2.4, 2.6, 2.2, 0.7))
+        doc.table(
+            ["target", "highest re-identification risk [95% CI]", "by", "on release [95% CI]", "n"],
+            [
+                [
+                    r["target"],
+                    *(
+                        [
+                            (r["worst"]["risk"], r["worst"]["level"]),
+                            r["worst"]["by"],
+                            r["worst"]["value"],
+                            r["worst"]["n"],
+                        ]
+                        if r["worst"]
+                        else [(r["missing"], "NOT TESTED", 4)]
+                    ),
+                ]
+                for r in m["intruder_rows"]
+            ],
+            (2.6, 2.4, 2.6, 2.2, 0.7),
+        )
 
     doc.heading("5. What was not tested")
     doc.bullets([f"{status} · {subject}: {text}" for status, subject, text in m["not_tested"]]
@@ -224,8 +276,12 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
     doc.bullets(m["limitations"])
     if m["examples"]:
         doc.heading("7. Examples of the release")
-        doc.text("Embedded as released, on request: internal use only, do not publish this report." if m["embed_examples"]
-                 else "Redacted (pixelated) so that this report does not publish readable plates or faces; originals are "
-                      "never included.", size=8.5)
+        doc.text(
+            "Embedded as released, on request: internal use only, do not publish this report."
+            if m["embed_examples"]
+            else "Redacted (pixelated) so that this report does not publish readable plates or faces; originals are "
+            "never included.",
+            size=8.5,
+        )
         doc.images([(e.png, e.caption) for row in m["examples_by_index"] for e in row["examples"]])
     return doc.output()

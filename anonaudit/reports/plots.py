@@ -13,7 +13,7 @@ that goes on beyond the axis (an unbounded upper end, say) ends in a triangle on
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -39,7 +39,16 @@ def tradeoff_points(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric:
     """Per target: its ``utility_metric`` value (with CI) from ``table`` and its headline risk (with
     CI) from ``max_risk`` (the frame :meth:`~anonaudit.results.Results.max_risk` returns); targets
     without either are left out."""
-    cols = ["target_label", "target", "utility", "utility_ci_low", "utility_ci_high", "risk", "risk_ci_low", "risk_ci_high"]
+    cols = [
+        "target_label",
+        "target",
+        "utility",
+        "utility_ci_low",
+        "utility_ci_high",
+        "risk",
+        "risk_ci_low",
+        "risk_ci_high",
+    ]
     ok = table[table["status"] == "ok"]
     util = ok[(ok["kind"] == "evaluator") & (ok["metric"] == utility_metric)]
     util = util[["target_label", "target", "value", "ci_low", "ci_high"]].rename(
@@ -56,11 +65,15 @@ def numbered_points(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric:
     ``number`` (1, 2, ...): the label of each point in the plot and its row in the report's key."""
     pts = tradeoff_points(table, max_risk, utility_metric)
     first = {t: i for i, t in enumerate(dict.fromkeys(pts["target"]))}
-    order = sorted(range(len(pts)), key=lambda i: (first[pts["target"].iloc[i]], natural_key(pts["target_label"].iloc[i])))
+    order = sorted(
+        range(len(pts)), key=lambda i: (first[pts["target"].iloc[i]], natural_key(pts["target_label"].iloc[i]))
+    )
     return pts.iloc[order].reset_index(drop=True).assign(number=lambda d: range(1, len(d) + 1))
 
 
-def risk_axis(risk: Sequence[float], low: Sequence[float], high: Sequence[float], cap: float = RISK_AXIS_CAP) -> tuple[float, float]:
+def risk_axis(
+    risk: Sequence[float], low: Sequence[float], high: Sequence[float], cap: float = RISK_AXIS_CAP
+) -> tuple[float, float]:
     """The risk axis' limits: every point, 0 and 1 (chance and the originals), and every CI end
     within ``[-cap, cap]``, with a margin of 6%. CI ends beyond them are cut (and marked)."""
     r = np.asarray(risk, float)
@@ -101,8 +114,14 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[s
         for radius in _RADII:
             for dx, dy in _DIRECTIONS:
                 # created at its place: an annotation moved after creation reports its old extent until drawn
-                ann = ax.annotate(text, (px + dx * radius, py + dy * radius), xycoords="figure pixels", fontsize=fontsize,
-                                  ha={1: "left", -1: "right", 0: "center"}[dx], va={1: "bottom", -1: "top", 0: "center"}[dy])
+                ann = ax.annotate(
+                    text,
+                    (px + dx * radius, py + dy * radius),
+                    xycoords="figure pixels",
+                    fontsize=fontsize,
+                    ha={1: "left", -1: "right", 0: "center"}[dx],
+                    va={1: "bottom", -1: "top", 0: "center"}[dy],
+                )
                 box = ann.get_window_extent(renderer)
                 ann.remove()
                 cost = sum(_overlap(box, o) for o in obstacles)
@@ -125,7 +144,9 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[s
     return placed
 
 
-def _errors(values: pd.Series, low: pd.Series, high: pd.Series, limits: tuple[float, float] | None = None) -> np.ndarray:
+def _errors(
+    values: pd.Series, low: pd.Series, high: pd.Series, limits: tuple[float, float] | None = None
+) -> np.ndarray:
     """Asymmetric error bar lengths (2 x n); missing ends give no bar; ``limits`` cut both ends."""
     v = values.to_numpy(float)
     lo, hi = low.to_numpy(float), high.to_numpy(float)
@@ -143,7 +164,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: str, higher_is_better: bool = True) -> bytes | None:
+def tradeoff_png(
+    table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: str, higher_is_better: bool = True
+) -> bytes | None:
     """Privacy-utility trade-off: x = utility, y = the headline (highest) risk, both with 95% CIs;
     points numbered as in :func:`numbered_points`, CIs cut by the risk axis marked at its edge."""
     pts = numbered_points(table, max_risk, utility_metric)
@@ -159,7 +182,10 @@ def tradeoff_png(table: pd.DataFrame, max_risk: pd.DataFrame, utility_metric: st
         line = ax.errorbar(group["utility"], group["risk"], xerr=xerr, yerr=yerr, marker="o", ms=5, capsize=2.5,
                            elinewidth=0.8, label=str(name))
         color = line[0].get_color()
-        for edge, ends, marker in ((top, group["risk_ci_high"] > top, "^"), (bottom, group["risk_ci_low"] < bottom, "v")):
+        for edge, ends, marker in (
+            (top, group["risk_ci_high"] > top, "^"),
+            (bottom, group["risk_ci_low"] < bottom, "v"),
+        ):
             if ends.any():
                 ax.plot(group.loc[ends, "utility"], [edge] * int(ends.sum()), marker, color=color, ms=7, clip_on=False)
                 cut = True

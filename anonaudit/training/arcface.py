@@ -8,7 +8,8 @@ Same networks, loss and optimiser as :func:`anonaudit.models.faces.arcface_train
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class ArcFaceTrainer(ParamsMixin):
         return {"arch": self.arch, "layers": self.layers, "widths": self.widths or [64, 128, 256, 512],
                 "input_size": self.input_size, "embedding_dim": self.embedding_dim}
 
-    def prepare(self, data: "ImageSet") -> None:
+    def prepare(self, data: ImageSet) -> None:
         """Align the faces once and index the identities (the head has one class per identity)."""
         import torch
 
@@ -57,12 +58,14 @@ class ArcFaceTrainer(ParamsMixin):
         identities = [str(data.identities[i]) for i in kept]
         self.classes_ = sorted(set(identities))
         if len(self.classes_) < 2:
-            raise DataError(f"'{data.name}': ArcFace training needs faces of at least 2 identities, found {len(self.classes_)}")
+            raise DataError(
+                f"'{data.name}': ArcFace training needs faces of at least 2 identities, found {len(self.classes_)}"
+            )
         index = {c: j for j, c in enumerate(self.classes_)}
         self.crops_ = crops
         self.labels_ = torch.tensor([index[c] for c in identities], dtype=torch.int64)
 
-    def build(self, device: "torch.device") -> None:
+    def build(self, device: torch.device) -> None:
         import torch
 
         from ..models.faces.arcface_train import ArcMarginHead, build_backbone
@@ -72,10 +75,12 @@ class ArcFaceTrainer(ParamsMixin):
         head = ArcMarginHead(self.embedding_dim, len(self.classes_), self.scale, self.margin).to(device)
         self.networks_ = {"backbone": backbone, "head": head}
         params = [p for p in list(backbone.parameters()) + list(head.parameters()) if p.requires_grad]
-        self.optimizers_ = {"sgd": torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)}
+        self.optimizers_ = {
+            "sgd": torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        }
         self.scaler_ = torch.amp.GradScaler("cuda", enabled=self.fp16 and device.type == "cuda")
 
-    def training_batches(self, data: "ImageSet", batch_size: int, generator: "torch.Generator") -> Iterator[Any]:
+    def training_batches(self, data: ImageSet, batch_size: int, generator: torch.Generator) -> Iterator[Any]:
         import torch
 
         from ..models.faces.arcface_train import to_input

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,10 +41,10 @@ class Trainable(Protocol):
 
     name: str
 
-    def build(self, device: "torch.device") -> None:
+    def build(self, device: torch.device) -> None:
         """Create the networks (``self.networks_``) and optimizers (``self.optimizers_``) on ``device``."""
 
-    def training_batches(self, data: "ImageSet", batch_size: int, generator: "torch.Generator") -> Iterator[Any]:
+    def training_batches(self, data: ImageSet, batch_size: int, generator: torch.Generator) -> Iterator[Any]:
         """One epoch of preprocessed batches, in an order drawn from ``generator``."""
 
     def train_step(self, batch: Any, step: int) -> dict[str, float]:
@@ -93,7 +94,10 @@ def method_identity(method: Any) -> dict[str, Any]:
 def check_identity(payload: dict[str, Any], method: Any, path: str | Path) -> None:
     """Raise :class:`CheckpointError` unless ``payload`` was written for ``method`` (name and arch params)."""
     if payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(path, f"not an anonaudit training checkpoint (format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+        raise CheckpointError(
+            path,
+            f"not an anonaudit training checkpoint (format {payload.get('format')!r}, expected {CHECKPOINT_FORMAT!r})",
+        )
     if payload.get("method") != method.name:
         raise CheckpointError(path, f"checkpoint of method '{payload.get('method')}', cannot load into '{method.name}'")
     saved = payload.get("identity", {})
@@ -102,11 +106,12 @@ def check_identity(payload: dict[str, Any], method: Any, path: str | Path) -> No
     if differ:
         mine_shown = {k: mine.get(k) for k in differ}
         raise CheckpointError(
-            path, f"trained with {differ}, but the method has {mine_shown}: set these parameters to the checkpoint's values"
+            path,
+            f"trained with {differ}, but the method has {mine_shown}: set these parameters to the checkpoint's values",
         )
 
 
-def restore(method: Any, path: str | Path, device: "torch.device | str") -> dict[str, Any]:
+def restore(method: Any, path: str | Path, device: torch.device | str) -> dict[str, Any]:
     """Build ``method`` on ``device`` and load the weights of the checkpoint at ``path``; returns the payload."""
     import torch
 
@@ -125,7 +130,8 @@ class TrainableAnonymizer(Anonymizer):
 
     Subclasses implement the :class:`Trainable` methods, declare ``arch_params`` (parameters that
     define the networks), ``tiny_train`` (the :class:`~anonaudit.training.config.TrainConfig`
-    fields ``fit`` uses when no checkpoint is given) and ``tiny_params``, and take ``checkpoint``
+    fields ``fit`` uses when no checkpoint is given) and ``test_params`` (a small CPU variant: the
+    tiny configs' architecture, for quick fits in tests and demos), and take ``checkpoint``
     and ``device`` params.
     After ``fit``, ``training_keys_`` lists the keys of the images the networks were trained on.
     """
@@ -133,14 +139,12 @@ class TrainableAnonymizer(Anonymizer):
     trainable = True
     arch_params: tuple[str, ...] = ()
     tiny_train: dict[str, Any] = {"epochs": 2, "batch_size": 16}
-    #: Constructor parameters of a small CPU variant (the tiny configs' architecture), for quick
-    #: fits in tests and demos; the defaults are the paper's.
-    tiny_params: dict[str, Any] = {}
+    param_alternatives = {"device": ("cpu",)}
 
     checkpoint: str | None
     device: str
 
-    def fit(self, train: "ImageSet | None" = None) -> "TrainableAnonymizer":
+    def fit(self, train: ImageSet | None = None) -> TrainableAnonymizer:
         """Load ``checkpoint`` when given (``train`` is then unused), else train on ``train`` with
         the tiny CPU settings ``tiny_train`` through the same loop as ``anonaudit train``."""
         from ..models.faces.mtcnn import resolve_device
@@ -166,4 +170,6 @@ class TrainableAnonymizer(Anonymizer):
         if self.checkpoint:
             self.fit()
             return
-        raise ConfigError(f"{self.label()}: not trained; call fit(images) or give a 'checkpoint' from `anonaudit train`")
+        raise ConfigError(
+            f"{self.label()}: not trained; call fit(images) or give a 'checkpoint' from `anonaudit train`"
+        )

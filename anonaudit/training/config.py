@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -43,7 +44,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
-            raise ConfigError(f"train: set exactly one of 'epochs' and 'steps' (got epochs={self.epochs}, steps={self.steps})")
+            raise ConfigError(
+                f"train: set exactly one of 'epochs' and 'steps' (got epochs={self.epochs}, steps={self.steps})"
+            )
         for name in ("epochs", "steps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -58,7 +61,7 @@ class TrainConfig:
             raise ConfigError(f"train: 'device' must be auto, cpu or cuda[:N], got {self.device!r}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "train") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], where: str = "train") -> TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a mapping of training options, got {data!r}")
         names = [f.name for f in dataclasses.fields(cls)]

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -61,7 +62,7 @@ def world_size() -> int:
     return value
 
 
-def setup(device: "Any") -> Context | None:
+def setup(device: Any) -> Context | None:
     """Join the process group ``torchrun`` describes; None for a single-process run.
 
     ``device`` is the device type training asked for (``torch.device`` or ``"cpu"``/``"cuda"``):
@@ -85,7 +86,7 @@ def setup(device: "Any") -> Context | None:
     return Context(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, backend=backend)
 
 
-def device_of(ctx: Context | None, device: "Any") -> "Any":
+def device_of(ctx: Context | None, device: Any) -> Any:
     """The device this process trains on: its own GPU (``cuda:LOCAL_RANK``) under NCCL."""
     import torch
 
@@ -111,14 +112,18 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
 def _networks(method: Any) -> list[Any]:
     nets = getattr(method, "networks_", None)
     if not isinstance(nets, dict) or not nets:
-        raise ConfigError(f"{getattr(method, 'name', type(method).__name__)}: build() made no networks_ to train in parallel")
+        raise ConfigError(
+            f"{getattr(method, 'name', type(method).__name__)}: build() made no networks_ to train in parallel"
+        )
     return list(nets.values())
 
 
 def _optimizers(method: Any) -> list[Any]:
     opts = getattr(method, "optimizers_", None)
     if not isinstance(opts, dict) or not opts:
-        raise ConfigError(f"{getattr(method, 'name', type(method).__name__)}: build() made no optimizers_ to train in parallel")
+        raise ConfigError(
+            f"{getattr(method, 'name', type(method).__name__)}: build() made no optimizers_ to train in parallel"
+        )
     return list(opts.values())
 
 

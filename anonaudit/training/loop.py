@@ -199,7 +199,9 @@ def train(
     def write_samples() -> None:
         if config.n_samples and main:
             rng = _rng_state()  # sampling must not change the training's random stream
-            write_image(output / "samples" / f"step_{step:06d}.png", sample_grid(method.sample_images(config.n_samples)))
+            write_image(
+                output / "samples" / f"step_{step:06d}.png", sample_grid(method.sample_images(config.n_samples))
+            )
             _set_rng_state(rng)
 
     quiet = quiet or not main

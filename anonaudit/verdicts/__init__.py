@@ -40,12 +40,38 @@ format is in :mod:`anonaudit.verdicts.policy`.
 
 from .certificate import build_certificate, write_certificate
 from .certify import (
-    EXIT_CODES, FAIL, NOT_APPLICABLE, NOT_TESTED, PASS, CriterionResult, Verdict, certify, format_verdict, run_kind, write_verdict,
+    EXIT_CODES,
+    FAIL,
+    NOT_APPLICABLE,
+    NOT_TESTED,
+    PASS,
+    CriterionResult,
+    Verdict,
+    certify,
+    format_verdict,
+    run_kind,
+    write_verdict,
 )
 from .policy import BUILTIN, Criterion, Policy, Threshold, load_policy, parse_policy
 
 __all__ = [
-    "BUILTIN", "EXIT_CODES", "FAIL", "NOT_APPLICABLE", "NOT_TESTED", "PASS", "Criterion", "CriterionResult", "Policy", "Threshold",
-    "Verdict", "build_certificate", "certify", "format_verdict", "load_policy", "parse_policy", "run_kind", "write_certificate",
+    "BUILTIN",
+    "EXIT_CODES",
+    "FAIL",
+    "NOT_APPLICABLE",
+    "NOT_TESTED",
+    "PASS",
+    "Criterion",
+    "CriterionResult",
+    "Policy",
+    "Threshold",
+    "Verdict",
+    "build_certificate",
+    "certify",
+    "format_verdict",
+    "load_policy",
+    "parse_policy",
+    "run_kind",
+    "write_certificate",
     "write_verdict",
 ]

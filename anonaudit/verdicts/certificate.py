@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ def build_certificate(results: Results, verdict: Verdict) -> dict[str, Any]:
             "code": inputs.get("code") or {},
             "code_at_certification": code_version(),
             "audit_started": manifest.get("started"),
-            "certified": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "certified": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     }
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class Verdict:
     targets: dict[str, str]
     overall: str
     run: str = ""
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target: file_summary()
 
     @property
@@ -140,14 +140,19 @@ def _sample_size_note(c: Criterion, r: pd.Series, value: float, bound: float, n:
     if not c.holds(value, threshold):
         return "; the value itself breaks the threshold: no sample size can pass"
     rate, lo, hi, t = value, _num(r["ci_low"]), _num(r["ci_high"]), threshold
-    if c.on == "risk":  # risk = (rate - b) / (1 - b) for new-leak and absolute risks: judge the rate against the mapped threshold
+    if (
+        c.on == "risk"
+    ):  # risk = (rate - b) / (1 - b) for new-leak and absolute risks: judge the rate against the mapped threshold
         b = _num(r["baseline"])
         mapped = str(r["risk_kind"]) in ("new_leak", "absolute") and math.isfinite(b) and b < 1 and threshold > 0
         rate, t = (_num(r["value"]), b + threshold * (1 - b)) if mapped else (float("nan"), t)
     if is_wilson(rate, lo, hi, n):
         needed, how = wilson_n_needed(rate, t, side), "exact, Wilson 95% CI"
     else:
-        needed, how = scaled_n_needed(value, bound, n, threshold), "approximate: the CI's half-width scaled by sqrt(n / n_new)"
+        needed, how = (
+            scaled_n_needed(value, bound, n, threshold),
+            "approximate: the CI's half-width scaled by sqrt(n / n_new)",
+        )
     if math.isinf(needed):
         return "; the value is at the threshold: its CI straddles it at any sample size, so no n can pass"
     return (f"; the value meets the threshold but its CI straddles it: the same observed value would pass "
@@ -195,17 +200,24 @@ def judge(c: Criterion, rows: pd.DataFrame) -> CriterionResult:
     if not target_down.empty:
         out.reason = f"the target itself {target_down['status'].iloc[0]}: {target_down['message'].iloc[0]}"
         return out
-    units = rows[rows["kind"].isin(["attack"] if c.on == "risk" else ["attack", "evaluator"])]  # only attacks have risks
+    units = rows[
+        rows["kind"].isin(["attack"] if c.on == "risk" else ["attack", "evaluator"])
+    ]  # only attacks have risks
     units = units[[c.matches_component(str(comp)) for comp in units["component"]]]
     broken = units[units["status"].isin(["failed", "unavailable"])]
-    selected = pd.Series([c.matches(str(a), str(b)) for a, b in zip(units["component"], units["metric"])], index=units.index, dtype=bool)
+    selected = pd.Series(
+        [c.matches(str(a), str(b)) for a, b in zip(units["component"], units["metric"])], index=units.index, dtype=bool
+    )
     measured = units[(units["status"] == "ok") & selected]
     judged = []
     for _, r in measured.iterrows():
         status, bound, threshold, reason = _judge_row(c, r)
         judged.append((status, bound, threshold, reason, r))
     untested = [j[3] for j in judged if j[0] == NOT_TESTED]
-    untested += [f"{b['component']}: {b['status']} ({b['message']})" for _, b in broken.drop_duplicates(["component", "message"]).iterrows()]
+    untested += [
+        f"{b['component']}: {b['status']} ({b['message']})"
+        for _, b in broken.drop_duplicates(["component", "message"]).iterrows()
+    ]
     decided = [j for j in judged if j[0] != NOT_TESTED]
     failed = [j for j in decided if j[0] == FAIL]
     inapplicable = units[units["status"] == "not_applicable"]
@@ -226,7 +238,10 @@ def judge(c: Criterion, rows: pd.DataFrame) -> CriterionResult:
         risk = c.on == "risk"
         out.component, out.metric = str(r["component"]), str(r["metric"])
         out.value = _num(r["risk"] if risk else r["value"])
-        out.ci_low, out.ci_high = _num(r["risk_ci_low"] if risk else r["ci_low"]), _num(r["risk_ci_high"] if risk else r["ci_high"])
+        out.ci_low, out.ci_high = (
+            _num(r["risk_ci_low"] if risk else r["ci_low"]),
+            _num(r["risk_ci_high"] if risk else r["ci_high"]),
+        )
         out.n, out.baseline = int(_num(r["n"]) or 0), _num(r["baseline"])
         out.bound_value, out.threshold = pick[1], pick[2]
     return out
@@ -325,20 +340,30 @@ def certify(results: Results | str | Path, policy: Policy | str | Path, kind: st
         fail_closed(cs, files[label])
         attach_evidence(cs, results.findings, label)
     targets = {label: combine([c.status for c in cs]) for label, cs in per_target.items()}
-    return Verdict(policy, kind, per_target, targets, combine(list(targets.values())), str(results.output or ""), files=files)
+    return Verdict(
+        policy, kind, per_target, targets, combine(list(targets.values())), str(results.output or ""), files=files
+    )
 
 
 def format_verdict(verdict: Verdict) -> str:
     """The verdict as printed by ``anonaudit certify``: per target, one line per criterion, then overall."""
-    lines = [f"policy {verdict.policy.name} ({verdict.policy.source or 'in memory'}), data kind: {verdict.kind or 'unknown'}"]
+    lines = [
+        f"policy {verdict.policy.name} ({verdict.policy.source or 'in memory'}), data kind: {verdict.kind or 'unknown'}"
+    ]
     for label, results in verdict.criteria.items():
         lines.append(f"\n{label}: {verdict.targets[label]}")
         lines += format_files(verdict.files.get(label))
         for c in results:
-            lines.append(f"  {c.status:10s} {c.id} ({c.select} {c.comparison} {c.threshold_text}, {c.bound} bound): {c.reason}")
+            lines.append(
+                f"  {c.status:10s} {c.id} ({c.select} {c.comparison} {c.threshold_text}, {c.bound} bound): {c.reason}"
+            )
             if c.evidence:
                 e = c.evidence
-                more = f" and {e['files_total'] - len(e['files'][:SHOWN_FILES])} more" if e["files_total"] > SHOWN_FILES else ""
+                more = (
+                    f" and {e['files_total'] - len(e['files'][:SHOWN_FILES])} more"
+                    if e["files_total"] > SHOWN_FILES
+                    else ""
+                )
                 lines.append(f"             evidence: {e['count']} finding(s) in {e['findings']}, in "
                              f"{', '.join(Path(f).name for f in e['files'][:SHOWN_FILES])}{more}")
     lines.append(f"\noverall: {verdict.overall}")

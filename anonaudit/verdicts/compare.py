@@ -51,10 +51,11 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,12 @@ class Run:
         """``name``, ``n`` (images in the data set), ``evaluated`` (those audited) and ``inputs`` (sha256
         over the sorted sha256 of the evaluated originals, from ``provenance/inputs.json``), None where unknown."""
         data = (self.results.manifest or {}).get("data") or {}
-        return {"name": data.get("name"), "n": data.get("n"), "evaluated": data.get("evaluation"), "inputs": _inputs_digest(self.folder)}
+        return {
+            "name": data.get("name"),
+            "n": data.get("n"),
+            "evaluated": data.get("evaluation"),
+            "inputs": _inputs_digest(self.folder),
+        }
 
 
 def _inputs_digest(folder: Path) -> str | None:
@@ -126,7 +132,10 @@ def open_runs(folders: Sequence[str | Path]) -> list[Run]:
 def _data_text(data: dict[str, Any]) -> str:
     parts = [str(data["name"] or "unknown data set")]
     if data["n"] is not None:
-        parts.append(f"{data['n']} images" + (f", {data['evaluated']} evaluated" if data["evaluated"] not in (None, data["n"]) else ""))
+        parts.append(
+            f"{data['n']} images"
+            + (f", {data['evaluated']} evaluated" if data["evaluated"] not in (None, data["n"]) else "")
+        )
     if data["inputs"]:
         parts.append(f"originals sha256 {data['inputs'][:12]}")
     return ", ".join(parts)
@@ -142,7 +151,9 @@ def check_comparable(runs: Sequence[Run], force: bool = False) -> list[str]:
             problems.append(f"{first.name} ({first.folder}) audits {first.kind} but {run.name} ({run.folder}) audits "
                             f"{run.kind}: their attacks and risks are not comparable")
         a, b = first.data, run.data
-        differ = [k for k in ("name", "n", "evaluated", "inputs") if a[k] is not None and b[k] is not None and a[k] != b[k]]
+        differ = [
+            k for k in ("name", "n", "evaluated", "inputs") if a[k] is not None and b[k] is not None and a[k] != b[k]
+        ]
         if differ:
             problems.append(f"{first.name} ({first.folder}) and {run.name} ({run.folder}) audit different data "
                             f"({_data_text(a)} vs {_data_text(b)})")
@@ -216,7 +227,9 @@ def _keys(rows: pd.DataFrame, short: str) -> pd.Series:
     """A short, unique name per measure: ``short`` where it names one component label, else the label."""
     labels_per_short = rows.groupby(short)["component_label"].nunique()
     clash = set(labels_per_short[labels_per_short > 1].index)
-    return pd.Series([lab if s in clash else s for s, lab in zip(rows[short], rows["component_label"])], index=rows.index)
+    return pd.Series(
+        [lab if s in clash else s for s, lab in zip(rows[short], rows["component_label"])], index=rows.index
+    )
 
 
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
@@ -232,8 +245,20 @@ def attack_measures(table: pd.DataFrame) -> pd.DataFrame:
     first metric's success rate is kept (risk empty).
     """
     att = table[table["kind"] == "attack"].copy()
-    cols = ["method", "attack", "metric", "risk", "risk_ci_low", "risk_ci_high", "risk_upper", "value", "ci_low", "ci_high",
-            "n", "higher_is_better"]
+    cols = [
+        "method",
+        "attack",
+        "metric",
+        "risk",
+        "risk_ci_low",
+        "risk_ci_high",
+        "risk_upper",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n",
+        "higher_is_better",
+    ]
     if att.empty:
         return pd.DataFrame(columns=cols)
     att["attack"] = _keys(att, "component")
@@ -322,7 +347,9 @@ def _split_top_level(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_weights(spec: str | None, known: Sequence[str], unscorable: Mapping[str, str] | None = None) -> dict[str, float]:
+def parse_weights(
+    spec: str | None, known: Sequence[str], unscorable: Mapping[str, str] | None = None
+) -> dict[str, float]:
     """``"privacy=0.7,utility=0.3"`` or per key (``"ocr=2,ssim=1"``) -> ``{key: weight}``.
 
     Keys are ``privacy``, ``utility`` or one of ``known`` (the attack and utility keys of the
@@ -382,8 +409,15 @@ def rank(score_table: pd.DataFrame, weights: dict[str, float], verdicts: Mapping
     tier = pd.Series([VERDICT_ORDER.get(verdicts.get(m), len(VERDICT_ORDER)) if verdicts is not None else 0
                       for m in out.index], index=out.index)
     upper = (worst_upper if worst_upper is not None else pd.Series(np.nan, index=out.index)).reindex(out.index)
-    keys = pd.DataFrame({"tier": tier, "unscored": out["score"].isna().astype(int), "score": -out["score"].fillna(0.0),
-                         "upper": upper.astype(float).fillna(np.inf), "utility": -score_table["utility"].astype(float).fillna(-1.0)})
+    keys = pd.DataFrame(
+        {
+            "tier": tier,
+            "unscored": out["score"].isna().astype(int),
+            "score": -out["score"].fillna(0.0),
+            "upper": upper.astype(float).fillna(np.inf),
+            "utility": -score_table["utility"].astype(float).fillna(-1.0),
+        }
+    )
     ordered = keys.sort_values(list(keys.columns), kind="stable")
     ranks, previous, position = {}, None, 0
     for i, (m, k) in enumerate(zip(ordered.index, ordered.itertuples(index=False)), 1):
@@ -458,7 +492,9 @@ def _missing_notes(attacks: pd.DataFrame, utilities: pd.DataFrame, methods: list
         for k in dict.fromkeys(frame[key]):
             lacking = [m for m in methods if k not in have.get(m, set())]
             if lacking:
-                notes.append(f"{kind} {k} was not measured on {len(lacking)} of {len(methods)} methods: {', '.join(lacking)}")
+                notes.append(
+                    f"{kind} {k} was not measured on {len(lacking)} of {len(methods)} methods: {', '.join(lacking)}"
+                )
     riskless = [k for k, g in attacks.groupby("attack", sort=False) if g["risk_upper"].isna().all()]
     if riskless:
         notes.append(f"{', '.join(riskless)}: no risk estimate, shown as success rates but not in the privacy score")
@@ -468,8 +504,14 @@ def _missing_notes(attacks: pd.DataFrame, utilities: pd.DataFrame, methods: list
     return notes
 
 
-def compare(table: pd.DataFrame, weights: str | dict[str, float] | None = None, verdicts: Mapping[str, str] | None = None,
-            ignore_verdict: bool = False, notes: Sequence[str] = (), policy: str | None = None) -> Comparison:
+def compare(
+    table: pd.DataFrame,
+    weights: str | dict[str, float] | None = None,
+    verdicts: Mapping[str, str] | None = None,
+    ignore_verdict: bool = False,
+    notes: Sequence[str] = (),
+    policy: str | None = None,
+) -> Comparison:
     """Build the comparison from a table of :func:`runs_table` (or any results table with ``method``).
 
     ``verdicts`` (method -> PASS / FAIL / NOT TESTED, e.g. :func:`run_verdicts`) add a ``verdict``
@@ -484,11 +526,15 @@ def compare(table: pd.DataFrame, weights: str | dict[str, float] | None = None, 
     attacks = attack_measures(table)
     utilities = utility_measures(table)
     known = list(dict.fromkeys([*attacks["attack"], *utilities["utility"]]))
-    no_scale = {k: "it has no fixed [0, 1] scale (shown, not scored)" for k in unscored_utilities(utilities)}
+    no_scale = dict.fromkeys(unscored_utilities(utilities), "it has no fixed [0, 1] scale (shown, not scored)")
     w = weights if isinstance(weights, dict) else parse_weights(weights, known, no_scale)
     sc = scores(attacks, utilities, methods)
     with_risk = attacks.dropna(subset=["risk_upper"])
-    worst = with_risk.loc[with_risk.groupby("method")["risk_upper"].idxmax()].set_index("method") if not with_risk.empty else None
+    worst = (
+        with_risk.loc[with_risk.groupby("method")["risk_upper"].idxmax()].set_index("method")
+        if not with_risk.empty
+        else None
+    )
     ranking = rank(sc, w, verdicts if verdicts is not None and not ignore_verdict else None,
                    worst["risk_upper"] if worst is not None else None)
     pareto = pareto_pairs(attacks, utilities)
@@ -529,8 +575,13 @@ def compare(table: pd.DataFrame, weights: str | dict[str, float] | None = None, 
                       [*notes, *_missing_notes(attacks, utilities, methods)], policy, ignore_verdict)
 
 
-def compare_runs(folders: Sequence[str | Path], weights: str | dict[str, float] | None = None,
-                 policy: Policy | str | Path | None = None, ignore_verdict: bool = False, force: bool = False) -> Comparison:
+def compare_runs(
+    folders: Sequence[str | Path],
+    weights: str | dict[str, float] | None = None,
+    policy: Policy | str | Path | None = None,
+    ignore_verdict: bool = False,
+    force: bool = False,
+) -> Comparison:
     """The comparison of the runs in ``folders`` (``anonaudit compare``): refused for runs of different
     kinds or data sets unless ``force`` (:func:`check_comparable`); with ``policy``, each run is
     certified and the verdicts rank first unless ``ignore_verdict``."""

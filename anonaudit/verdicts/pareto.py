@@ -8,7 +8,7 @@ metric says whether higher is better). The front is the set of methods no other 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

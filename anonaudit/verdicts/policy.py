@@ -72,7 +72,7 @@ class Threshold:
     ref: str | None = None
 
     @classmethod
-    def parse(cls, text: str, where: str) -> "Threshold":
+    def parse(cls, text: str, where: str) -> Threshold:
         t = str(text).strip().lower()
         if m := _ABSOLUTE.match(t):
             return cls(str(text).strip(), float(m["x"]) / (100.0 if m["pct"] else 1.0))
@@ -155,13 +155,17 @@ def _criterion(item: Any, where: str) -> Criterion:
         raise ConfigError(f"{where}: a criterion must be a mapping with id, select and require, got {item!r}")
     unknown = set(item) - {"id", "description", "select", "require", "bound", "on", "kinds"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: id, description, select, require, bound, on, kinds)")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)} (known: id, description, select, require, bound, on, kinds)"
+        )
     for key in ("id", "select", "require"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             raise ConfigError(f"{where}: '{key}' is required and must be a non-empty string")
     where = f"{where} ({item['id']})"
     if "/" not in item["select"]:
-        raise ConfigError(f"{where}: select {item['select']!r} must be 'component/metric' (globs allowed, e.g. '*ocr/exact_match')")
+        raise ConfigError(
+            f"{where}: select {item['select']!r} must be 'component/metric' (globs allowed, e.g. '*ocr/exact_match')"
+        )
     m = _REQUIRE.match(item["require"])
     if not m:
         raise ConfigError(f"{where}: require {item['require']!r} must start with <=, <, >=, > or == (e.g. '<= 1%')")

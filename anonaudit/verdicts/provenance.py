@@ -88,11 +88,17 @@ def code_version() -> dict[str, Any]:
     out: dict[str, Any] = {"anonaudit": version, "git_commit": None, "git_dirty": None}
     here = Path(__file__).resolve().parents[1]  # the anonaudit package: its commit and its local changes
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode == 0:
             out["git_commit"] = commit.stdout.strip()
-            status = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
-                                    capture_output=True, text=True, timeout=10)
+            status = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             out["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):  # no git program, or not a checkout
         pass
@@ -111,8 +117,16 @@ def record_release(run: Path, target_id: str, release: Release) -> None:
     """Write ``<run>/provenance/released/<target_id>.json``: the released images of one target and the
     released files not fully audited (their sha256, status and reason)."""
     not_audited = [
-        {"key": f.key, "path": f.file, "sha256": sha256_file(f.file), "source": "file", "status": f.status, "reason": f.reason}
-        for f in release.files if f.status != "audited" and f.file and os.path.isfile(f.file)
+        {
+            "key": f.key,
+            "path": f.file,
+            "sha256": sha256_file(f.file),
+            "source": "file",
+            "status": f.status,
+            "reason": f.reason,
+        }
+        for f in release.files
+        if f.status != "audited" and f.file and os.path.isfile(f.file)
     ]
     write_json_atomic(run / "provenance" / "released" / f"{target_id}.json",
                       {"released": image_hashes(release.anonymized), "not_audited": not_audited})
@@ -135,7 +149,7 @@ def record_weight_loads() -> None:
 
 def weights_used() -> list[dict[str, Any]]:
     """Every weight file this process loaded (see the module doc), with its sha256 and size."""
-    found: dict[str, str] = {p: "opened" for p in _OPENED}
+    found: dict[str, str] = dict.fromkeys(_OPENED, "opened")
     for name in WEIGHT_PACKAGES:
         module = sys.modules.get(name)
         if module is None or not getattr(module, "__file__", None):

@@ -8,8 +8,8 @@ feature map size follows from it; 112 gives insightface's 7x7).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -151,14 +151,18 @@ def load_iresnet(path: str | Path, arch: str = "iresnet50", input_size: int = 11
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise ModelUnavailableError(str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})") from None
+        raise ModelUnavailableError(
+            str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
+        ) from None
     state = _clean_state_dict(obj, path)
     num_features = int(state["features.weight"].shape[0]) if "features.weight" in state else 512
     model = build_iresnet(arch, num_features=num_features, input_size=input_size, **kwargs)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelUnavailableError(str(path), f"does not match the {arch} architecture: {str(exc).splitlines()[0]}") from None
+        raise ModelUnavailableError(
+            str(path), f"does not match the {arch} architecture: {str(exc).splitlines()[0]}"
+        ) from None
     return model.eval()
 
 

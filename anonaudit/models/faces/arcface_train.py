@@ -72,7 +72,7 @@ class ArcFaceTrainConfig:
     resume: bool = True
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArcFaceTrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ArcFaceTrainConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:
@@ -83,7 +83,7 @@ class ArcFaceTrainConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "ArcFaceTrainConfig":
+    def from_yaml(cls, path: str | Path) -> ArcFaceTrainConfig:
         import yaml
 
         path = Path(path)
@@ -125,7 +125,9 @@ class ArcMarginHead(nn.Module):
         target = cos.gather(1, labels[:, None])
         sin = torch.sqrt(1.0 - target * target)
         phi = target * math.cos(self.margin) - sin * math.sin(self.margin)
-        phi = torch.where(target > math.cos(math.pi - self.margin), phi, target - math.sin(math.pi - self.margin) * self.margin)
+        phi = torch.where(
+            target > math.cos(math.pi - self.margin), phi, target - math.sin(math.pi - self.margin) * self.margin
+        )
         return self.scale * cos.scatter(1, labels[:, None], phi)
 
 
@@ -137,7 +139,9 @@ def build_backbone(cfg: ArcFaceTrainConfig | dict[str, Any]) -> IResNet:
     )
 
 
-def align_faces(images: ImageSet, size: int, align: str = "mtcnn", select: str = "largest", device: str = "cpu") -> tuple[np.ndarray, list[int]]:
+def align_faces(
+    images: ImageSet, size: int, align: str = "mtcnn", select: str = "largest", device: str = "cpu"
+) -> tuple[np.ndarray, list[int]]:
     """``(n_ok, size, size, 3)`` uint8 aligned crops and the indices of the images they come from.
 
     With ``align="none"`` every image is taken as an aligned crop and only resized.
@@ -179,7 +183,9 @@ def _data_digest(images: ImageSet, identities: list[str]) -> str:
     return h.hexdigest()
 
 
-def _prepare(train: ImageSet, cfg: ArcFaceTrainConfig, out: Path, device: str) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
+def _prepare(
+    train: ImageSet, cfg: ArcFaceTrainConfig, out: Path, device: str
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
     if not train.has_labels("identity"):
         raise DataError(f"'{train.name}': ArcFace training needs an identity for every image")
     identities = [str(i) for i in train.identities]
@@ -295,19 +301,30 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
         )
     final = out / "model.pt"
     _atomic_save(
-        {"format": CHECKPOINT_FORMAT, "config": cfg.as_dict(), "backbone": model.state_dict(), "history": history, "classes": classes, "info": info},
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": cfg.as_dict(),
+            "backbone": model.state_dict(),
+            "history": history,
+            "classes": classes,
+            "info": info,
+        },
         final,
     )
     return ArcFaceTrainedEmbedder(checkpoint=str(final), detector=cfg.align, select=cfg.select, device=dev)
 
 
-def _check_resumable(ckpt: dict[str, Any], cfg: ArcFaceTrainConfig, classes: list[str], info: dict[str, Any], path: Path) -> None:
+def _check_resumable(
+    ckpt: dict[str, Any], cfg: ArcFaceTrainConfig, classes: list[str], info: dict[str, Any], path: Path
+) -> None:
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not an anonaudit ArcFace checkpoint")
     old = ckpt["config"]
     changed = [k for k in _ARCH_FIELDS if old.get(k) != cfg.as_dict()[k]]
     if changed:
-        raise ConfigError(f"{path}: cannot resume, the config changed {changed}; use another checkpoint_dir or resume: false")
+        raise ConfigError(
+            f"{path}: cannot resume, the config changed {changed}; use another checkpoint_dir or resume: false"
+        )
     if ckpt["classes"] != classes or ckpt["info"]["data_digest"] != info["data_digest"]:
         raise ConfigError(f"{path}: cannot resume, the training images or identities changed")
 

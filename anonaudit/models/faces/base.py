@@ -41,7 +41,9 @@ class FaceDetector(ParamsMixin):
         out: list[list[Detection]] = []
         for idx, _ in images.batches(batch_size):
             keys = [images.hash(i) for i in idx]
-            raw = memo.get_or_compute(keys, lambda todo, idx=idx: [_encode(d) for d in self.detect_arrays([images[idx[j]] for j in todo])])
+            raw = memo.get_or_compute(
+                keys, lambda todo, idx=idx: [_encode(d) for d in self.detect_arrays([images[idx[j]] for j in todo])]
+            )
             out.extend(_decode(r) for r in raw)
         return out
 
@@ -64,7 +66,9 @@ class FaceEmbedder(ParamsMixin):
         rows: list[np.ndarray] = []
         for idx, _ in images.batches(batch_size):
             keys = [images.hash(i) for i in idx]
-            rows.extend(memo.get_or_compute(keys, lambda todo, idx=idx: list(self.embed_arrays([images[idx[j]] for j in todo]))))
+            rows.extend(
+                memo.get_or_compute(keys, lambda todo, idx=idx: list(self.embed_arrays([images[idx[j]] for j in todo])))
+            )
         if not rows:
             return np.zeros((0, self.dim), np.float32)
         return np.stack([np.asarray(r, np.float32) for r in rows])
@@ -77,7 +81,14 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 def _encode(dets: list[Detection]) -> list:
     return [
-        [d.box.x, d.box.y, d.box.w, d.box.h, float(d.score), None if d.landmarks is None else np.asarray(d.landmarks, float).tolist()]
+        [
+            d.box.x,
+            d.box.y,
+            d.box.w,
+            d.box.h,
+            float(d.score),
+            None if d.landmarks is None else np.asarray(d.landmarks, float).tolist(),
+        ]
         for d in dets
     ]
 

@@ -48,27 +48,31 @@ def dlib_model_file(filename: str) -> Path:
         raise ModelUnavailableError(PACKAGE, "package not installed", "pip install face_recognition_models")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
     if not path.is_file():
-        raise ModelUnavailableError(PACKAGE, f"{path} is missing", "pip install --force-reinstall face_recognition_models")
+        raise ModelUnavailableError(
+            PACKAGE, f"{path} is missing", "pip install --force-reinstall face_recognition_models"
+        )
     _verify(str(path), filename)
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _verify(path: str, filename: str) -> None:
     expected = KNOWN_SHA256.get(filename)
     if expected is not None:
         digest = sha256_file(path)
         if digest != expected:
-            raise WeightIntegrityError(f"{path}: sha256 {digest} does not match the published {expected}; refusing to load it")
+            raise WeightIntegrityError(
+                f"{path}: sha256 {digest} does not match the published {expected}; refusing to load it"
+            )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def frontal_face_detector():
     """dlib's HOG + linear SVM frontal face detector."""
     return _import_dlib().get_frontal_face_detector()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_predictor(points: int):
     """dlib's 5- or 68-point shape predictor."""
     if points not in (5, 68):
@@ -76,7 +80,7 @@ def shape_predictor(points: int):
     return _import_dlib().shape_predictor(str(dlib_model_file(f"shape_predictor_{points}_face_landmarks.dat")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def face_recognition_model():
     """dlib's ResNet-29 face descriptor network (128-d, 99.38% on LFW as published)."""
     return _import_dlib().face_recognition_model_v1(str(dlib_model_file("dlib_face_recognition_resnet_model_v1.dat")))

@@ -50,7 +50,9 @@ class DetectingEmbedder(FaceEmbedder):
     def embed_arrays(self, images: list[np.ndarray]) -> np.ndarray:
         out = np.full((len(images), self.dim), np.nan, dtype=np.float32)
         faces = self.main_faces(images)
-        todo = [i for i, f in enumerate(faces) if f is not None and (f.landmarks is not None or not self.needs_landmarks)]
+        todo = [
+            i for i, f in enumerate(faces) if f is not None and (f.landmarks is not None or not self.needs_landmarks)
+        ]
         if todo:
             crops = [self.crop(images[i], faces[i]) for i in todo]
             out[todo] = l2_normalise(np.asarray(self.embed_crops(crops), dtype=np.float32))
@@ -133,7 +135,14 @@ class FaceNetEmbedder(DetectingEmbedder):
     dim = 512
     needs_landmarks = False
 
-    def __init__(self, weights: str = "facenet-vggface2", detector: str = "mtcnn", select: str = "largest", margin: int = 0, device: str = "cpu"):
+    def __init__(
+        self,
+        weights: str = "facenet-vggface2",
+        detector: str = "mtcnn",
+        select: str = "largest",
+        margin: int = 0,
+        device: str = "cpu",
+    ):
         self.weights = weights
         self.detector = detector
         self.select = select
@@ -163,7 +172,9 @@ class FaceNetEmbedder(DetectingEmbedder):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:  # unpickling errors come in many types
-                raise ModelUnavailableError(str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})") from None
+                raise ModelUnavailableError(
+                    str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
+                ) from None
             if not isinstance(state, dict):
                 raise ModelUnavailableError(str(path), "not a PyTorch state dict")
             state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # classifier head of training
@@ -171,7 +182,9 @@ class FaceNetEmbedder(DetectingEmbedder):
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as exc:
-                raise ModelUnavailableError(str(path), f"does not match InceptionResnetV1: {str(exc).splitlines()[0]}") from None
+                raise ModelUnavailableError(
+                    str(path), f"does not match InceptionResnetV1: {str(exc).splitlines()[0]}"
+                ) from None
             self._net = TorchFaceModel(net, resolve_device(self.device))
         return self._net
 
@@ -320,7 +333,11 @@ class ArcFaceTrainedEmbedder(DetectingEmbedder):
 
         size = self.input_size
         crops = [cv2.resize(np.ascontiguousarray(im), (size, size), interpolation=cv2.INTER_AREA) for im in images]
-        return l2_normalise(np.asarray(self.embed_crops(crops), dtype=np.float32)) if crops else np.zeros((0, self.dim), np.float32)
+        return (
+            l2_normalise(np.asarray(self.embed_crops(crops), dtype=np.float32))
+            if crops
+            else np.zeros((0, self.dim), np.float32)
+        )
 
     def crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
         return align_arcface(image, face.landmarks, self.input_size)

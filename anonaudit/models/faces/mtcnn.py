@@ -27,7 +27,9 @@ def _mtcnn(device: str, min_face_size: int, thresholds: tuple[float, float, floa
     try:
         from facenet_pytorch import MTCNN
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ModelUnavailableError("mtcnn", f"facenet-pytorch is not installed ({exc})", "pip install facenet-pytorch") from None
+        raise ModelUnavailableError(
+            "mtcnn", f"facenet-pytorch is not installed ({exc})", "pip install facenet-pytorch"
+        ) from None
     model = MTCNN(keep_all=True, min_face_size=min_face_size, thresholds=list(thresholds), factor=factor, device=device)
     return model.eval()
 
@@ -63,7 +65,12 @@ class MTCNNDetector(FaceDetector):
     def detect_arrays(self, images: list[np.ndarray]) -> list[list[Detection]]:
         import torch
 
-        model = _mtcnn(resolve_device(self.device), int(self.min_face_size), tuple(float(t) for t in self.thresholds), float(self.factor))
+        model = _mtcnn(
+            resolve_device(self.device),
+            int(self.min_face_size),
+            tuple(float(t) for t in self.thresholds),
+            float(self.factor),
+        )
         out: list[list[Detection]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(images):

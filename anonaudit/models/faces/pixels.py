@@ -52,7 +52,9 @@ def standardise(x: np.ndarray) -> np.ndarray:
 class PixelEmbedder(FaceEmbedder):
     """Standardised pixels of the ``size x size`` face crop (grey, or RGB with ``grey=False``)."""
 
-    def __init__(self, size: int = 32, crop: float = 0.5, grey: bool = True, detector: str | None = None, select: str = "largest"):
+    def __init__(
+        self, size: int = 32, crop: float = 0.5, grey: bool = True, detector: str | None = None, select: str = "largest"
+    ):
         if not isinstance(size, int) or size < 2:
             raise ConfigError(f"pixels embedder: size must be an integer >= 2, got {size!r}")
         if not 0.0 < float(crop) <= 1.0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,7 +62,9 @@ def verification_accuracy(similarity: np.ndarray, same: np.ndarray, folds: int =
     lab = np.asarray(same, dtype=bool)
     n_same, n_diff = int(lab.sum()), int((~lab).sum())
     if min(n_same, n_diff) < folds:
-        raise DataError(f"{folds}-fold verification needs >= {folds} matched and mismatched pairs, got {n_same} and {n_diff}")
+        raise DataError(
+            f"{folds}-fold verification needs >= {folds} matched and mismatched pairs, got {n_same} and {n_diff}"
+        )
     fold = stratified_folds(lab, folds, seed)
     pred = np.zeros(len(sim), dtype=bool)
     accs, thresholds = [], []
@@ -143,6 +145,10 @@ def verify_pairs(
         embedder=embedder.name,
     )
     reason = (
-        f"{dropped} of {len(pairs)} pairs excluded because a face was not detected (accuracy on the rest)" if dropped else ""
+        f"{dropped} of {len(pairs)} pairs excluded because a face was not detected (accuracy on the rest)"
+        if dropped
+        else ""
     )
-    return Estimate(est.value, est.ci_low, est.ci_high, est.n, est.method, standard=not dropped, reason=reason, extra=extra)
+    return Estimate(
+        est.value, est.ci_low, est.ci_high, est.n, est.method, standard=not dropped, reason=reason, extra=extra
+    )

@@ -97,7 +97,9 @@ def plate_crop(image: np.ndarray, record: Record, margin: float = PLATE_MARGIN) 
     return np.ascontiguousarray(image[ys, xs])
 
 
-def join_lines(lines: Sequence[tuple[str, float, tuple[float, float, float, float]]], min_height: float = 0.6) -> tuple[str, float]:
+def join_lines(
+    lines: Sequence[tuple[str, float, tuple[float, float, float, float]]], min_height: float = 0.6
+) -> tuple[str, float]:
     """Assemble detected text lines ``(text, confidence, (x, y, w, h))`` into one plate reading.
 
     Lines shorter than ``min_height`` times the tallest one (slogans, state names, stickers) are

@@ -56,7 +56,9 @@ def verify_model_dir(folder: Path) -> None:
             raise ModelUnavailableError("easyocr", f"weight file {path} is missing", _PIP)
         got = _md5(path)
         if got != digest:
-            raise WeightIntegrityError(f"{path}: md5 {got} does not match EasyOCR's published {digest}; refusing to load it")
+            raise WeightIntegrityError(
+                f"{path}: md5 {got} does not match EasyOCR's published {digest}; refusing to load it"
+            )
 
 
 @OCR_ENGINES.register("easyocr")
@@ -75,7 +77,9 @@ class EasyOCREngine(OCREngine):
         "probabilities stay inside its decoder"
     )
 
-    def __init__(self, allowlist: str | None = None, gpu: bool | None = None, model_storage_directory: str | None = None):
+    def __init__(
+        self, allowlist: str | None = None, gpu: bool | None = None, model_storage_directory: str | None = None
+    ):
         self.allowlist = allowlist
         self.gpu = gpu
         self.model_storage_directory = model_storage_directory

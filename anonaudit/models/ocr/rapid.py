@@ -79,7 +79,9 @@ def rapidocr_instance(params: dict[str, Any] | None = None, slot: int = 0):
             try:
                 from rapidocr import RapidOCR
             except ImportError as exc:
-                raise ModelUnavailableError("rapidocr", f"package not installed ({exc})", "pip install rapidocr onnxruntime") from None
+                raise ModelUnavailableError(
+                    "rapidocr", f"package not installed ({exc})", "pip install rapidocr onnxruntime"
+                ) from None
             try:
                 inst = RapidOCR(params={"Global.log_level": "error", **(params or {})})
             except Exception as exc:  # noqa: BLE001 - the package raises bare errors for missing model files
@@ -163,7 +165,9 @@ def ctc_decode(
 PART_SIZE = 2
 
 
-def _forward(session, batch: np.ndarray, finish: Callable[[np.ndarray], list[T]], part_size: int = PART_SIZE) -> list[T]:
+def _forward(
+    session, batch: np.ndarray, finish: Callable[[np.ndarray], list[T]], part_size: int = PART_SIZE
+) -> list[T]:
     """``finish`` of the recogniser's outputs for ``batch``, in batch order.
 
     The batch is computed in parts of about ``part_size`` crops (never one alone), as many per
@@ -264,7 +268,9 @@ class RapidOCREngine(OCREngine):
                 if boxes is not None and len(boxes):
                     for quad, score in zip(np.asarray(boxes, dtype=float), scores):
                         x0, y0 = quad[:, 0].min(), quad[:, 1].min()
-                        regions.append([float(x0), float(y0), float(np.ptp(quad[:, 0])), float(np.ptp(quad[:, 1])), float(score)])
+                        regions.append(
+                            [float(x0), float(y0), float(np.ptp(quad[:, 0])), float(np.ptp(quad[:, 1])), float(score)]
+                        )
                 out.append(regions)
             return out
 

@@ -87,10 +87,14 @@ class TesseractEngine(OCREngine):
     def backend_version(self) -> str:
         if self._version is None:
             try:
-                proc = subprocess.run([self.tesseract_cmd, "--version"], capture_output=True, text=True, timeout=30, check=False)
+                proc = subprocess.run(
+                    [self.tesseract_cmd, "--version"], capture_output=True, text=True, timeout=30, check=False
+                )
             except (FileNotFoundError, PermissionError) as exc:
                 raise ModelUnavailableError(
-                    "tesseract", f"the tesseract binary '{self.tesseract_cmd}' cannot be run ({exc.strerror or exc})", _INSTALL
+                    "tesseract",
+                    f"the tesseract binary '{self.tesseract_cmd}' cannot be run ({exc.strerror or exc})",
+                    _INSTALL,
                 ) from None
             first = (proc.stdout or proc.stderr).strip().splitlines()
             if proc.returncode != 0 or not first:
@@ -109,7 +113,9 @@ class TesseractEngine(OCREngine):
         try:
             import pytesseract
         except ImportError as exc:
-            raise ModelUnavailableError("tesseract", f"pytesseract not installed ({exc})", "pip install pytesseract") from None
+            raise ModelUnavailableError(
+                "tesseract", f"pytesseract not installed ({exc})", "pip install pytesseract"
+            ) from None
         self.backend_version()
         out = []
         for crop in crops:
