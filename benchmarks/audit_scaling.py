@@ -22,9 +22,8 @@ os.environ.setdefault("ANONAUDIT_PROGRESS", "0")
 from _timing import cpu_line
 
 from anonaudit.audit import Audit
-from anonaudit.registry import load_builtin_components
 from anonaudit.datasets import synthetic_plates
-from anonaudit.registry import ANONYMIZERS, EVALUATORS
+from anonaudit.registry import ANONYMIZERS, EVALUATORS, load_builtin_components
 
 
 def make_audit(data) -> Audit:
@@ -66,7 +65,9 @@ def main() -> None:
         seconds, evaluation = time_audit(plates.subset(range(n)), args.repeats)
         per_image = seconds / n
         first = per_image if first is None else first
-        print(f"{n:6d} {evaluation:9d} {seconds:9.3f} {n / seconds:9.1f} {1000 * per_image:9.2f} {per_image / first:18.2f}x")
+        print(
+            f"{n:6d} {evaluation:9d} {seconds:9.3f} {n / seconds:9.1f} {1000 * per_image:9.2f} {per_image / first:18.2f}x"
+        )
     if len(sizes) > 1:
         print(f"per-image time at n={sizes[-1]} / n={sizes[0]}: {per_image / first:.2f} (1.00 = linear)")
 

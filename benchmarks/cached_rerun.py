@@ -41,10 +41,10 @@ def phase(n: int, output: str, extra: bool) -> dict:
     """One audit run in this process; returns its timings and the recogniser's crop count."""
     t0 = time.perf_counter()
     from anonaudit.audit import Audit
-    from anonaudit.registry import load_builtin_components
     from anonaudit.datasets import synthetic_plates
     from anonaudit.models.ocr import RapidOCREngine
-    from anonaudit.registry import ANONYMIZERS, ATTACKS as ATTACK_REGISTRY, EVALUATORS
+    from anonaudit.registry import ANONYMIZERS, EVALUATORS, load_builtin_components
+    from anonaudit.registry import ATTACKS as ATTACK_REGISTRY
 
     load_builtin_components()
     try:

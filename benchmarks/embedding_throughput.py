@@ -35,12 +35,11 @@ os.environ.pop("ANONAUDIT_CACHE", None)  # a persistent cache would make the "co
 import numpy as np
 from _timing import best_time, cpu_line
 
-from anonaudit.registry import load_builtin_components
 from anonaudit.data.face_loaders import load_lfw
 from anonaudit.data.imageset import ImageSet
 from anonaudit.memo import clear_memory
 from anonaudit.models.faces.dlib_models import dlib_model_file
-from anonaudit.registry import EMBEDDERS
+from anonaudit.registry import EMBEDDERS, load_builtin_components
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
@@ -94,7 +93,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if not args.root.is_dir():
-        print(f"embedding_throughput: skipped, LFW folder {args.root} not found (give one with --root)", file=sys.stderr)
+        print(
+            f"embedding_throughput: skipped, LFW folder {args.root} not found (give one with --root)", file=sys.stderr
+        )
         return
 
     load_builtin_components()

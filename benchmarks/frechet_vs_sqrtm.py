@@ -52,7 +52,9 @@ def main() -> None:
     print(f"speed-up (sqrtm / ours)    : {t_ref / t_ours:.2f}x")
     if args.n < args.dim:
         t_feat, v_feat = best_time(lambda: frechet_distance_from_features(x, y), args.repeats)
-        print(f"from features (n < dim)    : {t_feat:8.3f} s  FD={v_feat:.10g}  speed-up vs sqrtm {t_ref / t_feat:.2f}x")
+        print(
+            f"from features (n < dim)    : {t_feat:8.3f} s  FD={v_feat:.10g}  speed-up vs sqrtm {t_ref / t_feat:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,12 @@ import cv2
 from _timing import best_time, cpu_line
 
 from anonaudit.attacks.ocr import OCRReread
-from anonaudit.registry import load_builtin_components
 from anonaudit.data.imageset import Release
 from anonaudit.datasets import synthetic_plates
 from anonaudit.memo import clear_memory
 from anonaudit.models.ocr.base import PLATE_MARGIN, plate_crop
 from anonaudit.models.ocr.rapid import RapidOCREngine, rapidocr_instance
-from anonaudit.registry import ANONYMIZERS
+from anonaudit.registry import ANONYMIZERS, load_builtin_components
 
 
 def main() -> None:
@@ -56,7 +55,9 @@ def main() -> None:
     plates = synthetic_plates(n=args.n, seed=0)
     auxiliary = synthetic_plates(n=20, seed=1)
     if args.release == "noise":
-        release = Release(plates, ANONYMIZERS.create("noise", std=1.0).anonymize(plates, show_progress=False), name="noise")
+        release = Release(
+            plates, ANONYMIZERS.create("noise", std=1.0).anonymize(plates, show_progress=False), name="noise"
+        )
     else:
         release = Release(plates, plates, name="identity")
     records = release.originals.records
@@ -78,7 +79,10 @@ def main() -> None:
         return rec(TextRecInput(img=[cv2.cvtColor(c, cv2.COLOR_RGB2BGR) for c in crops])).txts
 
     def raw_per_crop():
-        return [raw_engine(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), use_det=False, use_cls=False, use_rec=True).txts[0] for c in crops]
+        return [
+            raw_engine(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), use_det=False, use_cls=False, use_rec=True).txts[0]
+            for c in crops
+        ]
 
     tmp = tempfile.TemporaryDirectory(prefix="anonaudit-bench-") if args.sqlite else None
     runs = [0]

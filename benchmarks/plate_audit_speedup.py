@@ -111,19 +111,27 @@ def compare(old, new) -> list[str]:
         a, b = old[col], new[col]
         same = (a == b) | (a.isna() & b.isna())
         for i in same[~same].index:
-            lines.append(f"{' / '.join(str(old.at[i, k]) for k in KEY)}: {col} {a[i]!r} (baseline) vs {b[i]!r} (working tree)")
+            lines.append(
+                f"{' / '.join(str(old.at[i, k]) for k in KEY)}: {col} {a[i]!r} (baseline) vs {b[i]!r} (working tree)"
+            )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=120, help="images of the data set (data.limit; 20%% become the intruder's)")
+    parser.add_argument(
+        "--n", type=int, default=120, help="images of the data set (data.limit; 20%% become the intruder's)"
+    )
     parser.add_argument("--baseline", default="52ca4a2", help="git revision of the baseline code")
     parser.add_argument("--config", default="configs/plates-us.yaml")
     parser.add_argument("--root", default="../shared/data", help="allowed data root (as `anonaudit run --root`)")
     parser.add_argument("--repeats", type=int, default=1, help="audits per side (alternating)")
-    parser.add_argument("--per-target", action="store_true", help="one process per target instead of the whole config in one")
-    parser.add_argument("--targets", help="with --per-target: comma-separated target indices of the config (default: all)")
+    parser.add_argument(
+        "--per-target", action="store_true", help="one process per target instead of the whole config in one"
+    )
+    parser.add_argument(
+        "--targets", help="with --per-target: comma-separated target indices of the config (default: all)"
+    )
     parser.add_argument("--keep", help="keep the run folders here (default: a temporary folder, removed)")
     parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
@@ -157,10 +165,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
         base_code = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(base_code), args.baseline], cwd=REPO, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "--quiet", str(base_code), args.baseline], cwd=REPO, check=True
+        )
         try:
-            rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=base_code, capture_output=True, text=True).stdout.strip()
-            how = f"{len(units)} target(s), one process each" if args.per_target else f"all {n_targets} targets in one process"
+            rev = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=base_code, capture_output=True, text=True
+            ).stdout.strip()
+            how = (
+                f"{len(units)} target(s), one process each"
+                if args.per_target
+                else f"all {n_targets} targets in one process"
+            )
             print(f"baseline {args.baseline} ({rev}) vs the working tree; n={args.n}, {how} of {args.config}, "
                   f"{args.repeats} repeat(s)")
             sides = {"baseline": base_code, "current": REPO}
@@ -196,7 +212,9 @@ def main() -> None:
         print(f"{side}: recogniser {rec:.1f} s for {crops} crops ({rec / total[side]:.0%}), text detector {det:.1f} s "
               f"({det / total[side]:.0%}), everything else {total[side] - rec - det:.1f} s")
     diffs = compare(old, new)
-    print(f"results tables: {len(old)} rows; {'identical (every column but seconds)' if not diffs else f'{len(diffs)} difference(s):'}")
+    print(
+        f"results tables: {len(old)} rows; {'identical (every column but seconds)' if not diffs else f'{len(diffs)} difference(s):'}"
+    )
     for line in diffs:
         print("  " + line)
 

@@ -55,7 +55,9 @@ def main() -> None:
     whole_s, whole = best_time(lambda: np.asarray(default.session(batch)), args.repeats)
     print(f"one call, default intra-op threads: {1000 * whole_s / len(batch):.1f} ms per crop")
     for k in sizes:
-        seconds, out = best_time(lambda k=k: np.stack(_forward(threaded.session, batch, list, part_size=k)), args.repeats)
+        seconds, out = best_time(
+            lambda k=k: np.stack(_forward(threaded.session, batch, list, part_size=k)), args.repeats
+        )
         same = "identical outputs" if np.array_equal(out, whole) else "OUTPUTS DIFFER"
         print(f"parts of {k:>2} in threads: {1000 * seconds / len(batch):.1f} ms per crop, "
               f"{whole_s / seconds:.2f}x the one-call speed; {same}")

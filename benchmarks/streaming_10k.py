@@ -35,6 +35,7 @@ os.environ.pop("ANONAUDIT_CACHE", None)
 
 from _timing import cpu_line
 
+
 def peak_rss_bytes() -> int:
     """This process's peak resident set size (``VmHWM``)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -77,9 +78,8 @@ def ensure_data(folder: Path, n: int) -> None:
 def run_audit(folder: Path, n: int, in_memory: bool, ssim: bool, ocr: bool) -> dict:
     """One audit of the first ``n`` plates in this process: timings and peak memory."""
     from anonaudit.audit import Audit
-    from anonaudit.registry import load_builtin_components
     from anonaudit.datasets import load_labeled_folder
-    from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS
+    from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS, load_builtin_components
 
     load_builtin_components()
     try:
@@ -134,15 +134,20 @@ def main() -> None:
     first = last = None
     for n in sizes:
         cmd = [sys.executable, __file__, "--phase", "run", "--data", str(folder), "--n", str(n)]
-        cmd += [flag for flag, on in (("--in-memory", args.in_memory), ("--ssim", args.ssim), ("--ocr", args.ocr)) if on]
+        cmd += [
+            flag for flag, on in (("--in-memory", args.in_memory), ("--ssim", args.ssim), ("--ocr", args.ocr)) if on
+        ]
         r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
         per_image, cpu_per_image = r["seconds"] / r["n"], r["cpu"] / r["n"]
         first = first or (per_image, cpu_per_image)
         slope = "" if last is None else f"{1000 * (r['seconds'] - last['seconds']) / (r['n'] - last['n']):.2f}"
         last = r
-        print(f"{r['n']:6d} {r['evaluated']:9d} {r['seconds']:8.1f} {1000 * per_image:9.2f} {1000 * cpu_per_image:13.2f} "
-              f"{per_image / first[0]:8.2f}x {slope:>15s} {r['peak_rss'] / 2**30:7.2f} GiB {r['peak_rss_before_run'] / 2**30:7.2f} GiB"
-              + (f"  ({r['not_ok']} rows not ok)" if r["not_ok"] else ""), flush=True)
+        print(
+            f"{r['n']:6d} {r['evaluated']:9d} {r['seconds']:8.1f} {1000 * per_image:9.2f} {1000 * cpu_per_image:13.2f} "
+            f"{per_image / first[0]:8.2f}x {slope:>15s} {r['peak_rss'] / 2**30:7.2f} GiB {r['peak_rss_before_run'] / 2**30:7.2f} GiB"
+            + (f"  ({r['not_ok']} rows not ok)" if r["not_ok"] else ""),
+            flush=True,
+        )
     if len(sizes) > 1:
         print(f"per-image time n={sizes[-1]} / n={sizes[0]}: {per_image / first[0]:.2f} wall, "
               f"{cpu_per_image / first[1]:.2f} CPU (1.00 = flat); peak RSS at n={sizes[-1]}: "

@@ -38,14 +38,13 @@ import cv2
 from _timing import best_time, cpu_line
 
 from anonaudit.audit import Audit
-from anonaudit.registry import load_builtin_components
 from anonaudit.data.io import read_image
 from anonaudit.datasets import load_labeled_folder, synthetic_plates
 from anonaudit.memo import clear_memory
 from anonaudit.metrics.image import psnr, ssim
 from anonaudit.models.ocr.base import PLATE_MARGIN, plate_crop
 from anonaudit.models.ocr.rapid import rapidocr_instance
-from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS
+from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS, load_builtin_components
 
 US_PLATES = Path(__file__).resolve().parents[2] / "shared" / "data" / "plates_us"
 

@@ -148,8 +148,10 @@ def render(rows: pd.DataFrame, table: Table) -> str:
     """The markdown table for ``rows`` (a run's results or its snapshot)."""
     first = [h for t in table.targets if (h := _pick(rows, t, table.columns[0])) is not None]
     n = pd.Series([h["n"] for h in first], dtype=float).dropna()  # the first column's sample size
-    lines = [f"| target (n = {int(n.max()) if len(n) else '?'}) | " + " | ".join(c.header for c in table.columns) + " |",
-             "|---" * (len(table.columns) + 1) + "|"]
+    lines = [
+        f"| target (n = {int(n.max()) if len(n) else '?'}) | " + " | ".join(c.header for c in table.columns) + " |",
+        "|---" * (len(table.columns) + 1) + "|",
+    ]
     if table.originals:
         cells = []
         for column in table.columns:
@@ -162,7 +164,11 @@ def render(rows: pd.DataFrame, table: Table) -> str:
         cells = []
         for column in table.columns:
             hit = _pick(rows, target, column)
-            cells.append("" if hit is None else _fmt(float(hit["value"]), float(hit["ci_low"]), float(hit["ci_high"]), column.percent))
+            cells.append(
+                ""
+                if hit is None
+                else _fmt(float(hit["value"]), float(hit["ci_low"]), float(hit["ci_high"]), column.percent)
+            )
         lines.append(f"| `{target}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -212,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         stale = check()
         for name in stale:
-            print(f"README table '{name}' differs from docs/results/{name}.csv: run scripts/readme_tables.py update {name} RUN")
+            print(
+                f"README table '{name}' differs from docs/results/{name}.csv: run scripts/readme_tables.py update {name} RUN"
+            )
         return 1 if stale else 0
     if args.command == "update":
         update(args.name, args.run)

@@ -30,11 +30,17 @@ def lfw_people(n_people: int, min_images: int = 2, skip: int = 0, with_gender: b
             counts[r.identity] = counts.get(r.identity, 0) + 1
     people = [p for p in sorted(counts) if counts[p] >= min_images][skip : skip + n_people]
     chosen = set(people)
-    idx = [i for i, r in enumerate(full.records) if r.identity in chosen and (not with_gender or r.attributes.get("gender"))]
+    idx = [
+        i
+        for i, r in enumerate(full.records)
+        if r.identity in chosen and (not with_gender or r.attributes.get("gender"))
+    ]
     return full.subset(idx, name="lfw-test").load()
 
 
-def synthetic_identities(n_people: int, per_person: int, size: int = 64, noise: float = 20.0, seed: int = 0, prefix: str = "p") -> ImageSet:
+def synthetic_identities(
+    n_people: int, per_person: int, size: int = 64, noise: float = 20.0, seed: int = 0, prefix: str = "p"
+) -> ImageSet:
     """Grey 'faces': a smooth random pattern per identity plus per-image noise and brightness shift."""
     import cv2
 
@@ -51,7 +57,9 @@ def synthetic_identities(n_people: int, per_person: int, size: int = 64, noise: 
     return ImageSet.from_arrays(images, keys, identities=ids, name=f"synthetic-{prefix}")
 
 
-def tinted_people(n_people: int, per_person: int, male_share: float, seed: int, prefix: str, tint: float = 25.0) -> ImageSet:
+def tinted_people(
+    n_people: int, per_person: int, male_share: float, seed: int, prefix: str, tint: float = 25.0
+) -> ImageSet:
     """Planted gender leak: random RGB texture; 'male' images are tinted red, 'female' ones blue."""
     rng = np.random.default_rng(seed)
     images, ids, attrs, keys = [], [], [], []

@@ -49,7 +49,13 @@ def tiny(**params) -> AIA:
 def train_tiny(method: AIA, data: ImageSet, out: Path, steps: int) -> Path:
     from anonaudit.training import TrainConfig, train
 
-    return train(method, data, TrainConfig(steps=steps, batch_size=32, checkpoint_every=0, sample_every=0, n_samples=4), out, quiet=True)
+    return train(
+        method,
+        data,
+        TrainConfig(steps=steps, batch_size=32, checkpoint_every=0, sample_every=0, n_samples=4),
+        out,
+        quiet=True,
+    )
 
 
 def test_networks_shapes_and_both_paper_readings(one_torch_thread):
@@ -70,7 +76,9 @@ def test_networks_shapes_and_both_paper_readings(one_torch_thread):
     assert Siamese(32)(g).shape == (3, 128)
     # eq. (7) by hand: distances 5 (same person) and 1 (different, margin 2)
     a, b = torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[3.0, 4.0], [1.0, 0.0]])
-    assert float(contrastive_loss(a, b, torch.tensor([0.0, 1.0]), 2.0)) == pytest.approx((25 / 2 + (2 - 1) ** 2 / 2) / 2)
+    assert float(contrastive_loss(a, b, torch.tensor([0.0, 1.0]), 2.0)) == pytest.approx(
+        (25 / 2 + (2 - 1) ** 2 / 2) / 2
+    )
     with pytest.raises(ConfigError):
         AIA(size=30)
     with pytest.raises(ConfigError):

@@ -103,7 +103,14 @@ def test_zero_margin_head_is_a_scaled_cosine_softmax():
 def test_gpu_config_has_the_paper_hyperparameters():
     cfg = ArcFaceTrainConfig.from_yaml(ROOT / "configs" / "arcface-train-gpu.yaml")
     assert (cfg.arch, cfg.input_size, cfg.embedding_dim) == ("iresnet50", 112, 512)
-    assert (cfg.scale, cfg.margin, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size) == (64.0, 0.5, 0.1, 0.9, 5e-4, 512)
+    assert (cfg.scale, cfg.margin, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size) == (
+        64.0,
+        0.5,
+        0.1,
+        0.9,
+        5e-4,
+        512,
+    )
     assert cfg.lr_milestones == pytest.approx([100 / 180, 160 / 180], abs=1e-3)
 
 
@@ -113,7 +120,10 @@ def test_unknown_or_invalid_options_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="lr_milestones"):
         ArcFaceTrainConfig.from_dict({"lr_milestones": [100]})
     with pytest.raises(DataError, match="identity"):
-        train_arcface(ImageSet.from_arrays([np.zeros((56, 56, 3), np.uint8)] * 2, keys=["a", "b"]), tiny_config(tmp_path, align="none"))
+        train_arcface(
+            ImageSet.from_arrays([np.zeros((56, 56, 3), np.uint8)] * 2, keys=["a", "b"]),
+            tiny_config(tmp_path, align="none"),
+        )
 
 
 # -- training ------------------------------------------------------------------------------------------
@@ -165,7 +175,9 @@ def test_training_with_mtcnn_alignment_embeds_detected_faces(tmp_path):
     files = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
              "AJ_Cook/AJ_Cook_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0001.jpg"]
     images = [read_image(LFW / "images" / f) for f in files] + [np.full((250, 250, 3), 70, np.uint8)]
-    data = ImageSet.from_arrays(images, keys=files + ["blank"], identities=[f.split("/")[0] for f in files] + ["nobody"])
+    data = ImageSet.from_arrays(
+        images, keys=files + ["blank"], identities=[f.split("/")[0] for f in files] + ["nobody"]
+    )
     emb = train_arcface(data, tiny_config(tmp_path, epochs=1, batch_size=4))
     import torch as _torch
 

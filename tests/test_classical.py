@@ -183,9 +183,18 @@ def test_box_blur_is_the_reflect_padded_window_mean():
     np.testing.assert_array_equal(box_blur(img, 1), img)
 
 
-@pytest.mark.parametrize("anon", [GaussianBlur(sigma=3), GaussianBlur(sigma=0.2, relative=True), BoxBlur(size=6),
-                                  Pixelate(block=5), Pixelate(block=7, region="boxes"), BoxBlur(size=4, region="boxes")],
-                         ids=lambda a: a.label())
+@pytest.mark.parametrize(
+    "anon",
+    [
+        GaussianBlur(sigma=3),
+        GaussianBlur(sigma=0.2, relative=True),
+        BoxBlur(size=6),
+        Pixelate(block=5),
+        Pixelate(block=7, region="boxes"),
+        BoxBlur(size=4, region="boxes"),
+    ],
+    ids=lambda a: a.label(),
+)
 def test_uniform_image_is_unchanged(anon):
     img = np.empty((33, 47, 3), np.uint8)
     img[...] = (17, 130, 251)
@@ -248,7 +257,10 @@ def test_invalid_parameters_raise_config_errors(name: str, params: dict, message
 
 def test_labels_show_strength_and_changed_parameters():
     assert GaussianBlur().label() == "gaussian_blur(sigma=2)"
-    assert GaussianBlur(sigma=0.1, relative=True, region="boxes").label() == "gaussian_blur(sigma=0.1, region=boxes, relative=True)"
+    assert (
+        GaussianBlur(sigma=0.1, relative=True, region="boxes").label()
+        == "gaussian_blur(sigma=0.1, region=boxes, relative=True)"
+    )
     assert Pixelate(block=8, margin=0.2).label() == "pixelate(block=8, margin=0.2)"
     assert Mask().label() == "mask" and Mask(color=(255, 255, 255)).label() == "mask(color=[255, 255, 255])"
     assert Noise(std=10, seed=3).label() == "noise(std=10, seed=3)"

@@ -21,7 +21,7 @@ from anonaudit.results import Results
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
 
 
-@pytest.fixture()
+@pytest.fixture
 def plate_folders(tmp_path) -> tuple[Path, Path, Path]:
     """Six synthetic plates as PNG files with a labels CSV (path,text), and a release of the same
     names blurred (sigma 6) and saved as JPEG."""
@@ -85,12 +85,19 @@ def test_a_release_file_without_an_original_is_not_certified(plate_folders, tmp_
 
 
 def test_audit_errors_exit_3(plate_folders, tmp_path, capsys):
-    assert main(["audit", str(tmp_path / "none"), str(tmp_path), "--kind", "plates", "--output", str(tmp_path / "r")]) == 3
+    assert (
+        main(["audit", str(tmp_path / "none"), str(tmp_path), "--kind", "plates", "--output", str(tmp_path / "r")]) == 3
+    )
     assert "does not exist" in capsys.readouterr().err
     originals, release, _ = plate_folders
     out = tmp_path / "run"
-    assert main(["audit", str(originals), str(release), "--kind", "plates", "--policy", "strictest", "--output", str(out)]) == 3
-    assert "neither a built-in name" in capsys.readouterr().err and not (out / "results.csv").exists()  # before auditing
+    assert (
+        main(["audit", str(originals), str(release), "--kind", "plates", "--policy", "strictest", "--output", str(out)])
+        == 3
+    )
+    assert (
+        "neither a built-in name" in capsys.readouterr().err and not (out / "results.csv").exists()
+    )  # before auditing
 
 
 @pytest.mark.slow  # OCR, deblurring and depixelation of 6 plates: about a minute on 2 busy cores
@@ -144,7 +151,15 @@ def test_audit_of_a_handful_of_lfw_faces(tmp_path, capsys):
     assert {"metadata", "detector_miss", "reid", "gender"} <= ran
     verdict = json.loads((out / "verdict.json").read_text())
     ids = [c["id"] for c in verdict["targets"][0]["criteria"]]
-    assert ids == ["reid-rank1", "gender-inference", "membership-tpr", "membership-auc", "metadata-leak", "faces-left-clear", "ssim"]
+    assert ids == [
+        "reid-rank1",
+        "gender-inference",
+        "membership-tpr",
+        "membership-auc",
+        "metadata-leak",
+        "faces-left-clear",
+        "ssim",
+    ]
 
 
 @pytest.mark.slow  # eight targets, three OCR attacks: about two minutes on 2 busy cores

@@ -28,7 +28,7 @@ from anonaudit.results import Results
 NO_POLICY = ["--policy", "no-such-policy"]
 
 
-@pytest.fixture()
+@pytest.fixture
 def folders(tmp_path) -> tuple[Path, Path, list[tuple[str, str]]]:
     """Six synthetic plates as PNG files and their release (blurred, JPEG) of the same names; the
     ``(file, plate text)`` rows a labels CSV would hold."""
@@ -141,17 +141,28 @@ def test_labels_without_the_text_column_or_with_empty_texts_say_so(folders, tmp_
     assert f"{no_text.resolve()} has no text column, so ocr, deblur_ocr, depixelate_ocr are not run" in err
     assert "warning" not in err  # no label of faces either
 
-    holes = _labels(tmp_path / "holes.csv", ["path", "text"], [[f, "" if f in ("car2.png", "car4.png") else t] for f, t in rows])
+    holes = _labels(
+        tmp_path / "holes.csv", ["path", "text"], [[f, "" if f in ("car2.png", "car4.png") else t] for f, t in rows]
+    )
     assert main(_audit(originals, release, tmp_path / "r2", "--labels", str(holes), *NO_POLICY)) == 3
     assert "leaves text empty for 2 image(s) (car2.png, car4.png), so ocr, deblur_ocr" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind, columns, expected", [
-    ("plates", {"identity": "p1", "gender": "female"},
-     "--kind plates, but {csv} has no text column and has gender, identity, the labels of faces: is --kind faces meant?"),
-    ("faces", {"text": "KA01AB1234"},
-     "--kind faces, but {csv} has no gender or identity column and has text, the labels of plates: is --kind plates meant?"),
-])
+@pytest.mark.parametrize(
+    "kind, columns, expected",
+    [
+        (
+            "plates",
+            {"identity": "p1", "gender": "female"},
+            "--kind plates, but {csv} has no text column and has gender, identity, the labels of faces: is --kind faces meant?",
+        ),
+        (
+            "faces",
+            {"text": "KA01AB1234"},
+            "--kind faces, but {csv} has no gender or identity column and has text, the labels of plates: is --kind plates meant?",
+        ),
+    ],
+)
 def test_labels_of_the_other_kind_are_warned_about(folders, tmp_path, capsys, kind, columns, expected):
     originals, release, rows = folders
     labels = _labels(tmp_path / "labels.csv", ["path", *columns], [[f, *columns.values()] for f, _ in rows])
@@ -180,7 +191,9 @@ def test_a_labels_csv_missing_rows_names_the_unlabelled_files(folders, tmp_path,
 
 
 # -- audit: pairing and resuming ----------------------------------------------------------------
-def test_on_mismatch_drop_audits_the_pairs_and_lists_the_rest_and_a_rerun_names_what_it_reused(folders, tmp_path, capsys):
+def test_on_mismatch_drop_audits_the_pairs_and_lists_the_rest_and_a_rerun_names_what_it_reused(
+    folders, tmp_path, capsys
+):
     originals, release, _ = folders
     (release / "stranger.jpg").write_bytes((release / "car0.jpg").read_bytes())
     (release / "car5.jpg").unlink()

@@ -21,7 +21,15 @@ from anonaudit.datasets import synthetic_plates
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.release_audit import release_config
 from anonaudit.results import Results, row
-from anonaudit.verdicts.compare import check_comparable, compare, load_runs, open_runs, parse_weights, short_labels, shorten
+from anonaudit.verdicts.compare import (
+    check_comparable,
+    compare,
+    load_runs,
+    open_runs,
+    parse_weights,
+    short_labels,
+    shorten,
+)
 from anonaudit.verdicts.pareto import dominates, pareto_front
 
 # Four methods, two attacks (ocr with two metrics, reid with one), two utility metrics.
@@ -47,8 +55,20 @@ def _attack(label: str, component: str, metric: str, risk: float, n: int = 100) 
 
 
 def _utility(label: str, metric: str, value: float, hib: bool = True) -> dict:
-    return row(target=label, target_label=label, kind="evaluator", component=metric, component_label=metric, metric=metric,
-               value=value, ci_low=value * 0.95, ci_high=value * 1.05, n=100, higher_is_better=hib, status="ok")
+    return row(
+        target=label,
+        target_label=label,
+        kind="evaluator",
+        component=metric,
+        component_label=metric,
+        metric=metric,
+        value=value,
+        ci_low=value * 0.95,
+        ci_high=value * 1.05,
+        n=100,
+        higher_is_better=hib,
+        status="ok",
+    )
 
 
 def table(methods: dict = METHODS) -> pd.DataFrame:
@@ -90,7 +110,9 @@ def test_worst_case_attack_per_method():
     assert t.loc[["A", "B", "C", "D"], "worst_attack"].tolist() == ["ocr", "reid", "ocr", "ocr"]
     assert t.loc[["A", "B", "C", "D"], "worst_risk"].tolist() == pytest.approx([0.9, 0.7, 0.6, 0.1])
     assert t.at["A", "worst_metric"] == "exact_match"
-    assert t.at["B", "worst_risk_ci_high"] == pytest.approx(0.76) and t.at["B", "worst_risk_upper"] == pytest.approx(0.76)
+    assert t.at["B", "worst_risk_ci_high"] == pytest.approx(0.76) and t.at["B", "worst_risk_upper"] == pytest.approx(
+        0.76
+    )
     # every measure keeps its CI and n in the table
     assert t.at["C", "ssim ci_low"] == pytest.approx(0.665) and t.at["C", "ssim n"] == 100
     assert t.at["B", "ocr risk"] == pytest.approx(0.5) and t.at["B", "ocr metric"] == "exact_match"
@@ -116,13 +138,23 @@ PRIVACY = {"A": 0.04, "B": 0.24, "C": 0.34, "D": 0.84}
 SSIM = {"A": 0.9, "B": 0.8, "C": 0.7, "D": 0.3}
 
 
-@pytest.mark.parametrize("weights, order, scores", [
-    ("privacy=0.7,utility=0.3", ["D", "C", "B", "A"], {m: PRIVACY[m] ** 0.7 * SSIM[m] ** 0.3 for m in "ABCD"}),
-    ("utility=1", ["A", "B", "C", "D"], SSIM),
-    ("ocr=1", ["D", "B", "C", "A"], {"A": 0.04, "B": 0.44, "C": 0.34, "D": 0.84}),  # per attack: 1 - its risk upper bound
-    ("reid=1,ssim=1", ["A", "C", "D", "B"], {"A": (0.74 * 0.9) ** 0.5, "B": (0.24 * 0.8) ** 0.5, "C": (0.84 * 0.7) ** 0.5,
-                                             "D": (0.89 * 0.3) ** 0.5}),
-])
+@pytest.mark.parametrize(
+    "weights, order, scores",
+    [
+        ("privacy=0.7,utility=0.3", ["D", "C", "B", "A"], {m: PRIVACY[m] ** 0.7 * SSIM[m] ** 0.3 for m in "ABCD"}),
+        ("utility=1", ["A", "B", "C", "D"], SSIM),
+        (
+            "ocr=1",
+            ["D", "B", "C", "A"],
+            {"A": 0.04, "B": 0.44, "C": 0.34, "D": 0.84},
+        ),  # per attack: 1 - its risk upper bound
+        (
+            "reid=1,ssim=1",
+            ["A", "C", "D", "B"],
+            {"A": (0.74 * 0.9) ** 0.5, "B": (0.24 * 0.8) ** 0.5, "C": (0.84 * 0.7) ** 0.5, "D": (0.89 * 0.3) ** 0.5},
+        ),
+    ],
+)
 def test_ranking_at_weights(weights, order, scores):
     c = compare(table(), weights)
     t = c.table.set_index("method")
@@ -170,7 +202,12 @@ def test_a_method_without_any_risk_estimate_ranks_last_not_first():
 def test_verdicts_rank_pass_before_not_tested_before_fail_unless_ignored():
     verdicts = {"A": "PASS", "B": "NOT TESTED", "C": "FAIL", "D": "FAIL"}  # by score alone: D, C, B, A
     c = compare(table(), verdicts=verdicts, policy="p")
-    assert list(c.table["method"]) == ["A", "B", "D", "C"] and list(c.table["verdict"]) == ["PASS", "NOT TESTED", "FAIL", "FAIL"]
+    assert list(c.table["method"]) == ["A", "B", "D", "C"] and list(c.table["verdict"]) == [
+        "PASS",
+        "NOT TESTED",
+        "FAIL",
+        "FAIL",
+    ]
     assert "by verdict of policy p" in c.ranking_rule
     ignored = compare(table(), verdicts=verdicts, ignore_verdict=True, policy="p")
     assert list(ignored.table["method"]) == ["D", "C", "B", "A"] and "verdict" in ignored.table.columns
@@ -227,7 +264,10 @@ def test_bad_weights_are_explained(spec, message):
 
 
 def test_weight_keys_may_contain_commas_in_brackets():
-    assert parse_weights("ocr(engine=a, k=2)=2,ssim=1", ["ocr(engine=a, k=2)", "ssim"]) == {"ocr(engine=a, k=2)": 2.0, "ssim": 1.0}
+    assert parse_weights("ocr(engine=a, k=2)=2,ssim=1", ["ocr(engine=a, k=2)", "ssim"]) == {
+        "ocr(engine=a, k=2)": 2.0,
+        "ssim": 1.0,
+    }
 
 
 # -- several runs and the command line -----------------------------------------------------------------------------
@@ -240,7 +280,12 @@ def test_runs_sharing_target_labels_are_told_apart(tmp_path: Path):
     a = _save(tmp_path / "a", table({k: METHODS[k] for k in "AB"}), "first")
     b = _save(tmp_path / "b", table({k: METHODS[k] for k in "BC"}), "second")
     t = load_runs([a, b])
-    assert list(dict.fromkeys(t["method"])) == ["first: A", "first: B", "second: B", "second: C"]  # one row per (run, target)
+    assert list(dict.fromkeys(t["method"])) == [
+        "first: A",
+        "first: B",
+        "second: B",
+        "second: C",
+    ]  # one row per (run, target)
     same = load_runs([_save(tmp_path / "x", table(), "demo"), _save(tmp_path / "y", table(), "demo")])
     assert set(same["run"]) == {"x", "y"}  # equal manifest names: the folders name the runs
 
@@ -252,14 +297,28 @@ def test_cli_compare_writes_csv_and_html_and_prints_the_table(tmp_path: Path, ca
     assert main(["compare", str(a), str(b), "--weights", "privacy=0.7,utility=0.3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "at privacy=0.7, utility=0.3" in printed
-    assert "ocr vs ssim: front #1 run2: D, #3 run1: B, #4 run1: A (1 dominated)" in printed  # C (.66, .7) loses to B (.56, .8)
+    assert (
+        "ocr vs ssim: front #1 run2: D, #3 run1: B, #4 run1: A (1 dominated)" in printed
+    )  # C (.66, .7) loses to B (.56, .8)
     assert "psnr: no fixed [0, 1] scale, shown with CIs but not scored" in printed
     csv = pd.read_csv(out / "compare.csv")
     assert list(csv["method"]) == ["run2: D", "run2: C", "run1: B", "run1: A"] and list(csv["rank"]) == [1, 2, 3, 4]
-    assert {"label", "run", "target_label", "worst_attack", "worst_risk", "worst_risk_upper", "ssim", "ssim ci_low", "ssim n",
-            "ocr risk"} <= set(csv.columns)
+    assert {
+        "label",
+        "run",
+        "target_label",
+        "worst_attack",
+        "worst_risk",
+        "worst_risk_upper",
+        "ssim",
+        "ssim ci_low",
+        "ssim n",
+        "ocr risk",
+    } <= set(csv.columns)
     pareto = pd.read_csv(out / "pareto.csv")
-    assert pareto[(pareto["attack"] == "reid") & (pareto["utility"] == "ssim") & ~pareto["on_front"]]["method"].tolist() == ["run1: B"]
+    assert pareto[(pareto["attack"] == "reid") & (pareto["utility"] == "ssim") & ~pareto["on_front"]][
+        "method"
+    ].tolist() == ["run1: B"]
     html = (out / "compare.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and 'alt="Pareto fronts"' in html and "90.0% [84.0, 96.0]" in html
     assert 'title="run2: D">run2: D</td>' in html
@@ -301,15 +360,22 @@ def test_long_labels_are_shortened_in_the_middle_and_always_told_apart():
 
 
 def _run_with_manifest(folder: Path, name: str, data: dict, kind: str | None = None) -> Path:
-    Results(table({k: METHODS[k] for k in "AB"}), folder, {"name": name, "data": data, "config": {"kind": kind}}).save(folder)
+    Results(table({k: METHODS[k] for k in "AB"}), folder, {"name": name, "data": data, "config": {"kind": kind}}).save(
+        folder
+    )
     return folder
 
 
-def test_runs_of_different_data_sets_are_refused_naming_both_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_runs_of_different_data_sets_are_refused_naming_both_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     a = _run_with_manifest(tmp_path / "a", "blur-run", {"name": "labeled_folder", "n": 8, "evaluation": 8}, "plates")
     b = _run_with_manifest(tmp_path / "b", "mask-run", {"name": "labeled_folder", "n": 6, "evaluation": 6}, "plates")
-    with pytest.raises(DataError, match=r"blur-run .* and mask-run .* audit different data \(labeled_folder, 8 images vs "
-                                        r"labeled_folder, 6 images\).*--force"):
+    with pytest.raises(
+        DataError,
+        match=r"blur-run .* and mask-run .* audit different data \(labeled_folder, 8 images vs "
+        r"labeled_folder, 6 images\).*--force",
+    ):
         check_comparable(open_runs([a, b]))
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 2
     assert "audit different data" in capsys.readouterr().err
@@ -367,7 +433,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         "  - {id: metadata, select: metadata/files_with_leak, require: '<= 40%'}\n"
         "  - {id: ocr, select: '*ocr/exact_match', require: '<= 40%'}\n")
     out["utility_policy"] = root / "utility.yaml"
-    out["utility_policy"].write_text("name: utility-only\ncriteria:\n  - {id: ssim, select: ssim/ssim, require: '>= 0.9'}\n")
+    out["utility_policy"].write_text(
+        "name: utility-only\ncriteria:\n  - {id: ssim, select: ssim/ssim, require: '>= 0.9'}\n"
+    )
     return out
 
 
@@ -384,7 +452,9 @@ def test_the_mask_ranks_above_the_release_that_leaks_gps_the_original_and_its_pl
     assert list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"]
     leak = csv.iloc[1]
     assert leak["metadata value"] == 1.0 and leak["ocr value"] == 1.0  # every file leaks, every plate is read
-    assert leak["worst_risk_upper"] > 1.0 and leak["score"] == 0.0  # plates read as on the originals: upper bound above 1
+    assert (
+        leak["worst_risk_upper"] > 1.0 and leak["score"] == 0.0
+    )  # plates read as on the originals: upper bound above 1
     assert csv.iloc[0]["score"] > 0 and csv.iloc[0]["ssim"] < leak["ssim"]  # the mask wins despite its lower SSIM
     assert "verdict" not in csv.columns
 
@@ -392,7 +462,10 @@ def test_the_mask_ranks_above_the_release_that_leaks_gps_the_original_and_its_pl
 def test_with_a_policy_the_leaking_release_shows_fail_and_ranks_below_the_pass(runs, tmp_path, capsys):
     code, csv, printed = _compare([runs["leak"], runs["mask"], "--policy", runs["privacy_policy"]], tmp_path, capsys)
     assert code == 0
-    assert list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"] and list(csv["verdict"]) == ["PASS", "FAIL"]
+    assert list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"] and list(csv["verdict"]) == [
+        "PASS",
+        "FAIL",
+    ]
     assert "by verdict of policy privacy-only" in printed
 
 
@@ -401,17 +474,29 @@ def test_a_fail_never_ranks_above_a_pass_unless_the_verdict_is_ignored(runs, tmp
     --ignore-verdict orders by the score alone (the mask first) and still shows the verdicts."""
     args = [runs["leak"], runs["mask"], "--policy", runs["utility_policy"]]
     code, csv, _ = _compare(args, tmp_path, capsys)
-    assert code == 0 and list(csv["verdict"]) == ["PASS", "FAIL"] and list(csv["run"]) == ["audit-leaky-release", "audit-masked-release"]
+    assert (
+        code == 0
+        and list(csv["verdict"]) == ["PASS", "FAIL"]
+        and list(csv["run"]) == ["audit-leaky-release", "audit-masked-release"]
+    )
     code, csv, printed = _compare([*args, "--ignore-verdict"], tmp_path, capsys)
-    assert code == 0 and list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"] and list(csv["verdict"]) == ["FAIL", "PASS"]
+    assert (
+        code == 0
+        and list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"]
+        and list(csv["verdict"]) == ["FAIL", "PASS"]
+    )
     assert "--ignore-verdict" in printed
 
 
 def test_a_plates_run_and_a_faces_run_are_refused_unless_forced(runs, tmp_path, capsys):
     code, _, printed = _compare([runs["leak"], runs["mask_faces"]], tmp_path, capsys)
     assert code == 2
-    assert ("audit-leaky-release" in printed and "audits plates but audit-masked-release" in printed and "audits faces" in printed
-            and "--force" in printed)
+    assert (
+        "audit-leaky-release" in printed
+        and "audits plates but audit-masked-release" in printed
+        and "audits faces" in printed
+        and "--force" in printed
+    )
     code, csv, printed = _compare([runs["leak"], runs["mask_faces"], "--force"], tmp_path, capsys)
     assert code == 0 and len(csv) == 2 and "compared although audit-leaky-release" in printed
 

@@ -30,7 +30,9 @@ def base(**over) -> dict:
 
 # -- sweeps ---------------------------------------------------------------------------------------------
 def test_sweep_is_the_cartesian_product_with_fixed_parameters_kept():
-    specs = expand_sweep({"name": "pixelate", "margin": 0.1, "sweep": {"block": [4, 8, 16], "region": ["image", "boxes"]}}, "t")
+    specs = expand_sweep(
+        {"name": "pixelate", "margin": 0.1, "sweep": {"block": [4, 8, 16], "region": ["image", "boxes"]}}, "t"
+    )
     assert [s.params for s in specs] == [
         {"margin": 0.1, "block": b, "region": r} for b in (4, 8, 16) for r in ("image", "boxes")
     ]
@@ -66,17 +68,26 @@ def test_only_targets_are_swept():
 
 
 # -- did you mean -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw, hint", [
-    (base(evaluator=["ssim"]), "'evaluator' (did you mean 'evaluators'?)"),
-    (base(seeds=1), "'seeds' (did you mean 'seed'?)"),
-    (base(targets=["gausian_blur"]), "unknown anonymizers 'gausian_blur'; did you mean 'gaussian_blur'"),
-    (base(evaluators=["psnrr"]), "did you mean 'psnr'"),
-    (base(attacks=["orc"]), "did you mean 'ocr'"),
-    (base(data={"name": "synthetic_plate"}), "did you mean 'synthetic_plates'"),
-    (base(targets=[{"name": "gaussian_blur", "sigam": 2}]), "targets[0]: anonymizer 'gaussian_blur' has no parameter 'sigam' (did you mean 'sigma'?)"),
-    (base(attacks=[{"name": "ocr", "engin": "tesseract"}]), "has no parameter 'engin' (did you mean 'engine'?)"),
-    (base(data={"name": "synthetic_plates", "count": 5}), "data: dataset 'synthetic_plates' has no parameter 'count'"),
-])
+@pytest.mark.parametrize(
+    "raw, hint",
+    [
+        (base(evaluator=["ssim"]), "'evaluator' (did you mean 'evaluators'?)"),
+        (base(seeds=1), "'seeds' (did you mean 'seed'?)"),
+        (base(targets=["gausian_blur"]), "unknown anonymizers 'gausian_blur'; did you mean 'gaussian_blur'"),
+        (base(evaluators=["psnrr"]), "did you mean 'psnr'"),
+        (base(attacks=["orc"]), "did you mean 'ocr'"),
+        (base(data={"name": "synthetic_plate"}), "did you mean 'synthetic_plates'"),
+        (
+            base(targets=[{"name": "gaussian_blur", "sigam": 2}]),
+            "targets[0]: anonymizer 'gaussian_blur' has no parameter 'sigam' (did you mean 'sigma'?)",
+        ),
+        (base(attacks=[{"name": "ocr", "engin": "tesseract"}]), "has no parameter 'engin' (did you mean 'engine'?)"),
+        (
+            base(data={"name": "synthetic_plates", "count": 5}),
+            "data: dataset 'synthetic_plates' has no parameter 'count'",
+        ),
+    ],
+)
 def test_unknown_names_get_did_you_mean(raw, hint):
     with pytest.raises(ConfigError) as info:
         parse_config(raw)
@@ -160,7 +171,12 @@ def test_cli_run_end_to_end_and_reproducible_in_process(tmp_path, monkeypatch):
     for name in ("results.csv", "results.json", "manifest.json", "report.html"):
         assert (out / name).is_file(), name
     table = Results.load(out).table
-    assert list(dict.fromkeys(table["target_label"])) == ["gaussian_blur(sigma=1)", "gaussian_blur(sigma=3)", "noise(std=30)", "mask"]
+    assert list(dict.fromkeys(table["target_label"])) == [
+        "gaussian_blur(sigma=1)",
+        "gaussian_blur(sigma=3)",
+        "noise(std=30)",
+        "mask",
+    ]
     ssim = table[table["component"] == "ssim"].set_index("target_label")["value"]
     assert ssim["gaussian_blur(sigma=1)"] > ssim["gaussian_blur(sigma=3)"] > ssim["mask"]  # stronger blur, lower SSIM
     assert (table["status"] == "ok").all() and set(table[table["kind"] == "evaluator"]["n"]) == {10}

@@ -35,7 +35,12 @@ def candidates(n_members: int, n_non: int, shift: float, seed: int) -> tuple[np.
 def membership_verdict(y: np.ndarray, score: np.ndarray, seed: int = 0):
     """The strict policy's membership criteria on the rows the membership attacks write for these scores."""
     metrics = membership_metrics(y, score, n_boot=200, seed=seed)
-    base = {"target": "t", "target_label": "gan", "component": "membership_critic", "component_label": "membership_critic"}
+    base = {
+        "target": "t",
+        "target_label": "gan",
+        "component": "membership_critic",
+        "component_label": "membership_critic",
+    }
     rows = measurement_rows(metrics, base, "attack", 0.0)
     return certify(Results(pd.DataFrame(rows)), MEMBERSHIP, kind="plates")
 

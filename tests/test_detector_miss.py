@@ -52,7 +52,7 @@ def masked(img: np.ndarray, boxes: list[Box]) -> np.ndarray:
     return out
 
 
-@pytest.fixture()
+@pytest.fixture
 def release() -> Release:
     # (faces in the original, faces the release masks)
     plan = [([BIG, SMALL], [BIG]), ([BIG, SMALL], [SMALL]), ([BIG], []), ([BIG], [BIG]), ([], []), ([BIG, SMALL], [])]
@@ -74,7 +74,9 @@ def test_main_face_left_clear_hand_counted(release):
     d = result.details[result.details["main_face"]].set_index("key")
     assert d["left_clear"].to_dict() == {"k0": False, "k1": True, "k2": True, "k3": False, "k5": True}
     assert (d["w"] == BIG.w).all()
-    assert any("main faces left clear in 3 of 5 images; other faces (bystanders) left clear: 2 of 3" in n for n in result.notes)
+    assert any(
+        "main faces left clear in 3 of 5 images; other faces (bystanders) left clear: 2 of 3" in n for n in result.notes
+    )
 
 
 def test_main_face_by_confidence(release):

@@ -78,7 +78,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         method = TinyRegressor(batch_norm)
         method.build(torch.device("cpu"))
         distributed.replicate(method, ctx)
-        batches = list(distributed.shard(method.training_batches(_data(), BATCH, torch.Generator().manual_seed(5)), ctx))
+        batches = list(
+            distributed.shard(method.training_batches(_data(), BATCH, torch.Generator().manual_seed(5)), ctx)
+        )
         assert len(batches) == 2  # 4 batches over 2 processes
         method.train_step(batches[0], 0)
         torch.save(_snapshot(method), Path(out) / f"rank{rank}-bn{int(batch_norm)}.pt")

@@ -102,8 +102,10 @@ def test_fd_is_undefined_not_an_error_when_the_release_has_no_features():
 def test_fd_grows_with_blur_on_real_plates():
     folder = SHARED / "plates_us" / "images"
     imgs = [read_image(p) for p in sorted(folder.glob("*.png"))[:40]]
-    values = [FrechetDistance(n_bootstrap=0)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), s) for im in imgs])).release.value
-              for s in (0.5, 2.0, 6.0)]
+    values = [
+        FrechetDistance(n_bootstrap=0)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), s) for im in imgs])).release.value
+        for s in (0.5, 2.0, 6.0)
+    ]
     assert 0 < values[0] < values[1] < values[2]
 
 
@@ -164,9 +166,13 @@ def test_fd_dlib_on_real_faces():
     pytest.importorskip("dlib", reason="dlib not installed")
     paths = sorted(folder.rglob("*.jpg"))[:10]
     imgs = [read_image(p) for p in paths]
-    m = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 1) for im in imgs]))
+    m = FrechetDistance(embedder="dlib", n_bootstrap=5)(
+        _release(imgs, [cv2.GaussianBlur(im, (0, 0), 1) for im in imgs])
+    )
     mild = m.release
-    strong = FrechetDistance(embedder="dlib", n_bootstrap=5)(_release(imgs, [cv2.GaussianBlur(im, (0, 0), 3) for im in imgs])).release
+    strong = FrechetDistance(embedder="dlib", n_bootstrap=5)(
+        _release(imgs, [cv2.GaussianBlur(im, (0, 0), 3) for im in imgs])
+    ).release
     assert m.metric == "FD-dlib" and not mild.standard and "not FID" in mild.reason
     assert 0 < mild.value < strong.value
     assert mild.n + mild.extra["no_features_original"] + mild.extra["no_features_anonymized"] == 10

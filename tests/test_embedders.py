@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
-@pytest.fixture()
+@pytest.fixture
 def tmp_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"

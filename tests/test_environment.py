@@ -139,7 +139,9 @@ def test_a_run_and_its_certificate_record_the_environment_and_a_resume_under_ano
         results = tiny_audit().run(out, show_progress=False)
     assert results.manifest["environment"] == environment()
     assert results.manifest["packages"] == installed_packages()
-    certificate = json.loads(write_certificate(results, certify(results, "strict", kind="plates")).read_text())["manifest"]
+    certificate = json.loads(write_certificate(results, certify(results, "strict", kind="plates")).read_text())[
+        "manifest"
+    ]
     assert certificate["environment"] == environment() and certificate["packages"] == installed_packages()
     assert certificate["lock_sha256"] == lock_sha256() == hashlib.sha256(LOCK.read_bytes()).hexdigest()
     stored = out / "units" / "environment.json"
@@ -208,12 +210,16 @@ def test_the_lock_pins_every_declared_dependency_with_hashes_within_its_range():
     for line in (REPO / "requirements" / "lock.in").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             req = Requirement(line)
-            assert req.specifier.contains(pins[canonicalize_name(req.name)]), f"{LOCK.name} does not follow lock.in: {req}"
+            assert req.specifier.contains(pins[canonicalize_name(req.name)]), (
+                f"{LOCK.name} does not follow lock.in: {req}"
+            )
 
 
 def test_the_environment_is_installed_from_the_lock():
     installed = installed_packages()
-    wrong = {name: (version, installed.get(name)) for name, version in lock_pins().items() if installed.get(name) != version}
+    wrong = {
+        name: (version, installed.get(name)) for name, version in lock_pins().items() if installed.get(name) != version
+    }
     if wrong and not os.environ.get("CI"):
         pytest.skip(f"this environment was not installed from the lock (`make install`): {sorted(wrong)[:5]}")
     assert not wrong, f"installed versions differ from {LOCK.name} (locked, installed): {wrong}"

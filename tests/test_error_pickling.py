@@ -26,11 +26,19 @@ def _exception_classes() -> list[type[BaseException]]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        names = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and any(_looks_exceptional(b) for b in n.bases)]
+        names = [
+            n.name for n in tree.body if isinstance(n, ast.ClassDef) and any(_looks_exceptional(b) for b in n.bases)
+        ]
         if not names:
             continue
-        module = importlib.import_module(".".join(("anonaudit", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__"))
-        found += [getattr(module, n) for n in names if isinstance(getattr(module, n), type) and issubclass(getattr(module, n), BaseException)]
+        module = importlib.import_module(
+            ".".join(("anonaudit", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        )
+        found += [
+            getattr(module, n)
+            for n in names
+            if isinstance(getattr(module, n), type) and issubclass(getattr(module, n), BaseException)
+        ]
     return found
 
 
@@ -52,7 +60,14 @@ EXCEPTIONS = _exception_classes()
 
 def test_the_known_exceptions_are_found():
     names = {c.__name__ for c in EXCEPTIONS}
-    assert {"ModelUnavailableError", "ImageReadError", "ConfigError", "CheckpointError", "Refused", "Terminated"} <= names
+    assert {
+        "ModelUnavailableError",
+        "ImageReadError",
+        "ConfigError",
+        "CheckpointError",
+        "Refused",
+        "Terminated",
+    } <= names
 
 
 @pytest.mark.parametrize("cls", EXCEPTIONS, ids=lambda c: f"{c.__module__}.{c.__name__}")
@@ -67,6 +82,10 @@ def test_exception_pickles_to_an_equal_message(cls):
 def test_model_unavailable_error_keeps_its_fix():
     from anonaudit.errors import ModelUnavailableError
 
-    error = pickle.loads(pickle.dumps(ModelUnavailableError("inception-fid", "weights not cached", "anonaudit models fetch inception-fid")))
+    error = pickle.loads(
+        pickle.dumps(
+            ModelUnavailableError("inception-fid", "weights not cached", "anonaudit models fetch inception-fid")
+        )
+    )
     assert (error.model, error.fix) == ("inception-fid", "anonaudit models fetch inception-fid")
     assert str(error) == "inception-fid unavailable: weights not cached (run `anonaudit models fetch inception-fid`)"

@@ -10,14 +10,19 @@ cuts shards as Ray does.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from face_data import SHARED, needs_lfw
+
+import anonaudit
 
 from anonaudit.anonymizers.classical import GaussianBlur, Mask, Pixelate
 from anonaudit.attacks.ocr import OCRReread
 from anonaudit.audit import Audit, audit_from_config
-from anonaudit.cli import demo_config
+from anonaudit.cli import DEMO_RESOURCE
 from anonaudit.config import load_config
 from anonaudit.data.imageset import Release
 from anonaudit.data.synthetic_plates import synthetic_plates
@@ -109,6 +114,34 @@ def test_ray_run_gives_the_local_table(ray_instance, tmp_path):
         assert examples and [p.read_bytes() for p in examples] == [
             p.read_bytes() for p in sorted((tmp_path / "local" / "examples").glob(f"{name.replace('_', '-')}-*/*.png"))
         ]
+
+
+#: Every shipped config that works offline, shrunk so that both runs take seconds: a few images, one
+#: strength per method, batches of 4 (so each evaluator is scored in several shards on Ray).
+OFFLINE_CONFIGS = [
+    pytest.param(Path(__file__).resolve().parents[1] / "configs" / "plates-quick.yaml",
+                 ["data.n=30", "targets.0.sweep.sigma=[2]", "targets.1.sweep.block=[8]"], id="plates-quick"),
+    pytest.param(Path(__file__).resolve().parents[1] / "configs" / "faces-quick.yaml", ["data.limit=40"],
+                 id="faces-quick", marks=needs_lfw),
+    pytest.param(Path(anonaudit.__file__).parent / DEMO_RESOURCE,
+                 ["data.n=30", "targets.0.sweep.sigma=[2]", "targets.1.sweep.block=[8]"], id="demo"),
+]
+
+
+@pytest.mark.parametrize(("path", "overrides"), OFFLINE_CONFIGS)
+def test_shipped_offline_config_gives_the_local_table_on_ray(ray_instance, tmp_path, path, overrides):
+    config = load_config(path, roots=[SHARED], overrides=[*overrides, "batch_size=4"])
+    clear_memory()
+    local = audit_from_config(config).run(tmp_path / "local", show_progress=False)
+    clear_memory()
+    executor = CountingRay()
+    distributed = audit_from_config(config, executor=executor).run(tmp_path / "ray", show_progress=False)
+    pd.testing.assert_frame_equal(_comparable(distributed.table), _comparable(local.table))
+    assert ("_evaluate_shard", 4) in executor.sent  # evaluators really were scored in shards on Ray
+    status = local.table.groupby("component")["status"].agg(set).to_dict()
+    for unavailable in {"fid", "kid", "lpips"} & set(status):  # no weights in the instance's model cache
+        assert status[unavailable] == {"unavailable"}
+    assert status.get("frechet_distance", {"ok"}) == {"ok"} and status.get("ssim") == {"ok"}
 
 
 def test_shards_cut_on_whole_batches(ray_instance):

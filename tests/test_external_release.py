@@ -41,9 +41,15 @@ def on_disk(tmp_path: Path, stray: bool = False) -> tuple[ImageSet, Path]:
 def test_audit_with_an_auxiliary_split_pairs_the_auxiliary_peoples_files(tmp_path):
     originals, rel = on_disk(tmp_path)
     audit = Audit(
-        originals, [ExternalRelease(path=str(rel))],
-        attacks=[GenderInference(features="pixels", adaptive=True, n_boot=50), GenderInference(features="pixels", n_boot=50)],
-        aux_fraction=0.25, seed=0, on_error="raise",
+        originals,
+        [ExternalRelease(path=str(rel))],
+        attacks=[
+            GenderInference(features="pixels", adaptive=True, n_boot=50),
+            GenderInference(features="pixels", n_boot=50),
+        ],
+        aux_fraction=0.25,
+        seed=0,
+        on_error="raise",
     )
     aux, evaluation = audit.split()
     assert len(aux) == 9 and len(evaluation) == 27  # 3 of 12 people, identity-disjoint
@@ -143,5 +149,7 @@ def test_a_trained_method_is_public_only_with_its_checkpoint(tmp_path):
     anonymizer, why = public_anonymizer(release)
     assert anonymizer is None and "no checkpoint" in why
     checkpoint = str(tmp_path / "checkpoint.pt")
-    anonymizer, why = public_anonymizer(Release(originals, originals, "face_dcgan", {"image_size": 32, "checkpoint": checkpoint}))
+    anonymizer, why = public_anonymizer(
+        Release(originals, originals, "face_dcgan", {"image_size": 32, "checkpoint": checkpoint})
+    )
     assert why == "" and anonymizer.get_params()["checkpoint"] == checkpoint and anonymizer.trainable

@@ -30,7 +30,12 @@ def _set(*images: np.ndarray) -> ImageSet:
 
 
 def test_registered_names():
-    for name, cls in [("face_blur", FaceBlur), ("face_pixelate", FacePixelate), ("face_mask", FaceMask), ("face_noise", FaceNoise)]:
+    for name, cls in [
+        ("face_blur", FaceBlur),
+        ("face_pixelate", FacePixelate),
+        ("face_mask", FaceMask),
+        ("face_noise", FaceNoise),
+    ]:
         assert ANONYMIZERS.get(name) is cls
 
 
@@ -157,7 +162,9 @@ def test_labels_and_params_round_trip(tmp_path):
 def test_mtcnn_face_pixelation_on_lfw():
     faces = lfw_people(3, min_images=2)
     blank = np.full((250, 250, 3), 128, np.uint8)
-    images = ImageSet.from_arrays([faces[i] for i in range(len(faces))] + [blank], faces.keys + ["blank"], name="lfw+blank")
+    images = ImageSet.from_arrays(
+        [faces[i] for i in range(len(faces))] + [blank], faces.keys + ["blank"], name="lfw+blank"
+    )
     anon = FacePixelate(block=15)
     out = anon.anonymize(images, show_progress=False)
     assert anon.missed_ == ["blank"]

@@ -81,7 +81,10 @@ def test_runner_drives_every_face_component(tmp_path):
     data = _planted_faces()
     audit = Audit(
         data,
-        targets=[FacePixelate(block=8, detector="test_white_square"), FaceMask(detector="test_white_square", margin=0.0)],
+        targets=[
+            FacePixelate(block=8, detector="test_white_square"),
+            FaceMask(detector="test_white_square", margin=0.0),
+        ],
         attacks=[
             ReIdentification(embedder="pixels", gallery="other_images", parrot=True, n_boot=50),
             GenderInference(features="pixels"),

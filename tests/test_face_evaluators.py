@@ -21,7 +21,9 @@ BIG, SMALL = Box(10, 12, 30, 30), Box(20, 20, 12, 12)
 
 
 def _squares(boxes: list[Box | None]) -> ImageSet:
-    return ImageSet.from_arrays([square_image(box=b, seed=i) for i, b in enumerate(boxes)], [f"k{i}" for i in range(len(boxes))])
+    return ImageSet.from_arrays(
+        [square_image(box=b, seed=i) for i, b in enumerate(boxes)], [f"k{i}" for i in range(len(boxes))]
+    )
 
 
 def _blackout(images: ImageSet, which: set[int]) -> ImageSet:
@@ -90,7 +92,9 @@ def test_missed_by_the_anonymizers_own_detector():
     # The anonymizer's detector misses faces under 20 px; the strong detector finds them all.
     originals = _squares([BIG, SMALL, BIG, SMALL, SMALL, None])
     anonymizer = FaceMask(detector="test_big_white_square", margin=0.0)
-    release = Release(originals, anonymizer.anonymize(originals, show_progress=False), "face_mask", anonymizer.get_params())
+    release = Release(
+        originals, anonymizer.anonymize(originals, show_progress=False), "face_mask", anonymizer.get_params()
+    )
     assert anonymizer.missed_ == ["k1", "k3", "k4", "k5"]
     result = DetectorMiss(detector="test_white_square").run(release)
     assert result.metric("faces_left_clear").release.value == pytest.approx(3 / 5)

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from anonaudit.anonymizers.face_gan import ellipse_mask, write_release
-from anonaudit.anonymizers.gan_networks import ConvCritic, ProCritic, ProGenerator
+from anonaudit.anonymizers.gan_networks import ProCritic, ProGenerator
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.errors import ConfigError
 from anonaudit.registry import ANONYMIZERS, ATTACKS
@@ -22,7 +22,9 @@ from anonaudit.training import CheckpointError, TrainConfig, load_train_config, 
 
 ROOT = Path(__file__).resolve().parents[1]
 DCGAN_TINY = dict(image_size=16, latent_dim=16, g_channels=8, d_channels=8, device="cpu", release_format="memory")
-PROGAN_TINY = dict(image_size=16, latent_dim=16, channels=8, max_channels=16, phase_steps=2, device="cpu", release_format="memory")
+PROGAN_TINY = dict(
+    image_size=16, latent_dim=16, channels=8, max_channels=16, phase_steps=2, device="cpu", release_format="memory"
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,8 +40,13 @@ def portraits(n: int = 3) -> ImageSet:
     """Noise "portraits" with a labelled face box and identity names."""
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, (64, 48, 3), dtype=np.uint8) for _ in range(n)]
-    return ImageSet.from_arrays(images, keys=[f"Jane_Doe/Jane_Doe_{i:04d}.jpg" for i in range(n)],
-                                identities=["Jane_Doe"] * n, boxes=[[Box(10, 12, 28, 36, "face")]] * n, name="portraits")
+    return ImageSet.from_arrays(
+        images,
+        keys=[f"Jane_Doe/Jane_Doe_{i:04d}.jpg" for i in range(n)],
+        identities=["Jane_Doe"] * n,
+        boxes=[[Box(10, 12, 28, 36, "face")]] * n,
+        name="portraits",
+    )
 
 
 # -- architecture -----------------------------------------------------------------------------------------
@@ -48,7 +55,9 @@ def test_dcgan_defaults_follow_the_paper_and_dcgan():
     assert (m.lr, tuple(m.betas), m.image_size, m.release_format) == (2e-4, (0.5, 0.999), 64, "bmp")
     m.build(torch.device("cpu"))
     d = m.networks_["discriminator"]
-    assert any(isinstance(x, nn.BatchNorm2d) for x in d.modules()) and any(isinstance(x, nn.LeakyReLU) for x in d.modules())
+    assert any(isinstance(x, nn.BatchNorm2d) for x in d.modules()) and any(
+        isinstance(x, nn.LeakyReLU) for x in d.modules()
+    )
     assert not any(isinstance(x, (nn.MaxPool2d, nn.AvgPool2d)) for x in d.modules())  # strided convolutions, no pooling
     assert isinstance(list(m.networks_["generator"].net)[-1], nn.Tanh)
     x = m.networks_["generator"](torch.randn(2, 100))
@@ -84,10 +93,15 @@ def colour_error(method, colour) -> float:
     return float(np.abs(method.sample_images(16).astype(float) - np.array(colour)).mean())
 
 
-@pytest.mark.parametrize("name, params, steps", [
-    ("face_dcgan", {**DCGAN_TINY, "lr": 1e-3}, 100),
-    pytest.param("face_progan", {**PROGAN_TINY, "phase_steps": 15}, 120, marks=pytest.mark.slow),  # ~45 s: grows to 16x16 first
-])
+@pytest.mark.parametrize(
+    "name, params, steps",
+    [
+        ("face_dcgan", {**DCGAN_TINY, "lr": 1e-3}, 100),
+        pytest.param(
+            "face_progan", {**PROGAN_TINY, "phase_steps": 15}, 120, marks=pytest.mark.slow
+        ),  # ~45 s: grows to 16x16 first
+    ],
+)
 def test_training_moves_generated_faces_to_the_toy_distribution(tmp_path, name, params, steps):
     data = solid_faces()
     method = ANONYMIZERS.create(name, **params)
@@ -103,7 +117,13 @@ def test_resume_gives_the_same_state_and_next_steps_bitwise(tmp_path, name, para
     data = solid_faces(16)
     straight = ANONYMIZERS.create(name, **params)
     train(straight, data, TrainConfig(steps=7, batch_size=8, device="cpu", sample_every=0), tmp_path / "a", quiet=True)
-    train(ANONYMIZERS.create(name, **params), data, TrainConfig(steps=3, batch_size=8, device="cpu", sample_every=0), tmp_path / "b", quiet=True)
+    train(
+        ANONYMIZERS.create(name, **params),
+        data,
+        TrainConfig(steps=3, batch_size=8, device="cpu", sample_every=0),
+        tmp_path / "b",
+        quiet=True,
+    )
     resumed = ANONYMIZERS.create(name, **params)  # across ProGAN's phases (2 steps each): depth and alpha resume too
     train(resumed, data, TrainConfig(steps=7, batch_size=8, device="cpu", sample_every=0), tmp_path / "b", quiet=True)
     a, b = straight.state_dict()["networks"], resumed.state_dict()["networks"]
@@ -161,7 +181,11 @@ def test_bmp_release_files_carry_no_metadata_and_neutral_names(trained, tmp_path
         assert raw[:2] == b"BM" and len(raw) == 54 + 64 * ((48 * 3 + 3) // 4 * 4)  # header + pixel rows, nothing else
         assert "Jane" not in f.name and "Doe" not in f.name
         with Image.open(f) as im:
-            assert im.format == "BMP" and not im.getexif() and not ({"exif", "icc_profile", "xmp", "comment"} & set(im.info))
+            assert (
+                im.format == "BMP"
+                and not im.getexif()
+                and not ({"exif", "icc_profile", "xmp", "comment"} & set(im.info))
+            )
     assert [out.record(i).path.parent for i in range(3)] == [tmp_path / "release"] * 3
     memory = method.anonymize(data, show_progress=False)
     assert all(np.array_equal(out[i], memory[i]) for i in range(3))  # BMP is lossless
@@ -187,8 +211,9 @@ def test_checkpoint_loads_as_a_target_and_missing_is_a_clear_error(trained):
 
 @pytest.mark.shared_data("lfw")
 def test_faces_are_found_by_the_detector_when_records_have_no_boxes(trained):
-    from anonaudit.datasets import load_lfw
     from shared_data import SHARED_DATA
+
+    from anonaudit.datasets import load_lfw
 
     method, _ = trained
     lfw = load_lfw(SHARED_DATA / "lfw", limit=2)

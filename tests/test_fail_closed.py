@@ -23,7 +23,9 @@ from anonaudit.results import Results, row
 from anonaudit.verdicts import FAIL, NOT_TESTED, PASS, certify
 from anonaudit.verdicts.policy import parse_policy
 
-METADATA_ONLY = "name: metadata-only\ncriteria:\n  - id: metadata-leak\n    select: metadata/files_with_leak\n    require: '== 0'\n"
+METADATA_ONLY = (
+    "name: metadata-only\ncriteria:\n  - id: metadata-leak\n    select: metadata/files_with_leak\n    require: '== 0'\n"
+)
 WITH_SSIM = METADATA_ONLY + "  - id: ssim-any\n    select: ssim/ssim\n    require: '>= 0'\n"
 
 
@@ -33,7 +35,7 @@ def gps_exif() -> bytes:
     return exif.tobytes()
 
 
-@pytest.fixture()
+@pytest.fixture
 def folders(tmp_path) -> tuple[Path, Path, list[np.ndarray]]:
     """Seven synthetic plates in ``orig/`` (PNG) and six of them released masked (black, no
     metadata) in ``rel/``; the seventh's released file is left to each test."""
@@ -48,7 +50,9 @@ def folders(tmp_path) -> tuple[Path, Path, list[np.ndarray]]:
     return orig, rel, plates
 
 
-def audit(tmp_path: Path, orig: Path, rel: Path, policy: str = METADATA_ONLY, out: str = "run") -> tuple[int, Path, str]:
+def audit(
+    tmp_path: Path, orig: Path, rel: Path, policy: str = METADATA_ONLY, out: str = "run"
+) -> tuple[int, Path, str]:
     path = tmp_path / "policy.yaml"
     path.write_text(policy)
     run = tmp_path / out
@@ -59,7 +63,10 @@ def audit(tmp_path: Path, orig: Path, rel: Path, policy: str = METADATA_ONLY, ou
 def criteria(run: Path) -> dict[str, dict]:
     cert = json.loads((run / "certificate.json").read_text())
     (target,) = cert["verdict"]["targets"]
-    return {c["id"]: c for c in target["criteria"]} | {"_files": target["files"], "_overall": cert["verdict"]["overall"]}
+    return {c["id"]: c for c in target["criteria"]} | {
+        "_files": target["files"],
+        "_overall": cert["verdict"]["overall"],
+    }
 
 
 def test_animated_gif_hiding_the_original_is_named_and_never_passes(tmp_path, folders, capsys):
@@ -101,7 +108,9 @@ def test_truncated_jpeg_with_gps_is_a_gps_finding_and_fails(tmp_path, folders):
     assert c["metadata-leak"]["status"] == FAIL and c["_files"]["counts"] == {"audited": 6, "skipped": 1}
     findings = pd.read_csv(run / "findings.csv")
     gps = findings[findings["finding"] == "gps"]
-    assert [Path(f).name for f in gps["file"]] == ["car6.jpg"] and gps["detail"].iloc[0].startswith("48.85667N 2.35083E")
+    assert [Path(f).name for f in gps["file"]] == ["car6.jpg"] and gps["detail"].iloc[0].startswith(
+        "48.85667N 2.35083E"
+    )
     assert "files_with_gps" in gps["metric"].iloc[0].split(";")
     assert "undecodable_image" in set(findings["finding"])
 
@@ -128,7 +137,11 @@ def test_a_file_that_does_not_decode_makes_passing_criteria_not_tested(tmp_path,
     c = criteria(run)
     assert c["metadata-leak"]["status"] == FAIL  # the file could hold anything: a leak
     ssim = c["ssim-any"]
-    assert ssim["status"] == NOT_TESTED and "car6.png (skipped" in ssim["reason"] and "1 released file(s)" in ssim["reason"]
+    assert (
+        ssim["status"] == NOT_TESTED
+        and "car6.png (skipped" in ssim["reason"]
+        and "1 released file(s)" in ssim["reason"]
+    )
     assert "skipped: car6.png" in out and "files: 6 audited, 1 skipped" in out
     findings = pd.read_csv(run / "findings.csv")
     assert findings.set_index("finding").loc["undecodable_image", "file"].endswith("car6.png")
@@ -143,7 +156,10 @@ def test_a_released_file_of_another_type_is_skipped_not_ignored(tmp_path, folder
     assert code == 2
     c = criteria(run)
     assert c["_files"]["counts"] == {"audited": 7, "skipped": 1}
-    assert c["_files"]["not_audited"][0]["key"] == "notes.txt" and "not an image file" in c["_files"]["not_audited"][0]["reason"]
+    assert (
+        c["_files"]["not_audited"][0]["key"] == "notes.txt"
+        and "not an image file" in c["_files"]["not_audited"][0]["reason"]
+    )
     assert c["metadata-leak"]["status"] == NOT_TESTED and c["ssim-any"]["status"] == NOT_TESTED
     assert pd.read_csv(run / "findings.csv").empty  # not an image: nothing it could be said to leak
 
@@ -169,9 +185,14 @@ def test_results_built_by_hand_take_file_statuses_from_the_table():
              status="ok")
     policy = parse_policy({"name": "p", "criteria": [{"id": "ssim", "select": "ssim/ssim", "require": ">= 0.5"}]})
     assert certify(Results(pd.DataFrame([ok])), policy).overall == PASS
-    skipped = row(**base, kind="data", component="input", status="failed", message="skipped /r/x.jpg: file is empty (0 bytes)")
+    skipped = row(
+        **base, kind="data", component="input", status="failed", message="skipped /r/x.jpg: file is empty (0 bytes)"
+    )
     verdict = certify(Results(pd.DataFrame([ok, skipped])), policy)
-    assert verdict.overall == NOT_TESTED and "x.jpg (skipped: file is empty (0 bytes))" in verdict.criteria["mask"][0].reason
+    assert (
+        verdict.overall == NOT_TESTED
+        and "x.jpg (skipped: file is empty (0 bytes))" in verdict.criteria["mask"][0].reason
+    )
     unpaired = row(**base, kind="target", component="release", metric="unpaired_release_files", value=2, status="ok",
                    message="stray.png")
     verdict = certify(Results(pd.DataFrame([ok, unpaired])), policy)

@@ -109,7 +109,9 @@ def test_standard_ssim_matches_independent_implementations(source):
     anonymized = _degraded(originals)
     release = _release(originals, anonymized)
     per_pair = [F.ssim(o, a) for o, a in zip(originals, anonymized)]
-    np.testing.assert_allclose(per_pair, [_torchmetrics_ssim_valid(o, a) for o, a in zip(originals, anonymized)], atol=1e-9)
+    np.testing.assert_allclose(
+        per_pair, [_torchmetrics_ssim_valid(o, a) for o, a in zip(originals, anonymized)], atol=1e-9
+    )
     np.testing.assert_allclose(per_pair, [_wang_ssim(o, a) for o, a in zip(originals, anonymized)], atol=1e-9)
     m = SSIM()(release, batch_size=3)
     assert isinstance(m, Measurement) and m.metric == "ssim" and m.higher_is_better and m.original is None
@@ -122,7 +124,9 @@ def test_uniform7_variant_is_scikit_image_default_and_not_standard():
     originals = _synthetic()
     anonymized = _degraded(originals)
     ref = [structural_similarity(o, a, channel_axis=-1, data_range=255) for o, a in zip(originals, anonymized)]
-    np.testing.assert_allclose([F.ssim(o, a, window="uniform7") for o, a in zip(originals, anonymized)], ref, atol=1e-12)
+    np.testing.assert_allclose(
+        [F.ssim(o, a, window="uniform7") for o, a in zip(originals, anonymized)], ref, atol=1e-12
+    )
     m = EVALUATORS.create("ssim_uniform7")(_release(originals, anonymized))
     assert isinstance(m.release.value, float) and m.metric == "ssim_uniform7"
     assert m.release.value == pytest.approx(np.mean(ref), abs=1e-12)
@@ -174,7 +178,9 @@ def test_regions_inside_and_outside_boxes():
     anon = img.copy()
     anon[box.slices] = _blur(img, 3.0)[box.slices]  # change only inside the box
     release = _release([img], [anon], boxes=[[box]])
-    assert SSIM(region="boxes")(release).release.value == pytest.approx(_wang_ssim(img[box.slices], anon[box.slices]), abs=1e-9)
+    assert SSIM(region="boxes")(release).release.value == pytest.approx(
+        _wang_ssim(img[box.slices], anon[box.slices]), abs=1e-9
+    )
     crop_psnr = peak_signal_noise_ratio(img[box.slices], anon[box.slices], data_range=255)
     assert _by_name(PSNR(region="boxes")(release))["psnr_boxes"].release.value == pytest.approx(crop_psnr, abs=1e-9)
     # The 11x11 window reaches 5 px from the box into the background, so the background SSIM is the
@@ -183,7 +189,9 @@ def test_regions_inside_and_outside_boxes():
     mask = ~box_mask(img.shape, [box])
     mask[:5], mask[-5:], mask[:, :5], mask[:, -5:] = False, False, False, False
     outside = SSIM(region="outside_boxes")(release)
-    assert outside.metric == "ssim_outside_boxes" and outside.release.value == pytest.approx(smap[mask].mean(), abs=1e-12)
+    assert outside.metric == "ssim_outside_boxes" and outside.release.value == pytest.approx(
+        smap[mask].mean(), abs=1e-12
+    )
     assert outside.release.value > SSIM(region="boxes")(release).release.value
     out = _by_name(PSNR(region="outside_boxes")(release))
     assert out["psnr_outside_boxes"].release.value == math.inf  # the background is untouched
@@ -211,7 +219,9 @@ def test_boxes_recorded_by_the_anonymizer_are_used_when_originals_have_none():
     anon = img.copy()
     anon[box.slices] = _blur(img, 3.0)[box.slices]
     annotated = _release([img], [anon], boxes=[[box]])
-    recorded = Release(ImageSet.from_arrays([img], ["img0"]), ImageSet.from_arrays([anon], ["img0"], boxes=[[box]]), name="test")
+    recorded = Release(
+        ImageSet.from_arrays([img], ["img0"]), ImageSet.from_arrays([anon], ["img0"], boxes=[[box]]), name="test"
+    )
     assert recorded.anonymized.records[0].boxes == (box,) and not recorded.originals.records[0].boxes
     for region in ("boxes", "outside_boxes"):
         got = SSIM(region=region)(recorded).release
@@ -222,10 +232,16 @@ def test_boxes_recorded_by_the_anonymizer_are_used_when_originals_have_none():
 def test_box_crops_smaller_than_the_window_are_skipped():
     img = _synthetic(1)[0]
     blurred = _blur(img, 2)
-    release = _release([img, img], [blurred, blurred], boxes=[[Box(0, 0, 5, 30)], [Box(0, 0, 20, 20), Box(30, 5, 4, 4)]])
+    release = _release(
+        [img, img], [blurred, blurred], boxes=[[Box(0, 0, 5, 30)], [Box(0, 0, 20, 20), Box(30, 5, 4, 4)]]
+    )
     est = SSIM(region="boxes")(release).release
     crop = (slice(0, 20), slice(0, 20))
-    assert est.n == 1 and est.extra["no_region"] == 1 and est.value == pytest.approx(_wang_ssim(img[crop], blurred[crop]), abs=1e-9)
+    assert (
+        est.n == 1
+        and est.extra["no_region"] == 1
+        and est.value == pytest.approx(_wang_ssim(img[crop], blurred[crop]), abs=1e-9)
+    )
     # an 8x8 crop fits the 7x7 window but not the 11x11 one
     small = _release([img], [blurred], boxes=[[Box(2, 2, 8, 8)]])
     assert SSIM(region="boxes")(small).release.n == 0 and SSIMUniform7(region="boxes")(small).release.n == 1
@@ -235,7 +251,9 @@ def test_images_smaller_than_the_window_are_counted_not_scored():
     tiny, big = np.zeros((9, 30, 3), np.uint8), _synthetic(1)[0]
     release = _release([tiny, big], [tiny + 1, _blur(big, 2)])
     est = SSIM()(release).release
-    assert est.n == 1 and est.extra["no_region"] == 1 and est.value == pytest.approx(F.ssim(big, _blur(big, 2)), abs=1e-12)
+    assert (
+        est.n == 1 and est.extra["no_region"] == 1 and est.value == pytest.approx(F.ssim(big, _blur(big, 2)), abs=1e-12)
+    )
     assert math.isnan(F.ssim(tiny, tiny, "outside_boxes")) and SSIMUniform7()(release).release.n == 2
 
 
@@ -273,7 +291,9 @@ def test_scene_background_preservation_on_real_data():
     inside = SSIM(region="boxes")(release).release
     outside = SSIM(region="outside_boxes")(release).release
     assert inside.value < 0.2 and outside.value > 0.98
-    assert SSIM()(release).release.value == pytest.approx(np.mean([F.ssim(o, a) for o, a in zip(images, anon)]), abs=1e-12)
+    assert SSIM()(release).release.value == pytest.approx(
+        np.mean([F.ssim(o, a) for o, a in zip(images, anon)]), abs=1e-12
+    )
 
 
 def test_registry_params_and_bad_region():

@@ -44,7 +44,9 @@ def test_gps_and_an_original_after_the_end_of_image_are_named_everywhere(tmp_pat
     assert ("co1.jpg", "gps") in named and ("hi3.jpg", "original_after_eoi") in named
     assert {Path(f).name for f in findings["file"]} == {"co1.jpg", "hi3.jpg"}  # the clean files have no finding
     gps = findings[findings["finding"] == "gps"].iloc[0]
-    assert gps["detail"].startswith("48.85000N 2.35000E") and gps["attack"] == "metadata" and gps["target"] == "external"
+    assert (
+        gps["detail"].startswith("48.85000N 2.35000E") and gps["attack"] == "metadata" and gps["target"] == "external"
+    )
     report = (run / "report.html").read_text()
     assert "co1.jpg" in report and "hi3.jpg" in report and 'href="findings.csv"' in report
     cert = json.loads((run / "certificate.json").read_text())

@@ -77,7 +77,12 @@ def test_identity_and_equal_covariances():
 def test_symmetric_and_non_negative(seed, d, n1, n2):
     rng = np.random.default_rng(seed)
     x, y = rng.standard_normal((n1, d)) * rng.uniform(0.1, 3), rng.standard_normal((n2, d)) + rng.uniform(-1, 1)
-    mx, sx, my, sy = x.mean(0), np.cov(x, rowvar=False, ddof=1).reshape(d, d), y.mean(0), np.cov(y, rowvar=False).reshape(d, d)
+    mx, sx, my, sy = (
+        x.mean(0),
+        np.cov(x, rowvar=False, ddof=1).reshape(d, d),
+        y.mean(0),
+        np.cov(y, rowvar=False).reshape(d, d),
+    )
     a, b = frechet_distance(mx, sx, my, sy), frechet_distance(my, sy, mx, sx)
     assert a >= 0 and b >= 0
     assert a == pytest.approx(b, rel=1e-7, abs=1e-9)
@@ -96,7 +101,9 @@ def test_weights_equal_repeated_rows():
     x, y = rng.standard_normal((12, 20)), rng.standard_normal((12, 20)) + 0.5
     w = rng.multinomial(12, np.full(12, 1 / 12)).astype(float)
     rows = np.repeat(np.arange(12), w.astype(int))
-    assert frechet_distance_from_features(x, y, w, w) == pytest.approx(frechet_distance_from_features(x[rows], y[rows]), rel=1e-9)
+    assert frechet_distance_from_features(x, y, w, w) == pytest.approx(
+        frechet_distance_from_features(x[rows], y[rows]), rel=1e-9
+    )
 
 
 def test_feature_stats_stream_merge_and_offset_stability():
@@ -156,7 +163,9 @@ def test_fid_equals_torchmetrics_on_identical_features():
     tm.update(torch.from_numpy(y), real=False)
     expected = float(tm.compute())
     assert F.fid_from_features(x, y) == pytest.approx(expected, rel=1e-6)
-    assert F.frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)) == pytest.approx(expected, rel=1e-6)
+    assert F.frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False)) == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
 def _mmd2_loops(x, y):
@@ -188,7 +197,9 @@ def test_kid_subsets_are_subset_mmds_and_behave():
     rng = np.random.default_rng(10)
     x, y = rng.standard_normal((40, 5)), rng.standard_normal((30, 5))
     r = kid(x, y, subsets=5, subset_size=10, seed=3)
-    assert r.values.shape == (5,) and r.mean == pytest.approx(r.values.mean()) and r.std == pytest.approx(r.values.std())
+    assert (
+        r.values.shape == (5,) and r.mean == pytest.approx(r.values.mean()) and r.std == pytest.approx(r.values.std())
+    )
     # A subset's weight vector gives that subset's MMD^2
     kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
     ix, iy = np.arange(3, 13), np.arange(7, 17)

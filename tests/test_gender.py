@@ -38,7 +38,12 @@ def test_metric_functions_match_sklearn():
 
 @pytest.mark.parametrize(
     "features,classifier,adaptive",
-    [("pixels", "logistic", False), ("pixels", "xgboost", False), ("pixels", "logistic", True), ("cnn", "logistic", True)],
+    [
+        ("pixels", "logistic", False),
+        ("pixels", "xgboost", False),
+        ("pixels", "logistic", True),
+        ("cnn", "logistic", True),
+    ],
 )
 def test_planted_colour_leak_is_found(tinted, features, classifier, adaptive):
     # Blurring the whole image removes the texture but keeps the colour that encodes gender. (A CNN

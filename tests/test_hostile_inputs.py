@@ -132,7 +132,9 @@ def test_no_unsafe_deserialisation_anywhere_in_the_package():
             assert not found, f"{path.name}:{found[0].lineno}: {module}.{func}"
         for call in _calls(tree, "np", "load"):
             kw = {k.arg: k.value for k in call.keywords}
-            assert not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value), f"{path.name}:{call.lineno}"
+            assert not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value), (
+                f"{path.name}:{call.lineno}"
+            )
     assert torch_loads >= 5  # the scan really sees the loaders
 
 
@@ -164,7 +166,9 @@ def test_symlink_pointing_outside_is_refused(project):
     with pytest.raises(ConfigError, match=r"resolves to .*outside, outside the allowed roots"):
         parse_config(config_with(data={"name": "labeled_folder", "root": "link"}), project / "cfg.yaml")
     (project / "inner").symlink_to(project / "data", target_is_directory=True)  # inside: fine
-    assert parse_config(config_with(data={"name": "labeled_folder", "root": "inner"})).data.params["root"] == str(project / "data")
+    assert parse_config(config_with(data={"name": "labeled_folder", "root": "inner"})).data.params["root"] == str(
+        project / "data"
+    )
 
 
 def test_output_release_and_nested_weight_paths_are_confined(project):
@@ -175,7 +179,9 @@ def test_output_release_and_nested_weight_paths_are_confined(project):
     evil = {"name": "reid", "embedder": {"name": "facenet", "weights": "/etc/ssl/evil.pt"}}
     with pytest.raises(ConfigError, match=r"attacks\[0\]\.embedder\.weights"):
         parse_config(config_with(attacks=[evil]))
-    ok = parse_config(config_with(attacks=[{"name": "reid", "embedder": {"name": "facenet", "weights": "facenet-vggface2"}}]))
+    ok = parse_config(
+        config_with(attacks=[{"name": "reid", "embedder": {"name": "facenet", "weights": "facenet-vggface2"}}])
+    )
     assert ok.attacks[0].params["embedder"]["weights"] == "facenet-vggface2"  # a cache name, not a path
     with pytest.raises(ConfigError, match="plain name"):
         parse_config(config_with(name="../../escape"))  # would be the default output runs/<name>

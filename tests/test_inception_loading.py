@@ -91,8 +91,12 @@ def test_loaded_network_matches_pytorch_fid(cache, weights_file, monkeypatch):
 def test_preprocessing_is_pytorch_fid_resize_and_scale(cache):
     img = _images(1, 3, size=(37, 53))[0]
     t = inception.images_to_tensor([img])
-    expected = torch.nn.functional.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, size=(299, 299),
-                                               mode="bilinear", align_corners=False)
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255,
+        size=(299, 299),
+        mode="bilinear",
+        align_corners=False,
+    )
     assert t.shape == (1, 3, 299, 299) and float(t.min()) >= 0 and float(t.max()) <= 1
     torch.testing.assert_close(t, expected)
 
@@ -153,7 +157,9 @@ def test_fid_kid_is_evaluators_end_to_end(cache):
     score = sm.release
     logits = inception_outputs(ImageSet.from_arrays(dimmed))[:, 2048:]
     assert score.value == pytest.approx(F.inception_score_from_logits(logits, 2)[0], rel=1e-9)
-    assert score.value >= 1.0 - 1e-9 and score.n == 8 and score.ci_low <= score.value <= score.ci_high  # IS >= 1 (rounding aside)
+    assert (
+        score.value >= 1.0 - 1e-9 and score.n == 8 and score.ci_low <= score.value <= score.ci_high
+    )  # IS >= 1 (rounding aside)
     original_logits = inception_outputs(ImageSet.from_arrays(a))[:, 2048:]
     assert sm.original.value == pytest.approx(F.inception_score_from_logits(original_logits, 2)[0], rel=1e-9)
     assert sm.metric == "inception_score" and sm.original.n == 8

@@ -89,7 +89,9 @@ def test_gaussian_psf_is_the_anonymizers_impulse_response(sigma):
     expected = np.exp(-(x**2) / (2 * sigma**2))
     np.testing.assert_allclose(k, expected / expected.sum(), atol=1e-12)
     image = np.random.default_rng(0).random((30, 41))
-    np.testing.assert_allclose(blur_grey(image, k), ndimage.gaussian_filter(image, sigma, truncate=4.0, mode="reflect"), atol=1e-12)
+    np.testing.assert_allclose(
+        blur_grey(image, k), ndimage.gaussian_filter(image, sigma, truncate=4.0, mode="reflect"), atol=1e-12
+    )
     assert blur_psf("gaussian", sigma).shape == (2 * r + 1, 2 * r + 1)
 
 
@@ -162,7 +164,9 @@ def test_cell_means_with_a_phase_shift():
     mosaic = pixelate(image, 6)[2:, 3:]  # crop: cells now start at x = 3, y = 4 in the crop
     means, (left, top) = cell_means(mosaic, 6, phase=(3, 4))
     assert (left, top) == (3, 2)
-    np.testing.assert_allclose(means[1:, 1:], pixelate(image, 6)[6::6, 6::6].astype(float)[: means.shape[0] - 1, : means.shape[1] - 1])
+    np.testing.assert_allclose(
+        means[1:, 1:], pixelate(image, 6)[6::6, 6::6].astype(float)[: means.shape[0] - 1, : means.shape[1] - 1]
+    )
 
 
 @pytest.mark.parametrize("block,dx,dy", [(7, 3, 5), (4, 0, 0), (12, 11, 1)])
@@ -234,7 +238,9 @@ def test_restore_touches_exactly_the_anonymized_boxes():
         return np.zeros_like(region)
 
     crop = Box(47, 39, 66, 22)
-    out = restore(image, GaussianBlurOperator(sigma=0.5, relative=True, region="boxes", margin=0.1), rec, crop, fn, lambda s: 0)
+    out = restore(
+        image, GaussianBlurOperator(sigma=0.5, relative=True, region="boxes", margin=0.1), rec, crop, fn, lambda s: 0
+    )
     box = Box(44, 38, 72, 24, "plate")  # grown by 10% of width and height on each side
     assert seen == [((24, 72, 3), 12.0, box)]  # relative strength: 0.5 x the grown box height
     assert (out[box.slices] == 0).all() and out.sum() == image.sum() - image[box.slices].sum()
@@ -295,7 +301,9 @@ def test_releases_of_methods_an_attack_does_not_invert_keep_the_raw_reading():
     blurred = release_of(plates, GaussianBlur(sigma=0.1, relative=True))
     for attack, release in ((DeblurThenOCR(), pixelated), (DepixelateThenOCR(), blurred)):
         result = attack.run(release)
-        assert result.notes[0].startswith(f"no inversion: the release declares {release.degradation.describe()}, which {attack.name}")
+        assert result.notes[0].startswith(
+            f"no inversion: the release declares {release.degradation.describe()}, which {attack.name}"
+        )
         names = [m.metric for m in result.metrics]
         assert names == ["exact_match_raw", "exact_match_inverted", "char_accuracy_raw", "char_accuracy_inverted"]
         assert result.metric("exact_match_inverted").release == result.metric("exact_match_raw").release
@@ -409,7 +417,10 @@ def test_an_undeclared_blurred_release_is_inverted_blind_and_the_estimate_is_rec
         assert described == f"gaussian_blur(sigma={sigma:.4g} px, truncate=4) whole image"
     # The notes (each results row's message) summarise the estimates the inversion assumed.
     px = d["strength_px_inverted"]
-    assert f"estimated operators chosen: gaussian_blur on 12 image(s), sigma median {np.median(px):.3g} px" in result.notes[1]
+    assert (
+        f"estimated operators chosen: gaussian_blur on 12 image(s), sigma median {np.median(px):.3g} px"
+        in result.notes[1]
+    )
     assert f"median {np.median(chosen):.3g} x plate height" in result.notes[1]
 
 
@@ -424,7 +435,9 @@ def test_blind_block_estimate_recovers_the_true_block_of_an_external_release(tmp
     )
     row = results.table.set_index("metric").loc["exact_match_inverted"]
     assert "blind inversion (no operator declared)" in row["message"]
-    assert "estimated operators chosen: pixelate on 9 image(s), block 6 px on 3, 9 px on 3, 12 px on 3" in row["message"]
+    assert (
+        "estimated operators chosen: pixelate on 9 image(s), block 6 px on 3, 9 px on 3, 12 px on 3" in row["message"]
+    )
     release = Release(plates, ExternalRelease(path=str(tmp_path / "release")).anonymize(plates))
     assert release.degradation is None
     details = attack.run(release).details
@@ -447,7 +460,11 @@ class PerCandidateDeblur(DeblurThenOCR):
         truncate = float(getattr(op, "truncate", 4.0))
         out = []
         for method in self.methods:
-            variants = [(sc, b) for sc in self._scales(op) for b in self.wiener_balances] if method == "wiener" else [(1.0, None)]
+            variants = (
+                [(sc, b) for sc in self._scales(op) for b in self.wiener_balances]
+                if method == "wiener"
+                else [(1.0, None)]
+            )
             for scale, balance in variants:
                 used = []
 
@@ -461,10 +478,14 @@ class PerCandidateDeblur(DeblurThenOCR):
                         restored = restoration.wiener(padded, np.outer(k, k), balance, clip=False)[pad:-pad, pad:-pad]
                     else:
                         def blur(x):
-                            return ndimage.convolve1d(ndimage.convolve1d(x, k, axis=0, mode="reflect"), k, axis=1, mode="reflect")
+                            return ndimage.convolve1d(
+                                ndimage.convolve1d(x, k, axis=0, mode="reflect"), k, axis=1, mode="reflect"
+                            )
 
                         def adjoint(x):
-                            return ndimage.correlate1d(ndimage.correlate1d(x, k, axis=0, mode="reflect"), k, axis=1, mode="reflect")
+                            return ndimage.correlate1d(
+                                ndimage.correlate1d(x, k, axis=0, mode="reflect"), k, axis=1, mode="reflect"
+                            )
 
                         restored = richardson_lucy(grey + 1 / 255, blur, adjoint, self.rl_iterations) - 1 / 255
                     g = np.round(np.clip(restored, 0, 1) * 255).astype(np.uint8)
@@ -472,7 +493,15 @@ class PerCandidateDeblur(DeblurThenOCR):
 
                 crop = plate_box(record, image.shape, self.margin)
                 restored = restore(image, op, released, crop, fn, lambda s: 2 * int(truncate * s + 1))
-                out.append(Candidate(method, used[-1], self._crop(restored, record), op.with_strength(scale * op.strength()), "declared"))
+                out.append(
+                    Candidate(
+                        method,
+                        used[-1],
+                        self._crop(restored, record),
+                        op.with_strength(scale * op.strength()),
+                        "declared",
+                    )
+                )
         return out
 
 
@@ -492,7 +521,9 @@ def test_optimised_deblurring_gives_the_per_candidate_reference_results(monkeypa
     for i in range(len(plates)):
         ours = fast.candidates(release.anonymized[i], plates.records[i], release.anonymized.records[i], op)
         ref = reference.candidates(release.anonymized[i], plates.records[i], release.anonymized.records[i], op)
-        assert [(c.method, c.strength_px, c.operator) for c in ours] == [(c.method, c.strength_px, c.operator) for c in ref]
+        assert [(c.method, c.strength_px, c.operator) for c in ours] == [
+            (c.method, c.strength_px, c.operator) for c in ref
+        ]
         assert len(ours) == (3 if isinstance(op, BoxBlurOperator) else 5)  # box kernels are not rescaled
         for a, b in zip(ours, ref):
             np.testing.assert_array_equal(a.crop, b.crop)

@@ -50,7 +50,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims ``width x height`` RGB pixels (a decompression-bomb shape)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def gif_claiming(width: int, height: int) -> bytes:
@@ -383,8 +388,11 @@ def test_audit_of_an_external_release_with_a_missing_and_a_resized_file(tmp_path
     released = {k: v for k, v in originals.items() if k != "car3"}
     released["car1"] = released["car1"][:20]  # cropped: 32x20 instead of 32x24
     write_folder(tmp_path / "rel", released, ".png")
-    audit = Audit(ImageSet.from_folder(tmp_path / "orig"), [ExternalRelease(path=str(tmp_path / "rel"), on_mismatch="drop")],
-                  evaluators=[PSNR()])
+    audit = Audit(
+        ImageSet.from_folder(tmp_path / "orig"),
+        [ExternalRelease(path=str(tmp_path / "rel"), on_mismatch="drop")],
+        evaluators=[PSNR()],
+    )
     t = audit.run(tmp_path / "out", show_progress=False).table.set_index("metric")
     assert t.loc["pairs", "value"] == 3
     assert t.loc["unpaired_originals", "value"] == 1 and t.loc["unpaired_originals", "message"] == "car3.png"

@@ -38,7 +38,9 @@ def test_identical_release_fools_every_judge(plates):
 def test_solid_mask_is_always_spotted(plates):
     aux, evaluation = plates
     mask = Mask()
-    release = Release(evaluation, mask.anonymize(evaluation, show_progress=False), name="mask", params=mask.get_params())
+    release = Release(
+        evaluation, mask.anonymize(evaluation, show_progress=False), name="mask", params=mask.get_params()
+    )
     result = RealFakeJudges(judges=("logistic", "random_forest", "cnn"), seed=0).fit(aux).run(release)
     for m in result.metrics:
         assert m.release.value <= 0.05, (m.metric, m.release)

@@ -63,7 +63,9 @@ def test_head_pose_recovers_the_rotation_of_a_projected_model(yaw, pitch, roll):
 
 
 def test_frontal_model_projects_like_a_face():
-    pts, _ = cv2.projectPoints(FACE_MODEL_68, np.zeros(3), np.array([0, 0, 800.0]), camera_matrix(250, 250), np.zeros(4))
+    pts, _ = cv2.projectPoints(
+        FACE_MODEL_68, np.zeros(3), np.array([0, 0, 800.0]), camera_matrix(250, 250), np.zeros(4)
+    )
     p = pts.reshape(-1, 2)
     assert p[36, 0] < p[45, 0]  # outer eye corners left to right
     assert p[36, 1] < p[30, 1] < p[51, 1] < p[8, 1]  # eyes above nose tip above mouth above chin
@@ -88,9 +90,14 @@ def test_lfw_faces_are_upright_and_mirroring_negates_yaw_and_roll(faces):
     poses = []
     for images in (faces, mirrored):
         dets = DETECTORS.create("dlib_hog").detect(images)
-        poses.append(np.array([
-            head_pose(landmarks68(images[i], max(d, key=lambda x: x.box.area).box), images[i].shape) for i, d in enumerate(dets)
-        ]))
+        poses.append(
+            np.array(
+                [
+                    head_pose(landmarks68(images[i], max(d, key=lambda x: x.box.area).box), images[i].shape)
+                    for i, d in enumerate(dets)
+                ]
+            )
+        )
     original, flipped = poses
     assert np.all(np.abs(original) < 30)  # deep-funneled LFW: near-frontal, upright faces
     assert np.abs(original[:, 0]).max() > 10  # ... with some turned heads, so the yaw check below has teeth
@@ -134,7 +141,9 @@ def test_landmark_error_grows_with_a_known_shift_and_matches_it(faces):
 
 
 def test_landmark_error_grows_with_scaling_of_the_face(faces):
-    values = [evaluate("landmark_error", faces, warp(faces, scale=s), box="original").value for s in (1.0, 1.05, 1.12, 1.25)]
+    values = [
+        evaluate("landmark_error", faces, warp(faces, scale=s), box="original").value for s in (1.0, 1.05, 1.12, 1.25)
+    ]
     assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
 
 

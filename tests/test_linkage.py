@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from face_data import synthetic_identities
 
 from anonaudit.anonymizers.classical import Mask
 from anonaudit.anonymizers.miku import Direct
@@ -12,8 +13,6 @@ from anonaudit.attacks.linkage import AnonymeterLinkability, EffectiveK, Linkabi
 from anonaudit.data.imageset import ImageSet, Release
 from anonaudit.datasets import synthetic_plates
 from anonaudit.errors import DataError
-
-from face_data import synthetic_identities
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,11 @@ def surrogate_release(images: ImageSet, per_person: bool) -> Release:
     out = []
     for i in range(len(images)):
         r = np.random.default_rng(seeds[images.identities[i]] if per_person else 1000 + i)
-        out.append(r.integers(0, 256, images[i].shape, dtype=np.uint8) if per_person else rng.integers(0, 256, images[i].shape, dtype=np.uint8))
+        out.append(
+            r.integers(0, 256, images[i].shape, dtype=np.uint8)
+            if per_person
+            else rng.integers(0, 256, images[i].shape, dtype=np.uint8)
+        )
     return Release(images, images.with_images(out), "surrogate", {})
 
 
@@ -40,7 +43,9 @@ def test_consistent_surrogates_are_linkable_and_fresh_ones_are_not(people):
     assert consistent.release.value == 1.0 and consistent.risk >= 0.99  # nothing of the face left, still linkable
     fresh = attack.run(surrogate_release(people, per_person=False)).metric("pair_roc_auc")
     assert fresh.release.ci_low <= 0.5 <= fresh.release.ci_high
-    masked = attack.run(Release(people, Mask().anonymize(people, show_progress=False), "mask", {})).metric("pair_roc_auc")
+    masked = attack.run(Release(people, Mask().anonymize(people, show_progress=False), "mask", {})).metric(
+        "pair_roc_auc"
+    )
     assert masked.release.value == 0.5 and masked.risk == 0.0  # identical images: every pair ties
 
 
@@ -63,7 +68,10 @@ def test_effective_k_of_direct_meets_its_claim_and_a_leaky_release_does_not():
     # a release that claims K=3 but gives four people their own image back
     leaky = [release.anonymized[i] if i >= 4 else people[i] for i in range(len(people))]
     result = EffectiveK(k=3).run(Release(people, people.with_images(leaky), "claims-k", {}))
-    assert result.metric("below_k").release.value == pytest.approx(4 / 36) and result.metric("below_k").release.extra["effective_k"] == 1
+    assert (
+        result.metric("below_k").release.value == pytest.approx(4 / 36)
+        and result.metric("below_k").release.extra["effective_k"] == 1
+    )
     with pytest.raises(DataError, match="claims no k"):
         EffectiveK().run(Release(people, people, "mask", {}))
 
@@ -75,6 +83,8 @@ def test_anonymeter_risk_separates_leak_from_control():
     same = attack.run(Release(evaluation, evaluation, "unchanged", {})).metric("linkability")
     assert same.release.value == 1.0 and same.baseline < 0.5 and same.risk > 0.8
     assert same.release.extra["main_above_naive"]
-    masked = attack.run(Release(evaluation, Mask().anonymize(evaluation, show_progress=False), "mask", {})).metric("linkability")
+    masked = attack.run(Release(evaluation, Mask().anonymize(evaluation, show_progress=False), "mask", {})).metric(
+        "linkability"
+    )
     # every released image is the same: halves link only by chance, for targets and controls alike
     assert masked.release.ci_low <= masked.release.extra["naive_baseline"] * 4 and masked.risk <= 0.15

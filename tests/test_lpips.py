@@ -126,7 +126,9 @@ def test_corrupted_backbone_is_refused(alex_cache):
 
 def test_wrong_architecture_file_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path))
-    register_weights(tmp_path, "lpips-alexnet", "alexnet-owt-7be5be79.pth", {"features.0.weight": torch.zeros(3, 3, 1, 1)})
+    register_weights(
+        tmp_path, "lpips-alexnet", "alexnet-owt-7be5be79.pth", {"features.0.weight": torch.zeros(3, 3, 1, 1)}
+    )
     imgs = _images(2)
     with pytest.raises(ModelUnavailableError, match="does not fit the alex backbone"):
         F.lpips(imgs, imgs)

@@ -45,8 +45,14 @@ def trained(name: str, data: ImageSet, steps: int, **params):
     load_builtin_components()
     target = ANONYMIZERS.create(name, device="cpu", **params)
     with tempfile.TemporaryDirectory() as tmp:
-        train(target, data, TrainConfig(steps=steps, batch_size=8, device="cpu", checkpoint_every=0, sample_every=0, n_samples=0),
-              Path(tmp), resume=False, quiet=True)
+        train(
+            target,
+            data,
+            TrainConfig(steps=steps, batch_size=8, device="cpu", checkpoint_every=0, sample_every=0, n_samples=0),
+            Path(tmp),
+            resume=False,
+            quiet=True,
+        )
     return target
 
 
@@ -66,7 +72,9 @@ def test_tpr_at_fpr_and_auc_by_hand():
     assert m["roc_auc"].baseline == 0.5 and m["tpr@fpr=0.001"].baseline == 0.001 and m["roc_auc"].original is None
     # 4 non-members resolve no FPR below 1/4: both TPR rows are not measured, not standard, and say what they need
     tpr = m["tpr@fpr=0.001"].release
-    assert math.isnan(tpr.value) and tpr.n == 0 and not tpr.standard and "needs >= 1000 non-members, has 4" in tpr.reason
+    assert (
+        math.isnan(tpr.value) and tpr.n == 0 and not tpr.standard and "needs >= 1000 non-members, has 4" in tpr.reason
+    )
     assert "needs >= 100 non-members, has 4" in m["tpr@fpr=0.01"].release.reason
     assert m["roc_auc"].release.ci_low <= 12 / 16 <= m["roc_auc"].release.ci_high
     perfect = {x.metric: x for x in membership_metrics(y, np.r_[np.ones(4), np.zeros(4)] + 0.0, n_boot=50)}
@@ -89,11 +97,20 @@ def test_tpr_is_reported_only_where_the_non_members_resolve_the_fpr():
 
 def test_planted_copies_are_found_by_dcr_per_image_and_per_person(plates):
     members, evaluation, _ = plates
-    people = lambda s, tag: ImageSet.from_arrays([s[i] for i in range(len(s))], s.keys, identities=[f"{tag}{i // 2}" for i in range(len(s))])  # noqa: E731
+    people = lambda s, tag: ImageSet.from_arrays(
+        [s[i] for i in range(len(s))], s.keys, identities=[f"{tag}{i // 2}" for i in range(len(s))]
+    )  # noqa: E731
     members, evaluation = people(members, "m"), people(evaluation, "n")
     # a release whose first 8 images are exact copies of the 8 training images (memorised outputs)
     copies = [members[i] for i in range(8)] + [evaluation[i] for i in range(8, len(evaluation))]
-    leak = Release(evaluation, evaluation.with_images(copies), "mask", Mask().get_params(), anonymizer=Mask(), training_keys=members.keys)
+    leak = Release(
+        evaluation,
+        evaluation.with_images(copies),
+        "mask",
+        Mask().get_params(),
+        anonymizer=Mask(),
+        training_keys=members.keys,
+    )
     result = DistanceToClosestRecord(max_per_side=8, n_boot=200).fit(members).run(leak)
     auc = result.metric("roc_auc").release
     assert auc.value > 0.95 and result.metric("tpr@fpr=0.001").release.n == 0  # 8 non-members resolve no low FPR
@@ -115,7 +132,13 @@ def test_overfitted_gan_critic_is_detected_and_a_disjoint_one_is_not(plates):
     assert auc.n == 16 and auc.value >= 0.9 and auc.ci_low > 0.6, auc
     # trained on other plates: the claimed members are as unseen as the non-members
     disjoint = trained("plate_wgan", other, 600, **gan)
-    auc = CriticScore(n_boot=300).fit(members).run(release_of(disjoint, evaluation, members.keys)).metric("roc_auc").release
+    auc = (
+        CriticScore(n_boot=300)
+        .fit(members)
+        .run(release_of(disjoint, evaluation, members.keys))
+        .metric("roc_auc")
+        .release
+    )
     assert auc.ci_low <= 0.5 <= auc.ci_high, auc
 
 
@@ -123,18 +146,34 @@ def test_overfitted_autoencoder_is_detected_by_its_reconstruction_error(plates):
     members, evaluation, other = plates
     ae = dict(mapper="autoencoder", size=16, latent=16, lr=3e-3)
     target = trained("miku", members, 250, **ae)
-    auc = ReconstructionLoss(n_boot=300).fit(members).run(release_of(target, evaluation, members.keys)).metric("roc_auc").release
+    auc = (
+        ReconstructionLoss(n_boot=300)
+        .fit(members)
+        .run(release_of(target, evaluation, members.keys))
+        .metric("roc_auc")
+        .release
+    )
     assert auc.value >= 0.9 and auc.ci_low > 0.6, auc
     disjoint = trained("miku", other, 250, **ae)
-    auc = ReconstructionLoss(n_boot=300).fit(members).run(release_of(disjoint, evaluation, members.keys)).metric("roc_auc").release
+    auc = (
+        ReconstructionLoss(n_boot=300)
+        .fit(members)
+        .run(release_of(disjoint, evaluation, members.keys))
+        .metric("roc_auc")
+        .release
+    )
     assert auc.ci_low <= 0.5 <= auc.ci_high, auc
 
 
 def test_planted_copies_are_found_in_embedding_space(plates):
     members, evaluation, _ = plates
     copies = [members[i] for i in range(8)] + [evaluation[i] for i in range(8, len(evaluation))]
-    leak = Release(evaluation, evaluation.with_images(copies), "mask", {}, anonymizer=Mask(), training_keys=members.keys)
-    attack = DistanceToClosestRecord(space="embedding", embedder={"name": "pixels", "crop": 1.0}, max_per_side=8, n_boot=200)
+    leak = Release(
+        evaluation, evaluation.with_images(copies), "mask", {}, anonymizer=Mask(), training_keys=members.keys
+    )
+    attack = DistanceToClosestRecord(
+        space="embedding", embedder={"name": "pixels", "crop": 1.0}, max_per_side=8, n_boot=200
+    )
     result = attack.fit(members).run(leak)
     assert result.metric("roc_auc").release.value > 0.95 and "cosine distance of pixels" in " ".join(result.notes)
 
@@ -142,15 +181,26 @@ def test_planted_copies_are_found_in_embedding_space(plates):
 def test_aia_trained_on_other_plates_gives_chance(plates):
     members, evaluation, other = plates
     disjoint = trained("aia", other, 300, size=16, alpha=0.0, beta=0.0, pretrain_steps=300)  # AIA's encoder and decoder
-    auc = ReconstructionLoss(n_boot=200).fit(members).run(release_of(disjoint, evaluation, members.keys)).metric("roc_auc").release
+    auc = (
+        ReconstructionLoss(n_boot=200)
+        .fit(members)
+        .run(release_of(disjoint, evaluation, members.keys))
+        .metric("roc_auc")
+        .release
+    )
     assert auc.n == 16 and auc.ci_low <= 0.5 <= auc.ci_high, auc
 
 
 def test_pca_mapper_reconstructs_its_training_images_exactly(plates):
     members, evaluation, _ = plates
-    target = ANONYMIZERS.create("miku", mapper="pca", n_components=8, size=16, k=2).fit(members)  # 8 components, 8 images
+    target = ANONYMIZERS.create("miku", mapper="pca", n_components=8, size=16, k=2).fit(
+        members
+    )  # 8 components, 8 images
     result = ReconstructionLoss(n_boot=200).fit(members).run(release_of(target, evaluation, target.training_keys_))
-    assert result.metric("roc_auc").release.value == 1.0 and "needs >= 1000" in result.metric("tpr@fpr=0.001").release.reason
+    assert (
+        result.metric("roc_auc").release.value == 1.0
+        and "needs >= 1000" in result.metric("tpr@fpr=0.001").release.reason
+    )
 
 
 @pytest.mark.slow
@@ -158,7 +208,9 @@ def test_lira_online_and_offline_on_an_overfitted_autoencoder(plates):
     members, evaluation, _ = plates
     ae = dict(mapper="autoencoder", size=16, latent=16, lr=3e-3)
     target = trained("miku", members, 300, **ae)
-    attack = LikelihoodRatio(signal="reconstruction", n_shadow=4, shadow_train={"steps": 300, "batch_size": 8}, max_per_side=8, n_boot=200)
+    attack = LikelihoodRatio(
+        signal="reconstruction", n_shadow=4, shadow_train={"steps": 300, "batch_size": 8}, max_per_side=8, n_boot=200
+    )
     result = attack.fit(members).run(release_of(target, evaluation, members.keys))
     assert result.metric("roc_auc").release.value >= 0.85
     assert result.metric("offline_roc_auc").release.value >= 0.85

@@ -75,7 +75,7 @@ def with_iptc_city(jpeg: bytes, city: bytes) -> bytes:
     return jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
-@pytest.fixture()
+@pytest.fixture
 def pair():
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:120, 0:160]
@@ -197,7 +197,10 @@ def test_attack_reports_files_with_leaks_and_scans_the_originals(tmp_path, pair)
     assert result.metric("files_with_original_image").release.value == pytest.approx(1 / 3)
     d = result.details.set_index("key")
     assert d.loc["a", "thumbnail"] == "original" and d.loc["a", "gps"]
-    assert not d.loc["b", "leak"] and d.loc["b", "findings"] == "original_name: file name 'b.jpg' equals the original's ('b.jpg')"
+    assert (
+        not d.loc["b", "leak"]
+        and d.loc["b", "findings"] == "original_name: file name 'b.jpg' equals the original's ('b.jpg')"
+    )
     assert d.loc["c", "severity"] == "high" and "Model=EOS 5D" in d.loc["c", "findings"]  # serial number
     assert d["original_leak"].tolist() == [True, True, True]
 
@@ -270,7 +273,10 @@ def test_photoshop_jfxx_jfif_and_maker_note_previews_are_compared_with_the_origi
         "photoshop": (photoshop_thumbnail(thumb), "APP13"),
         "jfxx": (app_segment(0xE0, b"JFXX\x00\x10" + thumb), "APP0"),
         "jfxx_rgb": (app_segment(0xE0, b"JFXX\x00\x13" + bytes([16, 12]) + rgb.tobytes()), "JFXX RGB thumbnail"),
-        "jfif_rgb": (app_segment(0xE0, b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01" + bytes([16, 12]) + rgb.tobytes()), "JFIF RGB thumbnail"),
+        "jfif_rgb": (
+            app_segment(0xE0, b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01" + bytes([16, 12]) + rgb.tobytes()),
+            "JFIF RGB thumbnail",
+        ),
     }
     for name, (segment, where) in cases.items():
         path = tmp_path / f"{name}.jpg"
@@ -284,7 +290,9 @@ def test_photoshop_jfxx_jfif_and_maker_note_previews_are_compared_with_the_origi
     path = tmp_path / "maker_note.jpg"
     Image.fromarray(anonymized).save(path, exif=exif.tobytes())
     scan = scan_file(path, original, anonymized)
-    assert scan.thumbnail == "original" and "APP1" in next(f for f in scan.findings if f.kind == "original_image").detail
+    assert (
+        scan.thumbnail == "original" and "APP1" in next(f for f in scan.findings if f.kind == "original_image").detail
+    )
 
 
 def test_png_trailing_bytes_and_images_in_chunks(tmp_path, pair):
@@ -305,7 +313,9 @@ def test_png_trailing_bytes_and_images_in_chunks(tmp_path, pair):
     in_chunk = tmp_path / "chunk.png"
     in_chunk.write_bytes(png[:33] + chunk + png[33:])  # after IHDR
     scan = scan_file(in_chunk, original, anonymized)
-    assert scan.thumbnail == "original" and "prVW" in next(f for f in scan.findings if f.kind == "original_image").detail
+    assert (
+        scan.thumbnail == "original" and "prVW" in next(f for f in scan.findings if f.kind == "original_image").detail
+    )
     assert "trailing_data" not in kinds_of(scan)
 
 

@@ -87,7 +87,9 @@ def faces(n: int = 24, size: int = 32, seed: int = 0, prefix: str = "f") -> Imag
     for i in range(n):
         base = cv2.resize(rng.uniform(0, 255, (4, 4, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
         images.append(np.clip(base + (60 if i % 2 else -60), 0, 255).astype(np.uint8))
-    return ImageSet.from_arrays(images, [f"{prefix}{i:03d}" for i in range(n)], identities=[f"{prefix}{i}" for i in range(n)])
+    return ImageSet.from_arrays(
+        images, [f"{prefix}{i:03d}" for i in range(n)], identities=[f"{prefix}{i}" for i in range(n)]
+    )
 
 
 def assert_k_anonymous_in_image_space(images: ImageSet, out: ImageSet, groups: list[list[str]], k: int) -> None:
@@ -134,7 +136,13 @@ def test_miku_autoencoder_trains_through_the_loop_and_reloads(tmp_path: Path, on
 
     data = faces(32, size=16, seed=3, prefix="t")
     method = Miku(mapper="autoencoder", k=2, size=16, latent=16, lr=3e-3, device="cpu")
-    ckpt = train(method, data, TrainConfig(epochs=30, batch_size=8, checkpoint_every=0, sample_every=0, n_samples=4), tmp_path, quiet=True)
+    ckpt = train(
+        method,
+        data,
+        TrainConfig(epochs=30, batch_size=8, checkpoint_every=0, sample_every=0, n_samples=4),
+        tmp_path,
+        quiet=True,
+    )
     import csv
 
     rows = [r for r in csv.DictReader((tmp_path / "log.csv").open()) if r["loss"] == "mse"]
@@ -144,7 +152,9 @@ def test_miku_autoencoder_trains_through_the_loop_and_reloads(tmp_path: Path, on
     loaded = Miku(mapper="autoencoder", k=2, size=16, latent=16, device="cpu", checkpoint=str(ckpt))
     out = loaded.anonymize(images, show_progress=False)  # loads the checkpoint lazily
     assert_k_anonymous_in_image_space(images, out, loaded.groups_, 2)
-    again = Miku(mapper="autoencoder", k=2, size=16, latent=16, device="cpu", checkpoint=str(ckpt)).anonymize(images, show_progress=False)
+    again = Miku(mapper="autoencoder", k=2, size=16, latent=16, device="cpu", checkpoint=str(ckpt)).anonymize(
+        images, show_progress=False
+    )
     assert all(np.array_equal(out[i], again[i]) for i in range(len(out)))
     from anonaudit.training import CheckpointError
 

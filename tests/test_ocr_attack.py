@@ -87,7 +87,12 @@ def test_originals_are_read_and_masked_plates_are_not(plates):
     identity = attack.run(release_of(plates, GaussianBlur(sigma=0)))
     masked = attack.run(release_of(plates, Mask()))
     for result in (identity, masked):
-        assert [m.metric for m in result.metrics] == ["exact_match", "exact_match_folded", "char_accuracy", "topk_char_accuracy"]
+        assert [m.metric for m in result.metrics] == [
+            "exact_match",
+            "exact_match_folded",
+            "char_accuracy",
+            "topk_char_accuracy",
+        ]
     em = identity.metric("exact_match")
     assert em.release.n == len(plates) and em.release.value >= 11 / 12
     assert em.release.value == em.original.value

@@ -244,7 +244,10 @@ def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monke
     rec = rapidocr_instance(RECOGNIZER_PARAMS)._load_rec_model()
     _, height, width = rec.rec_image_shape
     batch = np.stack(
-        [rec.resize_norm_img(cv2.cvtColor(plates[i], cv2.COLOR_RGB2BGR), (width + 0.5) / height) for i in range(len(plates))]
+        [
+            rec.resize_norm_img(cv2.cvtColor(plates[i], cv2.COLOR_RGB2BGR), (width + 0.5) / height)
+            for i in range(len(plates))
+        ]
     ).astype(np.float32)
     whole = np.asarray(rec.session(batch))
     for workers in ("2", "3", "8"):
@@ -257,8 +260,12 @@ def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monke
 
         np.testing.assert_array_equal(np.stack(_forward(rec.session, batch, finish)), whole)
         assert min(parts) >= 2 and sum(parts) == len(batch)
-        np.testing.assert_array_equal(np.stack(_forward(rec.session, batch[:3], finish)), whole[:3])  # too few for two parts
-        np.testing.assert_array_equal(np.stack(_forward(rec.session, batch[:7], finish, part_size=3)), whole[:7])  # no lone crop
+        np.testing.assert_array_equal(
+            np.stack(_forward(rec.session, batch[:3], finish)), whole[:3]
+        )  # too few for two parts
+        np.testing.assert_array_equal(
+            np.stack(_forward(rec.session, batch[:7], finish, part_size=3)), whole[:7]
+        )  # no lone crop
         np.testing.assert_array_equal(np.stack(_forward(rec.session, batch, finish, part_size=6)), whole)
         assert min(parts) >= 2
 

@@ -143,7 +143,7 @@ def test_sigterm_and_sigint_stop_cleanly_and_a_rerun_resumes(tmp_path, how):
     assert "deblur_ocr" in results and "ssim" in results
 
 
-@pytest.fixture()
+@pytest.fixture
 def default_signal_handlers():
     """The interpreter's own SIGINT/SIGTERM handlers for the test (a library started earlier in this
     process, e.g. Ray, may have installed its own), restored afterwards."""
@@ -160,10 +160,12 @@ def test_an_interrupt_while_workers_start_waits_until_they_have_started(default_
     from anonaudit import parallel
 
     reached_end = False
-    with pytest.raises(parallel.Terminated), parallel.stop_on_signals():
-        with parallel._interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.2)  # the handler has run by now
-            reached_end = True
+    with pytest.raises(parallel.Terminated), parallel.stop_on_signals(), parallel._interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the handler has run by now
+        reached_end = True
     assert reached_end
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )

@@ -68,8 +68,7 @@ def test_bad_worker_setting_is_a_config_error(monkeypatch, bad):
 def test_dlib_embeddings_identical_with_workers(monkeypatch):
     pytest.importorskip("dlib", reason="dlib not installed")
     from anonaudit import memo
-    from anonaudit.registry import load_builtin_components
-    from anonaudit.registry import EMBEDDERS
+    from anonaudit.registry import EMBEDDERS, load_builtin_components
 
     images = lfw_people(6)
     load_builtin_components()

@@ -83,7 +83,9 @@ def test_text_beside_a_masked_plate_does_not_count():
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil)
     font = ImageFont.truetype(str(font_path("DejaVuSans-Bold.ttf")), size=box.h)
-    draw.text((max(0, box.x - box.w), max(0, box.y - box.h - 4)), "KA01AB1234", fill=(0, 0, 0), font=font)  # ... text above it
+    draw.text(
+        (max(0, box.x - box.w), max(0, box.y - box.h - 4)), "KA01AB1234", fill=(0, 0, 0), font=font
+    )  # ... text above it
     released = np.asarray(pil)
     window, _ = plate_window(plate.records[0], released.shape, context=1.0)
     assert RapidOCREngine().detect_arrays([released[window.slices]])[0]  # the detector sees the text ...

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from anonaudit.anonymizers.gan_networks import ConvCritic, ConvGenerator, gradient_penalty
+from anonaudit.anonymizers.plates_wgan import feather_mask
 from anonaudit.cli import main
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.registry import ANONYMIZERS
 from anonaudit.training import CheckpointError, TrainConfig, load_checkpoint, load_train_config, train
-from anonaudit.anonymizers.gan_networks import ConvCritic, ConvGenerator, gradient_penalty
-from anonaudit.anonymizers.plates_wgan import feather_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(image_size=16, latent_dim=16, g_channels=8, d_channels=8, device="cpu")
@@ -45,7 +45,9 @@ def test_architecture_follows_the_paper():
     gl, dl = list(g.net), list(d.net)
     ups = [m for m in gl if isinstance(m, nn.ConvTranspose2d)]
     assert len(ups) == 7  # 1 -> 4, then 4 -> 8 -> ... -> 256: six doublings
-    assert all(isinstance(gl[gl.index(u) + 1], nn.BatchNorm2d) and isinstance(gl[gl.index(u) + 2], nn.ReLU) for u in ups[:-1])
+    assert all(
+        isinstance(gl[gl.index(u) + 1], nn.BatchNorm2d) and isinstance(gl[gl.index(u) + 2], nn.ReLU) for u in ups[:-1]
+    )
     assert isinstance(gl[-1], nn.Tanh)
     assert sum(isinstance(m, nn.InstanceNorm2d) for m in dl) == 5 and not any(isinstance(m, nn.BatchNorm2d) for m in dl)
     assert all(m.negative_slope == 0.2 for m in dl if isinstance(m, nn.LeakyReLU))
@@ -62,7 +64,13 @@ def test_defaults_and_paper_config_are_the_papers():
     job = load_train_config(ROOT / "configs" / "train" / "plate-wgan-paper.yaml")
     assert job.train.epochs == 150 and job.data["name"] == "pascal_voc"
     method = job.create_method()
-    assert (method.image_size, method.n_critic, method.gp_weight, method.lr, tuple(method.betas)) == (256, 5, 10.0, 1e-4, (0.0, 0.9))
+    assert (method.image_size, method.n_critic, method.gp_weight, method.lr, tuple(method.betas)) == (
+        256,
+        5,
+        10.0,
+        1e-4,
+        (0.0, 0.9),
+    )
 
 
 # -- gradient penalty -----------------------------------------------------------------------------------
@@ -102,7 +110,9 @@ def test_gradient_penalty_trains_the_critic():
     gp = gradient_penalty(d, torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16))
     gp.backward()
     convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
-    assert all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in convs)  # biases do not move a gradient
+    assert all(
+        c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in convs
+    )  # biases do not move a gradient
 
 
 # -- training -------------------------------------------------------------------------------------------
@@ -127,7 +137,13 @@ def test_resume_gives_the_same_state_and_next_steps_bitwise(tmp_path):
     straight = ANONYMIZERS.create("plate_wgan", **TINY, n_critic=2)
     train(straight, data, config, tmp_path / "a", quiet=True)
     part = ANONYMIZERS.create("plate_wgan", **TINY, n_critic=2)
-    train(part, data, TrainConfig(steps=3, batch_size=8, device="cpu", checkpoint_every=1, sample_every=0), tmp_path / "b", quiet=True)
+    train(
+        part,
+        data,
+        TrainConfig(steps=3, batch_size=8, device="cpu", checkpoint_every=1, sample_every=0),
+        tmp_path / "b",
+        quiet=True,
+    )
     resumed = ANONYMIZERS.create("plate_wgan", **TINY, n_critic=2)
     train(resumed, data, config, tmp_path / "b", quiet=True)
     a, b = straight.state_dict(), resumed.state_dict()
@@ -142,7 +158,9 @@ def test_resume_gives_the_same_state_and_next_steps_bitwise(tmp_path):
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plate-wgan")
     method = ANONYMIZERS.create("plate_wgan", **TINY, fakes_per_plate=4)
-    train(method, solid_plates(16), TrainConfig(steps=4, batch_size=8, device="cpu", sample_every=0), folder, quiet=True)
+    train(
+        method, solid_plates(16), TrainConfig(steps=4, batch_size=8, device="cpu", sample_every=0), folder, quiet=True
+    )
     return method, folder / "checkpoint.pt"
 
 

@@ -85,7 +85,11 @@ def test_affine_theta_samples_what_cv2_warps():
     expected = cv2.warpAffine(image, m, (24, 24), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     theta = torch.from_numpy(affine_theta(m, 40, 24))[None]
     grid = F.affine_grid(theta, [1, 3, 24, 24], align_corners=False)
-    got = F.grid_sample(torch.from_numpy(image).permute(2, 0, 1)[None], grid, align_corners=False)[0].permute(1, 2, 0).numpy()
+    got = (
+        F.grid_sample(torch.from_numpy(image).permute(2, 0, 1)[None], grid, align_corners=False)[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
     assert np.abs(got - expected)[3:-3, 3:-3].max() < 1e-4
 
 
@@ -97,7 +101,9 @@ def test_ssim_l1_substitute_against_scikit_image():
     rng = np.random.default_rng(0)
     a = cv2.GaussianBlur(rng.random((64, 64, 3)), (5, 5), 1)
     b = cv2.GaussianBlur(np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1), (3, 3), 1)
-    ref = structural_similarity(a, b, channel_axis=-1, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    ref = structural_similarity(
+        a, b, channel_axis=-1, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
 
     def tensor(x):
         return torch.from_numpy(x).permute(2, 0, 1)[None].float() * 2 - 1
@@ -192,7 +198,13 @@ def test_lpips_without_its_backbone_is_unavailable_with_the_fetch_command(tmp_pa
     monkeypatch.setenv("ANONAUDIT_CACHE", str(tmp_path / "cache"))
     method = ANONYMIZERS.create("pose_face", **{**TINY, "perceptual": "lpips", "regressor_steps": 0})
     with pytest.raises(ModelUnavailableError, match="lpips-alexnet"):
-        train(method, toy_faces(4), TrainConfig(steps=1, batch_size=4, device="cpu", sample_every=0), tmp_path / "run", quiet=True)
+        train(
+            method,
+            toy_faces(4),
+            TrainConfig(steps=1, batch_size=4, device="cpu", sample_every=0),
+            tmp_path / "run",
+            quiet=True,
+        )
 
 
 def _tiny_arcface(folder: Path) -> Path:
@@ -201,7 +213,9 @@ def _tiny_arcface(folder: Path) -> Path:
 
     data = toy_faces(8)
     data = ImageSet.from_arrays([data[i] for i in range(8)], data.keys, identities=["a", "b"] * 4, name="toy-ids")
-    trainer = ArcFaceTrainer(arch="iresnet-tiny", layers=[1, 1, 1, 1], widths=[4, 8, 8, 16], input_size=32, embedding_dim=16, align="none")
+    trainer = ArcFaceTrainer(
+        arch="iresnet-tiny", layers=[1, 1, 1, 1], widths=[4, 8, 8, 16], input_size=32, embedding_dim=16, align="none"
+    )
     train(trainer, data, TrainConfig(steps=2, batch_size=4, device="cpu", sample_every=0), folder, quiet=True)
     return folder / "checkpoint.pt"
 
@@ -216,10 +230,22 @@ def test_stylegan_path_with_a_random_torchscript_generator(tmp_path, monkeypatch
         ANONYMIZERS.create("pose_face", **{**params, "n_ws": 18}).fit(toy_faces(4))
     method = ANONYMIZERS.create("pose_face", **params)
     assert method.label().startswith("pose_face(decoder=stylegan")
-    train(method, toy_faces(8), TrainConfig(steps=1, batch_size=4, device="cpu", sample_every=0), tmp_path / "run", quiet=True)
+    train(
+        method,
+        toy_faces(8),
+        TrainConfig(steps=1, batch_size=4, device="cpu", sample_every=0),
+        tmp_path / "run",
+        quiet=True,
+    )
     generator = {k: v.clone() for k, v in method.generator_.state_dict().items()}
     encoder = {k: v.clone() for k, v in method.networks_["encoder"].state_dict().items()}
-    train(method, toy_faces(8), TrainConfig(steps=4, batch_size=4, device="cpu", sample_every=0), tmp_path / "run", quiet=True)
+    train(
+        method,
+        toy_faces(8),
+        TrainConfig(steps=4, batch_size=4, device="cpu", sample_every=0),
+        tmp_path / "run",
+        quiet=True,
+    )
     log = (tmp_path / "run" / "log.csv").read_text()
     assert "identity_loss" in log and "landmark_loss" in log and "ssim_l1_loss" in log
     assert all(torch.equal(v, method.generator_.state_dict()[k]) for k, v in generator.items())  # frozen
@@ -235,8 +261,16 @@ def test_stylegan_path_with_a_random_torchscript_generator(tmp_path, monkeypatch
 def test_identity_term_with_the_small_decoder(tmp_path):
     """With an ArcFace checkpoint the small decoder also gets the identity term (toward random unit
     directions of the embedding space); the loss lies in [0, 2] and is logged under its own name."""
-    method = ANONYMIZERS.create("pose_face", **{**TINY, "regressor_steps": 1, "identity_checkpoint": str(_tiny_arcface(tmp_path / "arcface"))})
-    train(method, toy_faces(8), TrainConfig(steps=3, batch_size=4, device="cpu", sample_every=0), tmp_path / "run", quiet=True)
+    method = ANONYMIZERS.create(
+        "pose_face", **{**TINY, "regressor_steps": 1, "identity_checkpoint": str(_tiny_arcface(tmp_path / "arcface"))}
+    )
+    train(
+        method,
+        toy_faces(8),
+        TrainConfig(steps=3, batch_size=4, device="cpu", sample_every=0),
+        tmp_path / "run",
+        quiet=True,
+    )
     rows = [line.split(",") for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
     values = [float(r[3]) for r in rows if r[2] == "identity_loss"]
     assert len(values) == 2 and all(0.0 <= v <= 2.0 for v in values)
@@ -248,7 +282,13 @@ def test_resume_gives_the_same_state_bitwise(tmp_path):
     params = {**TINY, "regressor_steps": 2}
     straight = ANONYMIZERS.create("pose_face", **params)
     train(straight, data, TrainConfig(steps=5, batch_size=4, device="cpu", sample_every=0), tmp_path / "a", quiet=True)
-    train(ANONYMIZERS.create("pose_face", **params), data, TrainConfig(steps=3, batch_size=4, device="cpu", sample_every=0), tmp_path / "b", quiet=True)
+    train(
+        ANONYMIZERS.create("pose_face", **params),
+        data,
+        TrainConfig(steps=3, batch_size=4, device="cpu", sample_every=0),
+        tmp_path / "b",
+        quiet=True,
+    )
     resumed = ANONYMIZERS.create("pose_face", **params)
     train(resumed, data, TrainConfig(steps=5, batch_size=4, device="cpu", sample_every=0), tmp_path / "b", quiet=True)
     a, b = straight.state_dict()["networks"], resumed.state_dict()["networks"]
@@ -284,12 +324,22 @@ def test_bad_parameters_are_config_errors(params, message):
 
 
 def test_bad_landmark_annotation_and_no_faces_are_data_errors(tmp_path):
-    bad = ImageSet.from_arrays([np.zeros((32, 32, 3), np.uint8)], ["x"], attributes=[{"landmarks68": np.zeros((5, 2))}], name="bad")
+    bad = ImageSet.from_arrays(
+        [np.zeros((32, 32, 3), np.uint8)], ["x"], attributes=[{"landmarks68": np.zeros((5, 2))}], name="bad"
+    )
     with pytest.raises(DataError, match=r"'bad' image 'x': attribute landmarks68 must hold \(F, 68, 2\)"):
         ANONYMIZERS.create("pose_face", **TINY).face_landmarks(bad)
-    empty = ImageSet.from_arrays([np.zeros((32, 32, 3), np.uint8)], ["y"], attributes=[{"landmarks68": np.zeros((0, 68, 2))}], name="empty")
+    empty = ImageSet.from_arrays(
+        [np.zeros((32, 32, 3), np.uint8)], ["y"], attributes=[{"landmarks68": np.zeros((0, 68, 2))}], name="empty"
+    )
     with pytest.raises(DataError, match="'empty': pose_face found no face landmarks in 1 images"):
-        train(ANONYMIZERS.create("pose_face", **TINY), empty, TrainConfig(steps=1, batch_size=4, device="cpu"), tmp_path, quiet=True)
+        train(
+            ANONYMIZERS.create("pose_face", **TINY),
+            empty,
+            TrainConfig(steps=1, batch_size=4, device="cpu"),
+            tmp_path,
+            quiet=True,
+        )
 
 
 def test_train_configs():
@@ -301,17 +351,21 @@ def test_train_configs():
     assert paper.train.batch_size == 4 and paper.train.device == "cuda"
     audit = load_config(ROOT / "configs" / "paper-004-pose.yaml", roots=[ROOT.parent / "shared" / "data"])
     target = ANONYMIZERS.create(audit.targets[0].name, **audit.targets[0].params)
-    assert target.label().startswith("pose_face(decoder=small-cpu") and target.checkpoint.endswith("runs/train/pose-face-tiny/checkpoint.pt")
-    assert {k: v for k, v in target.get_params().items() if k in target.arch_params} == \
-        {k: v for k, v in tiny.create_method().get_params().items() if k in target.arch_params}  # the tiny checkpoint loads
+    assert target.label().startswith("pose_face(decoder=small-cpu") and target.checkpoint.endswith(
+        "runs/train/pose-face-tiny/checkpoint.pt"
+    )
+    assert {k: v for k, v in target.get_params().items() if k in target.arch_params} == {
+        k: v for k, v in tiny.create_method().get_params().items() if k in target.arch_params
+    }  # the tiny checkpoint loads
     assert [(t.name, t.params) for t in audit.targets[1:]] == [("face_blur", {"kernel": 25, "detector": "dlib_hog"}),
                                                                ("face_pixelate", {"block": 15, "detector": "dlib_hog"})]
 
 
 @pytest.mark.shared_data("lfw")
 def test_tiny_checkpoints_train_on_people_the_paper_004_audit_never_sees():
-    from anonaudit.datasets import load_lfw
     from shared_data import SHARED_DATA
+
+    from anonaudit.datasets import load_lfw
 
     def people(data: dict) -> set[str]:
         params = {k: v for k, v in data.items() if k not in ("name", "root")}
@@ -327,8 +381,9 @@ def test_tiny_checkpoints_train_on_people_the_paper_004_audit_never_sees():
 
 @pytest.mark.shared_data("lfw")
 def test_lfw_faces_found_by_dlib_keep_their_background(trained):
-    from anonaudit.datasets import load_lfw
     from shared_data import SHARED_DATA
+
+    from anonaudit.datasets import load_lfw
 
     method, _ = trained
     lfw = load_lfw(SHARED_DATA / "lfw", limit=2)

@@ -48,4 +48,6 @@ def test_demo_reproduces_the_readme_demo_table(tmp_path):
     assert main(["demo", "--output", str(tmp_path / "demo"), "--quiet"]) in (0, 1, 2)  # the exit code is the verdict
     fresh = readme_tables.snapshot(pd.read_csv(tmp_path / "demo" / "results.csv"), readme_tables.TABLES["demo"])
     table = readme_tables.TABLES["demo"]
-    assert readme_tables.render(fresh, table) == readme_tables.render(pd.read_csv(readme_tables.snapshot_path("demo")), table)
+    assert readme_tables.render(fresh, table) == readme_tables.render(
+        pd.read_csv(readme_tables.snapshot_path("demo")), table
+    )

@@ -70,8 +70,14 @@ def test_a_certified_audit_reproduces_in_a_fresh_process(certified, tmp_path):
     lines = done.stdout.rstrip().splitlines()
     assert lines[-1] == "REPRODUCED" and "verdict: certified FAIL, now FAIL" in lines
     report = json.loads((out / "reaudit.json").read_text())
-    assert report["outcome"] == "REPRODUCED" and report["rows"] == [] and report["verdicts"] == {"certified": "FAIL", "now": "FAIL"}
-    assert report["rows_compared"] == len(pd.read_csv(certified / "run" / "results.csv")) and report["trained_rows"] == 0
+    assert (
+        report["outcome"] == "REPRODUCED"
+        and report["rows"] == []
+        and report["verdicts"] == {"certified": "FAIL", "now": "FAIL"}
+    )
+    assert (
+        report["rows_compared"] == len(pd.read_csv(certified / "run" / "results.csv")) and report["trained_rows"] == 0
+    )
     assert (out / "certificate.json").is_file() and json.loads((out / "verdict.json").read_text())["overall"] == "FAIL"
     assert not (certified / "run" / "reaudit.json").exists()  # the certified folder is left as it was
 
@@ -161,7 +167,10 @@ def test_weights_are_found_in_this_environment_and_a_changed_one_refused(certifi
 
     run = doctored(certified, tmp_path / "b", changed)
     assert reaudit_cli(str(run), "--output", str(tmp_path / "no"), "--root", str(certified)) == 4
-    assert f"{packaged['path']}: model weight changed (sha256 {packaged['sha256']}, certified {'f' * 64})" in capsys.readouterr().err
+    assert (
+        f"{packaged['path']}: model weight changed (sha256 {packaged['sha256']}, certified {'f' * 64})"
+        in capsys.readouterr().err
+    )
 
 
 def _rows(**overrides) -> pd.DataFrame:
@@ -182,7 +191,11 @@ def test_the_comparison_rules():
     (outside,), _, _ = compare_tables(_rows(), _rows(gender={"value": 0.85, "ci_low": 0.76, "ci_high": 0.92}))
     assert outside.rule == "within CI" and "outside the certified 95% CI [0.6, 0.8]" in outside.why
     (moved,), _, _ = compare_tables(_rows(), _rows(ssim={"value": 0.5 + 1e-6}))
-    assert moved.rule == "identical" and moved.key == "blur | evaluator | ssim/ssim" and moved.why.startswith("value 0.5 ->")
+    assert (
+        moved.rule == "identical"
+        and moved.key == "blur | evaluator | ssim/ssim"
+        and moved.why.startswith("value 0.5 ->")
+    )
     (gone, new), _, _ = compare_tables(_rows(), _rows(ssim={"metric": "ms_ssim"}))
     assert (gone.why, new.why) == ("missing from the new results", "not in the certified results")
 
@@ -195,9 +208,12 @@ def test_every_row_of_a_trainable_target_depends_on_training():
 
 
 def test_environment_records_are_compared_key_by_key():
-    assert dict_differences({"versions": {"torch": "2.1", "numpy": "2.0"}}, {"versions": {"torch": "2.2", "numpy": "2.0"}}) == [
-        "versions.torch: 2.1 (certified) -> 2.2 (now)"]
-    assert dict_differences({"environment": {"device": "cpu"}}, {}) == ["environment.device: cpu (certified) -> absent (now)"]
+    assert dict_differences(
+        {"versions": {"torch": "2.1", "numpy": "2.0"}}, {"versions": {"torch": "2.2", "numpy": "2.0"}}
+    ) == ["versions.torch: 2.1 (certified) -> 2.2 (now)"]
+    assert dict_differences({"environment": {"device": "cpu"}}, {}) == [
+        "environment.device: cpu (certified) -> absent (now)"
+    ]
 
 
 def test_the_demo_certificate_reproduces(tmp_path, capsys):

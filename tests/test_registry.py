@@ -14,7 +14,6 @@ import pytest
 
 from anonaudit.anonymizers import GaussianBlur, Mask
 from anonaudit.anonymizers.base import Anonymizer
-from anonaudit.registry import load_builtin_components
 from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, UnknownComponentError
 from anonaudit.registry import (
@@ -26,6 +25,7 @@ from anonaudit.registry import (
     create_anonymizer,
     create_attack,
     create_evaluator,
+    load_builtin_components,
 )
 
 load_builtin_components()
@@ -33,7 +33,15 @@ load_builtin_components()
 
 # -- names and lookups ------------------------------------------------------------------------------------
 def test_registries_by_kind():
-    assert set(REGISTRIES) == {"anonymizers", "attacks", "evaluators", "embedders", "ocr_engines", "detectors", "datasets"}
+    assert set(REGISTRIES) == {
+        "anonymizers",
+        "attacks",
+        "evaluators",
+        "embedders",
+        "ocr_engines",
+        "detectors",
+        "datasets",
+    }
     assert all(r.kind == k for k, r in REGISTRIES.items())
 
 

@@ -177,7 +177,9 @@ def test_lda_projection_learned_on_auxiliary_identities_removes_nuisance():
         for p in range(n):
             pattern = rng.normal(0, 12, (64, 64))
             for _ in range(4):
-                img = 128 + pattern + rng.normal(0, 70) * xx * 2 + rng.normal(0, 70) * yy * 2 + rng.normal(0, 4, (64, 64))
+                img = (
+                    128 + pattern + rng.normal(0, 70) * xx * 2 + rng.normal(0, 70) * yy * 2 + rng.normal(0, 4, (64, 64))
+                )
                 grey = np.clip(np.round(img), 0, 255).astype(np.uint8)
                 images.append(np.repeat(grey[..., None], 3, axis=2))
                 ids.append(f"{prefix}{p}")

@@ -7,23 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anonaudit.anonymizers.classical import GaussianBlur, Mask, Pixelate, gaussian_blur, pixelate
+from anonaudit.anonymizers.classical import pixelate
 from anonaudit.attacks.render_match import (
-    MosaicView,
-    RenderMatchOCR,
-    Scene,
     Token,
-    identity_view,
     mosaic_view,
     parse_format,
-    release_view,
     structures,
 )
 from anonaudit.data.imageset import Box, ImageSet, Release
-from anonaudit.data.synthetic_plates import PLATE_TEXT_RE, synthetic_plates
-from anonaudit.degradation import Degradation, PixelateOperator
-from anonaudit.errors import ConfigError, DataError
-from anonaudit.registry import ATTACKS
+from anonaudit.data.synthetic_plates import PLATE_TEXT_RE
+from anonaudit.errors import ConfigError
 
 
 def release_of(images: ImageSet, anonymizer) -> Release:

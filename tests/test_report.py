@@ -148,7 +148,9 @@ def test_html_is_one_self_contained_file(audit_dir):
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)""", html, flags=re.IGNORECASE)
     assert refs, "expected inline images"
-    assert all(r.startswith("data:image/png;base64,") for r in refs), [r[:40] for r in refs if not r.startswith("data:")]
+    assert all(r.startswith("data:image/png;base64,") for r in refs), [
+        r[:40] for r in refs if not r.startswith("data:")
+    ]
     assert not re.search(r"https?://", html)  # nothing fetched: no fonts, scripts, styles or images from the web
     assert "<link" not in html and "@import" not in html and "<script" not in html.lower()
     assert html.count('alt="example"') == 3 * 4  # 4 anonymized thumbnails per target
@@ -277,17 +279,53 @@ def _sweep_results(tmp_path: Path, n_unavailable_targets: int = 6) -> Results:
         risk = 0.1 * i
         rows += [
             row(**base, kind="target", component="release", metric="pairs", value=40, n=40, status="ok"),
-            row(**base, kind="attack", component="deblur_ocr", component_label="deblur_ocr(methods=['wiener'], balances=[0.01])",
-                metric="exact_match", value=0.25, ci_low=0.14, ci_high=0.41, n=40, baseline=1.85e-07, original=0.9,
-                risk=risk, risk_ci_low=max(0.0, risk - 0.05), risk_ci_high=risk + 0.05, risk_kind="relative",
-                higher_is_better=False, status="ok", message=NOTE),
-            row(**base, kind="evaluator", component="ssim", component_label="ssim", metric="ssim", value=0.5 + 0.05 * i,
-                ci_low=0.45 + 0.05 * i, ci_high=0.55 + 0.05 * i, n=40, higher_is_better=True, status="ok",
-                message="region=image; identical=0"),
+            row(
+                **base,
+                kind="attack",
+                component="deblur_ocr",
+                component_label="deblur_ocr(methods=['wiener'], balances=[0.01])",
+                metric="exact_match",
+                value=0.25,
+                ci_low=0.14,
+                ci_high=0.41,
+                n=40,
+                baseline=1.85e-07,
+                original=0.9,
+                risk=risk,
+                risk_ci_low=max(0.0, risk - 0.05),
+                risk_ci_high=risk + 0.05,
+                risk_kind="relative",
+                higher_is_better=False,
+                status="ok",
+                message=NOTE,
+            ),
+            row(
+                **base,
+                kind="evaluator",
+                component="ssim",
+                component_label="ssim",
+                metric="ssim",
+                value=0.5 + 0.05 * i,
+                ci_low=0.45 + 0.05 * i,
+                ci_high=0.55 + 0.05 * i,
+                n=40,
+                higher_is_better=True,
+                status="ok",
+                message="region=image; identical=0",
+            ),
         ]
         if i < n_unavailable_targets:
-            rows.append(row(**base, kind="evaluator", component="fid", component_label="fid", metric="", status="unavailable",
-                            message="inception-fid unavailable: weights not in the cache (run `anonaudit models fetch inception-fid`)"))
+            rows.append(
+                row(
+                    **base,
+                    kind="evaluator",
+                    component="fid",
+                    component_label="fid",
+                    metric="",
+                    status="unavailable",
+                    message="inception-fid unavailable: weights not in the cache (run `anonaudit models fetch inception-fid`)",
+                )
+            )
     return Results(pd.DataFrame(rows), tmp_path, {"name": "sweep", "seed": 0})
 
 
@@ -333,9 +371,22 @@ def test_verdict_comes_first_or_the_page_says_no_policy_was_applied(tmp_path: Pa
     html = render_html(results)
     assert html.index("No policy applied") < html.index("Headline")
     assert f"anonaudit certify {tmp_path} --policy strict" in html
-    crit = {"id": "ocr-exact-match", "status": "NOT TESTED", "reason": "no attack matching 'ocr' was run", "select": "ocr/*",
-            "on": "value", "comparison": "<=", "threshold_text": "1%", "bound": "upper", "component": "", "metric": "",
-            "value": None, "ci_low": None, "ci_high": None, "n": 0}
+    crit = {
+        "id": "ocr-exact-match",
+        "status": "NOT TESTED",
+        "reason": "no attack matching 'ocr' was run",
+        "select": "ocr/*",
+        "on": "value",
+        "comparison": "<=",
+        "threshold_text": "1%",
+        "bound": "upper",
+        "component": "",
+        "metric": "",
+        "value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": 0,
+    }
     ssim = {**crit, "id": "ssim", "status": "FAIL", "reason": "lower 95% bound 0.45 breaks >= 0.8", "component": "ssim",
             "metric": "ssim", "value": 0.5, "ci_low": 0.45, "ci_high": 0.55, "n": 40}
     verdict = {"overall": "FAIL", "policy": {"name": "strict-public-release", "description": "public release"},
@@ -375,7 +426,6 @@ def test_numbered_labels_of_coinciding_points_do_not_collide():
     """Eight targets at the very same point (two releases that leak and keep the same): every
     number gets its own place, none on another or on the marker."""
     import matplotlib.pyplot as plt
-
     from matplotlib.text import Text
 
     from anonaudit.reports.plots import place_labels
@@ -429,7 +479,9 @@ def browser_layout(page: Path, width: int, tmp: Path) -> dict:
              f"--window-size={width},2400"]
     probe = tmp / f"{page.stem}-{width}-probe.html"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
-    dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     found = re.search(r'<pre id="layout">(.*?)</pre>', dom, flags=re.S)
     assert found, dom[:500]
     subprocess.run([chromium, *flags, f"--screenshot={tmp / f'{page.stem}-{width}.png'}", page.as_uri()],
@@ -469,13 +521,21 @@ def test_page_in_headless_chromium_at_768_px(tmp_path: Path, audit_dir):
     (run / "verdict.json").write_text(json.dumps(verdict))
     page = Results.load(run).report()
     chromium = debian_program("chromium")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-             "--window-size=768,900"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=768,900",
+    ]
     probe = tmp_path / "probe.html"  # the page plus a script that records its width in the DOM
     probe.write_text(page.read_text(encoding="utf-8").replace(
         "</body>", "<script>document.body.dataset.width = document.documentElement.scrollWidth;</script></body>"),
         encoding="utf-8")
-    dom = subprocess.run([chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     width = re.search(r'data-width="(\d+)"', dom)
     assert width, dom[:500]
     assert int(width.group(1)) <= 768
@@ -516,16 +576,67 @@ def test_compute_cost_counts_each_unit_once_per_target(tmp_path: Path):
     for i, (label, release_s, deblur_s) in enumerate([("mask", 1.0, 0.0), ("gaussian_blur(sigma=2)", 2.0, 30.0)]):
         base = {"target": label.split("(")[0], "target_label": label, "target_id": f"t{i}"}
         rows += [
-            row(**base, kind="target", component="release", metric="pairs", value=40, n=40, status="ok", seconds=release_s),
+            row(
+                **base,
+                kind="target",
+                component="release",
+                metric="pairs",
+                value=40,
+                n=40,
+                status="ok",
+                seconds=release_s,
+            ),
             row(**base, kind="target", component="release", metric="unpaired_originals", value=0, status="ok"),
             # one unit, two metric rows carrying its seconds: counted once
-            row(**base, kind="attack", component="deblur_ocr", component_label="deblur_ocr", metric="exact_match_raw", value=0.1,
-                status="ok", seconds=deblur_s),
-            row(**base, kind="attack", component="deblur_ocr", component_label="deblur_ocr", metric="exact_match_inverted", value=0.2,
-                status="ok", seconds=deblur_s),
-            row(**base, kind="evaluator", component="ssim", component_label="ssim", metric="ssim", value=0.5, status="ok", seconds=0.5),
-            row(**base, kind="evaluator", component="psnr", component_label="psnr", metric="psnr", value=20.0, status="ok", seconds=0.25),
-            row(**base, kind="evaluator", component="fid", component_label="fid", metric="", status="unavailable", message="no weights"),
+            row(
+                **base,
+                kind="attack",
+                component="deblur_ocr",
+                component_label="deblur_ocr",
+                metric="exact_match_raw",
+                value=0.1,
+                status="ok",
+                seconds=deblur_s,
+            ),
+            row(
+                **base,
+                kind="attack",
+                component="deblur_ocr",
+                component_label="deblur_ocr",
+                metric="exact_match_inverted",
+                value=0.2,
+                status="ok",
+                seconds=deblur_s,
+            ),
+            row(
+                **base,
+                kind="evaluator",
+                component="ssim",
+                component_label="ssim",
+                metric="ssim",
+                value=0.5,
+                status="ok",
+                seconds=0.5,
+            ),
+            row(
+                **base,
+                kind="evaluator",
+                component="psnr",
+                component_label="psnr",
+                metric="psnr",
+                value=20.0,
+                status="ok",
+                seconds=0.25,
+            ),
+            row(
+                **base,
+                kind="evaluator",
+                component="fid",
+                component_label="fid",
+                metric="",
+                status="unavailable",
+                message="no weights",
+            ),
         ]
     table = pd.DataFrame(rows)
     cost = compute_cost(table, ["mask", "gaussian_blur(sigma=2)"], {"deblur_ocr": "deblur_ocr"})
@@ -541,8 +652,13 @@ def test_compute_cost_counts_each_unit_once_per_target(tmp_path: Path):
 
 # -- badges, one number format, layout at 1280 and 768 px (hand-built run) --------------------------------------------
 LONG = "external(path=/data/releases/2026-12/city-centre/batch-0042/anonymized_v3_final)"
-WIDE = [LONG, "pixelate(block=4)", "pixelate(block=8)", "gaussian_blur(sigma=2, region=boxes, detector=plate_yolo_v8_large)",
-        "mask"]
+WIDE = [
+    LONG,
+    "pixelate(block=4)",
+    "pixelate(block=8)",
+    "gaussian_blur(sigma=2, region=boxes, detector=plate_yolo_v8_large)",
+    "mask",
+]
 #: Per target: (relative risk, its CI) of OCR and (new-leak risk, its CI) of metadata.
 RISKS = [((1.2, 1.1, 1.4), (0.1, 0.05, 0.2)), ((1.2, 0.9, 1.4), (0.1, 0.0, 0.2)), ((0.4, 0.3, 0.5), (0.0, 0.0, 0.03)),
          ((0.2, 0.1, 0.3), (0.0, 0.0, 0.03)), ((0.0, 0.0, 0.02), (0.0, 0.0, 0.03))]
@@ -554,40 +670,160 @@ def _wide_run(folder: Path) -> Results:
     rows, verdicts = [], []
     rng = np.random.default_rng(0)
     for i, (label, ((r, rlo, rhi), (m, mlo, mhi))) in enumerate(zip(WIDE, RISKS)):
-        base = {"target": label.split("(")[0], "target_label": label, "target_id": f"{label.split('(')[0].replace('_', '-')}-{i:04d}"}
+        base = {
+            "target": label.split("(")[0],
+            "target_label": label,
+            "target_id": f"{label.split('(')[0].replace('_', '-')}-{i:04d}",
+        }
         attack = {**base, "kind": "attack", "higher_is_better": False, "status": "ok", "seconds": 3.0}
         rows += [
             row(**base, kind="target", component="release", metric="pairs", value=120, n=120, status="ok", seconds=2.0),
-            row(**attack, component="ocr", component_label="ocr(engine=rapidocr, normalise=plates_us_strict)",
-                metric="exact_match", value=0.42 * r, ci_low=0.42 * rlo, ci_high=0.42 * rhi, n=120, baseline=1.85e-07,
-                original=0.42, risk=r, risk_ci_low=rlo, risk_ci_high=rhi, risk_kind="relative"),
-            row(**attack, component="metadata", component_label="metadata", metric="files_with_gps", value=m, ci_low=mlo,
-                ci_high=mhi, n=120, baseline=0.0, original=0.0, risk=m, risk_ci_low=mlo, risk_ci_high=mhi, risk_kind="new_leak"),
-            row(**attack, component="membership_dcr", component_label="membership_dcr", metric="auc", value=0.52,
-                ci_low=0.45, ci_high=0.6, n=128, baseline=0.5, original=0.7, risk=0.1, risk_ci_low=-0.25, risk_ci_high=0.5,
-                risk_kind="relative"),
-            row(**base, kind="evaluator", component="ssim", component_label="ssim", metric="ssim", value=0.9 - 0.1 * i,
-                ci_low=0.88 - 0.1 * i, ci_high=0.92 - 0.1 * i, n=120, higher_is_better=True, status="ok", seconds=1.0),
-            row(**base, kind="evaluator", component="psnr", component_label="psnr", metric="psnr", value=30.0 - i,
-                ci_low=29.0 - i, ci_high=31.0 - i, n=120, higher_is_better=True, status="ok", seconds=1.0),
+            row(
+                **attack,
+                component="ocr",
+                component_label="ocr(engine=rapidocr, normalise=plates_us_strict)",
+                metric="exact_match",
+                value=0.42 * r,
+                ci_low=0.42 * rlo,
+                ci_high=0.42 * rhi,
+                n=120,
+                baseline=1.85e-07,
+                original=0.42,
+                risk=r,
+                risk_ci_low=rlo,
+                risk_ci_high=rhi,
+                risk_kind="relative",
+            ),
+            row(
+                **attack,
+                component="metadata",
+                component_label="metadata",
+                metric="files_with_gps",
+                value=m,
+                ci_low=mlo,
+                ci_high=mhi,
+                n=120,
+                baseline=0.0,
+                original=0.0,
+                risk=m,
+                risk_ci_low=mlo,
+                risk_ci_high=mhi,
+                risk_kind="new_leak",
+            ),
+            row(
+                **attack,
+                component="membership_dcr",
+                component_label="membership_dcr",
+                metric="auc",
+                value=0.52,
+                ci_low=0.45,
+                ci_high=0.6,
+                n=128,
+                baseline=0.5,
+                original=0.7,
+                risk=0.1,
+                risk_ci_low=-0.25,
+                risk_ci_high=0.5,
+                risk_kind="relative",
+            ),
+            row(
+                **base,
+                kind="evaluator",
+                component="ssim",
+                component_label="ssim",
+                metric="ssim",
+                value=0.9 - 0.1 * i,
+                ci_low=0.88 - 0.1 * i,
+                ci_high=0.92 - 0.1 * i,
+                n=120,
+                higher_is_better=True,
+                status="ok",
+                seconds=1.0,
+            ),
+            row(
+                **base,
+                kind="evaluator",
+                component="psnr",
+                component_label="psnr",
+                metric="psnr",
+                value=30.0 - i,
+                ci_low=29.0 - i,
+                ci_high=31.0 - i,
+                n=120,
+                higher_is_better=True,
+                status="ok",
+                seconds=1.0,
+            ),
         ]
-        crit = [{"id": "ocr-exact-match", "status": "FAIL" if r > 0.05 else "PASS", "select": "ocr/exact_match", "on": "value",
-                 "comparison": "<=", "threshold_text": "1%", "bound": "upper", "component": "ocr", "metric": "exact_match",
-                 "value": 0.42 * r, "ci_low": 0.42 * rlo, "ci_high": 0.42 * rhi, "n": 120,
-                 "reason": f"upper 95% bound {0.42 * rhi:.1%} breaks <= 1%"},
-                {"id": "metadata-gps", "status": "FAIL" if mlo > 0 else "PASS", "select": "metadata/files_with_gps",
-                 "on": "value", "comparison": "==", "threshold_text": "0", "bound": "value", "component": "metadata",
-                 "metric": "files_with_gps", "value": m, "ci_low": mlo, "ci_high": mhi, "n": 120, "reason": ""},
-                {"id": "ssim-floor", "status": "PASS", "select": "ssim/ssim", "on": "value", "comparison": ">=",
-                 "threshold_text": "0.5", "bound": "lower", "component": "ssim", "metric": "ssim", "value": 0.9 - 0.1 * i,
-                 "ci_low": 0.88 - 0.1 * i, "ci_high": 0.92 - 0.1 * i, "n": 120, "reason": ""}]
-        verdicts.append({"target_label": label, "verdict": "FAIL" if any(c["status"] == "FAIL" for c in crit) else "PASS",
-                         "criteria": crit})
+        crit = [
+            {
+                "id": "ocr-exact-match",
+                "status": "FAIL" if r > 0.05 else "PASS",
+                "select": "ocr/exact_match",
+                "on": "value",
+                "comparison": "<=",
+                "threshold_text": "1%",
+                "bound": "upper",
+                "component": "ocr",
+                "metric": "exact_match",
+                "value": 0.42 * r,
+                "ci_low": 0.42 * rlo,
+                "ci_high": 0.42 * rhi,
+                "n": 120,
+                "reason": f"upper 95% bound {0.42 * rhi:.1%} breaks <= 1%",
+            },
+            {
+                "id": "metadata-gps",
+                "status": "FAIL" if mlo > 0 else "PASS",
+                "select": "metadata/files_with_gps",
+                "on": "value",
+                "comparison": "==",
+                "threshold_text": "0",
+                "bound": "value",
+                "component": "metadata",
+                "metric": "files_with_gps",
+                "value": m,
+                "ci_low": mlo,
+                "ci_high": mhi,
+                "n": 120,
+                "reason": "",
+            },
+            {
+                "id": "ssim-floor",
+                "status": "PASS",
+                "select": "ssim/ssim",
+                "on": "value",
+                "comparison": ">=",
+                "threshold_text": "0.5",
+                "bound": "lower",
+                "component": "ssim",
+                "metric": "ssim",
+                "value": 0.9 - 0.1 * i,
+                "ci_low": 0.88 - 0.1 * i,
+                "ci_high": 0.92 - 0.1 * i,
+                "n": 120,
+                "reason": "",
+            },
+        ]
+        verdicts.append(
+            {
+                "target_label": label,
+                "verdict": "FAIL" if any(c["status"] == "FAIL" for c in crit) else "PASS",
+                "criteria": crit,
+            }
+        )
         for k in range(4):
             write_image(folder / "examples" / base["target_id"] / f"{k:02d}.png",
                         (rng.random((80, 240, 3)) * 255).astype(np.uint8))
-    results = Results(pd.DataFrame(rows), folder, {"name": "city-centre-2026-12", "seed": 0,
-                                                  "data": {"name": "plates", "n": 150, "evaluation": 120, "auxiliary": 30}})
+    results = Results(
+        pd.DataFrame(rows),
+        folder,
+        {
+            "name": "city-centre-2026-12",
+            "seed": 0,
+            "data": {"name": "plates", "n": 150, "evaluation": 120, "auxiliary": 30},
+        },
+    )
     results.save(folder)
     (folder / "verdict.json").write_text(json.dumps({"overall": "FAIL", "policy": {"name": "strict-public-release"},
                                                      "created": "2026-12-07T10:00:00+00:00", "targets": verdicts}))
@@ -606,7 +842,11 @@ def test_badges_appear_exactly_under_their_rules(tmp_path: Path):
     from anonaudit.reports.html import risk_badges
 
     assert [b["text"] for b in risk_badges("relative", 1.1)] == ["leaks more than the originals"]
-    assert risk_badges("relative", 0.9) == [] and risk_badges("relative", 1.0) == [] and risk_badges("relative", None) == []
+    assert (
+        risk_badges("relative", 0.9) == []
+        and risk_badges("relative", 1.0) == []
+        and risk_badges("relative", None) == []
+    )
     assert [b["cls"] for b in risk_badges("new_leak", 0.05)] == ["red"]
     assert [b["cls"] for b in risk_badges("new_leak", 0.0)] == ["note"]  # the scale only, never red
     html = render_html(_wide_run(tmp_path))
@@ -662,9 +902,13 @@ def test_no_original_image_appears_in_the_report(audit_dir, tmp_path: Path):
 def test_examples_sit_side_by_side_by_index(tmp_path: Path):
     html = render_html(_wide_run(tmp_path))
     section = html[html.index("<h2>Examples of the release</h2>"):]
-    rows = re.findall(r'<div class="ex-index">example (\d+)</div><div class="thumbs side">(.*?)</div></div>', section, flags=re.S)
+    rows = re.findall(
+        r'<div class="ex-index">example (\d+)</div><div class="thumbs side">(.*?)</div></div>', section, flags=re.S
+    )
     assert [int(i) for i, _ in rows] == [1, 2, 3, 4]
     for i, body in rows:
         captions = re.findall(r'<figcaption title="([^"]+)">', body)
         assert [htmllib.unescape(c) for c in captions] == WIDE  # one per target, in report order
-        assert body.count('alt="example"') == len(WIDE) and body.count('<span class="note">redacted (24-px blocks)</span>') == len(WIDE)
+        assert body.count('alt="example"') == len(WIDE) and body.count(
+            '<span class="note">redacted (24-px blocks)</span>'
+        ) == len(WIDE)

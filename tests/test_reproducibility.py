@@ -53,11 +53,15 @@ def test_same_config_and_seed_give_the_same_table(workdir, first_run):
     table = first_run.table
     assert (table["status"] == "ok").all() and set(table["component"]) >= {"ocr", "ssim", "psnr"}
     assert table["ci_low"].notna().sum() >= 8  # bootstrap and Wilson intervals are part of the comparison
-    again = audit_from_config(load_config(workdir / "audit.yaml"), show_progress=False).run(workdir / "again", show_progress=False)
+    again = audit_from_config(load_config(workdir / "audit.yaml"), show_progress=False).run(
+        workdir / "again", show_progress=False
+    )
     pd.testing.assert_frame_equal(comparable(again.table), comparable(table))
     other_seed = dict(CONFIG, seed=6)
     (workdir / "seed6.yaml").write_text(yaml.safe_dump(other_seed))
-    changed = audit_from_config(load_config(workdir / "seed6.yaml"), show_progress=False).run(workdir / "seed6", show_progress=False)
+    changed = audit_from_config(load_config(workdir / "seed6.yaml"), show_progress=False).run(
+        workdir / "seed6", show_progress=False
+    )
     assert not comparable(changed.table).equals(comparable(table))  # the seed really matters (aux split)
 
 

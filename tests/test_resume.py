@@ -51,7 +51,9 @@ class SlowProbe(Attack):
         coin = proportion(np.random.random(len(release)) < 0.5)  # from the unit's seed
         changed = proportion([not np.array_equal(*release.pair(i)) for i in range(len(release))])
         same = proportion([False] * len(release))
-        return AttackResult(self.name, [AttackMetric("coin", coin, coin, 0.5), AttackMetric("changed", changed, same, 0.0)])
+        return AttackResult(
+            self.name, [AttackMetric("coin", coin, coin, 0.5), AttackMetric("changed", changed, same, 0.0)]
+        )
 
 
 def runs_per_target(log: Path) -> Counter:
@@ -118,7 +120,9 @@ def test_sigkill_mid_audit_then_resume(tmp_path):
         json.loads(path.read_text())
 
     fresh = build_audit(str(log), delay).run(tmp_path / "fresh", show_progress=False)  # same log: same label
-    assert len(fresh.table) == len(resumed.table) == 3 * 10  # 5 release rows + 2 probe + ssim + psnr, psnr_identical_pairs
+    assert (
+        len(fresh.table) == len(resumed.table) == 3 * 10
+    )  # 5 release rows + 2 probe + ssim + psnr, psnr_identical_pairs
     pd.testing.assert_frame_equal(without_seconds(resumed.table), without_seconds(fresh.table))
     saved = pd.read_csv(out / "results.csv")
     assert len(saved) == len(resumed.table) and (saved["status"] == "ok").all()
@@ -172,7 +176,9 @@ def test_units_of_another_audit_are_never_reused(tmp_path, change):
         other.run(out, show_progress=False)
     replaced = other.run(out, resume=False, show_progress=False)
     assert runs_per_target(tmp_path / "probe.log").total() == 4
-    assert other.run(out, show_progress=False).table.drop(columns="seconds").equals(replaced.table.drop(columns="seconds"))
+    assert (
+        other.run(out, show_progress=False).table.drop(columns="seconds").equals(replaced.table.drop(columns="seconds"))
+    )
     assert runs_per_target(tmp_path / "probe.log").total() == 4  # the replaced units now resume
 
 

@@ -56,7 +56,10 @@ def test_release_leaking_more_than_the_originals_is_not_clipped():
 
 
 def test_no_estimate_says_why():
-    assert risk_estimate(Estimate(float("nan"), n=0), rate(5, 10), 0.0).label == "none: nothing measured on the release (n=0)"
+    assert (
+        risk_estimate(Estimate(float("nan"), n=0), rate(5, 10), 0.0).label
+        == "none: nothing measured on the release (n=0)"
+    )
     assert risk_estimate(rate(5, 10), rate(9, 10), float("nan")).label.startswith("none: ")
 
 
@@ -93,16 +96,31 @@ def test_max_risk_keeps_every_target_and_says_why_one_has_no_estimate():
     base = {"target": "mask", "target_label": "mask"}
     unavailable = [status_row({**base, "component": "ocr"}, "attack", "unavailable", "weights absent"),
                    status_row({**base, "component": "metadata"}, "attack", "failed", "boom")]
-    failed = [status_row({"target": "gan", "target_label": "gan", "component": "gan"}, "target", "failed", "no checkpoint")]
+    failed = [
+        status_row({"target": "gan", "target_label": "gan", "component": "gan"}, "target", "failed", "no checkpoint")
+    ]
     nothing = _rows("external", [AttackMetric("files_with_gps", Estimate(float("nan"), n=0), None, 0.0)])
-    ssim_only = [row(target="noise", target_label="noise", kind="evaluator", component="ssim", metric="ssim", value=0.9, status="ok")]
+    ssim_only = [
+        row(
+            target="noise",
+            target_label="noise",
+            kind="evaluator",
+            component="ssim",
+            metric="ssim",
+            value=0.9,
+            status="ok",
+        )
+    ]
     results = Results(pd.DataFrame(leaky + worse + unavailable + failed + nothing + ssim_only))
     h = results.max_risk().set_index("target_label")
     assert list(h.index) == ["blur(sigma=1)", "blur(sigma=0.5)", "mask", "gan", "external", "noise"]
     assert h.loc["blur(sigma=1)", "metric"] == "files_with_gps" and h.loc["blur(sigma=1)", "risk_kind"] == "new_leak"
     assert h.loc["blur(sigma=1)", "risk"] == pytest.approx(0.1) and h.loc["blur(sigma=1)", "n"] == 100
     assert h.loc["blur(sigma=0.5)", "risk"] == pytest.approx(95 / 60) and h.loc["blur(sigma=0.5)", "exceeds_original"]
-    assert h.loc["mask", "reason"] == "every attack was unavailable, failed or not applicable (ocr: unavailable; metadata: failed)"
+    assert (
+        h.loc["mask", "reason"]
+        == "every attack was unavailable, failed or not applicable (ocr: unavailable; metadata: failed)"
+    )
     assert h.loc["gan", "reason"] == "target failed: no checkpoint"
     assert h.loc["external", "reason"] == "no attack gave a risk estimate (nothing measured on the release (n=0))"
     assert h.loc["noise", "reason"] == "no attack was run on this target"
@@ -148,7 +166,9 @@ def _headline(release: Release, attacks) -> tuple[Results, pd.Series]:
     rows = []
     for attack in attacks:
         result = attack.fit(None).run(release)
-        rows += measurement_rows(result.metrics, {**base, "component": attack.name, "component_label": attack.name}, "attack", 0.0)
+        rows += measurement_rows(
+            result.metrics, {**base, "component": attack.name, "component_label": attack.name}, "attack", 0.0
+        )
     results = Results(pd.DataFrame(rows))
     return results, results.max_risk().iloc[0]
 

@@ -44,7 +44,7 @@ def test_estimate_str_dict_and_equality():
 
 # -- Wilson interval ------------------------------------------------------------------------------------
 def test_z95_is_the_normal_quantile():
-    assert Z95 == pytest.approx(1.959963984540054, abs=1e-12)
+    assert pytest.approx(1.959963984540054, abs=1e-12) == Z95
 
 
 def test_wilson_8_of_10_known_values():

@@ -113,6 +113,8 @@ def test_normalized_alternatives_align_with_normalized_text(raw):
 
 
 def test_normalized_alternatives_fold_merges_lookalikes():
-    text, alts = normalize_alternatives("O 1", [[("O", 0.7), ("0", 0.2), ("Q", 0.1)], [(" ", 1.0)], [("1", 0.8), ("I", 0.2)]], fold=True)
+    text, alts = normalize_alternatives(
+        "O 1", [[("O", 0.7), ("0", 0.2), ("Q", 0.1)], [(" ", 1.0)], [("1", 0.8), ("I", 0.2)]], fold=True
+    )
     assert text == "01"
     assert [c for c, _ in alts[0]] == ["0"] and [c for c, _ in alts[1]] == ["1"]

@@ -19,8 +19,8 @@ from anonaudit.params import ParamsMixin
 from anonaudit.training import (
     TRAINERS,
     CheckpointError,
-    TrainConfig,
     Trainable,
+    TrainConfig,
     load_checkpoint,
     load_train_config,
     save_checkpoint,
@@ -90,23 +90,44 @@ def test_toy_method_satisfies_the_protocol():
 def test_training_lowers_the_loss_and_writes_checkpoint_samples_log_and_manifest(tmp_path):
     data = toy_data()
     method = TRAINERS.create("toy_mean")
-    ckpt = train(method, data, TrainConfig(epochs=10, batch_size=4, device="cpu", checkpoint_every=5, sample_every=10), tmp_path, quiet=True)
+    ckpt = train(
+        method,
+        data,
+        TrainConfig(epochs=10, batch_size=4, device="cpu", checkpoint_every=5, sample_every=10),
+        tmp_path,
+        quiet=True,
+    )
     assert ckpt == tmp_path / "checkpoint.pt"
     log = losses(tmp_path)
     assert len(log) == 30  # 10 epochs x 3 batches of 4
     assert np.mean(log[-3:]) < 0.2 * np.mean(log[:3])
     truth = np.mean([data[i] for i in range(len(data))], axis=0).transpose(2, 0, 1) / 255
     np.testing.assert_allclose(method.networks_["mean"].detach().numpy(), truth, atol=0.08)
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000010.png", "step_000020.png", "step_000030.png"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_000010.png",
+        "step_000020.png",
+        "step_000030.png",
+    ]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert (manifest["method"], manifest["steps"], manifest["epochs_completed"], manifest["device"]) == ("toy_mean", 30, 10, "cpu")
-    assert manifest["seed"] == 0 and "torch" in manifest["versions"] and manifest["params"] == {"size": 4, "lr": 0.2, "noise": 0.1}
+    assert (manifest["method"], manifest["steps"], manifest["epochs_completed"], manifest["device"]) == (
+        "toy_mean",
+        30,
+        10,
+        "cpu",
+    )
+    assert (
+        manifest["seed"] == 0
+        and "torch" in manifest["versions"]
+        and manifest["params"] == {"size": 4, "lr": 0.2, "noise": 0.1}
+    )
     payload = load_checkpoint(ckpt)
     assert payload["step"] == 30 and payload["final"] and payload["data_keys"] == data.keys
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporary files
 
 
-@pytest.mark.parametrize("stop_at", [2, 4])  # 3 batches per epoch: last checkpoint at an epoch's end (3) or mid-epoch (5)
+@pytest.mark.parametrize(
+    "stop_at", [2, 4]
+)  # 3 batches per epoch: last checkpoint at an epoch's end (3) or mid-epoch (5)
 def test_interrupted_run_resumes_to_the_same_state_and_steps(tmp_path, stop_at):
     data = toy_data()
     config = TrainConfig(steps=9, batch_size=4, device="cpu", checkpoint_every=1, sample_every=0)
@@ -146,7 +167,14 @@ def test_raising_the_step_count_continues_a_finished_run(tmp_path):
     train(more, data, TrainConfig(steps=8, batch_size=4, device="cpu", sample_every=0), tmp_path / "b", quiet=True)
     assert torch.equal(more.networks_["mean"], straight.networks_["mean"])
     fresh = ToyMean()
-    train(fresh, data, TrainConfig(steps=2, batch_size=4, device="cpu", sample_every=0), tmp_path / "b", resume=False, quiet=True)
+    train(
+        fresh,
+        data,
+        TrainConfig(steps=2, batch_size=4, device="cpu", sample_every=0),
+        tmp_path / "b",
+        resume=False,
+        quiet=True,
+    )
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 2 and len(losses(tmp_path / "b")) == 2
 
 

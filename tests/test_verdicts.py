@@ -61,7 +61,13 @@ def test_builtin_policies_load_with_their_defaults():
     by_id = {c.id: c for c in strict.criteria}
     assert by_id["ocr-exact-match"].bound == "upper" and by_id["ocr-exact-match"].kinds == ("plates",)
     assert by_id["ssim"].bound == "lower" and by_id["metadata-leak"].bound == "value"
-    assert {c.id for c in strict.for_kind("plates")} == {"ocr-exact-match", "membership-tpr", "membership-auc", "metadata-leak", "ssim"}
+    assert {c.id for c in strict.for_kind("plates")} == {
+        "ocr-exact-match",
+        "membership-tpr",
+        "membership-auc",
+        "metadata-leak",
+        "ssim",
+    }
     assert by_id["membership-auc"].bound == "lower"  # a leak the sample shows; showing it safe is membership-tpr's job
     assert load_policy("research-sharing").name == "research-sharing"
     with pytest.raises(ConfigError, match="neither a built-in name"):
@@ -182,10 +188,14 @@ def test_a_failure_outranks_untested_criteria_and_targets():
 
 
 def test_risk_criteria_use_the_risk_ci():
-    policy = parse_policy({"name": "r", "criteria": [{"id": "risk", "select": "*/*", "on": "risk", "require": "<= 0.1"}]})
+    policy = parse_policy(
+        {"name": "r", "criteria": [{"id": "risk", "select": "*/*", "on": "risk", "require": "<= 0.1"}]}
+    )
     rows = [attack("a", "metadata", "files_with_gps", 0.1, 0.055, 0.17, n=120, risk=0.1, risk_ci_low=0.055,
                    risk_ci_high=0.17, risk_kind="new_leak")]
-    rows.append(status_row({"target": "t", "target_label": "a", "component": "fid"}, "evaluator", "unavailable", "no weights"))
+    rows.append(
+        status_row({"target": "t", "target_label": "a", "component": "fid"}, "evaluator", "unavailable", "no weights")
+    )
     c = status(verdict_of(rows, policy), "a", "risk")
     assert c.status == FAIL and c.bound_value == 0.17 and c.value == 0.1
     rows[0].update(risk=0.02, risk_ci_low=0.0, risk_ci_high=0.08)
@@ -196,7 +206,13 @@ def test_kind_selects_the_criteria_that_apply():
     strict = load_policy("strict")
     rows = passing_rows("a")
     plates = certify(Results(pd.DataFrame(rows)), strict, kind="plates")
-    assert [c.id for c in plates.criteria["a"]] == ["ocr-exact-match", "membership-tpr", "membership-auc", "metadata-leak", "ssim"]
+    assert [c.id for c in plates.criteria["a"]] == [
+        "ocr-exact-match",
+        "membership-tpr",
+        "membership-auc",
+        "metadata-leak",
+        "ssim",
+    ]
     assert status(plates, "a", "membership-tpr").status == NOT_TESTED  # no membership attack exists yet
     results = Results(pd.DataFrame(rows), manifest={"config": {"data": {"name": "lfw"}}})
     assert certify(results, strict).kind == "faces"
@@ -241,7 +257,7 @@ class Reencode(GaussianBlur):
         return ImageSet(records, name="reencoded")
 
 
-@pytest.fixture()
+@pytest.fixture
 def planted_run(tmp_path):
     """An audit (metadata + SSIM) of 40 synthetic plates written as PNG files and a release that only
     re-encodes them as JPEG (SSIM stays high), ``gps`` files of it with a GPS position."""
@@ -310,7 +326,12 @@ def test_in_memory_images_are_hashed_by_their_pixels(tmp_path):
     plates = synthetic_plates(n=12, seed=0)
     results = Audit(plates, [Mask()], aux_fraction=0.0).run(tmp_path / "run", show_progress=False)
     inputs = json.loads((tmp_path / "run" / "provenance" / "inputs.json").read_text())
-    assert inputs["evaluation"][3] == {"key": plates.keys[3], "sha256": sha256_pixels(plates[3]), "source": "pixels", "path": None}
+    assert inputs["evaluation"][3] == {
+        "key": plates.keys[3],
+        "sha256": sha256_pixels(plates[3]),
+        "source": "pixels",
+        "path": None,
+    }
     assert results.manifest["weights"] == [] or all(len(w["sha256"]) == 64 for w in results.manifest["weights"])
 
 
@@ -346,4 +367,6 @@ def test_certify_command_prints_the_table_and_exits_by_verdict(planted_run, tmp_
     released.write_bytes(released.read_bytes() + b"edited after the audit")
     assert main(["certify", run, "--policy", "strict"]) == 3
     captured = capsys.readouterr()
-    assert "overall: FAIL" in captured.out and "no certificate written" in captured.err and released.name in captured.err
+    assert (
+        "overall: FAIL" in captured.out and "no certificate written" in captured.err and released.name in captured.err
+    )
