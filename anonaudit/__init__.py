@@ -12,12 +12,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import TYPE_CHECKING, Any
 
-from . import datasets  # noqa: E402
-from .data.imageset import Box, ImageSet, Record, Release  # noqa: E402
-from .results import Results  # noqa: E402
-from .stats import Estimate  # noqa: E402
+from . import datasets
+from .data.imageset import Box, ImageSet, Record, Release
+from .results import Results
+from .stats import Estimate
 
 if TYPE_CHECKING:
     from .audit import Audit

@@ -57,7 +57,7 @@ def component_id(name: str, params: dict[str, Any]) -> str:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds the legacy global RNG that third-party code draws from
     try:
         import torch
 
@@ -346,7 +346,7 @@ class Audit:
             )
         except ModelUnavailableError as exc:
             return outcome([status_row({**base, "component": target.name}, "target", "unavailable", str(exc))], [])
-        except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
+        except Exception as exc:  # recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
                 raise AuditError(f"target {label} failed: {exc}") from exc
             return outcome(
@@ -415,7 +415,7 @@ class Audit:
             ), []
         except ModelUnavailableError as exc:
             return [status_row(unit.base, kind, "unavailable", str(exc), time.time() - t0)], []
-        except Exception as exc:  # noqa: BLE001 - recorded, or re-raised with on_error=raise
+        except Exception as exc:  # recorded, or re-raised with on_error=raise
             if self.on_error == "raise":
                 raise AuditError(
                     f"{kind} {unit.base['component_label']} on {unit.base['target_label']} failed: {exc}"
@@ -536,10 +536,8 @@ class Audit:
             "pandas",
             "pillow",
         ):
-            try:
+            with contextlib.suppress(metadata.PackageNotFoundError):
                 versions[pkg] = metadata.version(pkg)
-            except metadata.PackageNotFoundError:
-                pass
         return {
             "name": self.name,
             "seed": self.seed,

@@ -19,14 +19,14 @@ def _exit_status(*codes: tuple[int, str]) -> str:
     """A help epilog: one line per exit status, then the interrupted ones and how to resume."""
     codes += ((EXIT_SIGINT, "interrupted by Ctrl-C (SIGINT)"), (EXIT_SIGTERM, "stopped by SIGTERM"))
     lines = [f"  {code:<4d} {meaning}" for code, meaning in codes]
-    return "\n".join(["exit status:", *lines, "An interrupted audit keeps the units it finished: rerun the same "
-                      "command to resume."])
+    return "\n".join(["exit status:", *lines, ("An interrupted audit keeps the units it finished: rerun the same "
+                      "command to resume.")])
 
 
 #: Exit statuses of ``anonaudit run`` (its help's epilog).
 RUN_EXIT_STATUS = _exit_status(
-    (0, "the audit ran to the end (targets, attacks or metrics that failed or were unavailable are\n"
-        "       recorded in results.csv and summed up on stderr)"),
+    (0, ("the audit ran to the end (targets, attacks or metrics that failed or were unavailable are\n"
+        "       recorded in results.csv and summed up on stderr)")),
     (2, "error: a bad config, data set or option, or a failure with --on-error raise"),
 )
 
@@ -126,12 +126,12 @@ def cmd_certify(args) -> int:
 
 #: Exit statuses of ``anonaudit reaudit`` (its help's epilog; a re-audit never resumes).
 REAUDIT_EXIT_STATUS = "\n".join(f"  {code:<4d} {meaning}" for code, meaning in (
-    (0, "REPRODUCED: every row of the certified results came back (deterministic rows identical, rows\n"
-        "       depending on training randomness within their 95% CIs) and the same verdict"),
+    (0, ("REPRODUCED: every row of the certified results came back (deterministic rows identical, rows\n"
+        "       depending on training randomness within their 95% CIs) and the same verdict")),
     (1, "DIFFERS: a row, a verdict or an in-memory input differs (they are listed)"),
     (3, "error: not a certificate, no certified results.csv, a config that no longer parses"),
-    (4, "refused: a file the certificate rests on (original, released file, model weight, the policy,\n"
-        "       the certified results.csv) changed or is missing; each is named"),
+    (4, ("refused: a file the certificate rests on (original, released file, model weight, the policy,\n"
+        "       the certified results.csv) changed or is missing; each is named")),
     (EXIT_SIGINT, "interrupted by Ctrl-C (SIGINT)"), (EXIT_SIGTERM, "stopped by SIGTERM"),
 )).join(["exit status:\n", "\nAn interrupted re-audit leaves a partial folder: rerun into a new one."])
 
@@ -271,9 +271,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .registry import REGISTRIES
-
     import shutil
+
+    from .registry import REGISTRIES
 
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     width = max(60, shutil.get_terminal_size((100, 24)).columns - 1)

@@ -40,6 +40,7 @@ reachable from them (:mod:`anonaudit.memo`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import pickle
 from collections.abc import Callable, Sequence
@@ -158,7 +159,7 @@ class RayExecutor(Executor):
         cuts = [round(i * len(todo) / parts) for i in range(parts + 1)]
         cache = _cache_path()
         try:
-            values = self.map(_compute_part, [(compute, todo[a:b], cache) for a, b in zip(cuts, cuts[1:])])
+            values = self.map(_compute_part, [(compute, todo[a:b], cache) for a, b in itertools.pairwise(cuts)])
         except (TypeError, pickle.PicklingError):  # e.g. a model object that cannot be pickled: here
             return compute(todo)  # (an error the model raised on a worker is raised here again)
         return [v for part in values for v in part]
@@ -168,7 +169,7 @@ class RayExecutor(Executor):
         batches = math.ceil(n / batch_size)
         count = max(1, min(batches, self.cpus() * self.shards_per_cpu))
         cuts = [round(i * batches / count) * batch_size for i in range(count + 1)]
-        return [range(a, min(b, n)) for a, b in zip(cuts, cuts[1:]) if a < min(b, n)]
+        return [range(a, min(b, n)) for a, b in itertools.pairwise(cuts) if a < min(b, n)]
 
     def anonymize(
         self, target: Anonymizer, images: ImageSet, auxiliary: ImageSet | None, show_progress: bool = True

@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import itertools
 import multiprocessing
 import os
 import signal
@@ -95,10 +96,9 @@ def _kill_with_parent() -> None:
     """Ask Linux to SIGKILL this process when its parent dies (nothing elsewhere: the watchdog covers it)."""
     if not sys.platform.startswith("linux"):
         return
-    try:
+    # OSError, AttributeError: no prctl in this C library; the watchdog still ends the worker
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl in this C library: the watchdog still ends the worker
-        pass
 
 
 def _watch_parent(parent: int) -> None:
@@ -209,7 +209,7 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], min_per_wor
     if workers < 2:
         return fn(items)
     bounds = [round(i * len(items) / workers) for i in range(workers + 1)]
-    chunks = [items[a:b] for a, b in zip(bounds, bounds[1:])]
+    chunks = [items[a:b] for a, b in itertools.pairwise(bounds)]
     try:
         parts = list(_get_pool(size).map(fn, chunks))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the workers' chunks are lost with the call

@@ -142,8 +142,8 @@ def _kind_warning(kind: str, header: set[str], labels: str | None) -> list[str]:
     for other in sorted(set(ATTACKS) - {kind}):
         theirs = sorted({c for _, needs in ATTACKS[other] for c in needs} & header)
         if theirs:
-            return [f"warning: --kind {kind}, but {labels} has no {' or '.join(sorted(own))} column and has "
-                    f"{', '.join(theirs)}, the labels of {other}: is --kind {other} meant?"]
+            return [(f"warning: --kind {kind}, but {labels} has no {' or '.join(sorted(own))} column and has "
+                    f"{', '.join(theirs)}, the labels of {other}: is --kind {other} meant?")]
     return []
 
 

@@ -17,6 +17,7 @@ checks that the first run's rows are unchanged in the rerun's table. Not part of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -47,10 +48,8 @@ def phase(n: int, output: str, extra: bool) -> dict:
     from anonaudit.registry import ATTACKS as ATTACK_REGISTRY
 
     load_builtin_components()
-    try:
+    with contextlib.suppress(ImportError):
         import torch  # noqa: F401 - imported by Audit.run (seeding) when installed: an import, not audit work
-    except ImportError:
-        pass
     crops = [0]
     recognize = RapidOCREngine._recognize
 

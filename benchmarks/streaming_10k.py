@@ -21,6 +21,7 @@ per image flat from 1k to 10k (the last line's ratio near 1). Not part of the te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -82,10 +83,8 @@ def run_audit(folder: Path, n: int, in_memory: bool, ssim: bool, ocr: bool) -> d
     from anonaudit.registry import ANONYMIZERS, ATTACKS, EVALUATORS, load_builtin_components
 
     load_builtin_components()
-    try:
+    with contextlib.suppress(ImportError):
         import torch  # noqa: F401 - imported by Audit.run (seeding) when installed: an import, not audit work
-    except ImportError:
-        pass
     data = load_labeled_folder(folder, limit=n, seed=None)
     if in_memory:
         data = data.load()

@@ -111,5 +111,5 @@ def test_main_face_selection_rules():
     assert main_face(dets, (110, 110, 3), "score") is small_sure
     assert main_face(dets, (110, 110, 3), "center") is big_centre
     assert main_face([], (110, 110, 3)) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"select must be .* not 'biggest'"):
         main_face(dets, (110, 110, 3), "biggest")

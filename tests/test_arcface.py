@@ -115,7 +115,7 @@ def test_gpu_config_has_the_paper_hyperparameters():
 
 
 def test_unknown_or_invalid_options_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="did you mean.*margin"):
+    with pytest.raises(ConfigError, match=r"did you mean.*margin"):
         ArcFaceTrainConfig.from_dict({"margn": 0.5})
     with pytest.raises(ConfigError, match="lr_milestones"):
         ArcFaceTrainConfig.from_dict({"lr_milestones": [100]})

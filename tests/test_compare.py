@@ -120,7 +120,9 @@ def test_worst_case_attack_per_method():
 
 def test_pareto_fronts_per_attack_and_utility_pair():
     p = compare(table()).pareto.set_index(["attack", "utility", "method"])
-    front = lambda a, u: sorted(m for (aa, uu, m), on in p["on_front"].items() if aa == a and uu == u and on)  # noqa: E731
+    def front(a, u):
+        return sorted(m for (aa, uu, m), on in p["on_front"].items() if aa == a and uu == u and on)
+
     assert front("ocr", "ssim") == ["A", "B", "D"]  # C (risk .6, ssim .7) is beaten by B (.5, .8)
     assert p.at[("ocr", "ssim", "C"), "dominated_by"] == "B"
     assert front("reid", "ssim") == ["A", "C", "D"]  # B (.7, .8) is beaten by A (.2, .9)
@@ -447,7 +449,7 @@ def _compare(args: list, tmp_path: Path, capsys) -> tuple[int, pd.DataFrame, str
 
 
 def test_the_mask_ranks_above_the_release_that_leaks_gps_the_original_and_its_plates(runs, tmp_path, capsys):
-    code, csv, printed = _compare([runs["leak"], runs["mask"]], tmp_path, capsys)
+    code, csv, _ = _compare([runs["leak"], runs["mask"]], tmp_path, capsys)
     assert code == 0
     assert list(csv["run"]) == ["audit-masked-release", "audit-leaky-release"]
     leak = csv.iloc[1]
@@ -502,7 +504,7 @@ def test_a_plates_run_and_a_faces_run_are_refused_unless_forced(runs, tmp_path, 
 
 
 def test_the_same_external_label_in_two_runs_gets_two_labels(runs, tmp_path, capsys):
-    code, csv, printed = _compare([runs["leak"], runs["leak_copy"]], tmp_path, capsys)
+    code, csv, _ = _compare([runs["leak"], runs["leak_copy"]], tmp_path, capsys)
     assert code == 0
     assert csv["target_label"].nunique() == 1 and csv["target_label"].iloc[0].startswith("external(path=")
     assert sorted(csv["run"]) == ["run-leak", "run-leak-copy"]  # same manifest name: the folders name the runs

@@ -152,7 +152,7 @@ def test_model_maps_criteria_sizes_attacker_model_and_untested(run: Path):
     m = compliance_model(Results.load(run))
     rows = {r["target"]: r["cells"] for r in m["criteria_rows"]}
     assert list(rows) == ["pixelate(block=4)", "pixelate(block=16)"]  # natural order
-    single, link, inference = rows["pixelate(block=4)"]
+    single, _, inference = rows["pixelate(block=4)"]
     assert single["worst"]["by"] == "ocr: exact_match" and single["worst"]["risk"] == "90.0% [80.0, 100.0]"
     assert single["worst"]["level"] == "high" and single["worst"]["value"] == "90.0% [80.0, 100.0]"
     assert inference["worst"]["by"] == "metadata: files_with_leak"  # metadata tests inference too (GPS)

@@ -153,8 +153,8 @@ def test_a_run_and_its_certificate_record_the_environment_and_a_resume_under_ano
     with pytest.warns(EnvironmentWarning) as caught:
         tiny_audit().run(out, show_progress=False)
     scipy = metadata.version("scipy")
-    assert [str(w.message) for w in caught] == [f"run {out} was computed under another environment: "
-                                                f"scipy version: 0.1 recorded, {scipy} now"]
+    assert [str(w.message) for w in caught] == [(f"run {out} was computed under another environment: "
+                                                f"scipy version: 0.1 recorded, {scipy} now")]
     assert json.loads(stored.read_text()) == recorded  # its reused units still come from there
 
     with warnings.catch_warnings():

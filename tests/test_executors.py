@@ -10,6 +10,7 @@ cuts shards as Ray does.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ import pytest
 from face_data import SHARED, needs_lfw
 
 import anonaudit
-
 from anonaudit.anonymizers.classical import GaussianBlur, Mask, Pixelate
 from anonaudit.attacks.ocr import OCRReread
 from anonaudit.audit import Audit, audit_from_config
@@ -74,7 +74,7 @@ class ShardedLocal(LocalExecutor):
     def shards(self, n, batch_size):
         batches = -(-n // batch_size)
         cuts = [round(i * batches / self.count) * batch_size for i in range(self.count + 1)]
-        return [range(a, min(b, n)) for a, b in zip(cuts, cuts[1:]) if a < min(b, n)]
+        return [range(a, min(b, n)) for a, b in itertools.pairwise(cuts) if a < min(b, n)]
 
     def map(self, fn, calls):
         self.sent.append((fn.__name__, len(calls)))

@@ -136,7 +136,7 @@ def test_bad_inputs_are_named():
     one = FeatureStats()
     one.update(np.zeros((1, 2)))
     with pytest.raises(DataError, match="at least 2 samples, got 1"):
-        one.cov
+        _ = one.cov
 
 
 class _Passthrough(torch.nn.Module):
@@ -169,7 +169,9 @@ def test_fid_equals_torchmetrics_on_identical_features():
 
 
 def _mmd2_loops(x, y):
-    k = lambda a, b: (a @ b / x.shape[1] + 1.0) ** 3  # noqa: E731
+    def k(a, b):
+        return (a @ b / x.shape[1] + 1.0) ** 3
+
     m, n = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
@@ -220,7 +222,9 @@ def test_bootstrap_weights_exclude_same_row_pairs():
     idx = np.array([0, 0, 1, 3, 3, 3, 5, 7])
     w = np.bincount(idx, minlength=8).astype(float)
     kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
-    k = lambda a, b: (a @ b / 3 + 1.0) ** 3  # noqa: E731
+    def k(a, b):
+        return (a @ b / 3 + 1.0) ** 3
+
     pos = range(len(idx))
     pairs = [(a, b) for a in pos for b in pos if idx[a] != idx[b]]
     xx = np.mean([k(x[idx[a]], x[idx[b]]) for a, b in pairs])

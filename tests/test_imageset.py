@@ -230,7 +230,7 @@ def test_external_release_folder_errors(tmp_path: Path):
     write_image(other / "zzz.png", grey(1))
     with pytest.raises(MismatchError, match="no file matches any original name"):
         ExternalRelease(path=str(other), on_mismatch="drop").anonymize(originals)
-    with pytest.raises(ConfigError, match="'path' .* is required"):
+    with pytest.raises(ConfigError, match=r"'path' .* is required"):
         ExternalRelease()
     with pytest.raises(ConfigError, match="on_mismatch must be 'raise' or 'drop', got 'skip'"):
         ExternalRelease(path=str(rel), on_mismatch="skip")

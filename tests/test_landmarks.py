@@ -3,6 +3,7 @@ with known shifts, scalings and rotations, and honest counts of faces not found.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -137,14 +138,14 @@ def test_landmark_error_grows_with_a_known_shift_and_matches_it(faces):
         counts = {"jaw": 17, "eyebrows": 10, "nose": 9, "eyes": 12, "mouth": 20}
         weighted = sum(n * got[f"landmark_error_{p}"].release.value for p, n in counts.items()) / 68
         assert weighted == pytest.approx(est.value, rel=1e-9, abs=1e-12)
-    assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
+    assert values[0] == 0.0 and all(a < b for a, b in itertools.pairwise(values))
 
 
 def test_landmark_error_grows_with_scaling_of_the_face(faces):
     values = [
         evaluate("landmark_error", faces, warp(faces, scale=s), box="original").value for s in (1.0, 1.05, 1.12, 1.25)
     ]
-    assert values[0] == 0.0 and all(a < b for a, b in zip(values, values[1:]))
+    assert values[0] == 0.0 and all(a < b for a, b in itertools.pairwise(values))
 
 
 def test_a_release_at_twice_the_resolution_is_compared_in_the_original_frame(faces):

@@ -71,7 +71,9 @@ def test_rerun_with_one_more_attack_makes_no_repeated_model_call(tmp_path):
     assert second_reads, "the extra attack ran no OCR at all"
     assert not set(second_reads) & set(first_reads)
     assert max(Counter(second_reads).values()) == 1
-    ocr_rows = lambda r: r.table[r.table.component == "ocr"].reset_index(drop=True)  # noqa: E731
+    def ocr_rows(r):
+        return r.table[r.table.component == "ocr"].reset_index(drop=True)
+
     assert ocr_rows(second).equals(ocr_rows(first))
     assert (second.table.component == "deblur_ocr").any()
     assert (second.table[second.table.component == "deblur_ocr"].status == "ok").all()

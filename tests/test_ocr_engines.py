@@ -255,7 +255,7 @@ def test_recogniser_parts_in_parallel_give_the_outputs_of_one_call(plates, monke
         parts: list[int] = []
 
         def finish(outputs: np.ndarray) -> list[np.ndarray]:  # each part's outputs, in order
-            parts.append(len(outputs))
+            parts.append(len(outputs))  # noqa: B023 - called within this iteration only
             return list(outputs)
 
         np.testing.assert_array_equal(np.stack(_forward(rec.session, batch, finish)), whole)

@@ -18,7 +18,7 @@ def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     assert "synthetic_plates(n=250" in code and 'audit.run("runs/plates")' in code
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANONAUDIT_PROGRESS", "0")
-    exec(compile(code.replace("n=250", "n=15"), str(README), "exec"), {})  # noqa: S102 - our own README
+    exec(compile(code.replace("n=250", "n=15"), str(README), "exec"), {})  # exec of our own README
     out = tmp_path / "runs" / "plates"
     assert (out / "results.csv").is_file() and (out / "report.html").is_file()
     printed = capsys.readouterr().out

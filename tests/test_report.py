@@ -399,7 +399,7 @@ def test_verdict_comes_first_or_the_page_says_no_policy_was_applied(tmp_path: Pa
     assert html.count("no attack matching &#39;ocr&#39; was run") == 1  # shared by every target: said once
     assert "lower 95% bound 0.45 breaks &gt;= 0.8" in html
     (tmp_path / "verdict.json").write_text("{not json")
-    with pytest.raises(DataError, match="verdict.json: not a readable verdict file"):
+    with pytest.raises(DataError, match=r"verdict\.json: not a readable verdict file"):
         render_html(results)
 
 
@@ -513,7 +513,7 @@ def test_no_key_column_is_cut_at_1280_or_768_px(tmp_path: Path, width: int):
 def test_page_in_headless_chromium_at_768_px(tmp_path: Path, audit_dir):
     """The report as a browser lays it out at 768 px: the verdict box is in the first screen and the
     page itself never scrolls sideways (wide tables scroll inside their own box)."""
-    results, out = audit_dir
+    results, _ = audit_dir
     verdict = {"overall": "FAIL", "policy": {"name": "strict"}, "created": "now",
                "targets": [{"target_label": t.label(), "verdict": "FAIL", "criteria": []} for t in TARGETS]}
     run = tmp_path / "run"
@@ -906,7 +906,7 @@ def test_examples_sit_side_by_side_by_index(tmp_path: Path):
         r'<div class="ex-index">example (\d+)</div><div class="thumbs side">(.*?)</div></div>', section, flags=re.S
     )
     assert [int(i) for i, _ in rows] == [1, 2, 3, 4]
-    for i, body in rows:
+    for _, body in rows:
         captions = re.findall(r'<figcaption title="([^"]+)">', body)
         assert [htmllib.unescape(c) for c in captions] == WIDE  # one per target, in report order
         assert body.count('alt="example"') == len(WIDE) and body.count(

@@ -48,7 +48,7 @@ class SlowProbe(Attack):
             f.write(json.dumps([release.name, release.params], sort_keys=True) + "\n")
         if self.fail_if and os.path.exists(self.fail_if):
             raise RuntimeError(f"transient failure on {release.name}")
-        coin = proportion(np.random.random(len(release)) < 0.5)  # from the unit's seed
+        coin = proportion(np.random.random(len(release)) < 0.5)  # noqa: NPY002 - the global RNG the unit's seed sets
         changed = proportion([not np.array_equal(*release.pair(i)) for i in range(len(release))])
         same = proportion([False] * len(release))
         return AttackResult(

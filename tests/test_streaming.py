@@ -59,7 +59,7 @@ def test_image_store_round_trip_subset_and_errors(tmp_path):
     with pytest.raises(DataError, match="without a stored image"):
         ImageSet(ImageSet.from_arrays(images[:1], ["zz"]).records, store=store)
     (tmp_path / "store" / "00000001.npy").write_bytes(b"not an array")
-    with pytest.raises(ImageReadError, match="00000001.npy"):
+    with pytest.raises(ImageReadError, match=r"00000001\.npy"):
         stored[1]
 
 

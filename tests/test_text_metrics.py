@@ -89,7 +89,7 @@ def test_topk_char_accuracy_rescues_substitutions_in_top_k():
     assert topk_char_accuracy("AB1", "A81", alts, 2) == pytest.approx(1.0)
     # A deletion is never rescued: "AB1" read as "A1".
     assert topk_char_accuracy("AB1", "A1", [[("A", 1.0)], [("1", 1.0), ("B", 0.5)]], 5) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2 alternative lists for a reading of 3 characters"):
         topk_char_accuracy("AB1", "A81", alts[:2], 1)
 
 

@@ -211,7 +211,7 @@ def test_train_config_validation():
         TrainConfig(epochs=1, steps=1)
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig(epochs=1, batch_size=0)
-    with pytest.raises(ConfigError, match="did you mean.*batch_size"):
+    with pytest.raises(ConfigError, match=r"did you mean.*batch_size"):
         TrainConfig.from_dict({"epochs": 1, "batchsize": 4})
     with pytest.raises(ConfigError, match="device"):
         TrainConfig(epochs=1, device="tpu")
@@ -264,7 +264,7 @@ def test_arcface_trains_through_the_loop_and_its_checkpoint_embeds(tmp_path):
     params = {k: v for k, v in job.method.items() if k != "name"}
     method = create_trainable("arcface", **{**params, "align": "none", "lr_steps": []})
     train(method, data, TrainConfig(steps=12, batch_size=8, device="cpu", sample_every=0), tmp_path, quiet=True)
-    log = [v for v in losses_named(tmp_path, "loss")]
+    log = list(losses_named(tmp_path, "loss"))
     assert len(log) == 12 and np.mean(log[-2:]) < np.mean(log[:2])
     emb = EMBEDDERS.create("arcface_trained", checkpoint=str(tmp_path / "checkpoint.pt"), detector="none")
     vectors = emb.embed(data)

@@ -185,7 +185,10 @@ class AIA(TrainableAnonymizer):
             "adversary": Adversary(self.size, self.adversary, self.adversary_hidden), "siamese": Siamese(self.size),
         }
         self.networks_ = {k: v.to(self.device_) for k, v in nets.items()}
-        adam = lambda *ms: torch.optim.Adam([p for m in ms for p in m.parameters()], lr=float(self.lr))  # noqa: E731
+
+        def adam(*ms: torch.nn.Module) -> torch.optim.Adam:
+            return torch.optim.Adam([p for m in ms for p in m.parameters()], lr=float(self.lr))
+
         self.optimizers_ = {
             "autoencoder": adam(self.networks_["encoder"], self.networks_["decoder"]),
             "adversary": adam(self.networks_["adversary"]),

@@ -61,7 +61,9 @@ class Decoder(nn.Module):
         super().__init__()
         self.size = size
         c = ENCODER_CHANNELS[-1]
-        up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
+        def up() -> nn.Module:
+            return nn.Upsample(scale_factor=2, mode="nearest")
+
         if kind == "three_conv":
             self.net = nn.Sequential(
                 nn.Conv2d(c, 256, 3, padding=1), nn.LeakyReLU(0.2), up(),

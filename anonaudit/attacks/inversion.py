@@ -485,9 +485,10 @@ class InversionAttack(Attack):
         engine = create_engine(self.engine, **(self.engine_params or {}))
         truths = truths_of(release.originals, self.name)
         records = release.originals.records
-        read = lambda images, what: engine.read(
-            images, self.batch_size, records, self.margin, desc=f"{self.name} {what}"
-        )
+
+        def read(images: ImageSet, what: str) -> list:
+            return engine.read(images, self.batch_size, records, self.margin, desc=f"{self.name} {what}")
+
         original = score_readings(truths, read(release.originals, "originals"), 1, False)
         raw_readings = read(release.anonymized, "release")
         mode, op = self.plan(release)

@@ -210,11 +210,11 @@ class RealFakeJudges(Attack):
             str, tuple[np.ndarray, np.ndarray, np.ndarray]
         ] = {}  # judge -> (calibration reals, eval reals, eval fakes)
         notes = [
-            f"judges trained on {len(real_fit)} real and {len(fake_fit)} anonymized regions of {len(fit)} auxiliary images "
+            (f"judges trained on {len(real_fit)} real and {len(fake_fit)} anonymized regions of {len(fit)} auxiliary images "
             f"({how}); thresholds at {self.fpr:g} FPR on {len(real_cal)} held-out real regions; evaluated on "
-            f"{len(eval_fake)} anonymized and {len(eval_real)} real regions of the release",
-            "detectability, not readability: a judge that spots anonymized regions says nothing about whether they "
-            "can be read or recognised (see the OCR / re-identification rows of the same release)",
+            f"{len(eval_fake)} anonymized and {len(eval_real)} real regions of the release"),
+            ("detectability, not readability: a judge that spots anonymized regions says nothing about whether they "
+            "can be read or recognised (see the OCR / re-identification rows of the same release)"),
         ]
         for name in self.judges:
             if name == "xgboost":

@@ -99,8 +99,8 @@ class Linkability(Attack):
             AttackMetric(f"pair_tar@far={self.far:g}", tar_r, tar_o, float(self.far),
                          f"same-person pairs linked at {self.far:g} false links: {what}"),
         ]
-        notes = [f"{auc_r.extra.get('genuine_pairs', 0)} same-person and {auc_r.extra.get('impostor_pairs', 0)} "
-                 f"different-person pairs among {len(release)} released images of {len(set(ids))} people"]
+        notes = [(f"{auc_r.extra.get('genuine_pairs', 0)} same-person and {auc_r.extra.get('impostor_pairs', 0)} "
+                 f"different-person pairs among {len(release)} released images of {len(set(ids))} people")]
         return AttackResult(self.name, metrics, pd.DataFrame({"key": release.keys, "identity": ids}), notes)
 
 
@@ -193,8 +193,8 @@ class EffectiveK(Attack):
             ),
         ]
         details = pd.DataFrame({"key": release.keys, "class": cls_r, "class_size": size_r, "rank": ranks_r})
-        notes = [f"{int(cls_r.max()) + 1} equivalence classes among {len(release)} released images "
-                 f"(sizes {int(size_r.min())} to {int(size_r.max())}) against the claimed K={k}"]
+        notes = [(f"{int(cls_r.max()) + 1} equivalence classes among {len(release)} released images "
+                 f"(sizes {int(size_r.min())} to {int(size_r.max())}) against the claimed K={k}")]
         return AttackResult(self.name, metrics, details, notes)
 
 

@@ -544,8 +544,8 @@ class LikelihoodRatio(MembershipAttack):
             else "the method's tiny CPU recipe (fit without a checkpoint)"
         )
         notes = [
-            f"LiRA on the {self.signal} signal: {self.n_shadow} shadow {target.name} models with the target's public "
+            (f"LiRA on the {self.signal} signal: {self.n_shadow} shadow {target.name} models with the target's public "
             f"parameters, each trained ({recipe}) on a random half of the {n} candidates; online (IN and OUT Gaussians) "
-            "under the plain metric names, offline (OUT only) as offline_*; a shadow recipe unlike the target's weakens the test"
+            "under the plain metric names, offline (OUT only) as offline_*; a shadow recipe unlike the target's weakens the test")
         ]
         return {"": online, "offline_": offline}, notes

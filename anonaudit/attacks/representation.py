@@ -186,13 +186,15 @@ class RepresentationInference(GenderInference):
         on_release, on_original = self._estimates(y, p_rel), self._estimates(y, p_orig)
         majority = int(np.mean(y_aux) > 0.5)
         baselines = {"accuracy": float(np.mean(y == majority)), "balanced_accuracy": 0.5, "roc_auc": 0.5}
-        shown = lambda s: ", ".join(f"{c} {v:.3f}" for c, v in s.items())  # noqa: E731
+        def shown(s: dict[str, float]) -> str:
+            return ", ".join(f"{c} {v:.3f}" for c, v in s.items())
+
         notes = [
-            f"fresh attackers trained on the released representations of {len(self.auxiliary_)} auxiliary images "
+            (f"fresh attackers trained on the released representations of {len(self.auxiliary_)} auxiliary images "
             f"({int(y_aux.sum())} {self.classes_[1]}, {int((y_aux == 0).sum())} {self.classes_[0]}); "
-            f"grouped {self.folds}-fold CV {self.select_by}: {shown(cv_rel)}; attacking with {best}; {len(y)} labelled release images",
-            f"upper bound: the same procedure on the originals' {self.pixel_size}x{self.pixel_size} greyscale pixels "
-            f"(CV {self.select_by}: {shown(cv_orig)}; attacking with {best_o})",
+            f"grouped {self.folds}-fold CV {self.select_by}: {shown(cv_rel)}; attacking with {best}; {len(y)} labelled release images"),
+            (f"upper bound: the same procedure on the originals' {self.pixel_size}x{self.pixel_size} greyscale pixels "
+            f"(CV {self.select_by}: {shown(cv_orig)}; attacking with {best_o})"),
         ]
         metrics = [
             AttackMetric(

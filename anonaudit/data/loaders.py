@@ -86,7 +86,7 @@ def image_size(path: Path, where: str) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return img.size
-    except Exception as exc:  # any decoder failure: report the file
+    except Exception as exc:  # noqa: BLE001 - any decoder failure: report the file
         raise DataError(f"{where}: cannot read the size of image {path}: {exc}") from None
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from ..errors import ModelUnavailableError, WeightIntegrityError
 from .specs import BUILTIN_SPECS, ModelSpec
 
-
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in BUILTIN_SPECS}
 
 
@@ -84,10 +83,7 @@ def verify(name: str, path: str | Path) -> str:
     spec = get_spec(name)
     digest = sha256_file(path)
     expected = _recorded_hashes().get(name) if not spec.full_hash else spec.sha256
-    if expected is not None:
-        ok = digest == expected
-    else:
-        ok = digest.startswith(spec.sha256)
+    ok = digest == expected if expected is not None else digest.startswith(spec.sha256)
     if not ok:
         raise WeightIntegrityError(
             f"{path}: sha256 {digest} does not match {name}'s registered "

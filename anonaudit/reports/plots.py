@@ -18,13 +18,13 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
-from matplotlib.transforms import Bbox  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import PercentFormatter
+from matplotlib.transforms import Bbox
 
-from .fmt import natural_key  # noqa: E402
+from .fmt import natural_key
 
 #: Highest y shown for a CI end (a higher or unbounded end is cut at the edge and marked there).
 RISK_AXIS_CAP = 3.0

@@ -312,7 +312,7 @@ def attach_evidence(criteria: list[CriterionResult], findings: pd.DataFrame, lab
         hits = mine[(mine["attack"].astype(str) == c.component) & counts]
         if hits.empty:
             continue
-        names = [n for n in dict.fromkeys(hits["file"].where(hits["file"].astype(str) != "", hits["key"]).astype(str))]
+        names = list(dict.fromkeys(hits["file"].where(hits["file"].astype(str) != "", hits["key"]).astype(str)))
         c.evidence = {"files": names[:EVIDENCE_FILES], "files_total": len(names), "findings": "findings.csv",
                       "count": int(len(hits))}
 

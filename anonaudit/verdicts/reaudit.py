@@ -47,10 +47,11 @@ import os
 import re
 import site
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -171,8 +172,8 @@ def load_certified(source: str | Path) -> Certified:
         raise DataError(f"{path}: the certified results table is in none of {[str(p / 'results.csv') for p in places]}: "
                         "keep results.csv beside certificate.json to re-audit it")
     if sha256_file(run / "results.csv") != want:
-        raise Refused([f"{run / 'results.csv'}: the certified results table changed (sha256 "
-                       f"{sha256_file(run / 'results.csv')}, certified {want})"])
+        raise Refused([(f"{run / 'results.csv'}: the certified results table changed (sha256 "
+                       f"{sha256_file(run / 'results.csv')}, certified {want})")])
     manifest_json = _read_json(run / "manifest.json")
     return Certified(path, cert, pd.read_csv(run / "results.csv", keep_default_na=True), run,
                      manifest_json if isinstance(manifest_json, dict) else {})
@@ -280,8 +281,8 @@ def certified_policy(manifest: dict[str, Any], remap: PathMap) -> Policy:
             policy = load_policy(path)
             if policy.sha256 == want:
                 return policy
-    raise Refused([f"policy {name!r}: no text with the certified sha256 {want} at {source or 'its source'} "
-                   "nor among the built-in policies (the policy changed or is missing)"])
+    raise Refused([(f"policy {name!r}: no text with the certified sha256 {want} at {source or 'its source'} "
+                   "nor among the built-in policies (the policy changed or is missing)")])
 
 
 # -- rerun ---------------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def rerun_config(manifest: dict[str, Any], remap: PathMap, output: Path, roots: 
 
 def default_output(certified: Certified) -> Path:
     """``<run>-reaudit-<UTC timestamp>`` beside the certified run folder."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return certified.run.parent / f"{certified.run.name}-reaudit-{stamp}"
 
 

@@ -150,7 +150,7 @@ def load_iresnet(path: str | Path, arch: str = "iresnet50", input_size: int = 11
         raise ModelUnavailableError(str(path), "weight file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
         raise ModelUnavailableError(
             str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
         ) from None
@@ -199,7 +199,7 @@ class OnnxFaceModel:
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelUnavailableError(str(path), f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

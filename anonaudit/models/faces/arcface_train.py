@@ -338,7 +338,7 @@ def load_trained(path: str | Path, device: str = "cpu") -> tuple[IResNet, dict[s
         raise ModelUnavailableError(str(path), "checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
         raise ModelUnavailableError(str(path), f"cannot be read ({type(exc).__name__}: {exc})") from None
     if isinstance(ckpt, dict) and ckpt.get("format") == TRAIN_CHECKPOINT_FORMAT and ckpt.get("method") == "arcface":
         ckpt = {**ckpt, **ckpt["state"]}  # written by `anonaudit train`: backbone, config and classes in its state

@@ -46,7 +46,7 @@ def dlib_model_file(filename: str) -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(PACKAGE, "package not installed", "pip install face_recognition_models")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
     if not path.is_file():
         raise ModelUnavailableError(
             PACKAGE, f"{path} is missing", "pip install --force-reinstall face_recognition_models"

@@ -18,14 +18,7 @@ from ...errors import ModelUnavailableError
 from ...registry import DETECTORS, EMBEDDERS
 from .. import cache
 from .align import align_arcface, facenet_crop, main_face
-from .base import Detection, FaceDetector, FaceEmbedder, l2_normalise
-
-
-def make_detector(name: str, device: str = "cpu") -> FaceDetector:
-    """A registered detector by name; MTCNN runs on ``device``."""
-    if name == "mtcnn":
-        return DETECTORS.create("mtcnn", device=device)
-    return DETECTORS.create(name)
+from .base import Detection, FaceEmbedder, l2_normalise, make_detector
 
 
 class DetectingEmbedder(FaceEmbedder):
@@ -171,7 +164,7 @@ class FaceNetEmbedder(DetectingEmbedder):
             path = self._weights_path()
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # unpickling errors come in many types
+            except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
                 raise ModelUnavailableError(
                     str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
                 ) from None

@@ -23,6 +23,7 @@ plate-detectability evaluator.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -178,7 +179,7 @@ def _forward(
     count = max(1, math.ceil(n / part_size))
     count = min(math.ceil(count / threads) * threads, max(1, n // 2))  # balanced threads, parts of two or more
     bounds = [round(i * n / count) for i in range(count + 1)]
-    parts = list(zip(bounds, bounds[1:]))
+    parts = list(itertools.pairwise(bounds))
 
     def run(part: tuple[int, int]) -> list[T]:
         return finish(np.asarray(session(batch[part[0] : part[1]])))
@@ -282,7 +283,7 @@ class RapidOCREngine(OCREngine):
                 return detect_part(0, idx)
             bounds = [round(k * len(idx) / parts) for k in range(parts + 1)]
             with ThreadPoolExecutor(parts) as pool:
-                found = pool.map(detect_part, range(parts), [idx[a:b] for a, b in zip(bounds, bounds[1:])])
+                found = pool.map(detect_part, range(parts), [idx[a:b] for a, b in itertools.pairwise(bounds)])
             return [regions for part in found for regions in part]
 
         values = memo.get_or_compute([content_hash(a) for a in arrays], compute)
