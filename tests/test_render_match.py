@@ -7,16 +7,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anonaudit.anonymizers.classical import pixelate
+from anonaudit.anonymizers.classical import Mask, Pixelate, pixelate
 from anonaudit.attacks.render_match import (
+    MosaicView,
+    RenderMatchOCR,
     Token,
     mosaic_view,
     parse_format,
+    release_view,
     structures,
 )
 from anonaudit.data.imageset import Box, ImageSet, Release
-from anonaudit.data.synthetic_plates import PLATE_TEXT_RE
-from anonaudit.errors import ConfigError
+from anonaudit.data.synthetic_plates import PLATE_TEXT_RE, synthetic_plates
+from anonaudit.degradation import Degradation
+from anonaudit.errors import ConfigError, DataError
+from anonaudit.registry import ATTACKS
 
 
 def release_of(images: ImageSet, anonymizer) -> Release:
@@ -52,3 +57,68 @@ def test_mosaic_view_equals_the_anonymizers_cell_means():
     got = view.contrib(view.table(alpha), np.zeros(1, int), np.array([20]), np.array([13]))[0]
     cells = pixelate(np.repeat(canvas[..., None] * 255, 3, axis=2).astype(np.float64), 8)  # float: no rounding
     assert np.allclose(got * 255, np.asarray(cells, float)[::8, ::8, 0], atol=0.6)
+
+
+MONO = ("DejaVuSansMono-Bold.ttf",)
+
+
+@pytest.fixture(scope="module")
+def mono_plates() -> tuple[ImageSet, ImageSet]:
+    """Evaluation and auxiliary plates of the demo's generator, printed in one font the attacker knows."""
+    return synthetic_plates(n=12, seed=0, fonts=MONO), synthetic_plates(n=40, seed=1, fonts=MONO)
+
+
+def test_render_match_reads_a_mosaic_that_depixelation_cannot(mono_plates):
+    from anonaudit.attacks.inversion import DepixelateThenOCR
+
+    images, aux = mono_plates
+    release = release_of(images, Pixelate(block=16))
+    result = RenderMatchOCR(fonts=MONO).fit(aux).run(release)
+    exact, chars = result.metric("exact_match"), result.metric("char_accuracy")
+    classical = DepixelateThenOCR(methods=("gaussian",)).fit(aux).run(release).metric("exact_match_inverted")
+    print("render_match exact", exact.release, "originals", exact.original, "depixelate_ocr", classical.release)
+    assert classical.release.value <= 0.05
+    assert exact.release.value >= 0.5 and exact.release.ci_low > classical.release.ci_high
+    assert chars.release.value >= 0.8 and exact.original.value >= 0.75
+    assert exact.baseline < 0.01
+    assert any("search cost" in n and "candidate renderings" in n for n in result.notes)
+    assert list(result.details["operator"].unique()) == ["pixelate(block=16 px) whole image"]
+
+
+def test_a_mask_reads_at_chance(mono_plates):
+    images, aux = mono_plates
+    result = RenderMatchOCR(fonts=MONO).fit(aux).run(release_of(images, Mask()))
+    exact, chars = result.metric("exact_match"), result.metric("char_accuracy")
+    assert exact.release.value == pytest.approx(exact.baseline, abs=1e-9)
+    assert chars.release.value == pytest.approx(chars.baseline, abs=1e-6)
+    assert exact.original.value >= 0.75  # the originals are still read: the mask, not the attack, failed
+
+
+class Swirl(Degradation):
+    """An operator render-and-match does not model."""
+
+    kind = "swirl"
+
+
+def test_unknown_operators_are_not_applicable_with_the_reason(mono_plates):
+    images, _ = mono_plates
+    sub = images.subset(range(3))
+    attack = RenderMatchOCR(fonts=MONO)
+    swirled = Release(sub, sub, "swirl", {}, degradation=Swirl())
+    assert "swirl" in attack.not_applicable(swirled)
+    with pytest.raises(DataError, match="swirl"):
+        attack.fit(None).run(swirled)
+    masked = release_of(sub, Mask())
+    external = Release(sub, masked.anonymized, "external", {})
+    assert "no mosaic grid" in attack.not_applicable(external)
+    pixelated = Release(sub, release_of(sub, Pixelate(block=16)).anonymized, "external", {})
+    assert attack.not_applicable(pixelated) == ""
+    tall = int(np.argmax([r.boxes[0].h for r in sub.records]))  # the blind grid needs four cells per height
+    view, how = release_view(pixelated.anonymized[tall], sub.records[tall], pixelated.anonymized.records[tall], None, 8)
+    assert isinstance(view, MosaicView) and how == "pixelate(block=16 px) estimated blind"
+
+
+def test_registered_as_an_ocr_attack():
+    assert ATTACKS.get("render_match_ocr") is RenderMatchOCR
+    with pytest.raises(ConfigError):
+        RenderMatchOCR(fonts=("NoSuchFont.ttf",))

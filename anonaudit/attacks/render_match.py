@@ -554,14 +554,17 @@ class Searcher:
         for p in range(len(text)):
             fixed = list(best[0])
             fixed[p] = alphabets[p]
-            option = self.decode(scene, layout, groups, fixed)
+            option = self.decode(scene, layout, groups, fixed, beam=len(alphabets[p]))
             if option[1] < best[1] - 1e-12:
                 best = option
         return best
 
-    def decode(self, scene: Scene, layout: Layout, groups: Sequence[int], alphabets: Sequence[str] | None = None) -> tuple[str, float]:
+    def decode(self, scene: Scene, layout: Layout, groups: Sequence[int], alphabets: Sequence[str] | None = None,
+               beam: int | None = None) -> tuple[str, float]:
         """Beam search for the text of ``groups`` under ``layout`` (the characters allowed at each
-        position: ``alphabets``, default the format's); returns it with its residual per unit weight."""
+        position: ``alphabets``, default the format's; ``beam`` texts kept, default the searcher's);
+        returns it with its residual per unit weight."""
+        beam = beam or self.beam
         view = scene.view
         g, table = scene.tables(layout.font, layout.size)
         alphabets = [np.array(g.index(a)) for a in (alphabets or self._alphabets(groups))]
@@ -600,6 +603,9 @@ class Searcher:
             else:
                 nxt = alphabets[p + 1]
                 cut = pen + g.advance[ci] * layout.stretch + (g.kern[np.ix_(ci, nxt)] + g.lsb[nxt][None, :]).min(axis=1)
+            # The shifted variants of one text are judged on the same columns, those all of them decide,
+            # so that the variant kept does not depend on the other texts in the beam.
+            cut = np.repeat(cut.reshape(-1, len(shifts)).min(axis=1), len(shifts))
             decided = view.hi[None, :] <= cut[:, None]
             last = int(np.flatnonzero(decided.any(axis=0)).max(initial=-1)) + 1  # columns no candidate decides stay out
             sse, n = residuals(view.values[:, :last], new_cover[:, :, :last], weight[:, :last], decided[:, :last])
@@ -614,7 +620,7 @@ class Searcher:
                 if key not in seen:
                     seen.add(key)
                     keep.append(k)
-                    if len(keep) == self.beam:
+                    if len(keep) == beam:
                         break
             texts = [texts[bi[k]] + [int(ci[k])] for k in keep]
             cover, pens, inks, rss = new_cover[keep], pen[keep], ink[keep], sse[keep]
