@@ -142,8 +142,11 @@ def cmd_reaudit(args) -> int:
     try:
         outcome = reaudit(args.certificate, args.output, args.data, args.root, show_progress=not args.quiet)
     except Refused as exc:
-        print(f"anonaudit: re-audit refused: {len(exc.problems)} file(s) the certificate rests on changed or are missing:",
-              file=sys.stderr)
+        print(
+            f"anonaudit: re-audit refused: {len(exc.problems)} file(s) the certificate rests on changed or are "
+            "missing:",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_REFUSED
@@ -345,8 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .registry import REGISTRIES
 
     p = argparse.ArgumentParser(prog="anonaudit", description="Privacy audits of image anonymizers.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="run, audit, certify, reaudit, compare, report, demo, train, list or models (anonaudit COMMAND -h)")
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="run, audit, certify, reaudit, compare, report, demo, train, list or models (anonaudit COMMAND -h)",
+    )
 
     r = sub.add_parser("run", help="run an audit from a YAML config",
                        description=textwrap.fill("Run the audit a YAML config describes (see configs/ and docs/), "
@@ -381,11 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
 
-    d = sub.add_parser("demo", help="audit classical anonymizers on built-in synthetic plates",
-                       epilog=_exit_status((0, "the demo ran, whatever its verdict (`anonaudit certify` exits by verdict)"),
-                                           (2, "error")), formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = sub.add_parser(
+        "demo",
+        help="audit classical anonymizers on built-in synthetic plates",
+        epilog=_exit_status(
+            (0, "the demo ran, whatever its verdict (`anonaudit certify` exits by verdict)"), (2, "error")
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
-    d.add_argument("--n", type=int, help="synthetic plates to generate (default: the packaged demo config's; 20%% become the intruder's data)")
+    d.add_argument(
+        "--n",
+        type=int,
+        help="synthetic plates to generate (default: the packaged demo config's; 20%% become the intruder's data)",
+    )
     d.add_argument("--no-resume", action="store_true", help="recompute units already in the output folder")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.add_argument("--policy", default="strict", help="policy the demo's targets are judged by (default strict)")
@@ -405,23 +421,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="embed example images as released (default: redacted); for internal use only")
     rep.set_defaults(func=cmd_report)
 
-    cmp = sub.add_parser("compare", help="compare methods across audit runs: table, verdicts, Pareto fronts, ranking",
-                         description="One row per (run, target) with 95% CIs from one or more audit output folders: "
-                         "each attack's risk, the worst-case risk upper bound, each utility metric, the privacy-utility "
-                         "Pareto front of every (attack, utility) pair, the policy's verdict (with --policy) and a "
-                         "ranking: PASS before NOT TESTED before FAIL, then by the weighted geometric mean of privacy "
-                         "(1 - worst-case risk upper bound) and utility (metrics on their own [0, 1] scale). Runs of "
-                         "different data kinds or data sets are refused. Reads results only.")
+    cmp = sub.add_parser(
+        "compare",
+        help="compare methods across audit runs: table, verdicts, Pareto fronts, ranking",
+        description="One row per (run, target) with 95% CIs from one or more audit output folders: "
+        "each attack's risk, the worst-case risk upper bound, each utility metric, the "
+        "privacy-utility "
+        "Pareto front of every (attack, utility) pair, the policy's verdict (with --policy) and a "
+        "ranking: PASS before NOT TESTED before FAIL, then by the weighted geometric mean of privacy "
+        "(1 - worst-case risk upper bound) and utility (metrics on their own [0, 1] scale). Runs of "
+        "different data kinds or data sets are refused. Reads results only.",
+    )
     cmp.add_argument("runs", nargs="+", help="audit output folders")
     cmp.add_argument("--weights", help="ranking weights, e.g. privacy=0.7,utility=0.3 or per attack/metric: "
                      "ocr=2,ssim=1 (default privacy=0.5,utility=0.5)")
     cmp.add_argument("--policy", help="built-in policy (strict, research) or a policy YAML: certify every run, show "
                      "each method's verdict and rank PASS first, FAIL last (default: no verdicts)")
-    cmp.add_argument("--ignore-verdict", action="store_true",
-                     help="with --policy: rank on the score alone (a FAIL may then rank above a PASS); verdicts still shown")
-    cmp.add_argument("--force", action="store_true",
-                     help="compare runs of different data kinds (faces, plates) or data sets anyway (noted in the output)")
-    cmp.add_argument("--out", default="compare", help="output folder for compare.csv and compare.html (default ./compare)")
+    cmp.add_argument(
+        "--ignore-verdict",
+        action="store_true",
+        help="with --policy: rank on the score alone (a FAIL may then rank above a PASS); verdicts still shown",
+    )
+    cmp.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of different data kinds (faces, plates) or data sets anyway (noted in the output)",
+    )
+    cmp.add_argument(
+        "--out", default="compare", help="output folder for compare.csv and compare.html (default ./compare)"
+    )
     cmp.set_defaults(func=cmd_compare)
 
     a = sub.add_parser(
@@ -442,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when a file of either folder has no counterpart: error (default) fails the release's audit "
                         "(verdict NOT TESTED, the files named), drop audits the pairs that exist and lists the "
                         "unpaired files in the run folder")
-    a.add_argument("--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)")
+    a.add_argument(
+        "--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)"
+    )
     a.add_argument("--output", help="run folder (default runs/audit-<release folder name>)")
     a.add_argument("--seed", type=int, default=0, help="seed of the auxiliary split and of the attacks (default 0)")
     a.add_argument("--no-resume", action="store_true", help="recompute units already in the run folder")
@@ -457,7 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 PASS, 1 FAIL, 2 NOT TESTED (a criterion's attack or metric was absent, "
         "unavailable or failed), 3 error", formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("results_dir", help="the audit's output folder")
-    c.add_argument("--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)")
+    c.add_argument(
+        "--policy", default="strict", help="built-in policy (strict, research) or a policy YAML (default strict)"
+    )
     c.add_argument("--kind", choices=["faces", "plates"],
                    help="data kind, faces or plates: which of the policy's criteria apply (default: read from the run)")
     c.set_defaults(func=cmd_certify)

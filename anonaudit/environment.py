@@ -5,7 +5,8 @@ deterministic-algorithm flags, the device and the sha256 of the dependency lock
 (``requirements/lock-linux-py311.txt``); :func:`differences` lists, in words, how two such records
 differ. ``anonaudit train`` stores the record in the checkpoint and its manifest, ``anonaudit run`` in
 the run manifest (``environment``) and ``units/environment.json``; loading a checkpoint or resuming a
-run under another environment warns with :func:`warn_differences` (:func:`claim_environment`). :func:`installed_packages` gives the version of every installed
+run under another environment warns with :func:`warn_differences` (:func:`claim_environment`).
+:func:`installed_packages` gives the version of every installed
 distribution, for the manifest and the certificate.
 """
 

@@ -273,7 +273,8 @@ class Results:
         """The headline: per target (every one, in order), its strongest attack metric by risk.
 
         Columns :data:`MAX_RISK_COLUMNS`. ``exceeds_original`` marks a release that leaks more than
-        the originals (a relative risk whose 95% CI lower bound is above 1). A target without any risk estimate keeps its row with
+        the originals (a relative risk whose 95% CI lower bound is above 1). A target without any risk estimate keeps
+        its row with
         an empty risk and ``reason`` saying why (target failed, every attack unavailable or failed,
         no attack configured, nothing measured).
         """

@@ -66,7 +66,8 @@ def main() -> None:
         per_image = seconds / n
         first = per_image if first is None else first
         print(
-            f"{n:6d} {evaluation:9d} {seconds:9.3f} {n / seconds:9.1f} {1000 * per_image:9.2f} {per_image / first:18.2f}x"
+            f"{n:6d} {evaluation:9d} {seconds:9.3f} {n / seconds:9.1f} {1000 * per_image:9.2f} "
+            f"{per_image / first:18.2f}x"
         )
     if len(sizes) > 1:
         print(f"per-image time at n={sizes[-1]} / n={sizes[0]}: {per_image / first:.2f} (1.00 = linear)")

@@ -9,7 +9,8 @@ The first run audits synthetic plates (seed 0) against ``gaussian_blur`` (sigma 
 folded (``fold_confusions``, top-1), which reads the same plate crops. Each run is a fresh Python
 process (nothing cached in memory), so all the rerun has is the run folder: the units the first
 run finished and ``cache.sqlite`` (every OCR reading). Timed: ``Audit.run`` inside each process
-(imports, torch's included, and plate generation excluded; the whole processes are timed too). The script prints both times, the
+(imports, torch's included, and plate generation excluded; the whole processes are timed too). The script prints both
+times, the
 speed-up ratio (goal >= 20x), the rerun's model calls (recogniser crops read; 0 expected) and
 checks that the first run's rows are unchanged in the rerun's table. Not part of the test suite.
 """

@@ -213,7 +213,8 @@ def main() -> None:
               f"({det / total[side]:.0%}), everything else {total[side] - rec - det:.1f} s")
     diffs = compare(old, new)
     print(
-        f"results tables: {len(old)} rows; {'identical (every column but seconds)' if not diffs else f'{len(diffs)} difference(s):'}"
+        f"results tables: {len(old)} rows; "
+        f"{'identical (every column but seconds)' if not diffs else f'{len(diffs)} difference(s):'}"
     )
     for line in diffs:
         print("  " + line)

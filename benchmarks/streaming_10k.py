@@ -1,11 +1,13 @@
 """A 10,000-image audit streamed from disk: peak memory and per-image time at growing sizes.
 
-Usage: ``python benchmarks/streaming_10k.py [--n 10000 | --sizes 1000 2000 5000 10000] [--data DIR] [--in-memory] [--ssim] [--ocr]``
+Usage: ``python benchmarks/streaming_10k.py [--n 10000 | --sizes 1000 2000 5000 10000] [--data DIR] [--in-memory]
+[--ssim] [--ocr]``
 
 The data: synthetic plates (seed 0) written once as PNG files with a ``labels.csv`` (text and plate
 box) to ``--data`` (kept, and reused by later runs when it holds enough plates) or to a temporary
 folder; the first n rows are the set of size n, for n = ``--n`` / 10, / 5, / 2 and ``--n`` (or
-``--sizes``). Writing 10,000 plates takes about 4 minutes, the default audits about 8 more. The audit, in a fresh process per size, loads the
+``--sizes``). Writing 10,000 plates takes about 4 minutes, the default audits about 8 more. The audit, in a fresh
+process per size, loads the
 set lazily (``load_labeled_folder``), so images are decoded when a component asks for them, and
 runs targets ``gaussian_blur`` (sigma 2) and ``mask`` with the evaluator ``psnr`` (``--ssim`` adds
 SSIM, about 25 ms per image and target on a 2-core machine; ``--ocr`` the RapidOCR attack, about
@@ -143,8 +145,8 @@ def main() -> None:
         last = r
         print(
             f"{r['n']:6d} {r['evaluated']:9d} {r['seconds']:8.1f} {1000 * per_image:9.2f} {1000 * cpu_per_image:13.2f} "
-            f"{per_image / first[0]:8.2f}x {slope:>15s} {r['peak_rss'] / 2**30:7.2f} GiB {r['peak_rss_before_run'] / 2**30:7.2f} GiB"
-            + (f"  ({r['not_ok']} rows not ok)" if r["not_ok"] else ""),
+            f"{per_image / first[0]:8.2f}x {slope:>15s} {r['peak_rss'] / 2**30:7.2f} GiB "
+            f"{r['peak_rss_before_run'] / 2**30:7.2f} GiB" + (f"  ({r['not_ok']} rows not ok)" if r["not_ok"] else ""),
             flush=True,
         )
     if len(sizes) > 1:

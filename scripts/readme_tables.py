@@ -10,7 +10,8 @@ slow test reruns the demo and checks that it reproduces its snapshot.
     python scripts/readme_tables.py render demo runs/demo       # print the table of a run
 
 The runs behind the tables: ``anonaudit demo --output runs/demo``, ``anonaudit run
-configs/plates-us.yaml --root ../shared/data``, ``anonaudit run configs/faces-lfw.yaml --root ../shared/data`` and (after the two
+configs/plates-us.yaml --root ../shared/data``, ``anonaudit run configs/faces-lfw.yaml --root ../shared/data`` and
+(after the two
 training commands at its top) ``anonaudit run configs/paper-004-pose.yaml``.
 """
 
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         stale = check()
         for name in stale:
             print(
-                f"README table '{name}' differs from docs/results/{name}.csv: run scripts/readme_tables.py update {name} RUN"
+                f"README table '{name}' differs from docs/results/{name}.csv: run scripts/readme_tables.py update "
+                f"{name} RUN"
             )
         return 1 if stale else 0
     if args.command == "update":

@@ -233,7 +233,7 @@ def test_noise_in_boxes_only():
     assert np.mean(out[ys, xs] != img[ys, xs]) > 0.8
 
 
-# -- parameters ---------------------------------------------------------------------------------------------------------
+# -- parameters --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, params, message", [
     ("gaussian_blur", {"sigma": -1}, "gaussian_blur: sigma must be a non-negative number, got -1"),
     ("gaussian_blur", {"sigma": "strong"}, "gaussian_blur: sigma must be a non-negative number, got 'strong'"),

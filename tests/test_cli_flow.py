@@ -154,12 +154,14 @@ def test_labels_without_the_text_column_or_with_empty_texts_say_so(folders, tmp_
         (
             "plates",
             {"identity": "p1", "gender": "female"},
-            "--kind plates, but {csv} has no text column and has gender, identity, the labels of faces: is --kind faces meant?",
+            ("--kind plates, but {csv} has no text column and has gender, identity, the labels of faces: is --kind "
+            "faces meant?"),
         ),
         (
             "faces",
             {"text": "KA01AB1234"},
-            "--kind faces, but {csv} has no gender or identity column and has text, the labels of plates: is --kind plates meant?",
+            ("--kind faces, but {csv} has no gender or identity column and has text, the labels of plates: is --kind "
+            "plates meant?"),
         ),
     ],
 )

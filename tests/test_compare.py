@@ -133,7 +133,8 @@ def test_pareto_fronts_per_attack_and_utility_pair():
 
 
 # Risk upper bounds (risk + 0.06): ocr A .96, B .56, C .66, D .16; reid A .26, B .76, C .16, D .11. Worst case:
-# A .96 (ocr), B .76 (reid), C .66 (ocr), D .16 (ocr), so privacy = 1 - worst: A .04, B .24, C .34, D .84. Utility: SSIM as
+# A .96 (ocr), B .76 (reid), C .66 (ocr), D .16 (ocr), so privacy = 1 - worst: A .04, B .24, C .34, D .84. Utility:
+# SSIM as
 # measured (A .9, B .8, C .7, D .3); PSNR in dB has no fixed [0, 1] scale and is not scored. The score is the weighted
 # geometric mean of the weighted keys' scores.
 PRIVACY = {"A": 0.04, "B": 0.24, "C": 0.34, "D": 0.84}
@@ -387,7 +388,7 @@ def test_runs_of_different_data_sets_are_refused_naming_both_unless_forced(
     assert not any("compared although" in n for n in check_comparable(open_runs([a, same])))
 
 
-# -- real runs: a leaking release and a solid mask, audited on 8 small plates -------------------------------------------
+# -- real runs: a leaking release and a solid mask, audited on 8 small plates ------------------------------------------
 def _gps_exif() -> bytes:
     exif = Image.Exif()
     g = exif.get_ifd(ExifTags.IFD.GPSInfo)

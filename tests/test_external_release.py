@@ -125,8 +125,10 @@ def test_pairs_table_errors_name_the_line(tmp_path):
     table = tmp_path / "pairs.csv"
     cases = {
         "released,source\np000/0.png,p000/0\n": "needs the columns 'released' and 'original'",
-        "released,original\np000/0.png,p000/0\nnope.png,p000/1\n": r"pairs.csv:3: released file 'nope.png' is not an image",
-        "released,original\np000/0.png,p000/0\np000/0.png,p000/1\n": r"pairs.csv:3: released file 'p000/0.png' is listed twice",
+        "released,original\np000/0.png,p000/0\nnope.png,p000/1\n": r"pairs.csv:3: released file 'nope.png' is not "
+        r"an image",
+        "released,original\np000/0.png,p000/0\np000/0.png,p000/1\n": r"pairs.csv:3: released file 'p000/0.png' is "
+        r"listed twice",
         "released,original\np000/0.png,\n": r"pairs.csv:2: no original named",
     }
     for text, message in cases.items():

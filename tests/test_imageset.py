@@ -134,7 +134,7 @@ def test_split_by_attribute():
     assert set(first.attribute("cam")).isdisjoint(second.attribute("cam")) and len(first) == 4
 
 
-# -- Release ------------------------------------------------------------------------------------------------------------
+# -- Release -----------------------------------------------------------------------------------------------------------
 def test_release_pairs_by_key_whatever_the_order():
     originals = ImageSet.from_arrays([grey(1), grey(2), grey(3)], ["a", "b", "c"])
     anonymized = ImageSet.from_arrays([grey(30), grey(10), grey(20)], ["c", "a", "b"])
@@ -167,7 +167,7 @@ def test_release_mismatch_raise_or_drop():
         Release(originals, anonymized, on_mismatch="ignore")
 
 
-# -- external releases ----------------------------------------------------------------------------------------------------
+# -- external releases -------------------------------------------------------------------------------------------------
 def two_folders(tmp_path: Path, released: dict[str, np.ndarray]) -> tuple[ImageSet, Path]:
     """Originals ``a.png``, ``b.png``, ``sub/c.png`` on disk, and a release folder with ``released``."""
     orig = tmp_path / "orig"

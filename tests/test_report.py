@@ -194,7 +194,7 @@ def test_user_strings_are_escaped():
     assert "<script" not in html_titled.lower()
 
 
-# -- command line ----------------------------------------------------------------------------------------------------------
+# -- command line ------------------------------------------------------------------------------------------------------
 def test_cli_report_regenerates_the_report(audit_dir, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     _, out = audit_dir
     report = out / "report.html"
@@ -323,7 +323,8 @@ def _sweep_results(tmp_path: Path, n_unavailable_targets: int = 6) -> Results:
                     component_label="fid",
                     metric="",
                     status="unavailable",
-                    message="inception-fid unavailable: weights not in the cache (run `anonaudit models fetch inception-fid`)",
+                    message="inception-fid unavailable: weights not in the cache (run `anonaudit models fetch "
+                    "inception-fid`)",
                 )
             )
     return Results(pd.DataFrame(rows), tmp_path, {"name": "sweep", "seed": 0})
@@ -462,7 +463,8 @@ const keys = document.querySelectorAll('td.k, td.k .ci');
 for (const cell of keys) {
   const r = cell.getBoundingClientRect(), box = cell.closest('.scroll');
   const right = Math.min(W, box ? box.getBoundingClientRect().right : W);
-  if (r.width === 0 || r.height === 0 || r.left < 0 || r.right > right + 1) bad.push('cut: ' + cell.textContent.trim().slice(0, 50));
+  if (r.width === 0 || r.height === 0 || r.left < 0 || r.right > right + 1) bad.push('cut: ' +
+  cell.textContent.trim().slice(0, 50));
 }
 const out = document.createElement('pre');
 out.id = 'layout';

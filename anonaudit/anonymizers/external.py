@@ -27,10 +27,12 @@ class ExternalRelease(Anonymizer):
     ``a/b.png``), or, when ``pairs`` names a CSV file with the columns ``released`` (the file's
     path relative to ``path``) and ``original`` (the original's key), by that table: a release
     whose files were renamed before publication (so that their names no longer carry the
-    originals' names or the people's identities) is audited as published. Originals without a released file and released files without an original are
+    originals' names or the people's identities) is audited as published. Originals without a released file and
+    released files without an original are
     listed in :attr:`unpaired_`, every released image file's path in :attr:`released_files_` and the
     folder's other files (not of a type anonaudit reads, e.g. ``.heic`` or ``.txt``) in
-    :attr:`other_files_` (all set by :meth:`anonymize`), so an audit gives every file a status; with ``on_mismatch="raise"`` any of
+    :attr:`other_files_` (all set by :meth:`anonymize`), so an audit gives every file a status; with
+    ``on_mismatch="raise"`` any of
     them is an error, with ``"drop"`` the audit covers the pairs that exist and reports the rest.
     Released files are read lazily from disk, so metadata attacks see the real files.
 
@@ -106,7 +108,8 @@ class ExternalRelease(Anonymizer):
             raise DataError(f"external pairs table {table}: cannot be read ({exc})") from None
         if not {"released", "original"} <= columns:
             raise DataError(
-                f"external pairs table {table}: needs the columns 'released' and 'original' (and a row), has {sorted(columns)}"
+                f"external pairs table {table}: needs the columns 'released' and 'original' (and a row), has "
+                f"{sorted(columns)}"
             )
         have = set(released.keys)
         out: dict[str, str] = {}

@@ -17,7 +17,8 @@ critic step" with a batch: here each training step is one critic update on one b
 
 As an anonymizer, each plate region (the record's boxes; for a record without boxes, with
 ``plate_boxes="whole"`` the whole image is the plate (a plate crop, as everywhere in the suite), with
-``plate_boxes="detect"`` every plate-shaped text line RapidOCR's text detector finds in it) is replaced by a generated plate resized to
+``plate_boxes="detect"`` every plate-shaped text line RapidOCR's text detector finds in it) is replaced by a generated
+plate resized to
 the box and blended in with a ``feather``-wide linear ramp at the box border; pixels outside the
 boxes are the original's. ``fakes_per_plate`` candidates are generated per plate (the paper's "multiple
 fakes for a single real image"); the released one is drawn from ``seed`` and the image key, and

@@ -10,7 +10,8 @@ Features (``features``):
   ``classifier`` = ``"logistic"`` (standardised L2-regularised logistic regression) or ``"xgboost"``.
 - ``"pixels"``: the ``pixels`` embedder in colour (32x32 standardised RGB of the face-centre crop).
 - ``"cnn"``: a small CNN (three conv blocks) trained from scratch for ``epochs`` (and at least 120
-  optimiser steps) on 64x64 RGB crops of the face centre; it is its own classifier (``classifier`` must stay ``"logistic"``, the default).
+  optimiser steps) on 64x64 RGB crops of the face centre; it is its own classifier (``classifier`` must stay
+  ``"logistic"``, the default).
 
 Settings: ``adaptive=False`` trains on the original auxiliary images; ``adaptive=True`` trains on the
 auxiliary images anonymized by the release's public method (re-created from the registry), the
@@ -204,7 +205,8 @@ class GenderInference(Attack):
         classes = sorted({str(v) for v in aux.attribute(self.attribute)})
         if len(classes) != 2:
             raise DataError(
-                f"attack '{self.name}': '{self.attribute}' must have exactly 2 classes in the auxiliary data, found {classes}"
+                f"attack '{self.name}': '{self.attribute}' must have exactly 2 classes in the auxiliary data, found "
+                f"{classes}"
             )
         self.classes_ = classes
         self.auxiliary_ = aux
@@ -321,7 +323,8 @@ class GenderInference(Attack):
             aux_anon, how = anonymized_auxiliary(release, self.auxiliary_)
             if aux_anon is None:
                 raise DataError(
-                    f"adaptive attack '{self.name}' cannot re-apply the release's method nor use its own auxiliary files: {how}"
+                    f"adaptive attack '{self.name}' cannot re-apply the release's method nor use its own auxiliary "
+                    f"files: {how}"
                 )
             model = self._train(self._features(aux_anon, "embed anonymized auxiliary"), self._y(aux_anon))
             notes.append(f"adaptive: trained on {how}")

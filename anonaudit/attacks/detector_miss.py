@@ -14,7 +14,8 @@ baseline 0 = every face changed, original 1) counts every face, bystanders in th
 included; ``main_face_left_clear`` (share of images with a face, Wilson 95% CI, baseline 0, original
 1) counts each image once, by its most prominent face in the original (``select="largest"``: the
 largest box, ties by score; ``"score"``: the most confident detection; ``"center"``: the one nearest
-the image centre), so a missed main subject is told apart from untouched bystanders. When the release was produced by a face-region
+the image centre), so a missed main subject is told apart from untouched bystanders. When the release was produced by a
+face-region
 anonymizer (records carry ``attributes["anonymized_faces"]``), also ``images_missed_by_anonymizer``:
 the share of images with a face (per the strong detector) in which the anonymizer changed nothing.
 """
@@ -97,7 +98,8 @@ class DetectorMiss(Attack):
             if original.shape != anonymized.shape:
                 raise MismatchError(
                     f"detector_miss compares face boxes pixel by pixel: '{release.keys[i]}' is {original.shape[1]}x"
-                    f"{original.shape[0]} in the originals but {anonymized.shape[1]}x{anonymized.shape[0]} in the release"
+                    f"{original.shape[0]} in the originals but {anonymized.shape[1]}x{anonymized.shape[0]} in "
+                    "the release"
                 )
             kept = [d for d in dets if d.score >= self.min_score and d.box.area > 0]
             main = main_face(kept, original.shape, self.select)
@@ -172,6 +174,7 @@ class DetectorMiss(Attack):
                 )
             )
             notes.append(
-                f"the anonymizer's detector found no face in {sum(missed)} of {len(missed)} images with a face: released as they are"
+                f"the anonymizer's detector found no face in {sum(missed)} of {len(missed)} images with a face: "
+                "released as they are"
             )
         return AttackResult(self.name, metrics, details, notes)

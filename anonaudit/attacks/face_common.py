@@ -174,7 +174,8 @@ def public_anonymizer(release: Release):
     if not anonymizer.applies_to_new_images:
         return (
             None,
-            f"'{release.name}' is a ready-made release: it holds files for given names and cannot anonymize other images",
+            (f"'{release.name}' is a ready-made release: it holds files for given names and cannot anonymize "
+            "other images"),
         )
     if anonymizer.trainable and not release.params.get("checkpoint"):
         return None, (f"'{release.name}' is trainable and has no checkpoint: re-applying it needs its trained model, "

@@ -879,7 +879,10 @@ class DepixelateThenOCR(InversionAttack):
         return bool(self.use_known_block)
 
     def blind_description(self) -> str:
-        return f"mosaic grid estimated from the image, else block size searched over {list(self.blind_blocks)} px by OCR confidence"
+        return (
+            f"mosaic grid estimated from the image, else block size searched over {list(self.blind_blocks)} px by "
+            "OCR confidence"
+        )
 
     def candidates(
         self, image: np.ndarray, record: Record, released: Record, op: Degradation | None

@@ -148,7 +148,8 @@ class RealFakeJudges(Attack):
         """Keep the intruder's images (the judges train in :meth:`run`, once the release's method is known)."""
         if auxiliary is None or len(auxiliary) < 4:
             raise DataError(
-                f"attack '{self.name}' needs at least 4 auxiliary images (real examples to train and calibrate the judges)"
+                f"attack '{self.name}' needs at least 4 auxiliary images (real examples to train and calibrate "
+                "the judges)"
             )
         self.auxiliary_ = auxiliary
         return self
@@ -174,9 +175,11 @@ class RealFakeJudges(Attack):
         target = release.anonymizer
         if target is None or not getattr(target, "applies_to_new_images", False):
             raise DataError(
-                f"attack '{self.name}' needs anonymized auxiliary images to train on: {how}, and the release carries no target object"
+                f"attack '{self.name}' needs anonymized auxiliary images to train on: {how}, and the release carries "
+                "no target object"
             )
-        # A shallow copy: the target's networks are shared, its per-run attributes (e.g. candidates_) are not overwritten.
+        # A shallow copy: the target's networks are shared, its per-run attributes (e.g. candidates_) are not
+        # overwritten.
         made = copy.copy(target).anonymize(self.auxiliary_, show_progress=False)
         return (
             made,
@@ -194,7 +197,8 @@ class RealFakeJudges(Attack):
         n_cal = max(2, int(round(float(self.calibration) * len(aux))))
         if len(aux) - n_cal < 2:
             raise DataError(
-                f"attack '{self.name}': {len(aux)} auxiliary images with anonymized versions are too few to train and calibrate"
+                f"attack '{self.name}': {len(aux)} auxiliary images with anonymized versions are too few to train and "
+                "calibrate"
             )
         cal, fit = sorted(order[:n_cal].tolist()), sorted(order[n_cal:].tolist())
         real_fit = region_crops(aux.subset(fit), size=size)
@@ -210,11 +214,16 @@ class RealFakeJudges(Attack):
             str, tuple[np.ndarray, np.ndarray, np.ndarray]
         ] = {}  # judge -> (calibration reals, eval reals, eval fakes)
         notes = [
-            (f"judges trained on {len(real_fit)} real and {len(fake_fit)} anonymized regions of {len(fit)} auxiliary images "
-            f"({how}); thresholds at {self.fpr:g} FPR on {len(real_cal)} held-out real regions; evaluated on "
-            f"{len(eval_fake)} anonymized and {len(eval_real)} real regions of the release"),
-            ("detectability, not readability: a judge that spots anonymized regions says nothing about whether they "
-            "can be read or recognised (see the OCR / re-identification rows of the same release)"),
+            (
+                f"judges trained on {len(real_fit)} real and {len(fake_fit)} anonymized regions of {len(fit)} "
+                "auxiliary images "
+                f"({how}); thresholds at {self.fpr:g} FPR on {len(real_cal)} held-out real regions; evaluated on "
+                f"{len(eval_fake)} anonymized and {len(eval_real)} real regions of the release"
+            ),
+            (
+                "detectability, not readability: a judge that spots anonymized regions says nothing about whether they "
+                "can be read or recognised (see the OCR / re-identification rows of the same release)"
+            ),
         ]
         for name in self.judges:
             if name == "xgboost":
@@ -248,7 +257,8 @@ class RealFakeJudges(Attack):
                     est,
                     None,
                     float("nan"),
-                    f"false-negative rate of the {what}: anonymized regions judged real at {self.fpr:g} FPR on real regions "
+                    f"false-negative rate of the {what}: anonymized regions judged real at {self.fpr:g} FPR on real "
+                    "regions "
                     f"(no-information judge: {q:g}); detectability, not readability",
                     higher_is_better=True,
                 )

@@ -151,7 +151,8 @@ class EffectiveK(Attack):
         k = self.k if self.k is not None else release.params.get("k")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
             raise DataError(
-                f"attack '{self.name}': the release '{release.name}' claims no k (no 'k' parameter); set k to audit a claimed K"
+                f"attack '{self.name}': the release '{release.name}' claims no k (no 'k' parameter); set k to audit a "
+                "claimed K"
             )
         k = int(k)
         cls_r = equivalence_classes(release.anonymized, float(self.tolerance))
@@ -189,7 +190,8 @@ class EffectiveK(Attack):
                 rank1,
                 proportion(ranks_o == 1),
                 float(np.mean(1.0 / np.maximum(n_ids, 1))),
-                f"rank-1 re-identification against a gallery of the originals; k-anonymity bounds it by 1/K = {1 / k:.3g}",
+                "rank-1 re-identification against a gallery of the originals; k-anonymity bounds it by 1/K = "
+                f"{1 / k:.3g}",
             ),
         ]
         details = pd.DataFrame({"key": release.keys, "class": cls_r, "class_size": size_r, "rank": ranks_r})
@@ -231,7 +233,8 @@ class AnonymeterLinkability(Attack):
     def __init__(self, split: str = "horizontal", size: int = 32, max_records: int = 500, seed: int = 0):
         if split not in ("horizontal", "vertical"):
             raise ConfigError(
-                f"anonymeter_linkability: split must be 'horizontal' (top/bottom) or 'vertical' (left/right), got {split!r}"
+                "anonymeter_linkability: split must be 'horizontal' (top/bottom) or 'vertical' (left/right), got "
+                f"{split!r}"
             )
         if isinstance(size, bool) or not isinstance(size, int) or size < 4 or size % 2:
             raise ConfigError(f"anonymeter_linkability: size must be an even integer >= 4, got {size!r}")
@@ -283,8 +286,10 @@ class AnonymeterLinkability(Attack):
                 main_e,
                 proportion(on_originals, method),
                 control_e.value,
-                f"anonymeter linkability: {halves} halves of target images linked through the release; baseline = the same attack on "
-                f"control images not in the release ({control_e.value:.3g}); naive random guess {naive:.3g}; anonymeter's risk "
+                f"anonymeter linkability: {halves} halves of target images linked through the release; baseline = the "
+                "same attack on "
+                f"control images not in the release ({control_e.value:.3g}); naive random guess {naive:.3g}; "
+                "anonymeter's risk "
                 f"(main - control) / (1 - control) = {anonymeter:.3g}",
             )
         ]

@@ -35,7 +35,8 @@ threshold that admits at most that share of non-members). TPR at FPR x is report
 non-members resolve it, i.e. with at least ``ceil(1/x)`` of them (1000 and 100), so that the threshold may
 admit one; below that the row is not measured (value nan, n=0, not standard; it says how many are
 needed) and a policy criterion on it is NOT TESTED. A reported TPR gives the FPR achieved
-(``fpr_achieved``) and a CI reflecting both counts (:func:`tpr_estimate`). Baselines: the chance attacker (AUC 0.5, TPR = FPR); there is no
+(``fpr_achieved``) and a CI reflecting both counts (:func:`tpr_estimate`). Baselines: the chance attacker (AUC 0.5, TPR
+= FPR); there is no
 "original" (the upper bound is a perfect attack, 1), so risks are absolute. When every candidate has an
 identity, the same metrics per person (``identity_*``: mean score of the person's images).
 ``membership_lira`` reports the online variant under these names and the offline one as ``offline_*``.
@@ -119,7 +120,8 @@ def tpr_estimate(
     lo, hi = float(np.nanmin([w_lo, b_lo])), float(np.nanmax([w_hi, b_hi]))
     method = (
         f"TPR at {fpr:g} FPR (FPR achieved {achieved:.3g} on {non_members} non-member {what}), 95% CI: hull of the "
-        f"Wilson interval over {members} member {what} and a percentile bootstrap resampling members and non-members separately"
+        f"Wilson interval over {members} member {what} and a percentile bootstrap resampling members and non-members "
+        "separately"
     )
     return Estimate(tpr, lo, hi, members + non_members, method, extra={**counts, "fpr_achieved": achieved})
 
@@ -223,7 +225,8 @@ def membership_candidates(
         m.records + o.records, [m[i] for i in range(n)] + [o[i] for i in range(n)], name="membership candidates"
     )
     notes = [
-        f"{n} members (of {len(members)} training images found) and {n} non-members (of {len(non)} disjoint release images)"
+        (f"{n} members (of {len(members)} training images found) and {n} non-members (of {len(non)} disjoint "
+        "release images)")
     ]
     return candidates, np.r_[np.ones(n, int), np.zeros(n, int)], notes
 
@@ -424,7 +427,8 @@ def reconstruction_errors(target: Any, images: ImageSet) -> np.ndarray:
         mapper = AutoencoderMapper(target.networks_["autoencoder"], target.device_)
     if mapper is None or not callable(getattr(mapper, "encode", None)):
         raise DataError(
-            f"the target {target.label()} exposes no encoder/decoder (an autoencoder target such as aia or miku is needed)"
+            f"the target {target.label()} exposes no encoder/decoder (an autoencoder target such as aia or miku "
+            "is needed)"
         )
     from ..anonymizers.miku_mappers import images_to_float
 
@@ -544,8 +548,13 @@ class LikelihoodRatio(MembershipAttack):
             else "the method's tiny CPU recipe (fit without a checkpoint)"
         )
         notes = [
-            (f"LiRA on the {self.signal} signal: {self.n_shadow} shadow {target.name} models with the target's public "
-            f"parameters, each trained ({recipe}) on a random half of the {n} candidates; online (IN and OUT Gaussians) "
-            "under the plain metric names, offline (OUT only) as offline_*; a shadow recipe unlike the target's weakens the test")
+            (
+                f"LiRA on the {self.signal} signal: {self.n_shadow} shadow {target.name} models with the "
+                "target's public "
+                f"parameters, each trained ({recipe}) on a random half of the {n} candidates; online (IN and OUT "
+                "Gaussians) "
+                "under the plain metric names, offline (OUT only) as offline_*; a shadow recipe unlike the target's "
+                "weakens the test"
+            )
         ]
         return {"": online, "offline_": offline}, notes

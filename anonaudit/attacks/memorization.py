@@ -144,7 +144,8 @@ class PlateMemorization(Attack):
                 proportion(gen_dist < threshold, method),
                 proportion(train_dist < threshold, method),
                 float(np.mean(held_dist < threshold)),
-                f"generated plates closer to a training plate than the {self.quantile:g} quantile of unseen real plates "
+                f"generated plates closer to a training plate than the {self.quantile:g} quantile of unseen "
+                "real plates "
                 f"(mean absolute grey distance < {threshold:.4f} at {size[0]}x{size[1]})",
             ),
         ]

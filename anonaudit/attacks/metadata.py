@@ -16,7 +16,8 @@ decoded here, and one that cannot be is a finding. Each finding has a severity:
   label in the file name.
 - ``medium``: device make/model, capture date-time, an embedded thumbnail or image (any), one that
   cannot be decoded, frames after the first (``extra_frames``), an image file whose own pixels cannot
-  be decoded (``undecodable_image``: it could hold anything), trailing bytes after the end of the image (other than zero padding), XMP
+  be decoded (``undecodable_image``: it could hold anything), trailing bytes after the end of the image (other than
+  zero padding), XMP
   packets (edit history and document IDs link the file to its source), IPTC records, comments and
   text chunks, maker notes, image unique IDs.
 - ``info``: software, ICC profile (colour-space description; rarely identifying), zero padding
@@ -425,7 +426,8 @@ class _Scanner:
                 scan.findings.append(
                     Finding(
                         "original_image",
-                        f"{detail} is a copy of the original (PSNR {p_orig:.1f} dB vs {p_anon:.1f} dB to the anonymized image)",
+                        f"{detail} is a copy of the original (PSNR {p_orig:.1f} dB vs {p_anon:.1f} dB to the "
+                        "anonymized image)",
                         "high",
                     )
                 )
@@ -581,7 +583,8 @@ class MetadataLeak(Attack):
     ):
         if max_embedded_pixels is not None and int(max_embedded_pixels) < 1:
             raise ConfigError(
-                f"metadata: max_embedded_pixels must be a positive number of pixels or null, got {max_embedded_pixels!r}"
+                "metadata: max_embedded_pixels must be a positive number of pixels or null, got "
+                f"{max_embedded_pixels!r}"
             )
         if int(max_streams) < 1:
             raise ConfigError(f"metadata: max_streams must be at least 1, got {max_streams!r}")
@@ -648,7 +651,8 @@ class MetadataLeak(Attack):
         unchecked = sum(v is None for v in rel_named)
         if rel and unchecked:
             notes.append(
-                f"{unchecked} released file(s) have no identity label of 3 or more letters or digits: not checked for the identity in their name"
+                f"{unchecked} released file(s) have no identity label of 3 or more letters or digits: not checked for "
+                "the identity in their name"
             )
 
         def est(values: list[bool | None]) -> Estimate:
@@ -660,7 +664,8 @@ class MetadataLeak(Attack):
         tests = {
             "files_with_leak": (
                 lambda s: s.leak,
-                "files with high- or medium-severity findings (GPS, device, serial, embedded image, trailing data, XMP, identity in the name, ...)",
+                ("files with high- or medium-severity findings (GPS, device, serial, embedded image, trailing data, "
+                "XMP, identity in the name, ...)"),
             ),
             "files_with_gps": (lambda s: s.has("gps"), "files with a GPS position (EXIF or XMP)"),
             "files_with_original_image": (

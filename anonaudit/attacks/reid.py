@@ -234,7 +234,10 @@ def verification_estimates(
     n_imp = len(pairs.scores) - n_gen
     need = negatives_needed(far)
     extra = {"genuine_pairs": n_gen, "impostor_pairs": n_imp, "probes": len(probes), "impostor_pairs_needed": need}
-    method = f"{{}}; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; bootstrap over probes ({n_boot}), 95% CI"
+    method = (
+        f"{{}}; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; bootstrap over probes "
+        f"({n_boot}), 95% CI"
+    )
     auc_estimate = Estimate(auc, float(lo_a), float(hi_a), n_gen, method.format("ROC AUC"), extra=extra)
     if n_imp < need:  # the threshold would admit no impostor: TAR at a FAR of 0, not the one named
         return Estimate(

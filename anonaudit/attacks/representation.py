@@ -125,7 +125,8 @@ class RepresentationInference(GenderInference):
         )
         if bad or not classifiers:
             raise ConfigError(
-                f"representation_gender: classifiers must be a non-empty list of {REPRESENTATION_CLASSIFIERS}, got {classifiers!r}"
+                f"representation_gender: classifiers must be a non-empty list of {REPRESENTATION_CLASSIFIERS}, got "
+                f"{classifiers!r}"
             )
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ConfigError(f"representation_gender: folds must be an integer >= 2, got {folds!r}")
@@ -190,11 +191,17 @@ class RepresentationInference(GenderInference):
             return ", ".join(f"{c} {v:.3f}" for c, v in s.items())
 
         notes = [
-            (f"fresh attackers trained on the released representations of {len(self.auxiliary_)} auxiliary images "
-            f"({int(y_aux.sum())} {self.classes_[1]}, {int((y_aux == 0).sum())} {self.classes_[0]}); "
-            f"grouped {self.folds}-fold CV {self.select_by}: {shown(cv_rel)}; attacking with {best}; {len(y)} labelled release images"),
-            (f"upper bound: the same procedure on the originals' {self.pixel_size}x{self.pixel_size} greyscale pixels "
-            f"(CV {self.select_by}: {shown(cv_orig)}; attacking with {best_o})"),
+            (
+                f"fresh attackers trained on the released representations of {len(self.auxiliary_)} auxiliary images "
+                f"({int(y_aux.sum())} {self.classes_[1]}, {int((y_aux == 0).sum())} {self.classes_[0]}); "
+                f"grouped {self.folds}-fold CV {self.select_by}: {shown(cv_rel)}; attacking with {best}; {len(y)} "
+                "labelled release images"
+            ),
+            (
+                f"upper bound: the same procedure on the originals' {self.pixel_size}x{self.pixel_size} "
+                "greyscale pixels "
+                f"(CV {self.select_by}: {shown(cv_orig)}; attacking with {best_o})"
+            ),
         ]
         metrics = [
             AttackMetric(

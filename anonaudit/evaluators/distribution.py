@@ -399,14 +399,18 @@ class FrechetDistance(PairedFeatureEvaluator):
         out = np.asarray(fn(images), np.float64)
         if out.ndim != 2 or len(out) != len(images):
             raise DataError(
-                f"FD-{self.feature_label}: features must be (n_images, dim), got shape {out.shape} for {len(images)} images"
+                f"FD-{self.feature_label}: features must be (n_images, dim), got shape {out.shape} for "
+                f"{len(images)} images"
             )
         return out
 
     def compute(self) -> Measurement:
         _, desc = self._feature_fn()
         name = f"FD-{self.feature_label}"
-        reason = f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with published FID values"
+        reason = (
+            f"{name} uses {desc} features, not Inception-v3 pool3: it is not FID and not comparable with "
+            "published FID values"
+        )
         if self.n_pairs < 2 and self._no_features_anonymized > 0:
             # e.g. face embeddings of a release in which no face is found any more: undefined, not an error
             extra = {

@@ -80,7 +80,8 @@ def kid(
         raise MismatchError(f"feature arrays must be (n, dim) with equal dim, got {x.shape} and {y.shape}")
     if subset_size < 2 or subset_size > min(len(x), len(y)):
         raise DataError(
-            f"KID subset_size must be in [2, {min(len(x), len(y))}] for sets of {len(x)} and {len(y)}, got {subset_size}"
+            f"KID subset_size must be in [2, {min(len(x), len(y))}] for sets of {len(x)} and {len(y)}, got "
+            f"{subset_size}"
         )
     kxx = polynomial_kernel(x, x, degree, gamma, coef)
     kyy = polynomial_kernel(y, y, degree, gamma, coef)

@@ -98,8 +98,15 @@ def comparison_text(c: Comparison) -> str:
     ]
     if shortened:
         parts += ["", "full labels:", *(f"  #{i} {m}" for i, m in shortened)]
-    parts += ["", ("Pareto fronts (privacy: risk upper bound vs utility; dominated = another method is at least as good "
-              "on both, better on one):"), *front_lines(c)]
+    parts += [
+        "",
+        (
+            "Pareto fronts (privacy: risk upper bound vs utility; dominated = another method is at least "
+            "as good "
+            "on both, better on one):"
+        ),
+        *front_lines(c),
+    ]
     if c.notes:
         parts += ["", *c.notes]
     return "\n".join(parts)

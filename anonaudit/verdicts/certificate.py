@@ -5,10 +5,12 @@ with ``inputs`` (sha256 of every evaluation original and auxiliary image), ``rel
 target, sha256 of every released image), ``released_not_audited`` (per target, sha256, status and
 reason of every released file the audit could not fully audit), ``weights`` (every model weight file the audit loaded),
 ``results_sha256`` (of ``results.csv``), ``files_sha256`` and ``findings_sha256`` (of ``files.csv``,
-the status of every released file, and ``findings.csv``, the per-file findings), ``policy`` (name, source and sha256 of its text),
+the status of every released file, and ``findings.csv``, the per-file findings), ``policy`` (name, source and sha256 of
+its text),
 ``config``, ``seed``, ``versions`` (main packages), ``environment`` (what determinism depends on:
 :func:`anonaudit.environment.environment`), ``lock_sha256`` (of the dependency lock the environment
-was installed from, None outside a checkout), ``packages`` (every installed distribution), ``code`` (anonaudit version, git commit and whether
+was installed from, None outside a checkout), ``packages`` (every installed distribution), ``code`` (anonaudit version,
+git commit and whether
 the checkout had local changes), ``audit_started`` and ``certified`` dates. See
 :mod:`anonaudit.verdicts.provenance` for how the hashes are taken.
 

@@ -178,7 +178,10 @@ def _judge_row(c: Criterion, r: pd.Series) -> tuple[str, float, float, str]:
         return NOT_TESTED, bound, threshold, f"{what} has no 95% CI to judge its {c.bound} bound on"
     held = c.holds(bound, threshold)
     label = "value" if c.bound == "value" else f"{c.bound} 95% bound"
-    reason = f"{what}: {label} {_fmt(bound)} {c.comparison if held else 'breaks ' + c.comparison} {_fmt(threshold)} (value {_fmt(value)}, n={int(n)})"
+    reason = (
+        f"{what}: {label} {_fmt(bound)} {c.comparison if held else 'breaks ' + c.comparison} {_fmt(threshold)} "
+        f"(value {_fmt(value)}, n={int(n)})"
+    )
     if not held:
         reason += _sample_size_note(c, r, value, bound, n, threshold)
     return (PASS if held else FAIL), bound, threshold, reason

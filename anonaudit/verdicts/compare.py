@@ -81,7 +81,7 @@ UNIT_SCALE_METRICS = {
 }
 
 
-# -- runs ----------------------------------------------------------------------------------------------------------------
+# -- runs --------------------------------------------------------------------------------------------------------------
 @dataclass
 class Run:
     """One audit output folder: its results, the name it is shown under, its data kind and data set."""
@@ -222,7 +222,7 @@ def run_verdicts(runs: Sequence[Run], policy: Policy | str | Path) -> dict[str, 
     return out
 
 
-# -- measures ------------------------------------------------------------------------------------------------------------
+# -- measures ----------------------------------------------------------------------------------------------------------
 def _keys(rows: pd.DataFrame, short: str) -> pd.Series:
     """A short, unique name per measure: ``short`` where it names one component label, else the label."""
     labels_per_short = rows.groupby(short)["component_label"].nunique()
@@ -329,7 +329,7 @@ def unscored_utilities(utilities: pd.DataFrame) -> list[str]:
     return [k for k, g in utilities.groupby("utility", sort=False) if unit_scale(g["metric"].iloc[0]) is None]
 
 
-# -- weights and ranking -------------------------------------------------------------------------------------------------
+# -- weights and ranking -----------------------------------------------------------------------------------------------
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside brackets (attack keys such as ``ocr(engine=a, k=2)`` hold commas)."""
     parts, depth, cur = [], 0, []
@@ -427,7 +427,7 @@ def rank(score_table: pd.DataFrame, weights: dict[str, float], verdicts: Mapping
     return out
 
 
-# -- the comparison ------------------------------------------------------------------------------------------------------
+# -- the comparison ----------------------------------------------------------------------------------------------------
 @dataclass
 class Comparison:
     """Everything ``anonaudit compare`` shows: per-method table, Pareto fronts, ranking."""

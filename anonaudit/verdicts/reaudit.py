@@ -169,8 +169,11 @@ def load_certified(source: str | Path) -> Certified:
     places = [path.parent] + ([Path(manifest["run"])] if manifest.get("run") else [])
     run = next((p for p in places if (p / "results.csv").is_file()), None)
     if run is None:
-        raise DataError(f"{path}: the certified results table is in none of {[str(p / 'results.csv') for p in places]}: "
-                        "keep results.csv beside certificate.json to re-audit it")
+        raise DataError(
+            f"{path}: the certified results table is in none of "
+            f"{[str(p / 'results.csv') for p in places]}: "
+            "keep results.csv beside certificate.json to re-audit it"
+        )
     if sha256_file(run / "results.csv") != want:
         raise Refused([(f"{run / 'results.csv'}: the certified results table changed (sha256 "
                        f"{sha256_file(run / 'results.csv')}, certified {want})")])
@@ -266,7 +269,9 @@ def file_problems(manifest: dict[str, Any], remap: PathMap) -> list[str]:
         if not where:
             problems.append(f"{w['path']}: model weight missing")
         elif all(sha256_file(p) != w["sha256"] for p in where):
-            problems.append(f"{where[0]}: model weight changed (sha256 {sha256_file(where[0])}, certified {w['sha256']})")
+            problems.append(
+                f"{where[0]}: model weight changed (sha256 {sha256_file(where[0])}, certified {w['sha256']})"
+            )
     return problems
 
 
@@ -537,8 +542,11 @@ def format_reaudit(r: Reaudit) -> str:
     lines = [f"certificate: {r.certificate}", f"re-audit:    {r.run}"]
     if r.data_mapping:
         lines.append(f"data:        {r.data_mapping[0]} read as {r.data_mapping[1]}")
-    lines.append(f"rows compared: {r.rows_compared} ({r.trained_rows} depend on training randomness: within the 95% CI; "
-                 "the others identical)")
+    lines.append(
+        f"rows compared: {r.rows_compared} ({r.trained_rows} depend on training randomness: within the "
+        "95% CI; "
+        "the others identical)"
+    )
     if r.rows:
         lines.append(f"\n{len(r.rows)} row(s) differ:")
         for d in r.rows[:SHOWN]:
@@ -561,4 +569,7 @@ def _value_text(v: dict[str, Any]) -> str:
     def num(x: Any) -> str:
         return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}" if isinstance(x, float) else str(x)
 
-    return f"{v.get('status')}: {num(v.get('value'))} [{num(v.get('ci_low'))}, {num(v.get('ci_high'))}] n={num(v.get('n'))}"
+    return (
+        f"{v.get('status')}: {num(v.get('value'))} [{num(v.get('ci_low'))}, {num(v.get('ci_high'))}] "
+        f"n={num(v.get('n'))}"
+    )
