@@ -93,9 +93,13 @@ def cmd_audit(args) -> int:
     from .release_audit import audit_notes, release_config
 
     try:
-        raw = release_config(args.originals, args.release, args.kind, args.labels, args.output, args.seed, args.on_mismatch)
+        raw = release_config(
+            args.originals, args.release, args.kind, args.labels, args.output, args.seed, args.on_mismatch
+        )
         output = Path(raw["output"])
-        roots = [Path(args.originals), Path(args.release), output.parent] + ([Path(args.labels).parent] if args.labels else [])
+        roots = [Path(args.originals), Path(args.release), output.parent] + (
+            [Path(args.labels).parent] if args.labels else []
+        )
         config = parse_config(raw, roots=roots)
         output.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(raw, sort_keys=False)
@@ -309,7 +313,9 @@ def cmd_compare(args) -> int:
     from .reports.compare import comparison_text, write_comparison
     from .verdicts.compare import compare_runs
 
-    comparison = compare_runs(args.runs, args.weights, policy=args.policy, ignore_verdict=args.ignore_verdict, force=args.force)
+    comparison = compare_runs(
+        args.runs, args.weights, policy=args.policy, ignore_verdict=args.ignore_verdict, force=args.force
+    )
     csv, html = write_comparison(comparison, Path(args.out))
     print(comparison_text(comparison))
     print(f"\ncomparison: {csv}\nreport:     {html}")
@@ -415,8 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(re)write the HTML report of an audit output folder")
     rep.add_argument("results_dir", help="the audit's output folder")
     rep.add_argument("--out", help="report path (default RESULTS_DIR/report.html)")
-    rep.add_argument("--compliance", action="store_true",
-                     help="also write compliance.html and compliance.pdf (Art. 29 WP criteria, motivated-intruder test)")
+    rep.add_argument(
+        "--compliance",
+        action="store_true",
+        help="also write compliance.html and compliance.pdf (Art. 29 WP criteria, motivated-intruder test)",
+    )
     rep.add_argument("--embed-examples", action="store_true",
                      help="embed example images as released (default: redacted); for internal use only")
     rep.set_defaults(func=cmd_report)
@@ -508,7 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--data", metavar="ROOT",
                     help="the data moved: read every recorded path under the recorded data root (the deepest folder "
                          "holding every audited file and config path) at the same place under ROOT")
-    ra.add_argument("--output", help="the new run folder, new or empty (default RUN-reaudit-<UTC timestamp> beside RUN)")
+    ra.add_argument(
+        "--output", help="the new run folder, new or empty (default RUN-reaudit-<UTC timestamp> beside RUN)"
+    )
     ra.add_argument("--root", action="append", default=[],
                     help="extra folder the certified config may read (repeatable), as for `anonaudit run`")
     ra.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -98,7 +98,9 @@ def test_tpr_is_reported_only_where_the_non_members_resolve_the_fpr():
 def test_planted_copies_are_found_by_dcr_per_image_and_per_person(plates):
     members, evaluation, _ = plates
     def people(s, tag):
-        return ImageSet.from_arrays([s[i] for i in range(len(s))], s.keys, identities=[f"{tag}{i // 2}" for i in range(len(s))])
+        return ImageSet.from_arrays(
+            [s[i] for i in range(len(s))], s.keys, identities=[f"{tag}{i // 2}" for i in range(len(s))]
+        )
 
     members, evaluation = people(members, "m"), people(evaluation, "n")
     # a release whose first 8 images are exact copies of the 8 training images (memorised outputs)

@@ -163,7 +163,12 @@ class GenderInference(Attack):
 
     criteria = ("inference",)
 
-    param_alternatives = {"features": ("pixels",), "embedder": ("pixels",), "attribute": ("smiling",), "classifier": ("xgboost",)}
+    param_alternatives = {
+        "features": ("pixels",),
+        "embedder": ("pixels",),
+        "attribute": ("smiling",),
+        "classifier": ("xgboost",),
+    }
 
     def __init__(
         self,

@@ -50,7 +50,8 @@ JUDGES = ("logistic", "random_forest", "xgboost", "cnn")
 
 
 def region_crops(images: ImageSet, records: list[Record] | None = None, size: tuple[int, int] = (64, 64)) -> np.ndarray:
-    """``(n_regions, h, w, 3)`` uint8: every box of every image (the whole image without boxes), resized to ``size`` (w, h)."""
+    """``(n_regions, h, w, 3)`` uint8: every box of every image (the whole image without boxes), resized to
+    ``size`` (w, h)."""
     colour, _, _ = plate_crops(images, records)
     if not colour:
         return np.zeros((0, size[1], size[0], 3), np.uint8)

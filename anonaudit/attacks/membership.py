@@ -368,7 +368,8 @@ class DistanceToClosestRecord(MembershipAttack):
             d = 1.0 - cv_ @ ref.T
             d[ref_owner[None, :] == outputs_of[:, None]] = np.inf
             dist = d.min(axis=1) if len(ref) else np.full(len(candidates), np.nan)
-            space = f"cosine distance of {self.embedder if isinstance(self.embedder, str) else self.embedder.get('name')} embeddings"
+            embedder = self.embedder if isinstance(self.embedder, str) else self.embedder.get("name")
+            space = f"cosine distance of {embedder} embeddings"
         n_gen = 0 if generated is None else len(generated)
         notes = [f"DCR in {space} to {len(release)} released images (each candidate's own excluded)"
                  + (f" and {n_gen} regions drawn from the generator" if n_gen else "")]

@@ -1,4 +1,5 @@
-"""Utility metrics (streaming ``update/compute`` returning ``Measurement``s); their per-pair kernels are in ``evaluators.functional``."""
+"""Utility metrics (streaming ``update/compute`` returning ``Measurement``s); their per-pair kernels are in
+``evaluators.functional``."""
 
 from .base import Evaluator, PerImageEvaluator
 from .fidelity import PSNR, SSIM, SSIMUniform7

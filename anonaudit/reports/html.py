@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,10 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..errors import DataError
+from ..fileio import write_atomic
 from . import fmt
+from .evidence import with_evidence
 from .examples import side_by_side, target_examples
 from .plots import numbered_points, tradeoff_png
 
@@ -114,8 +116,6 @@ def read_verdict(output: Path | None) -> dict | None:
     (label -> verdict) and ``criteria`` (label -> the criteria dicts of verdict.json)."""
     if output is None or not (output / VERDICT_FILE).is_file():
         return None
-    from ..errors import DataError
-
     path = output / VERDICT_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -180,7 +180,8 @@ def short_names(table: pd.DataFrame) -> dict[str, str]:
 
 
 def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
-    """Unavailable, failed and not applicable units, one entry per (component, status, reason) with the targets it hit."""
+    """Unavailable, failed and not applicable units, one entry per (component, status, reason) with the targets
+    it hit."""
     t = table[table["status"].isin(["unavailable", "failed", "not_applicable"])].copy()
     if t.empty:
         return []
@@ -358,20 +359,14 @@ def render_html(results: Results, title: str | None = None, embed_examples: bool
     )
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def write_html_report(results: Results, path: Path, title: str | None = None, embed_examples: bool = False) -> Path:
-    """Render and write the report atomically, with the evidence per file (:mod:`.evidence`); returns its path."""
-    from .evidence import with_evidence
-
+def write_html_report(
+    results: Results, path: str | Path | None = None, title: str | None = None, embed_examples: bool = False
+) -> Path:
+    """Render and write the self-contained report atomically, with the evidence per file
+    (:mod:`.evidence`); returns its path, by default ``<results.output>/report.html``."""
+    if path is None:
+        if results.output is None:
+            raise ValueError("give a report path: these results have no output folder")
+        path = results.output / "report.html"
+    path = Path(path)
     return write_atomic(path, with_evidence(render_html(results, title, embed_examples), results, path, embed_examples))

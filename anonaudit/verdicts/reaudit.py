@@ -85,7 +85,9 @@ class Refused(AnonauditError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{len(problems)} file(s) the certificate rests on changed or are missing: " + "; ".join(problems))
+        super().__init__(
+            f"{len(problems)} file(s) the certificate rests on changed or are missing: " + "; ".join(problems)
+        )
 
     def __reduce__(self):  # rebuilt from the constructor's arguments
         return type(self), (self.problems,)
@@ -160,7 +162,11 @@ def load_certified(source: str | Path) -> Certified:
     source = Path(source)
     path = source / "certificate.json" if source.is_dir() else source
     cert = _read_json(path)
-    if not isinstance(cert, dict) or not isinstance(cert.get("manifest"), dict) or not isinstance(cert.get("verdict"), dict):
+    if (
+        not isinstance(cert, dict)
+        or not isinstance(cert.get("manifest"), dict)
+        or not isinstance(cert.get("verdict"), dict)
+    ):
         raise DataError(f"{path}: not a certificate (no readable certificate.json with a verdict and a manifest)")
     manifest = cert["manifest"]
     if not isinstance(manifest.get("config"), dict):
@@ -280,7 +286,9 @@ def certified_policy(manifest: dict[str, Any], remap: PathMap) -> Policy:
     recorded = manifest.get("policy") or {}
     source, name, want = recorded.get("source") or "", recorded.get("name") or "", recorded.get("sha256")
     candidates = [Path(remap(source)), Path(source)] if source else []
-    candidates += [p for p in (builtin_path(name), builtin_path(Path(source).stem) if source else None) if p is not None]
+    candidates += [
+        p for p in (builtin_path(name), builtin_path(Path(source).stem) if source else None) if p is not None
+    ]
     for path in dict.fromkeys(candidates):
         if path.is_file():
             policy = load_policy(path)
@@ -410,7 +418,11 @@ def compare_tables(certified: pd.DataFrame, now: pd.DataFrame) -> tuple[list[Row
 
 def verdict_differences(certified: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """Where the verdicts differ: overall, per target, per criterion."""
-    out = [f"overall {certified.get('overall')} -> {now.get('overall')}"] if certified.get("overall") != now.get("overall") else []
+    out = (
+        [f"overall {certified.get('overall')} -> {now.get('overall')}"]
+        if certified.get("overall") != now.get("overall")
+        else []
+    )
     old = {t["target_label"]: t for t in certified.get("targets") or []}
     new = {t["target_label"]: t for t in now.get("targets") or []}
     for label in dict.fromkeys([*old, *new]):
@@ -516,23 +528,33 @@ def reaudit(source: str | Path, output: str | Path | None = None, data_root: str
     return outcome
 
 
-def compare(certified: Certified, remap: PathMap, results: Results, verdict: Verdict, new_certificate: dict[str, Any]) -> Reaudit:
+def compare(
+    certified: Certified, remap: PathMap, results: Results, verdict: Verdict, new_certificate: dict[str, Any]
+) -> Reaudit:
     """The certified run against its rerun (``results``, ``verdict`` and ``new_certificate``), the
     certified target labels read with the new data root."""
     old = certified.certificate["verdict"]
-    old = {**old, "targets": [{**t, "target_label": remap.relabel(t["target_label"])} for t in old.get("targets") or []]}
+    old = {
+        **old,
+        "targets": [{**t, "target_label": remap.relabel(t["target_label"])} for t in old.get("targets") or []],
+    }
     released = {remap.relabel(k): v for k, v in (certified.manifest.get("released") or {}).items()}
     table = results.table
     rows, compared, trained = compare_tables(
         certified.table.assign(target_label=certified.table["target_label"].map(remap.relabel)), table)
     trainable = set(table.loc[trained_rows(table) & (table["kind"] == "target"), "target_label"].dropna())
     return Reaudit(
-        certificate=certified.path, run=Path(results.output),
+        certificate=certified.path,
+        run=Path(results.output),
         data_mapping=None if remap.now is None else (str(remap.recorded), str(remap.now)),
-        rows_compared=compared, trained_rows=trained, rows=rows,
+        rows_compared=compared,
+        trained_rows=trained,
+        rows=rows,
         verdicts={"certified": old.get("overall"), "now": verdict.overall},
         verdict_differences=verdict_differences(old, verdict.to_dict()),
-        input_differences=input_differences({**certified.manifest, "released": released}, new_certificate["manifest"], trainable),
+        input_differences=input_differences(
+            {**certified.manifest, "released": released}, new_certificate["manifest"], trainable
+        ),
         environment=environment_differences(certified.manifest, {**results.manifest, **new_certificate["manifest"]}),
     )
 
@@ -567,7 +589,13 @@ def format_reaudit(r: Reaudit) -> str:
 
 def _value_text(v: dict[str, Any]) -> str:
     def num(x: Any) -> str:
-        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}" if isinstance(x, float) else str(x)
+        return (
+            "-"
+            if x is None or (isinstance(x, float) and math.isnan(x))
+            else f"{x:.6g}"
+            if isinstance(x, float)
+            else str(x)
+        )
 
     return (
         f"{v.get('status')}: {num(v.get('value'))} [{num(v.get('ci_low'))}, {num(v.get('ci_high'))}] "

@@ -94,7 +94,8 @@ class EasyOCREngine(OCREngine):
     def model_id(self) -> str:
         # The device does not change readings meaningfully; the weights folder does.
         cls = type(self)
-        return f"ocr:easyocr:{cls.__module__}.{cls.__qualname__}:{self.backend_version()}:{self.allowlist}:{self._model_dir()}"
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        return f"ocr:easyocr:{where}:{self.backend_version()}:{self.allowlist}:{self._model_dir()}"
 
     def _model_dir(self) -> Path:
         return Path(self.model_storage_directory) if self.model_storage_directory else default_model_dir()
