@@ -123,8 +123,10 @@ def test_a_checkpoint_loaded_under_another_environment_warns_with_each_differenc
     with pytest.warns(EnvironmentWarning) as caught:
         load_checkpoint(ckpt)
     assert [str(w.message) for w in caught] == [
-        f"checkpoint {ckpt} was computed under another environment: numpy version: 1.0.0 recorded, "
-        f"{np.__version__} now",
+        (
+            f"checkpoint {ckpt} was computed under another environment: numpy version: 1.0.0 recorded, "
+            f"{np.__version__} now"
+        ),
         f"checkpoint {ckpt} was computed under another environment: torch threads: 64 recorded, 1 now",
     ]
 
