@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 
 P = TypeVar("P", bound="ParamsMixin")
@@ -50,6 +50,13 @@ class ParamsMixin:
 
     #: Parameters always shown in :meth:`label`, even at their default (e.g. a swept strength).
     label_params: tuple[str, ...] = ()
+    #: Small working parameters for :func:`anonaudit.testing.check_component`: a value for every
+    #: parameter the constructor cannot do without, and cheaper settings where the defaults are slow
+    #: (small networks, fewer candidates). Never used by audits.
+    test_params: ClassVar[dict[str, Any]] = {}
+    #: Valid non-default values the contract checks try for parameters they cannot vary by themselves
+    #: (strings, parameters defaulting to ``None``), e.g. ``{"region": ("boxes",)}``.
+    param_alternatives: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def label(self) -> str:
         """Short readable name: the registry name with parameters that differ from their defaults."""

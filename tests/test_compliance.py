@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 from shared_data import debian_program
 
+from anonaudit.attacks.base import ARTICLE29_CRITERIA
 from anonaudit.cli import main
 from anonaudit.data.io import write_image
-from anonaudit.attacks.base import ARTICLE29_CRITERIA
 from anonaudit.registry import ATTACKS
 from anonaudit.reports.compliance import (
     CRITERIA,
@@ -145,7 +145,8 @@ def test_criteria_are_never_guessed_from_names(run: Path):
     m = compliance_model(results)
     gone = next(a for a in m["attacks"] if a["name"] == "reid_ocr_membership")
     assert gone["criteria"] == [] and gone["criteria_text"] == "not mapped"
-    assert all(r["cells"][0]["missing"] == "not tested" for r in m["criteria_rows"])  # singling out: only ocr tested it
+    for r in m["criteria_rows"]:  # singling out: only metadata's evidence is left
+        assert [e["by"] for e in r["cells"][0]["evidence"]] == ["metadata: files_with_leak"]
 
 
 def test_model_maps_criteria_sizes_attacker_model_and_untested(run: Path):

@@ -1,9 +1,11 @@
-"""Contract tests over every registered anonymizer, attack and evaluator (in the spirit of
-scikit-learn's ``check_estimator``): cheap construction, ``get_params`` / ``set_params`` /
-clone round trips, no fitted state before ``fit``, ``set_params`` validating like the constructor,
-labels, registry names, no parameter shadowing a method; for anonymizers the output contract of
-``anonymize`` (same keys, uint8 RGB of the same shape, deterministic); for every attack, an
-unchanged release leaks as much as the originals and a fully masked one no more than chance.
+"""Contract tests over every registered anonymizer, attack and evaluator through the public
+:func:`anonaudit.testing.check_component` (in the spirit of scikit-learn's ``check_estimator``):
+cheap construction, ``get_params`` / ``set_params`` / clone round trips, no fitted state before
+``fit``, ``set_params`` validating like the constructor, labels, registry names, no parameter
+shadowing a method; for anonymizers the output contract of ``anonymize``; for attacks their declared
+Article 29 criteria. What a component needs for the checks is declared on its class (``test_params``,
+``param_alternatives``), never in a table here. Then, for every attack, an unchanged release leaks as
+much as the originals and a fully masked one no more than chance.
 Then the package's structure: components discovered from the source tree (no optional heavy
 import), results and reports independent of the runner, the runner cloning each component per
 unit, and the demo configuration shipped once as a packaged YAML."""
@@ -12,13 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import inspect
 import json
 import math
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,8 @@ from anonaudit.config import ComponentSpec, _check_values
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.data.synthetic_plates import synthetic_plates
 from anonaudit.errors import ConfigError, DataError, ModelUnavailableError
-from anonaudit.evaluators.base import Evaluator, PerImageEvaluator
-from anonaudit.params import ParamsMixin, clone
+from anonaudit.evaluators.base import Evaluator
+from anonaudit.params import clone
 from anonaudit.registry import (
     ANONYMIZERS,
     ATTACKS,
@@ -50,6 +50,15 @@ from anonaudit.registry import (
     REGISTRY_NAMES,
     Registry,
     load_builtin_components,
+)
+from anonaudit.testing import (
+    ContractError,
+    check_anonymize_output,
+    check_component,
+    component_params,
+    fitted_attributes,
+    init_params,
+    tiny_images,
 )
 
 load_builtin_components()
@@ -60,39 +69,9 @@ KINDS: dict[str, tuple[Registry, type]] = {
     "evaluators": (EVALUATORS, Evaluator),
 }
 
-#: Values for parameters without a usable default (found with ``inspect.signature`` below).
-REQUIRED_VALUES: dict[tuple[str, str], dict[str, Any]] = {
-    ("anonymizers", "external"): {"path": "released"},
-}
-
-#: Names a constructor parameter must never take: they are methods or attributes of the bases.
-RESERVED = {"label", "get_params", "set_params", "name", "fit", "run", "anonymize", "compute", "update", "reset",
-            "anonymize_image", "save", "load", "check_labels", "requires", "trainable", "label_params",
-            "higher_is_better", "method", "score_pair"}
-for _base in (ParamsMixin, Anonymizer, Attack, Evaluator, PerImageEvaluator):
-    RESERVED |= {n for n in dir(_base) if not n.startswith("_")}
-
-#: Valid alternatives for string parameters (numbers and booleans are varied generically).
-STRING_ALTERNATIVES: dict[str, list[str]] = {
-    "region": ["boxes", "plate"],
-    "on_mismatch": ["drop"],
-    "path": ["elsewhere"],
-    "net": ["vgg"],
-    "box": ["original"],
-    "measure": ["psnr", "ssim"],
-    "detector": ["test_white_square"],
-    "engine": ["tesseract", "easyocr"],
-    "embedder": ["pixels"],
-    "gallery": ["auxiliary"],
-    "blind": ["always", "never", "off"],
-    "classifier": ["mlp", "svm"],
-    "features": ["pixels"],
-    "select": ["first", "best"],
-    "attribute": ["smiling"],
-    "device": ["cpu"],
-    "features_name": ["custom"],
-    "projection": ["pca", "lda"],
-}
+#: Deterministic models without weights in place of the defaults (the white-square test detector of
+#: ``face_data``): dlib and MTCNN are tested elsewhere.
+STAND_INS: dict[str, Any] = {"detector": "test_white_square"}
 
 
 def _ids() -> list:
@@ -102,263 +81,89 @@ def _ids() -> list:
 COMPONENTS = _ids()
 
 
-def _required(kind: str, name: str) -> dict[str, Any]:
-    cls = KINDS[kind][0].get(name)
-    given = dict(REQUIRED_VALUES.get((kind, name), {}))
-    missing = [p.name for p in _init_params(cls) if p.default is inspect.Parameter.empty and p.name not in given]
-    if missing:  # a new component with required parameters: add simple values to REQUIRED_VALUES
-        pytest.skip(f"{kind} '{name}' requires {missing}; no simple value known")
-    return given
-
-
-def _init_params(cls: type) -> list[inspect.Parameter]:
-    return [p for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-
-def make(kind: str, name: str, **over: Any):
-    return KINDS[kind][0].create(name, **{**_required(kind, name), **over})
-
-
-def same(a: Any, b: Any) -> bool:
-    """Parameter equality, lists and tuples alike (JSON and YAML give lists)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return bool(a == b)
-
-
-def same_params(p: dict, q: dict) -> bool:
-    return p.keys() == q.keys() and all(same(p[k], q[k]) for k in p)
-
-
-# -- construction and parameters --------------------------------------------------------------------------
+# -- every registered component passes check_component -----------------------------------------------------------------
 def test_every_kind_has_components():
     assert len(ANONYMIZERS.names()) >= 5 and len(ATTACKS.names()) >= 3 and len(EVALUATORS.names()) >= 2
 
 
 @pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_default_construction_is_cheap(kind: str, name: str):
-    """No model is loaded in ``__init__`` (weights load lazily, on first use)."""
-    t0 = time.perf_counter()
-    c = make(kind, name)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 1.0, f"{kind} '{name}' took {elapsed:.2f} s to construct"
-    assert isinstance(c, KINDS[kind][1])
+def test_component_contract(kind: str, name: str):
+    """Construction, parameters, labels, clones, validation; anonymizers' output, attacks' criteria."""
+    report = check_component(KINDS[kind][0].get(name), stand_ins=STAND_INS)
+    assert report["check_get_params"] == "passed" and report["check_non_default_parameters_appear_in_label"] == "passed"
+    if kind == "anonymizers" and name != "external":
+        assert report["check_anonymizes_tiny_images"] == "passed", report
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_registry_name(kind: str, name: str):
-    c = make(kind, name)
-    assert c.name == name and type(c).name == name
-    assert KINDS[kind][0].get(name) is type(c)
+def test_external_release_keeps_keys_and_shapes(tmp_path: Path):
+    """A ready-made release anonymizes only the images it holds: checked on a folder of them."""
+    images = tiny_images()
+    images.to_folder(tmp_path / "released")
+    check_anonymize_output(ANONYMIZERS.create("external", path=str(tmp_path / "released")), images, changes=False)
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_get_params_are_exactly_the_constructor_parameters(kind: str, name: str):
-    c = make(kind, name)
-    params = c.get_params()
-    sig = _init_params(type(c))
-    assert list(params) == [p.name for p in sig]
-    given = _required(kind, name)
-    for p in sig:  # stored unchanged (up to list/tuple)
-        expected = given.get(p.name, p.default)
-        assert same(params[p.name], expected), f"{name}.{p.name}: {params[p.name]!r} != {expected!r}"
+# -- check_component itself fails loudly ---------------------------------------------------------------------------
+class _Required(Anonymizer):
+    name = "contract_required"
+
+    def __init__(self, strength: float):
+        self.strength = strength
+
+    def anonymize_image(self, image, record):
+        return 255 - image
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_set_params_round_trips(kind: str, name: str):
-    c = make(kind, name)
-    params = c.get_params()
-    other = make(kind, name)
-    assert other.set_params(**params) is other
-    assert same_params(other.get_params(), params)
-    with pytest.raises(ValueError, match="has no parameter 'no_such_parameter'"):
-        other.set_params(no_such_parameter=1)
+class _Declared(_Required):
+    test_params = {"strength": 1.0}
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_clone_from_params(kind: str, name: str):
-    c = make(kind, name)
-    clone = type(c)(**c.get_params())
-    assert same_params(clone.get_params(), c.get_params())
-    assert clone.label() == c.label()
-    # and through JSON, as audits store them
-    again = KINDS[kind][0].create(name, **json.loads(json.dumps(c.get_params())))
-    assert same_params(again.get_params(), c.get_params())
+class _RejectsDefault(_Required):
+    test_params = {"strength": 1.0}
+    param_alternatives = {"strength": (-3.0,)}
+
+    def __init__(self, strength: float, mode: str = "a"):
+        if strength < 0:
+            raise ConfigError(f"strength must be >= 0, got {strength}")
+        self.strength, self.mode = strength, mode
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_label_and_repr(kind: str, name: str):
-    c = make(kind, name)
-    assert callable(c.label)
-    label = c.label()
-    assert isinstance(label, str) and (label == name or label.startswith(f"{name}("))
-    assert repr(c).startswith(f"{type(c).__name__}(")
+class _NoCriteria(Attack):
+    name = "contract_no_criteria"
+
+    def __init__(self, k: int = 2):
+        self.k = k
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_no_parameter_shadows_a_method_or_base_attribute(kind: str, name: str):
-    """Regression: a parameter named ``label`` once replaced the ``label()`` method on instances."""
-    cls = KINDS[kind][0].get(name)
-    names = {p.name for p in _init_params(cls)}
-    assert not names & RESERVED, f"{name}: parameters {sorted(names & RESERVED)} collide with the base API"
-    for p in names:
-        attr = inspect.getattr_static(cls, p, None)
-        assert not isinstance(attr, (property, classmethod, staticmethod)) and not inspect.isfunction(attr), \
-            f"{name}: parameter '{p}' shadows {cls.__qualname__}.{p}"
+class _Shadowing(_NoCriteria):
+    name = "contract_shadowing"
+    criteria = ("inference",)
+
+    def __init__(self, label: str = "x"):
+        self.label = label
 
 
-def _variants(value: Any, param: str) -> list[Any]:
-    if isinstance(value, bool):
-        return [not value]
-    if isinstance(value, int):
-        return [value + 2, value + 1, 2 * value, 1]
-    if isinstance(value, float):
-        return [2 * value if value else 0.5, value / 2, value + 0.5, 0.5]
-    if isinstance(value, str):
-        return STRING_ALTERNATIVES.get(param, [])
-    if value is None:
-        return STRING_ALTERNATIVES.get(param, []) + [0.5, 1]
-    if isinstance(value, (list, tuple)) and value:
-        shorter = [type(value)(value[:-1])] if len(value) > 1 else []
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            return shorter + [type(value)(v + 1 for v in value)]
-        return shorter
-    return []
+def test_check_component_passes_a_component_declaring_what_it_needs():
+    report = check_component(_Declared)
+    assert report["check_anonymizes_tiny_images"] == "passed" and "check_declares_criteria" not in report
+    assert check_component(_Declared(strength=2.0))["check_get_params"] == "passed"  # an instance: its own params
 
 
-def _shown(value: Any) -> str:
-    return f"{value:.10g}" if isinstance(value, float) else str(value)
+def test_check_component_fails_a_required_parameter_without_test_params():
+    with pytest.raises(ContractError, match=r"anonymizer 'contract_required' requires \['strength'\] and declares no value "
+                                            r"for them: add small working values to the class attribute test_params"):
+        check_component(_Required)
 
 
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_non_default_parameters_appear_in_label(kind: str, name: str):
-    base = make(kind, name)
-    checked = []
-    for param, default in base.get_params().items():
-        for value in _variants(default, param):
-            if same(value, default):
-                continue
-            try:
-                c = make(kind, name, **{param: value})
-            except (ValueError, TypeError):  # ConfigError is a ValueError: not a valid value here
-                continue
-            stored = c.get_params()[param]
-            assert same(stored, value)
-            label = c.label()
-            assert f"{param}={_shown(stored)}" in label, f"{param}={value!r} missing from {label!r}"
-            assert label != base.label()
-            checked.append(param)
-            break
-    numeric = [k for k, v in base.get_params().items() if isinstance(v, (int, float))]
-    assert checked or not numeric, f"{name}: no valid non-default value found for {numeric}"
+def test_check_component_fails_an_attack_without_criteria():
+    with pytest.raises(ContractError, match="attack 'contract_no_criteria': check_declares_criteria: declares no criteria"):
+        check_component(_NoCriteria)
 
 
-# -- anonymizers: the output contract ------------------------------------------------------------------------------
-FACE = Box(12, 10, 20, 22)
-
-
-def tiny_set() -> ImageSet:
-    images = [square_image(size=48, box=FACE, seed=s) for s in range(3)]
-    images[2] = images[2][:40]  # a different shape: outputs must keep each input's shape
-    return ImageSet.from_arrays(images, ["a", "b", "sub/c"], boxes=[[FACE]] * 3, texts=["X1", "X2", "X3"],
-                                identities=["p", "q", "p"], name="tiny")
-
-
-def make_anonymizer(name: str, tmp_path: Path, images: ImageSet) -> Anonymizer:
-    params: dict[str, Any] = {}
-    if "detector" in ANONYMIZERS.get(name).__init__.__code__.co_varnames:
-        params["detector"] = "test_white_square"  # deterministic, no model; dlib/MTCNN are tested elsewhere
-    params.update(getattr(ANONYMIZERS.get(name), "tiny_params", {}))  # trained targets: the tiny CPU networks
-    if name == "external":
-        images.to_folder(tmp_path / "released")  # somebody else's release of the same images
-        params["path"] = str(tmp_path / "released")
-    return make("anonymizers", name, **params)
-
-
-ANONYMIZER_NAMES = [pytest.param(n, id=n) for n in ANONYMIZERS.names()]
-
-
-@pytest.mark.parametrize("name", ANONYMIZER_NAMES)
-def test_anonymize_keeps_keys_shapes_and_is_deterministic(name: str, tmp_path: Path):
-    images = tiny_set()
-    before = [im.copy() for im in images]
-    anon = make_anonymizer(name, tmp_path, images)
-    assert anon.fit(images) is anon
-    out = anon.anonymize(images, show_progress=False)
-    assert isinstance(out, ImageSet) and len(out) == len(images)
-    assert out.keys == images.keys
-    assert [r.text for r in out.records] == images.texts and out.identities == images.identities
-    for i in range(len(images)):
-        assert out[i].dtype == np.uint8 and out[i].shape == images[i].shape and out[i].shape[2] == 3
-        np.testing.assert_array_equal(images[i], before[i])  # the input is never modified
-    again = anon.anonymize(images, show_progress=False)
-    for i in range(len(images)):
-        np.testing.assert_array_equal(out[i], again[i])
-    if name != "external":  # an external release here is a copy of the originals
-        assert any(not np.array_equal(out[i], images[i]) for i in range(len(images))), f"{name} changed nothing"
-
-
-@pytest.mark.parametrize("name", ANONYMIZER_NAMES)
-def test_anonymizer_save_and_load(name: str, tmp_path: Path):
-    anon = make_anonymizer(name, tmp_path, tiny_set())
-    anon.save(tmp_path / "target.json")
-    loaded = Anonymizer.load(tmp_path / "target.json")
-    assert type(loaded) is type(anon) and same_params(loaded.get_params(), anon.get_params())
-
-
-# -- fitted state, clone, set_params validation ----------------------------------------------------------------
-def _fitted_attributes(component: Any) -> list[str]:
-    """Attributes holding what ``fit`` learned: trailing underscore (scikit-learn's convention)."""
-    return sorted(k for k in vars(component) if k.endswith("_") and not k.startswith("__"))
-
-
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_no_fitted_state_after_construction(kind: str, name: str):
-    assert _fitted_attributes(make(kind, name)) == []
-
-
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_clone_is_unfitted_with_equal_params_and_label(kind: str, name: str):
-    c = make(kind, name)
-    c.learned_ = np.arange(3)  # as a fit would leave it
-    copy = clone(c)
-    assert type(copy) is type(c) and copy is not c
-    assert same_params(copy.get_params(), c.get_params())
-    assert _fitted_attributes(copy) == []
-    assert copy.label() == c.label() == c.label()  # stable, and the same for a clone
-    assert c.set_params(**c.get_params()).label() == copy.label()
-
-
-#: Values no constructor should accept for a parameter of the default's type (tried in order).
-INVALID_VALUES: list[Any] = [-1, -0.5, float("nan"), "no-such-choice", [], 0]
-
-
-def _invalid_value(kind: str, name: str) -> tuple[str, Any, type[BaseException], str] | None:
-    """A (parameter, value) the constructor rejects with a ValueError (ConfigError), and what it raised."""
-    for param in make(kind, name).get_params():
-        for value in INVALID_VALUES:
-            try:
-                make(kind, name, **{param: value})
-            except ValueError as exc:
-                return param, value, type(exc), str(exc)
-            except Exception:  # noqa: BLE001 - another error type: not a value check, try the next value
-                continue
-    return None
-
-
-@pytest.mark.parametrize("kind, name", COMPONENTS)
-def test_set_params_validates_like_the_constructor(kind: str, name: str):
-    found = _invalid_value(kind, name)
-    if found is None:
-        pytest.skip(f"{kind} '{name}' accepts every value tried for each parameter")
-    param, value, error, message = found
-    c = make(kind, name)
-    before = c.get_params()
-    with pytest.raises(error) as info:
-        c.set_params(**{param: value})
-    assert str(info.value) == message
-    assert same_params(c.get_params(), before)  # a rejected value leaves the component unchanged
+def test_check_component_fails_a_parameter_shadowing_the_api_and_a_rejected_alternative():
+    with pytest.raises(ContractError, match=r"parameters \['label'\] collide with the base API"):
+        check_component(_Shadowing)
+    with pytest.raises(ContractError, match=r"param_alternatives\['strength'\] holds -3.0, which the constructor rejects"):
+        check_component(_RejectsDefault)
 
 
 def test_set_params_keeps_fitted_state_and_revalidates():
@@ -407,15 +212,10 @@ def test_type_error_inside_a_constructor_is_not_a_config_error():
 
 # -- every registered attack on an unchanged and on a fully masked release ------------------------------------------
 #: Cheap stand-ins for model parameters, used where an attack has them: the attack's own logic runs
-#: in full, on models that need no weights (pixel embeddings, the white-square test detector).
+#: in full, on models that need no weights (pixel embeddings, the white-square test detector), with
+#: the attack's declared ``test_params`` (e.g. fewer inversion candidates per image).
 #: The attacks with their default models run on real faces in the ``shared_data`` test below.
 CHEAP_MODELS: dict[str, Any] = {"embedder": "pixels", "detector": "test_white_square", "features": "pixels"}
-#: Fewer inversion candidates per image keep the file fast; the attacks' logic is unchanged.
-CHEAP_PARAMS: dict[str, dict[str, Any]] = {
-    "deblur_ocr": {"methods": ["wiener"], "wiener_balances": [0.01], "sigma_scales": [1.0], "blind_sigmas": [0.05]},
-    "depixelate_ocr": {"methods": ["gaussian"], "blind_blocks": [8]},
-    "k_anonymity": {"k": 2},  # the claim a k-anonymity release would carry in its params
-}
 FACE_BOX = Box(2, 2, 12, 12, "face")  # the white-square "face", away from the centre crop pixel embeddings use
 
 
@@ -467,8 +267,7 @@ def copied(originals: ImageSet, folder: Path) -> ImageSet:
 def attack_setup(name: str, tmp: Path) -> tuple[dict[str, Any], ImageSet, ImageSet]:
     """Parameters, file-backed originals and the intruder's auxiliary images for attack ``name``."""
     cls = ATTACKS.get(name)
-    accepted = {p.name for p in _init_params(cls)}
-    params = {k: v for k, v in CHEAP_MODELS.items() if k in accepted} | CHEAP_PARAMS.get(name, {})
+    params = component_params(cls, CHEAP_MODELS)
     if "text" in getattr(cls, "requires", ()):
         originals, aux = synthetic_plates(6, seed=5), synthetic_plates(6, seed=6)
     else:
@@ -484,7 +283,7 @@ def _run(name: str, params: dict, aux: ImageSet, release: Release):
         result = attack.fit(aux).run(release)
     except ModelUnavailableError as exc:
         pytest.skip(f"attack '{name}': {exc}")
-    assert _fitted_attributes(clone(attack)) == []  # whatever fit/run learned stays with that object
+    assert fitted_attributes(clone(attack)) == []  # whatever fit/run learned stays with that object
     return result
 
 
@@ -529,7 +328,7 @@ def test_attack_on_fully_masked_release_is_at_chance(name: str, tmp_path: Path):
 
 @pytest.mark.shared_data("lfw/images")
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in ATTACKS.names()
-                                  if {p.name for p in _init_params(ATTACKS.get(n))} & {"embedder", "detector"}])
+                                  if {p.name for p in init_params(ATTACKS.get(n))} & {"embedder", "detector"}])
 def test_face_attack_with_its_default_models_on_real_faces(name: str, faces: ImageSet, tmp_path: Path, one_torch_thread):
     """The attacks that use face models, with their defaults, on five LFW photos: an unchanged release is
     as re-identifiable / detectable as the originals, a masked one is not."""
@@ -654,7 +453,7 @@ def test_runner_clones_every_component_per_unit(tmp_path: Path):
     attack, target = _CountingAttack(), ANONYMIZERS.create("noise", std=5.0)
     results = Audit(data, [target, ANONYMIZERS.create("mask")], [attack], aux_fraction=0, on_error="raise").run(
         tmp_path / "run", show_progress=False)
-    assert _fitted_attributes(attack) == [] and _fitted_attributes(target) == []  # the caller's objects untouched
+    assert fitted_attributes(attack) == [] and fitted_attributes(target) == []  # the caller's objects untouched
     rows = results.table[results.table["kind"] == "attack"]
     assert list(rows["value"]) == [0.0, 0.0] and rows["target_id"].nunique() == 2
     assert all((tmp_path / "run" / "examples" / t).is_dir() for t in rows["target_id"])

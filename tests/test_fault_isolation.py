@@ -26,6 +26,8 @@ class FaultProbe(Attack):
     """Succeeds everywhere except on releases made by ``fail_on`` (an anonymizer name)."""
 
     def __init__(self, fail_on: str = "pixelate"):
+    criteria = ("singling_out",)
+
         self.fail_on = fail_on
 
     def run(self, release):

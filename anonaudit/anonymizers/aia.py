@@ -99,6 +99,7 @@ class AIA(TrainableAnonymizer):
 
     label_params = ("alpha", "beta")
     param_alternatives = {**TrainableAnonymizer.param_alternatives, "attribute": ("smiling",)}
+    test_params = {"pretrain_steps": 4, "adversary_hidden": 16}
     arch_params = (
         "alpha",
         "beta",

@@ -19,6 +19,10 @@ from ..params import ParamsMixin
 #: Attacks' name for :class:`~anonaudit.measurement.Measurement` (the same class).
 AttackMetric = Measurement
 
+#: The Article 29 Working Party's criteria (Opinion 05/2014 on anonymisation techniques, WP216, section 2.2),
+#: the values an attack's ``criteria`` may hold.
+ARTICLE29_CRITERIA: tuple[str, ...] = ("singling_out", "linkability", "inference")
+
 
 @dataclass(frozen=True)
 class FileFinding:
@@ -57,11 +61,16 @@ class AttackResult:
 
 
 class Attack(ParamsMixin):
-    """Base class of attacks. ``requires`` lists the labels the attack needs on the originals."""
+    """Base class of attacks. ``requires`` lists the labels the attack needs on the originals.
+
+    Every attack declares ``criteria``: the Article 29 criteria it tests (of :data:`ARTICLE29_CRITERIA`);
+    the compliance report reads them and :func:`anonaudit.testing.check_component` fails an attack
+    that declares none.
+    """
 
     name = ""
     requires: tuple[str, ...] = ()
-    criteria: tuple[str, ...] = ()  # Art. 29 WP 05/2014 criteria it tests: singling_out, linkability, inference
+    criteria: tuple[str, ...] = ()
     # What the release must carry beyond its image pairs ("anonymizer": the target object;
     # "training_keys": a trained target's training set; "anonymized_auxiliary": the auxiliary images
     # as the method anonymizes them; "representation": a target that releases feature vectors, i.e.

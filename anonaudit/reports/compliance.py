@@ -6,10 +6,11 @@ test, with the attacker model, data sizes, what was not tested and the limitatio
 ``verdict.json``, example images; no model is run); :func:`write_compliance_report` lays the same content out as HTML
 (template ``compliance.html``) and PDF (:mod:`.pdf`).
 
-Each attack class declares the criteria it tests (``criteria = ("inference",)``); attacks that do
-not (third-party plugins) are mapped by :data:`FALLBACK_CRITERIA` from words in their name, and the
-report says the mapping was assumed. Each criterion's cell lists the evidence of every attack that
-tests it (highest risk first), so criteria tested by different attacks show different evidence.
+Each attack class declares the criteria it tests (``criteria = ("inference",)``; required, checked by
+:func:`anonaudit.testing.check_component`); nothing is guessed from names: an attack in the results
+that declares none (or is no longer installed) is listed as not mapped. Each criterion's cell lists
+the evidence of every attack that tests it (highest risk first), so criteria tested by different
+attacks show different evidence.
 The attacker model describes only the attacks that ran in the results table (configured attacks
 that were unavailable, failed or not applicable are listed under what was not tested).
 """
@@ -17,7 +18,6 @@ that were unavailable, failed or not applicable are listed under what was not te
 from __future__ import annotations
 
 import fnmatch
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,18 +51,6 @@ MOTIVATED_INTRUDER = (
     "resources such as the internet, libraries and public documents, and using investigative techniques (without specialist "
     "skills or equipment, and without criminal acts), succeed in re-identifying someone from the release?"
 )
-#: Criteria assumed for attacks that declare none, from the words their registered name starts with (first match).
-FALLBACK_CRITERIA: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("membership", ("inference",)),
-    ("attribute", ("inference",)),
-    ("gender", ("inference",)),
-    ("age", ("inference",)),
-    ("link", ("linkability",)),
-    ("reid", ("singling_out", "linkability")),
-    ("ident", ("singling_out", "linkability")),
-    ("ocr", ("singling_out", "linkability")),
-    ("metadata", ("singling_out", "linkability", "inference")),
-)
 #: What an attack parameter says the intruder holds.
 _GALLERY = {
     "originals": "a gallery of identified photos that includes each released image's own source photo",
@@ -83,9 +71,8 @@ LIMITATIONS = [
 ]
 
 
-def attack_criteria(name: str) -> tuple[tuple[str, ...], bool]:
-    """The criteria an attack tests and whether they were declared (False: assumed from its name,
-    or none found)."""
+def attack_criteria(name: str) -> tuple[str, ...]:
+    """The criteria attack ``name`` declares (empty for one no longer installed)."""
     from ..registry import ATTACKS
 
     try:
@@ -97,10 +84,7 @@ def attack_criteria(name: str) -> tuple[tuple[str, ...], bool]:
         from ..errors import ConfigError
 
         raise ConfigError(f"attack '{name}' declares unknown criteria {unknown} (known: {', '.join(CRITERIA)})")
-    if declared:
-        return declared, True
-    tokens = re.split(r"[^a-z0-9]+", name.lower())
-    return next((c for word, c in FALLBACK_CRITERIA if any(t.startswith(word) for t in tokens)), ()), False
+    return declared
 
 
 def intruder_holds(name: str, params: dict[str, Any]) -> list[str]:
@@ -197,8 +181,8 @@ def compliance_model(results: Results, embed_examples: bool = False) -> dict[str
     names = list(dict.fromkeys(ok["component"].dropna()))  # the attacks that ran, in the table's order
     attacks = []
     for name in names:
-        crit, declared = attack_criteria(name)
-        attacks.append({"name": name, "criteria": list(crit), "declared": declared,
+        crit = attack_criteria(name)
+        attacks.append({"name": name, "criteria": list(crit),
                         "criteria_text": ", ".join(CRITERIA[c][0] for c in crit) or "not mapped",
                         "holds": intruder_holds(name, configured.get(name, {})), "scored_with": scored_with(name)})
     by_criterion = {c: {a["name"] for a in attacks if c in a["criteria"]} for c in CRITERIA}

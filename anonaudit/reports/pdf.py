@@ -219,7 +219,7 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
         [
             [
                 a["name"],
-                a["criteria_text"] + ("" if a["declared"] or not a["criteria"] else " (assumed from the name)"),
+                a["criteria_text"],
                 "; ".join(a["holds"]) or "–",
                 "; ".join(a["scored_with"]) or "–",
             ]
