@@ -31,8 +31,9 @@ import inspect
 import json
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from .evaluators.base import Evaluator, PerImageEvaluator
 from .params import ParamsMixin, clone
 from .registry import ANONYMIZERS, ATTACKS, EVALUATORS, Registry
 
-__all__ = ["ContractError", "check_component", "check_anonymize_output", "component_params", "tiny_images"]
+__all__ = ["ContractError", "check_anonymize_output", "check_component", "component_params", "tiny_images"]
 
 #: The component kinds: registry and base class.
 KINDS: dict[str, tuple[Registry, type]] = {
@@ -55,10 +56,33 @@ KINDS: dict[str, tuple[Registry, type]] = {
 
 #: Names a constructor parameter must never take: methods and attributes of the base classes.
 RESERVED: frozenset[str] = frozenset(
-    {"label", "name", "fit", "run", "anonymize", "compute", "update", "reset", "save", "load", "requires", "trainable",
-     "label_params", "higher_is_better", "method", "score_pair", "test_params", "param_alternatives", "criteria"}
-    | {n for base in (ParamsMixin, Anonymizer, Attack, Evaluator, PerImageEvaluator) for n in dir(base)
-       if not n.startswith("_")}
+    {
+        "label",
+        "name",
+        "fit",
+        "run",
+        "anonymize",
+        "compute",
+        "update",
+        "reset",
+        "save",
+        "load",
+        "requires",
+        "trainable",
+        "label_params",
+        "higher_is_better",
+        "method",
+        "score_pair",
+        "test_params",
+        "param_alternatives",
+        "criteria",
+    }
+    | {
+        n
+        for base in (ParamsMixin, Anonymizer, Attack, Evaluator, PerImageEvaluator)
+        for n in dir(base)
+        if not n.startswith("_")
+    }
 )
 
 #: Values no constructor should accept for a parameter (tried in order by the validation check).
@@ -94,7 +118,7 @@ def check_component(component: type | ParamsMixin, stand_ins: Mapping[str, Any] 
             skipped = str(exc)
         except ContractError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any other error is a failed check, named as such
+        except Exception as exc:
             raise ContractError(f"{_who(cls)}: {check.__name__}: raised {type(exc).__name__}: {exc}") from exc
         report[check.__name__] = f"skipped: {skipped}" if skipped else "passed"
     return report
@@ -119,15 +143,20 @@ def component_params(cls: type, stand_ins: Mapping[str, Any] | None = None) -> d
     params = declared | {k: v for k, v in (stand_ins or {}).items() if k in accepted}
     missing = [p.name for p in init_params(cls) if p.default is inspect.Parameter.empty and p.name not in params]
     if missing:
-        raise ContractError(f"{_who(cls)} requires {missing} and declares no value for them: add small working values "
-                            f"to the class attribute test_params (e.g. test_params = {{{missing[0]!r}: ...}})")
+        raise ContractError(
+            f"{_who(cls)} requires {missing} and declares no value for them: add small working values "
+            f"to the class attribute test_params (e.g. test_params = {{{missing[0]!r}: ...}})"
+        )
     return params
 
 
 def init_params(cls: type) -> list[inspect.Parameter]:
     """The constructor's named parameters (what ``get_params`` returns)."""
-    return [p for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
 def same(a: Any, b: Any) -> bool:
@@ -159,8 +188,10 @@ def _build(cls: type, params: Mapping[str, Any]) -> Any:
     try:
         return cls(**params)
     except (ValueError, TypeError) as exc:
-        raise ContractError(f"{_who(cls)} cannot be built from {dict(params)}: {type(exc).__name__}: {exc}; declare "
-                            f"working values in the class attribute test_params") from exc
+        raise ContractError(
+            f"{_who(cls)} cannot be built from {dict(params)}: {type(exc).__name__}: {exc}; declare "
+            f"working values in the class attribute test_params"
+        ) from exc
 
 
 def _fail(cls: type, check: str, problem: str) -> None:
@@ -204,7 +235,11 @@ def check_set_params_round_trips(cls: type, params: dict[str, Any]) -> None:
     """``set_params(**get_params())`` returns the component unchanged; unknown names raise ValueError."""
     c, other = _build(cls, params), _build(cls, params)
     if other.set_params(**c.get_params()) is not other or not same_params(other.get_params(), c.get_params()):
-        _fail(cls, "check_set_params_round_trips", "set_params(**get_params()) changed the parameters or returned another object")
+        _fail(
+            cls,
+            "check_set_params_round_trips",
+            "set_params(**get_params()) changed the parameters or returned another object",
+        )
     try:
         other.set_params(no_such_parameter=1)
     except ValueError as exc:
@@ -217,7 +252,10 @@ def check_set_params_round_trips(cls: type, params: dict[str, Any]) -> None:
 def check_clone_from_params(cls: type, params: dict[str, Any]) -> None:
     """``cls(**get_params())`` and the same through JSON (as audits store them) give equal components."""
     c = _build(cls, params)
-    for how, again in (("directly", cls(**c.get_params())), ("through JSON", cls(**json.loads(json.dumps(c.get_params()))))):
+    for how, again in (
+        ("directly", cls(**c.get_params())),
+        ("through JSON", cls(**json.loads(json.dumps(c.get_params())))),
+    ):
         if not same_params(again.get_params(), c.get_params()) or again.label() != c.label():
             _fail(cls, "check_clone_from_params", f"rebuilt from its parameters {how}, it differs: {again!r} != {c!r}")
 
@@ -236,7 +274,11 @@ def check_no_parameter_shadows_the_api(cls: type, params: dict[str, Any]) -> Non
     """No parameter named like a base-class method or attribute (``label`` once replaced ``label()``)."""
     names = {p.name for p in init_params(cls)}
     if names & RESERVED:
-        _fail(cls, "check_no_parameter_shadows_the_api", f"parameters {sorted(names & RESERVED)} collide with the base API")
+        _fail(
+            cls,
+            "check_no_parameter_shadows_the_api",
+            f"parameters {sorted(names & RESERVED)} collide with the base API",
+        )
     for p in names:
         attr = inspect.getattr_static(cls, p, None)
         if isinstance(attr, (property, classmethod, staticmethod)) or inspect.isfunction(attr):
@@ -274,7 +316,11 @@ def check_non_default_parameters_appear_in_label(cls: type, params: dict[str, An
     alternatives = getattr(cls, "param_alternatives", {}) or {}
     unknown = sorted(set(alternatives) - set(base.get_params()))
     if unknown:
-        _fail(cls, "check_non_default_parameters_appear_in_label", f"param_alternatives names unknown parameters {unknown}")
+        _fail(
+            cls,
+            "check_non_default_parameters_appear_in_label",
+            f"param_alternatives names unknown parameters {unknown}",
+        )
     checked = []
     for param, default in base.get_params().items():
         for value in variants(cls, param, default):
@@ -284,13 +330,20 @@ def check_non_default_parameters_appear_in_label(cls: type, params: dict[str, An
                 c = cls(**{**params, param: value})
             except (ValueError, TypeError) as exc:  # ConfigError is a ValueError: not a valid value here
                 if param in alternatives and any(same(value, a) for a in alternatives[param]):
-                    _fail(cls, "check_non_default_parameters_appear_in_label",
-                          f"param_alternatives['{param}'] holds {value!r}, which the constructor rejects: {exc}")
+                    _fail(
+                        cls,
+                        "check_non_default_parameters_appear_in_label",
+                        f"param_alternatives['{param}'] holds {value!r}, which the constructor rejects: {exc}",
+                    )
                 continue
             label = c.label()
             stored = c.get_params()[param]
             if not same(stored, value) or f"{param}={_shown(stored)}" not in label or label == base.label():
-                _fail(cls, "check_non_default_parameters_appear_in_label", f"{param}={value!r} missing from label {label!r}")
+                _fail(
+                    cls,
+                    "check_non_default_parameters_appear_in_label",
+                    f"{param}={value!r} missing from label {label!r}",
+                )
             checked.append(param)
             break
     numeric = [k for k, v in base.get_params().items() if isinstance(v, (int, float))]
@@ -345,8 +398,11 @@ def check_set_params_validates_like_the_constructor(cls: type, params: dict[str,
         if str(exc) != message:
             _fail(cls, "check_set_params_validates_like_the_constructor", f"{param}={value!r}: '{exc}' != '{message}'")
     else:
-        _fail(cls, "check_set_params_validates_like_the_constructor", f"set_params accepted {param}={value!r}, "
-              f"which the constructor rejects ({message})")
+        _fail(
+            cls,
+            "check_set_params_validates_like_the_constructor",
+            f"set_params accepted {param}={value!r}, which the constructor rejects ({message})",
+        )
     if not same_params(c.get_params(), before):
         _fail(cls, "check_set_params_validates_like_the_constructor", "a rejected value changed the parameters")
     return None
@@ -367,8 +423,14 @@ def tiny_images() -> ImageSet:
         img[f.y : f.y + f.h, f.x : f.x + f.w] = 255
         images.append(img)
     images[2] = images[2][:40]
-    return ImageSet.from_arrays(images, ["a", "b", "sub/c"], boxes=[[TINY_FACE]] * 3, texts=["X1", "X2", "X3"],
-                                identities=["p", "q", "p"], name="tiny")
+    return ImageSet.from_arrays(
+        images,
+        ["a", "b", "sub/c"],
+        boxes=[[TINY_FACE]] * 3,
+        texts=["X1", "X2", "X3"],
+        identities=["p", "q", "p"],
+        name="tiny",
+    )
 
 
 def check_anonymize_output(anonymizer: Anonymizer, images: ImageSet, changes: bool = True) -> None:
@@ -386,7 +448,11 @@ def check_anonymize_output(anonymizer: Anonymizer, images: ImageSet, changes: bo
     again = anonymizer.anonymize(images, show_progress=False)
     for i in range(len(images)):
         if out[i].dtype != np.uint8 or out[i].shape != images[i].shape or out[i].shape[2] != 3:
-            _fail(cls, "check_anonymize_output", f"image {i}: {out[i].dtype} {out[i].shape}, expected uint8 {images[i].shape}")
+            _fail(
+                cls,
+                "check_anonymize_output",
+                f"image {i}: {out[i].dtype} {out[i].shape}, expected uint8 {images[i].shape}",
+            )
         if not np.array_equal(images[i], before[i]):
             _fail(cls, "check_anonymize_output", f"image {i}: anonymize() modified its input")
         if not np.array_equal(out[i], again[i]):
@@ -420,8 +486,12 @@ def check_declares_criteria(cls: type, params: dict[str, Any]) -> None:
     """An attack declares the Article 29 criteria it tests, from :data:`~anonaudit.attacks.base.ARTICLE29_CRITERIA`."""
     criteria = tuple(getattr(cls, "criteria", ()) or ())
     if not criteria:
-        _fail(cls, "check_declares_criteria", f"declares no criteria: set the class attribute criteria to those it tests "
-              f"(of {', '.join(ARTICLE29_CRITERIA)}), e.g. criteria = ('linkability',)")
+        _fail(
+            cls,
+            "check_declares_criteria",
+            f"declares no criteria: set the class attribute criteria to those it tests "
+            f"(of {', '.join(ARTICLE29_CRITERIA)}), e.g. criteria = ('linkability',)",
+        )
     unknown = [c for c in criteria if c not in ARTICLE29_CRITERIA]
     if unknown or isinstance(cls.criteria, str):
         _fail(cls, "check_declares_criteria", f"criteria {cls.criteria!r}: a tuple of {', '.join(ARTICLE29_CRITERIA)}")
@@ -440,9 +510,16 @@ def check_higher_is_better_is_a_bool(cls: type, params: dict[str, Any]) -> None:
 
 
 COMMON_CHECKS: tuple[Check, ...] = (
-    check_construction_is_cheap, check_no_parameter_shadows_the_api, check_registry_name, check_get_params,
-    check_set_params_round_trips, check_clone_from_params, check_label_and_repr,
-    check_non_default_parameters_appear_in_label, check_no_fitted_state_after_construction, check_clone_is_unfitted,
+    check_construction_is_cheap,
+    check_no_parameter_shadows_the_api,
+    check_registry_name,
+    check_get_params,
+    check_set_params_round_trips,
+    check_clone_from_params,
+    check_label_and_repr,
+    check_non_default_parameters_appear_in_label,
+    check_no_fitted_state_after_construction,
+    check_clone_is_unfitted,
     check_set_params_validates_like_the_constructor,
 )
 KIND_CHECKS: dict[str, tuple[Check, ...]] = {

@@ -149,20 +149,27 @@ def test_check_component_passes_a_component_declaring_what_it_needs():
 
 
 def test_check_component_fails_a_required_parameter_without_test_params():
-    with pytest.raises(ContractError, match=r"anonymizer 'contract_required' requires \['strength'\] and declares no value "
-                                            r"for them: add small working values to the class attribute test_params"):
+    with pytest.raises(
+        ContractError,
+        match=r"anonymizer 'contract_required' requires \['strength'\] and declares no value "
+        r"for them: add small working values to the class attribute test_params",
+    ):
         check_component(_Required)
 
 
 def test_check_component_fails_an_attack_without_criteria():
-    with pytest.raises(ContractError, match="attack 'contract_no_criteria': check_declares_criteria: declares no criteria"):
+    with pytest.raises(
+        ContractError, match="attack 'contract_no_criteria': check_declares_criteria: declares no criteria"
+    ):
         check_component(_NoCriteria)
 
 
 def test_check_component_fails_a_parameter_shadowing_the_api_and_a_rejected_alternative():
     with pytest.raises(ContractError, match=r"parameters \['label'\] collide with the base API"):
         check_component(_Shadowing)
-    with pytest.raises(ContractError, match=r"param_alternatives\['strength'\] holds -3.0, which the constructor rejects"):
+    with pytest.raises(
+        ContractError, match=r"param_alternatives\['strength'\] holds -3.0, which the constructor rejects"
+    ):
         check_component(_RejectsDefault)
 
 
@@ -206,7 +213,9 @@ def test_type_error_inside_a_constructor_is_not_a_config_error():
     assert not isinstance(info.value, ConfigError)
     with pytest.raises(TypeError, match="has no len"):  # nor while a config is read
         _check_values(reg, ComponentSpec("buggy", {"size": 3}), "targets[0]")
-    with pytest.raises(ConfigError, match="targets\\[0\\]: things 'buggy': got an unexpected keyword argument 'colour'"):
+    with pytest.raises(
+        ConfigError, match="targets\\[0\\]: things 'buggy': got an unexpected keyword argument 'colour'"
+    ):
         _check_values(reg, ComponentSpec("buggy", {"colour": 3}), "targets[0]")
 
 
@@ -225,15 +234,21 @@ def synthetic_faces(n_people: int, per_person: int, seed: int, prefix: str) -> I
     people = synthetic_identities(n_people, per_person, seed=seed, prefix=prefix)
     images, attributes = [], []
     for i in range(len(people)):
-        gender = "male" if int(people.identities[i][len(prefix):]) % 2 == 0 else "female"
+        gender = "male" if int(people.identities[i][len(prefix) :]) % 2 == 0 else "female"
         img = people[i].astype(float)
         img[..., 0 if gender == "male" else 2] += 30
         img = np.clip(img, 0, 250).astype(np.uint8)
         img[FACE_BOX.y : FACE_BOX.y + FACE_BOX.h, FACE_BOX.x : FACE_BOX.x + FACE_BOX.w] = 255
         images.append(img)
         attributes.append({"gender": gender})
-    return ImageSet.from_arrays(images, [f"{prefix}{i:03d}" for i in range(len(people))], identities=people.identities,
-                                attributes=attributes, boxes=[[FACE_BOX]] * len(people), name=f"faces-{prefix}")
+    return ImageSet.from_arrays(
+        images,
+        [f"{prefix}{i:03d}" for i in range(len(people))],
+        identities=people.identities,
+        attributes=attributes,
+        boxes=[[FACE_BOX]] * len(people),
+        name=f"faces-{prefix}",
+    )
 
 
 def as_files(images: ImageSet, folder: Path, stem: str, exif: bool) -> ImageSet:
@@ -323,13 +338,22 @@ def test_attack_on_fully_masked_release_is_at_chance(name: str, tmp_path: Path):
             continue
         assert _at_chance(m), (
             f"{name}.{m.metric}: risk {m.risk:.3f} on a fully masked release (release {m.release.value:.3f} "
-            f"[{m.release.ci_low:.3f}, {m.release.ci_high:.3f}], baseline {m.baseline:.3f})")
+            f"[{m.release.ci_low:.3f}, {m.release.ci_high:.3f}], baseline {m.baseline:.3f})"
+        )
 
 
 @pytest.mark.shared_data("lfw/images")
-@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in ATTACKS.names()
-                                  if {p.name for p in init_params(ATTACKS.get(n))} & {"embedder", "detector"}])
-def test_face_attack_with_its_default_models_on_real_faces(name: str, faces: ImageSet, tmp_path: Path, one_torch_thread):
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, id=n)
+        for n in ATTACKS.names()
+        if {p.name for p in init_params(ATTACKS.get(n))} & {"embedder", "detector"}
+    ],
+)
+def test_face_attack_with_its_default_models_on_real_faces(
+    name: str, faces: ImageSet, tmp_path: Path, one_torch_thread
+):
     """The attacks that use face models, with their defaults, on five LFW photos: an unchanged release is
     as re-identifiable / detectable as the originals, a masked one is not."""
     attack = ATTACKS.create(name)
@@ -353,7 +377,7 @@ def test_face_attack_with_its_default_models_on_real_faces(name: str, faces: Ima
             assert max(m.risk for m in gains) >= 0.99, f"{name}: {[(m.metric, m.risk) for m in gains]}"
 
 
-# -- discovery, import layering, the runner's clones, the packaged demo ---------------------------------------------------
+# -- discovery, import layering, the runner's clones, the packaged demo ------------------------------------------------
 def test_registers_components_finds_decorators_and_calls_only_on_registries():
     assert registers_components('@ATTACKS.register("x")\nclass X: ...\n', REGISTRY_NAMES)
     assert registers_components("for n, f in ITEMS:\n    DATASETS.register(n)(f)\n", REGISTRY_NAMES)
@@ -367,7 +391,9 @@ def test_every_registered_builtin_comes_from_a_discovered_module():
         for name in reg.names():
             cls = reg.get(name)
             module = cls.__module__
-            if isinstance(cls, type) and module.startswith("anonaudit."):  # functions (data sets) are registered elsewhere
+            if isinstance(cls, type) and module.startswith(
+                "anonaudit."
+            ):  # functions (data sets) are registered elsewhere
                 assert module in modules, f"{kind} '{name}' is registered in {module}, which discovery missed"
 
 
@@ -380,7 +406,9 @@ def test_a_new_module_is_discovered_without_editing_any_list(tmp_path: Path):
     (package / "helpers.py").write_text("import torch\n")  # registers nothing: never imported
     found = dict(components._walk(tmp_path / "pkg", "pkg."))
     assert set(found) == {"pkg.attacks", "pkg.attacks.newattack", "pkg.attacks.helpers"}
-    assert [m for m, p in found.items() if registers_components(p.read_text(), REGISTRY_NAMES)] == ["pkg.attacks.newattack"]
+    assert [m for m, p in found.items() if registers_components(p.read_text(), REGISTRY_NAMES)] == [
+        "pkg.attacks.newattack"
+    ]
 
 
 BLOCK_OPTIONAL = """
@@ -410,7 +438,9 @@ def test_discovery_imports_no_optional_heavy_dependency():
         "load_builtin_components()\n"
         "print(json.dumps({k: r.names() for k, r in REGISTRIES.items()}))\n"
     )
-    blocked = _python(BLOCK_OPTIONAL + listing + "print(sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED))\n")
+    blocked = _python(
+        BLOCK_OPTIONAL + listing + "print(sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED))\n"
+    )
     names, imported = blocked.strip().split("\n")[-2:]
     assert imported == "[]"
     everything = json.loads(_python("import sys\n" + listing).strip().split("\n")[-1])
@@ -418,8 +448,9 @@ def test_discovery_imports_no_optional_heavy_dependency():
 
 
 def test_results_and_reports_do_not_import_the_runner():
-    out = _python("import sys\nimport anonaudit.results, anonaudit.reports.html\n"
-                  "print('anonaudit.audit' in sys.modules)\n")
+    out = _python(
+        "import sys\nimport anonaudit.results, anonaudit.reports.html\nprint('anonaudit.audit' in sys.modules)\n"
+    )
     assert out.strip() == "False"
 
 
@@ -443,7 +474,9 @@ class _CountingAttack(Attack):
         assert not hasattr(self, "ran_"), "run twice: the runner reused a unit's component"
         self.ran_ = True
         same = [bool(np.array_equal(*release.pair(i))) for i in range(len(release))]
-        return AttackResult(self.name, [Measurement("unchanged", proportion(same), proportion([True] * len(same)), 0.0)])
+        return AttackResult(
+            self.name, [Measurement("unchanged", proportion(same), proportion([True] * len(same)), 0.0)]
+        )
 
 
 def test_runner_clones_every_component_per_unit(tmp_path: Path):
@@ -452,7 +485,8 @@ def test_runner_clones_every_component_per_unit(tmp_path: Path):
     data = ImageSet.from_arrays([square_image(seed=s) for s in range(4)], [f"k{s}" for s in range(4)])
     attack, target = _CountingAttack(), ANONYMIZERS.create("noise", std=5.0)
     results = Audit(data, [target, ANONYMIZERS.create("mask")], [attack], aux_fraction=0, on_error="raise").run(
-        tmp_path / "run", show_progress=False)
+        tmp_path / "run", show_progress=False
+    )
     assert fitted_attributes(attack) == [] and fitted_attributes(target) == []  # the caller's objects untouched
     rows = results.table[results.table["kind"] == "attack"]
     assert list(rows["value"]) == [0.0, 0.0] and rows["target_id"].nunique() == 2
