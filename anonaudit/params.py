@@ -6,7 +6,6 @@ import copy
 import inspect
 from typing import Any, ClassVar, TypeVar
 
-
 P = TypeVar("P", bound="ParamsMixin")
 
 

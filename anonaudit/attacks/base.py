@@ -92,7 +92,7 @@ class Attack(ParamsMixin):
             return f"{release.name} learns nothing from data: it has no training set whose membership could leak"
         return ""
 
-    def fit(self, auxiliary: ImageSet | None = None) -> "Attack":
+    def fit(self, auxiliary: ImageSet | None = None) -> Attack:
         """Train on the intruder's auxiliary data (no-op for attacks that need none)."""
         return self
 

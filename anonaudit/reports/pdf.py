@@ -119,7 +119,8 @@ class _Doc:
             "FAIL if any criterion fails (a 95% CI straddling a risk threshold fails); NOT TESTED if a criterion's "
             "attack or metric did not run: such a release cannot pass."
             if verdict
-            else f"This report states no decision. Run `anonaudit certify {run_dir or 'RUN'} --policy strict` (or your own "
+            else f"This report states no decision. Run `anonaudit certify {run_dir or 'RUN'} --policy strict` (or "
+            "your own "
             "policy file) to get PASS / FAIL / NOT TESTED; the verdict then appears here."
         )
         pdf = self.pdf
@@ -190,7 +191,8 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
     if m["verdict_mismatch"]:
         doc.text(
             "This verdict does not match these results (targets only in one of them: "
-            f"{', '.join(m['verdict_mismatch'])}): the audit changed after it was certified; run anonaudit certify again.",
+            f"{', '.join(m['verdict_mismatch'])}): the audit changed after it was certified; run anonaudit "
+            "certify again.",
             size=9,
             style="B",
             colour=_COLOURS["FAIL"],
