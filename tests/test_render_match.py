@@ -17,9 +17,9 @@ from anonaudit.attacks.render_match import (
     release_view,
     structures,
 )
+from anonaudit.data.degradation import Degradation
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.data.synthetic_plates import PLATE_TEXT_RE, synthetic_plates
-from anonaudit.degradation import Degradation
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.registry import ATTACKS
 

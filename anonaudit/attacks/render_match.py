@@ -7,7 +7,7 @@ layout it assumes, degrades each with the release's operator and keeps the text 
 rendering is closest to the released plate region.
 
 **What the attacker knows.** The degradation operator (declared on the release, see
-:mod:`anonaudit.degradation`; for a release that declares none, a mosaic grid estimated blind from
+:mod:`anonaudit.data.degradation`; for a release that declares none, a mosaic grid estimated blind from
 the plate region with :func:`~anonaudit.attacks.inversion.estimate_grid`); the renderer of
 :mod:`anonaudit.data.synthetic_plates` (its fonts, dark characters on a light plate with a dark
 border, groups separated by a gap); the plate format (a regex of character classes, one printed
@@ -51,6 +51,7 @@ the details give per image the reading, its residual and the layout found.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import math
 import re
@@ -66,9 +67,10 @@ from scipy import ndimage
 
 from ..data.imageset import Box, ImageSet, Record, Release
 from ..data.synthetic_plates import DEFAULT_FONTS, PLATE_TEXT_RE, _font, _font_size_for_cap_height, font_path
-from ..degradation import BoxBlurOperator, Degradation, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
+from ..data.degradation import BoxBlurOperator, Degradation, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from ..errors import ConfigError
 from ..models.ocr import Reading
+from ..parallel import map_chunks
 from ..registry import ATTACKS
 from .base import Attack, AttackResult
 from .inversion import estimate_grid, luminance
@@ -737,6 +739,28 @@ MODELLED = (PixelateOperator, GaussianBlurOperator, BoxBlurOperator, MaskOperato
 # -- the attack -----------------------------------------------------------------------------------
 
 
+#: Readings of originals, per (content, plate box, attack parameters): an audit reads the same
+#: originals for every target, and they do not change.
+_ORIGINALS: dict[tuple, tuple[Decoded | None, int, float, str]] = {}
+
+
+def _read_jobs(attack: RenderMatchOCR, jobs: Sequence[tuple]) -> list[tuple[Decoded | None, int, float, str]]:
+    """Read ``(image, record, released record, operator, is_original)`` jobs: per job the reading, the
+    candidates scored, the seconds taken and the operator assumed (module level: runs in workers)."""
+    searcher = attack.searcher()
+    out = []
+    for image, record, released, op, original in jobs:
+        t0 = time.perf_counter()
+        block = attack.identity_block(record, image.shape)
+        if original:
+            view, how = identity_view(image, plate_region(record, image.shape), block), "identity"
+        else:
+            view, how = release_view(image, record, released, op, block)
+        decoded, scored = attack.read_one(searcher, view, image, record)
+        out.append((decoded, scored, time.perf_counter() - t0, how))
+    return out
+
+
 @ATTACKS.register("render_match_ocr")
 class RenderMatchOCR(Attack):
     """Read plates by rendering candidates, degrading them and matching the release (see module doc).
@@ -825,10 +849,17 @@ class RenderMatchOCR(Attack):
         return ("the release declares no degradation operator and no mosaic grid was found in any plate region: "
                 "the operator is unknown (blind estimation covers mosaics only)")
 
-    def _identity_block(self, record: Record, shape: tuple[int, ...]) -> int:
+    def identity_block(self, record: Record, shape: tuple[int, ...]) -> int:
+        """Cell size of the identity view of an undegraded plate."""
         return int(self.original_block) if self.original_block else max(1, plate_region(record, shape).h // 10)
 
-    def _read(self, searcher: Searcher, view: View | None, image: np.ndarray, record: Record) -> tuple[Decoded | None, int]:
+    def _original_key(self, image: np.ndarray, record: Record) -> tuple:
+        digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).hexdigest()
+        box = plate_region(record, image.shape)
+        return digest, image.shape, (box.x, box.y, box.w, box.h), repr(sorted(self.get_params().items()))
+
+    def read_one(self, searcher: Searcher, view: View | None, image: np.ndarray, record: Record) -> tuple[Decoded | None, int]:
+        """The reading of one plate seen through ``view`` (``None``: not modelled) and the candidates scored."""
         if view is None:
             return None, 0
         plate = plate_region(record, image.shape)
@@ -846,25 +877,19 @@ class RenderMatchOCR(Attack):
         if reason := self.not_applicable(release):
             raise DataError(f"attack '{self.name}': {reason}")
         truths = truths_of(release.originals, self.name)
-        searcher = self.searcher()
         records, released = release.originals.records, release.anonymized.records
-        rows, cost = [], {"release": [0.0, 0], "originals": [0.0, 0]}
-        operators: Counter = Counter()
-        for i in range(len(release)):
-            image, original = release.anonymized[i], release.originals[i]
-            t0 = time.perf_counter()
-            view, how = release_view(image, records[i], released[i], release.degradation, self._identity_block(records[i], image.shape))
-            operators[how] += 1
-            rel, n_rel = self._read(searcher, view, image, records[i])
-            t1 = time.perf_counter()
-            orig, n_orig = self._read(searcher, identity_view(original, plate_region(records[i], original.shape),
-                                                              self._identity_block(records[i], original.shape)), original, records[i])
-            t2 = time.perf_counter()
-            cost["release"][0] += t1 - t0
-            cost["release"][1] += n_rel
-            cost["originals"][0] += t2 - t1
-            cost["originals"][1] += n_orig
-            rows.append((rel, orig, how))
+        op, n = release.degradation, len(release)
+        read = functools.partial(_read_jobs, self)
+        released_reads = map_chunks(read, [(release.anonymized[i], records[i], released[i], op, False) for i in range(n)], 2)
+        keys = [self._original_key(release.originals[i], records[i]) for i in range(n)]
+        todo = [i for i in range(n) if keys[i] not in _ORIGINALS]
+        for i, found in zip(todo, map_chunks(read, [(release.originals[i], records[i], None, None, True) for i in todo], 2)):
+            _ORIGINALS[keys[i]] = found
+        original_reads = [_ORIGINALS[k] for k in keys]
+        rows = [(r[0], o[0], r[3]) for r, o in zip(released_reads, original_reads)]
+        operators = Counter(r[3] for r in released_reads)
+        cost = {"release": (sum(r[2] for r in released_reads), sum(r[1] for r in released_reads)),
+                "originals": (sum(_ORIGINALS[keys[i]][2] for i in todo), sum(_ORIGINALS[keys[i]][1] for i in todo))}
         rel_scores = score_readings(truths, [Reading(r.text if r else "", float("nan")) for r, _, _ in rows], 1, False)
         orig_scores = score_readings(truths, [Reading(o.text if o else "", float("nan")) for _, o, _ in rows], 1, False)
         g = fitted_guess(self)
@@ -876,8 +901,9 @@ class RenderMatchOCR(Attack):
                         f"mean max(0, 1 - CER) of {how}; {base}"),
         ]
         notes = [self.attacker_model(), "operators matched: " + "; ".join(f"{k} on {v}" for k, v in sorted(operators.items()))]
-        notes.append("search cost: " + "; ".join(f"{what} {sec:.1f} s, {n} candidate renderings scored"
-                                                 for what, (sec, n) in cost.items()))
+        notes.append("search cost: " + "; ".join(f"{what} {sec:.1f} s, {count} candidate renderings scored"
+                                                 for what, (sec, count) in cost.items())
+                     + (f" ({n - len(todo)} original(s) read before by the same attack)" if len(todo) < n else ""))
         missing = sum(1 for r, _, _ in rows if r is None)
         if missing:
             notes.append(f"{missing} released plate(s) could not be modelled (read as empty): " + "; ".join(
