@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .fileio import write_json_atomic
+
 #: The lock ``make install`` installs from (present in a source checkout, absent from a wheel install).
 LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements" / "lock-linux-py311.txt"
 
@@ -189,10 +191,7 @@ def claim_environment(folder: str | Path, current: dict[str, Any], resume: bool,
             recorded = None
         if isinstance(recorded, dict):
             return warn_differences(recorded, current, what)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, current)
     return []
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, ImageReadError
+from ..fileio import atomic_path
 
 #: Default largest image accepted, in pixels (about 16k x 16k); guards against decompression bombs.
 #: ``ANONAUDIT_MAX_PIXELS`` overrides it (read at every call, so it can be changed at run time).
@@ -177,12 +178,10 @@ def as_rgb_uint8(array: np.ndarray, name: str = "<array>") -> np.ndarray:
 def write_image(path: str | Path, array: np.ndarray) -> None:
     """Write an RGB uint8 image (PNG unless the suffix says otherwise), atomically, with no metadata."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     img = Image.fromarray(as_rgb_uint8(array))
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    img.save(tmp, format=fmt)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=fmt)
 
 
 def content_hash(array: np.ndarray) -> str:

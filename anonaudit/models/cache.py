@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import ModelUnavailableError, WeightIntegrityError
+from ..fileio import atomic_path, write_json_atomic
 from .specs import BUILTIN_SPECS, ModelSpec
 
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in BUILTIN_SPECS}
@@ -55,11 +56,7 @@ def _recorded_hashes() -> dict[str, str]:
 def _record_hash(name: str, digest: str) -> None:
     data = _recorded_hashes()
     data[name] = digest
-    path = _verified_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(_verified_path(), data, sort_keys=True)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -124,10 +121,8 @@ def add(name: str, source: str | Path) -> Path:
         return _install_from_zip(name, source)
     verify(name, source)
     dest = model_path(name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
     return dest
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.models import inception as tv_inception
 
 from ..errors import ModelUnavailableError
+from ..fileio import torch_load
 from .cache import model_path, verify
 
 MODEL_NAME = "inception-fid"
@@ -165,7 +166,7 @@ def load_fid_inception(device: str = "cpu") -> tuple[FIDInceptionV3, str]:
     path, digest = resolve_verified(MODEL_NAME)
     key = (digest, device)
     if key not in _LOADED:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path)
         net = build_fid_inception()
         try:
             net.load_state_dict(state, strict=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelUnavailableError, WeightIntegrityError
+from ..fileio import torch_load
 from .cache import sha256_file
 from .inception import resolve_verified
 
@@ -46,7 +47,7 @@ def _load_lin(model: torch.nn.Module, net: str) -> None:
         raise WeightIntegrityError(
             f"{path}: sha256 {digest} does not match the published {LIN_SHA256[net]}; refusing to load it"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_load(path)
     expected = {f"lin{i}.model.1.weight" for i in range(len(model.lins))}
     if set(state) != expected:
         raise ModelUnavailableError(f"lpips-{net}-lin", f"{path} does not hold LPIPS v0.1 linear layers")
@@ -59,7 +60,7 @@ def load_backbone(trunk: torch.nn.Module, net: str, path: Path) -> None:
     ``trunk`` is lpips' sliced backbone whose children keep torchvision's ``features`` indices.
     """
     name = BACKBONE_MODEL[net]
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_load(path)
     for slice_name, block in trunk.named_children():
         for index, layer in block.named_children():
             params = dict(layer.named_parameters(recurse=False))

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..data.imageset import ImageSet
 from ..errors import ModelUnavailableError
+from ..fileio import torch_load
 
 STYLEGAN_MODEL = "stylegan2-ffhq-wplus"
 VGG_MODEL = "lpips-vgg"
@@ -115,14 +116,13 @@ def load_synthesis(device: str, name: str = STYLEGAN_MODEL):
 
 def load_vgg16_features(device: str):
     """VGG-16 ``features`` up to conv4_2's ReLU with the cached torchvision ImageNet weights."""
-    import torch
     from torchvision.models.vgg import cfgs, make_layers
 
     from .inception import resolve_verified
 
     path, _ = resolve_verified(VGG_MODEL)
     features = make_layers(cfgs["D"])[: VGG_LAYERS[-1] + 1]  # VGG-16's feature layers (torchvision indices)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_load(path)
     try:
         features.load_state_dict({k[len("features."):]: v for k, v in state.items()
                                   if k.startswith("features.") and int(k.split(".")[1]) <= VGG_LAYERS[-1]})

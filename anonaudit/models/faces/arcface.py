@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...errors import ModelUnavailableError
+from ...fileio import torch_load
 
 #: Blocks per stage of insightface's IResNet variants.
 IRESNET_LAYERS: dict[str, tuple[int, int, int, int]] = {
@@ -146,14 +147,7 @@ def _clean_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
 def load_iresnet(path: str | Path, arch: str = "iresnet50", input_size: int = 112, **kwargs) -> IResNet:
     """An IResNet with insightface ``arcface_torch`` weights from ``path`` (loaded with ``weights_only``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(str(path), "weight file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise ModelUnavailableError(
-            str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
-        ) from None
+    obj = torch_load(path)
     state = _clean_state_dict(obj, path)
     num_features = int(state["features.weight"].shape[0]) if "features.weight" in state else 512
     model = build_iresnet(arch, num_features=num_features, input_size=input_size, **kwargs)

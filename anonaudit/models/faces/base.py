@@ -9,6 +9,7 @@ import numpy as np
 from ...data.imageset import Box, ImageSet
 from ...memo import Memo
 from ...params import ParamsMixin
+from ...registry import DETECTORS
 
 #: Order of the 5 landmarks every detector returns: left eye, right eye, nose, mouth left, mouth right
 #: ("left"/"right" as seen in the image).
@@ -46,6 +47,13 @@ class FaceDetector(ParamsMixin):
             )
             out.extend(_decode(r) for r in raw)
         return out
+
+
+def make_detector(name: str, device: str = "cpu") -> FaceDetector:
+    """A registered detector by name; MTCNN runs on ``device``."""
+    if name == "mtcnn":
+        return DETECTORS.create("mtcnn", device=device)
+    return DETECTORS.create(name)
 
 
 class FaceEmbedder(ParamsMixin):

@@ -15,6 +15,7 @@ import numpy as np
 
 from ...data.imageset import ImageSet
 from ...errors import ModelUnavailableError
+from ...fileio import torch_load
 from ...registry import DETECTORS, EMBEDDERS
 from .. import cache
 from .align import align_arcface, facenet_crop, main_face
@@ -155,19 +156,13 @@ class FaceNetEmbedder(DetectingEmbedder):
 
     def _model(self):
         if self._net is None:
-            import torch
             from facenet_pytorch import InceptionResnetV1
 
             from .arcface import TorchFaceModel
             from .mtcnn import resolve_device
 
             path = self._weights_path()
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-                raise ModelUnavailableError(
-                    str(path), f"cannot be read as PyTorch weights ({type(exc).__name__}: {exc})"
-                ) from None
+            state = torch_load(path)
             if not isinstance(state, dict):
                 raise ModelUnavailableError(str(path), "not a PyTorch state dict")
             state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # classifier head of training

@@ -19,7 +19,8 @@ import numpy as np
 from ...data.imageset import Box, ImageSet
 from ...errors import ConfigError
 from ...registry import EMBEDDERS
-from .base import FaceEmbedder
+from .align import main_face
+from .base import FaceEmbedder, make_detector
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
@@ -74,9 +75,6 @@ class PixelEmbedder(FaceEmbedder):
         out = [centre_box(im.shape, float(self.crop)) for im in images]
         if self.detector is None:
             return out
-        from .align import main_face
-        from .embedders import make_detector
-
         dets = make_detector(self.detector).detect(ImageSet.from_arrays(images))
         for i, (d, im) in enumerate(zip(dets, images)):
             face = main_face(d, im.shape, self.select)
