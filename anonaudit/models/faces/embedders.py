@@ -226,7 +226,8 @@ class ArcFaceEmbedder(DetectingEmbedder):
         return self._path
 
     def model_id(self) -> str:
-        return f"embedder:{self.name}:{file_digest(self._weights_path())}:{self.detector}:{self.select}:{self.input_mean}:{self.input_std}"
+        weights = file_digest(self._weights_path())
+        return f"embedder:{self.name}:{weights}:{self.detector}:{self.select}:{self.input_mean}:{self.input_std}"
 
     def _model(self):
         if self._net is None:
