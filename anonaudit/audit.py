@@ -32,17 +32,18 @@ import pandas as pd
 from .anonymizers.base import Anonymizer
 from .attacks.base import Attack, FileFinding
 from .data.imageset import ImageSet, ImageStore, Record, Release, ReleasedFile
-from .data.io import IMAGE_SUFFIXES
+from .data.io import IMAGE_SUFFIXES, write_image
 from .environment import claim_environment, environment, installed_packages
 from .errors import AnonauditError, AuditError, DataError, ImageReadError, ModelUnavailableError
 from .evaluators.base import Evaluator
 from .executors import Executor, LocalExecutor, per_image
+from .fileio import write_json_atomic
 from .memo import RUN_CACHE_NAME, run_cache
 from .params import clone
 from .progress import finished, progress, reused, silenced
+from .provenance import record_inputs, record_release, record_weight_loads, weights_used
 from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
-from .results import FILE_COLUMNS, FINDING_COLUMNS, Results, measurement_rows, row, status_row, write_json_atomic
-from .verdicts.provenance import record_inputs, record_release, record_weight_loads, weights_used
+from .results import FILE_COLUMNS, FINDING_COLUMNS, Results, measurement_rows, row, status_row
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -509,8 +510,6 @@ class Audit:
 
     def _save_examples(self, release: Release, folder: Path) -> None:
         from PIL import Image
-
-        from .data.io import write_image
 
         for i in range(min(self.examples, len(release))):
             img = Image.fromarray(release.anonymized[i])

@@ -20,7 +20,7 @@ from PIL import Image
 
 from anonaudit.cli import main
 from anonaudit.datasets import synthetic_plates
-from anonaudit.verdicts.provenance import sha256_file
+from anonaudit.provenance import sha256_file
 from anonaudit.verdicts.reaudit import compare_tables, dict_differences, trained_rows
 
 

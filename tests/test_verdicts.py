@@ -17,10 +17,10 @@ from anonaudit.audit import Audit
 from anonaudit.cli import main
 from anonaudit.data.imageset import ImageSet, Record
 from anonaudit.errors import ConfigError, DataError
+from anonaudit.provenance import sha256_pixels
 from anonaudit.results import Results, row, status_row
 from anonaudit.stats import wilson_interval
 from anonaudit.verdicts import FAIL, NOT_TESTED, PASS, Threshold, certify, load_policy, parse_policy, write_certificate
-from anonaudit.verdicts.provenance import sha256_pixels
 
 
 # -- policy parsing ------------------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_in_memory_images_are_hashed_by_their_pixels(tmp_path):
 def test_weights_loaded_from_python_are_listed(tmp_path):
     """A weight file opened during an audit (here a torch state dict) appears in the manifest with its hash."""
     torch = pytest.importorskip("torch")
-    from anonaudit.verdicts.provenance import record_weight_loads, sha256_file, weights_used
+    from anonaudit.provenance import record_weight_loads, sha256_file, weights_used
 
     record_weight_loads()
     path = tmp_path / "tiny.pt"

@@ -49,7 +49,7 @@ import numpy as np
 from ..data.imageset import ImageSet
 from ..errors import ConfigError, DataError
 from ..registry import ANONYMIZERS
-from ..training.base import TrainableAnonymizer
+from .trainable import TrainableAnonymizer
 
 #: The paper's two readings of each contradicted network (see aia_networks), and a linear adversary.
 DECODERS = ("three_conv", "two_blocks")

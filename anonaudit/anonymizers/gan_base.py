@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data.imageset import Box, ImageSet, Record
 from ..errors import DataError
-from ..training.base import TrainableAnonymizer
+from .trainable import TrainableAnonymizer
 
 if TYPE_CHECKING:
     import torch

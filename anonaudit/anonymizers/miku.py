@@ -38,10 +38,10 @@ import numpy as np
 from ..data.imageset import ImageSet
 from ..errors import ConfigError
 from ..registry import ANONYMIZERS
-from ..training.base import TrainableAnonymizer
 from .base import Anonymizer
 from .miku_mappers import IdentityMapper, PCAMapper, float_to_uint8, images_to_float
 from .mondrian import mondrian_groups
+from .trainable import TrainableAnonymizer
 
 #: Paper 001: N_s = 9216 (= 18 x 512, every W+ dimension).
 PAPER_N_SEARCH = 9216

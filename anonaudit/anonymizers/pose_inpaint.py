@@ -55,10 +55,10 @@ from ..data.imageset import Box, ImageSet, Record
 from ..errors import ConfigError, DataError
 from ..progress import progress
 from ..registry import ANONYMIZERS
-from ..training.base import TrainableAnonymizer
 from .face_gan import RELEASE_FORMATS, write_release
 from .face_regions import ANONYMIZED_FACES
 from .gan_base import paste, to_uint8
+from .trainable import TrainableAnonymizer
 
 DECODERS = ("stylegan", "small-cpu")
 PERCEPTUAL = ("lpips", "ssim_l1")

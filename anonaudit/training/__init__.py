@@ -3,9 +3,9 @@
 See ``docs/training.md``. ``train(method, data, config, output)`` runs any :class:`Trainable`.
 """
 
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from . import arcface  # noqa: F401  (registers the ArcFace trainer in TRAINERS)
-from .base import TRAINERS, Trainable, TrainableAnonymizer, create_trainable, restore
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .base import TRAINERS, Trainable, create_trainable, restore
 from .config import TrainConfig, TrainJob, load_train_config, parse_train_config
 from .loop import train
 
@@ -15,7 +15,6 @@ __all__ = [
     "TrainConfig",
     "TrainJob",
     "Trainable",
-    "TrainableAnonymizer",
     "create_trainable",
     "load_checkpoint",
     "load_train_config",

@@ -1,24 +1,23 @@
-"""The :class:`Trainable` protocol, the ``trainers`` registry and a base class for trainable anonymizers.
+"""The :class:`Trainable` protocol, the ``trainers`` registry and checkpoint identity checks.
 
 A method trains through :func:`anonaudit.training.train` when it implements :class:`Trainable`.
-Trainable anonymizers subclass :class:`TrainableAnonymizer` (registered in ``ANONYMIZERS``); other
-trainable models (e.g. the ArcFace embedder trainer) register in :data:`TRAINERS`.
+Trainable anonymizers subclass :class:`~anonaudit.anonymizers.trainable.TrainableAnonymizer`
+(registered in ``ANONYMIZERS``); other trainable models (e.g. the ArcFace embedder trainer) register
+in :data:`TRAINERS`.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..anonymizers.base import Anonymizer
+from ..checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from ..errors import ConfigError
 from ..registry import ANONYMIZERS, Registry
-from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 
 if TYPE_CHECKING:
     import torch
@@ -123,53 +122,3 @@ def restore(method: Any, path: str | Path, device: torch.device | str) -> dict[s
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(path, f"weights do not fit the method ({type(exc).__name__}: {exc})") from None
     return payload
-
-
-class TrainableAnonymizer(Anonymizer):
-    """Base of trained anonymizers: lazy checkpoint loading and ``fit`` through the training loop.
-
-    Subclasses implement the :class:`Trainable` methods, declare ``arch_params`` (parameters that
-    define the networks), ``tiny_train`` (the :class:`~anonaudit.training.config.TrainConfig`
-    fields ``fit`` uses when no checkpoint is given) and ``test_params`` (a small CPU variant: the
-    tiny configs' architecture, for quick fits in tests and demos), and take ``checkpoint``
-    and ``device`` params.
-    After ``fit``, ``training_keys_`` lists the keys of the images the networks were trained on.
-    """
-
-    trainable = True
-    arch_params: tuple[str, ...] = ()
-    tiny_train: dict[str, Any] = {"epochs": 2, "batch_size": 16}
-    param_alternatives = {"device": ("cpu",)}
-
-    checkpoint: str | None
-    device: str
-
-    def fit(self, train: ImageSet | None = None) -> TrainableAnonymizer:
-        """Load ``checkpoint`` when given (``train`` is then unused), else train on ``train`` with
-        the tiny CPU settings ``tiny_train`` through the same loop as ``anonaudit train``."""
-        from ..models.faces.mtcnn import resolve_device
-        from .config import TrainConfig
-        from .loop import train as train_loop
-
-        if self.checkpoint:
-            payload = restore(self, self.checkpoint, resolve_device(self.device))
-            self.training_keys_ = list(payload.get("data_keys", []))
-            return self
-        if train is None or len(train) == 0:
-            raise ConfigError(f"{self.label()}: needs training images or a 'checkpoint'")
-        config = TrainConfig(**{"device": self.device, "seed": getattr(self, "seed", 0), **self.tiny_train})
-        with tempfile.TemporaryDirectory(prefix=f"anonaudit-{self.name}-") as tmp:
-            train_loop(self, train, config, Path(tmp), resume=False, quiet=True)
-        self.training_keys_ = list(train.keys)
-        return self
-
-    def ensure_fitted(self) -> None:
-        """Load the checkpoint on first use; without one, ``fit`` must have been called."""
-        if getattr(self, "networks_", None) is not None:
-            return
-        if self.checkpoint:
-            self.fit()
-            return
-        raise ConfigError(
-            f"{self.label()}: not trained; call fit(images) or give a 'checkpoint' from `anonaudit train`"
-        )

@@ -20,7 +20,10 @@ from typing import Any
 
 import yaml
 
+from ..config import apply_overrides
 from ..errors import ConfigError
+from ..registry import DATASETS
+from .base import create_trainable
 
 TOP_LEVEL_KEYS = ("method", "data", "train", "output")
 
@@ -88,15 +91,11 @@ class TrainJob:
 
     def create_method(self):
         """The trainable method the ``method`` spec names (see :func:`~anonaudit.training.base.create_trainable`)."""
-        from .base import create_trainable
-
         params = {k: v for k, v in self.method.items() if k != "name"}
         return create_trainable(self.method["name"], **params)
 
     def load_data(self):
         """The training :class:`~anonaudit.data.imageset.ImageSet` from the ``DATASETS`` registry."""
-        from ..registry import DATASETS
-
         params = {k: v for k, v in self.data.items() if k != "name"}
         try:
             return DATASETS.create(self.data["name"], **params)
@@ -137,8 +136,6 @@ def parse_train_config(raw: Any, source: Path | None = None) -> TrainJob:
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainJob:
     """Read a training YAML safely, apply ``dotted.key=value`` overrides (as ``anonaudit run --set``)
     and validate it. Errors name the file."""
-    from ..config import apply_overrides
-
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -18,7 +18,6 @@ share of the batches, gradients averaged before every optimizer step, and only r
 from __future__ import annotations
 
 import csv
-import json
 import math
 import platform
 import sys
@@ -28,13 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from ..data.imageset import ImageSet
 from ..data.io import write_image
 from ..environment import environment
 from ..errors import ConfigError, DataError
+from ..fileio import write_json_atomic
+from ..models.faces.mtcnn import resolve_device
+from ..progress import progress_enabled
+from ..provenance import code_version
 from . import distributed
-from .base import json_params, method_identity
-from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from .base import check_identity, json_params, method_identity
 from .config import TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -68,9 +71,7 @@ def sample_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) ->
 def _versions() -> dict[str, str]:
     import torch
 
-    from .. import __version__
-
-    return {"anonaudit": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"anonaudit": code_version()["anonaudit"], "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 
@@ -139,9 +140,6 @@ def train(
     """
     import torch
 
-    from ..models.faces.mtcnn import resolve_device
-    from ..progress import progress_enabled
-
     if len(data) == 0:
         raise DataError(f"'{data.name}': no training images")
     output = Path(output)
@@ -165,8 +163,6 @@ def train(
     seconds_before = 0.0
     if resume and ckpt_path.exists():
         payload = load_checkpoint(ckpt_path, map_location=str(device))
-        from .base import check_identity
-
         check_identity(payload, method, ckpt_path)
         method.load_state_dict(payload["state"])
         step, epoch, batch_in_epoch = int(payload["step"]), int(payload["epoch"]), int(payload["batch_in_epoch"])
@@ -267,9 +263,7 @@ def train(
         "processes": 1 if ctx is None else ctx.world_size,
         "environment": env,
     }
-    tmp = output / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(output / "manifest.json")
+    write_json_atomic(output / "manifest.json", manifest)
     distributed.teardown(ctx)
     return ckpt_path
 

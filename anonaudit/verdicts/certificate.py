@@ -12,7 +12,7 @@ its text),
 was installed from, None outside a checkout), ``packages`` (every installed distribution), ``code`` (anonaudit version,
 git commit and whether
 the checkout had local changes), ``audit_started`` and ``certified`` dates. See
-:mod:`anonaudit.verdicts.provenance` for how the hashes are taken.
+:mod:`anonaudit.provenance` for how the hashes are taken.
 
 The verdict holds, per target, the count of released files per status and every file not fully
 audited with the reason (``verdict.targets[].files``), and for each FAILed criterion its evidence
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..results import Results, write_json_atomic
+from ..fileio import write_json_atomic
+from ..provenance import code_version, sha256_file
+from ..results import Results
 from .certify import Verdict
-from .provenance import code_version, sha256_file
 
 FORMAT = "anonaudit-certificate/1"
 

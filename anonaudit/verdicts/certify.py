@@ -23,7 +23,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ..results import FILE_COLUMNS, Results, write_json_atomic
+from ..fileio import write_json_atomic
+from ..results import FILE_COLUMNS, Results
+from ..stats import is_wilson, scaled_n_needed, wilson_n_needed
 from .policy import KINDS, Criterion, Policy, load_policy
 
 PASS, FAIL, NOT_TESTED, NOT_APPLICABLE = "PASS", "FAIL", "NOT TESTED", "NOT APPLICABLE"
@@ -132,8 +134,6 @@ def _sample_size_note(c: Criterion, r: pd.Series, value: float, bound: float, n:
     """Why a bound that breaks the threshold may or may not pass with more data: the smallest n at which
     the same observed value would pass, exact for a Wilson interval (a count's rate, or a new-leak or
     absolute risk mapped from one), approximate otherwise (half-width scaled by ``sqrt(n / n_new)``)."""
-    from ..stats import is_wilson, scaled_n_needed, wilson_n_needed
-
     side = {"<=": "upper", "<": "upper", ">=": "lower", ">": "lower"}.get(c.comparison)
     if side is None or c.bound != side:
         return ""

@@ -55,14 +55,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import BARE_NAME_PARAMS, PATH_PARAMS
+from ..config import BARE_NAME_PARAMS, PATH_PARAMS, parse_config
 from ..errors import AnonauditError, DataError
+from ..fileio import write_json_atomic
+from ..provenance import code_version, sha256_file
 from ..registry import ANONYMIZERS
-from ..results import COLUMNS, Results, write_json_atomic
+from ..results import COLUMNS, Results
 from .certificate import _finite, _read_json, write_certificate
 from .certify import Verdict, certify, write_verdict
 from .policy import Policy, builtin_path, load_policy
-from .provenance import code_version, sha256_file
 
 REPRODUCED, DIFFERS = "REPRODUCED", "DIFFERS"
 #: ``anonaudit reaudit`` exit statuses.
@@ -303,8 +304,6 @@ def rerun_config(manifest: dict[str, Any], remap: PathMap, output: Path, roots: 
     """The certified config, its paths re-rooted and its output the new folder, parsed and confined
     to ``roots`` (plus the current folder and the new folder's parent)."""
     import copy
-
-    from ..config import parse_config
 
     raw = copy.deepcopy(manifest["config"])
     for node, k in _config_paths(raw):

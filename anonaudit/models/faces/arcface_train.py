@@ -22,7 +22,6 @@ import difflib
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...checkpoint import CHECKPOINT_FORMAT as TRAIN_CHECKPOINT_FORMAT
+from ...checkpoint import CheckpointError
 from ...data.imageset import ImageSet
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError, DataError, ModelUnavailableError
+from ...fileio import atomic_path, torch_load, torch_save_atomic, write_json_atomic
 from ...progress import progress
-from ...training.checkpoint import CHECKPOINT_FORMAT as TRAIN_CHECKPOINT_FORMAT
+from ...registry import EMBEDDERS
 from .align import align_arcface, main_face
 from .arcface import IResNet, build_iresnet
+from .base import make_detector
+from .mtcnn import resolve_device
 
 CHECKPOINT_FORMAT = "anonaudit-arcface-v1"
 #: Config fields that define the network; a resumed run must keep them.
@@ -149,8 +153,6 @@ def align_faces(
     if align == "none":
         crops = [cv2.resize(images[i], (size, size), interpolation=cv2.INTER_AREA) for i in range(len(images))]
         return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), list(range(len(images)))
-    from .embedders import make_detector
-
     dets = make_detector(align, device).detect(images)
     crops, kept = [], []
     for i in progress(range(len(images)), desc="aligning faces", total=len(images)):
@@ -167,12 +169,6 @@ def to_input(crops: np.ndarray | torch.Tensor) -> torch.Tensor:
     x = torch.as_tensor(crops)
     # contiguous: torch 2.14's CPU convolution backward crashes on the permuted (channels-last) strides
     return ((x.permute(0, 3, 1, 2).float() - 127.5) / 127.5).contiguous()
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _data_digest(images: ImageSet, identities: list[str]) -> str:
@@ -195,11 +191,10 @@ def _prepare(
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() and crops_path.is_file() else None
     if meta is None or meta.get("key") != key:
         crops, kept = align_faces(train, cfg.input_size, cfg.align, cfg.select, device)
-        np.save(crops_path, crops)
+        with atomic_path(crops_path) as tmp, open(tmp, "wb") as f:
+            np.save(f, crops)
         meta = {"key": key, "kept": kept}
-        tmp = meta_path.with_suffix(".part")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, meta_path)
+        write_json_atomic(meta_path, meta)
     crops = np.load(crops_path, mmap_mode="r")
     kept = meta["kept"]
     classes = sorted({identities[i] for i in kept})
@@ -223,9 +218,6 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
     ``epochs`` in the config continues a finished run. Images where no face is found are left out
     (counted in the checkpoint's ``info``).
     """
-    from .embedders import ArcFaceTrainedEmbedder
-    from .mtcnn import resolve_device
-
     if isinstance(config, (str, Path)):
         cfg = ArcFaceTrainConfig.from_yaml(config)
     elif isinstance(config, dict):
@@ -247,7 +239,7 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
     start = 0
     last = out / "last.pt"
     if cfg.resume and last.is_file():
-        ckpt = torch.load(last, map_location=dev, weights_only=True)
+        ckpt = torch_load(last, dev, error=CheckpointError, what="checkpoint")
         _check_resumable(ckpt, cfg, classes, info, last)
         model.load_state_dict(ckpt["backbone"])
         head.load_state_dict(ckpt["head"])
@@ -285,7 +277,7 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
             scaler.update()
             losses.append(float(loss.detach()))
         history.append(float(np.mean(losses)))
-        _atomic_save(
+        torch_save_atomic(
             {
                 "format": CHECKPOINT_FORMAT,
                 "config": cfg.as_dict(),
@@ -300,7 +292,7 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
             last,
         )
     final = out / "model.pt"
-    _atomic_save(
+    torch_save_atomic(
         {
             "format": CHECKPOINT_FORMAT,
             "config": cfg.as_dict(),
@@ -311,7 +303,7 @@ def train_arcface(train: ImageSet, config: ArcFaceTrainConfig | dict[str, Any] |
         },
         final,
     )
-    return ArcFaceTrainedEmbedder(checkpoint=str(final), detector=cfg.align, select=cfg.select, device=dev)
+    return EMBEDDERS.create("arcface_trained", checkpoint=str(final), detector=cfg.align, select=cfg.select, device=dev)
 
 
 def _check_resumable(
@@ -331,15 +323,8 @@ def _check_resumable(
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[IResNet, dict[str, Any]]:
     """The backbone and checkpoint metadata saved by :func:`train_arcface` (``model.pt`` or ``last.pt``)."""
-    from ...errors import ModelUnavailableError
-
     path = Path(path)
-    if not path.is_file():
-        raise ModelUnavailableError(str(path), "checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise ModelUnavailableError(str(path), f"cannot be read ({type(exc).__name__}: {exc})") from None
+    ckpt = torch_load(path, what="checkpoint")
     if isinstance(ckpt, dict) and ckpt.get("format") == TRAIN_CHECKPOINT_FORMAT and ckpt.get("method") == "arcface":
         ckpt = {**ckpt, **ckpt["state"]}  # written by `anonaudit train`: backbone, config and classes in its state
     elif not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

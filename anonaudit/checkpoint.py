@@ -1,4 +1,7 @@
-"""Atomic checkpoint files: ``save_checkpoint(path, payload)`` and ``load_checkpoint(path)``.
+"""Training checkpoint files: ``save_checkpoint(path, payload)`` (atomic) and ``load_checkpoint(path)``.
+
+The format is shared by the training loop (:mod:`anonaudit.training`), which writes it, and the
+models that load trained weights (e.g. the ``arcface_trained`` embedder), so it lives below both.
 
 A payload's ``environment`` (:func:`anonaudit.environment.environment` at training time) is compared
 with the loading one's: each difference is an :class:`~anonaudit.environment.EnvironmentWarning`.
@@ -6,12 +9,12 @@ with the loading one's: each difference is an :class:`~anonaudit.environment.Env
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from ..environment import environment, warn_differences
-from ..errors import AnonauditError
+from .environment import environment, warn_differences
+from .errors import AnonauditError
+from .fileio import torch_load, torch_save_atomic
 
 #: Written into every checkpoint of the training loop; other files are refused by name.
 CHECKPOINT_FORMAT = "anonaudit-train-v1"
@@ -30,40 +33,23 @@ class CheckpointError(AnonauditError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` with ``torch.save`` to a temporary file, then ``os.replace`` it onto ``path``.
+    """Write ``payload`` with ``torch.save`` atomically (:func:`~anonaudit.fileio.torch_save_atomic`).
 
     An interruption leaves either the previous checkpoint or the new one, never half a file.
     """
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return torch_save_atomic(payload, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
     """The payload saved by :func:`save_checkpoint`, read with ``torch.load(weights_only=True)``.
 
     A payload recorded under another environment (versions, threads, deterministic flags, device
-    ``map_location``, lock) warns once per difference. A missing file, a file ``torch`` cannot read (truncated, corrupt, not a checkpoint) or a payload
-    that is not a mapping raises :class:`CheckpointError` naming the file and the problem.
+    ``map_location``, lock) warns once per difference. A missing file, a file ``torch`` cannot read
+    (truncated, corrupt, not a checkpoint) or a payload that is not a mapping raises
+    :class:`CheckpointError` naming the file and the problem.
     """
-    import torch
-
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint not found" if not path.exists() else "not a file")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zips, pickles and foreign files fail in many ways
-        raise CheckpointError(path, f"corrupt or not a checkpoint ({type(exc).__name__}: {exc})") from None
+    payload = torch_load(path, map_location, error=CheckpointError, what="checkpoint")
     if not isinstance(payload, dict):
         raise CheckpointError(path, f"corrupt checkpoint: expected a mapping, found {type(payload).__name__}")
     if "environment" in payload:

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.imageset import ImageSet, Release
-from ..results import write_json_atomic
+from .data.imageset import ImageSet, Release
+from .fileio import write_json_atomic
 
 WEIGHT_SUFFIXES = (".onnx", ".pt", ".pth", ".ckpt", ".dat", ".bin", ".safetensors", ".h5", ".tflite")
 #: Importable packages that ship weight files (loaded by native code, invisible to the open hook).
@@ -86,7 +86,7 @@ def code_version() -> dict[str, Any]:
     except metadata.PackageNotFoundError:
         version = None
     out: dict[str, Any] = {"anonaudit": version, "git_commit": None, "git_dirty": None}
-    here = Path(__file__).resolve().parents[1]  # the anonaudit package: its commit and its local changes
+    here = Path(__file__).resolve().parent  # the anonaudit package: its commit and its local changes
     try:
         commit = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
