@@ -38,6 +38,7 @@ def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, ex
     ``executor`` runs the per-image work (default: this process; see :mod:`anonaudit.executors`).
     ``embed_examples`` puts the texts read and identities matched into findings.csv and the report."""
     from .audit import audit_from_config
+    from .reports.html import write_html_report
     from .verdicts import load_policy
 
     if policy:
@@ -47,7 +48,7 @@ def _run_config(config, resume: bool, quiet: bool, policy: str | None = None, ex
     audit.embed_examples = embed_examples
     results = audit.run(output, resume=resume, show_progress=not quiet)
     verdict, problem = _write_verdict(results, policy) if policy else (None, "")
-    report = results.report(embed_examples=embed_examples)
+    report = write_html_report(results, embed_examples=embed_examples)
     _print_summary(results)
     print(f"\nresults: {output / 'results.csv'}\nfiles:   {output / 'files.csv'}\nfindings: {output / 'findings.csv'}"
           f"\nreport:  {report}")
@@ -296,10 +297,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .reports.html import write_html_report
     from .results import Results
 
     results = Results.load(args.results_dir)
-    path = results.report(args.out, embed_examples=args.embed_examples)
+    path = write_html_report(results, args.out, embed_examples=args.embed_examples)
     print(f"report: {path}")
     if args.compliance:
         from .reports.compliance import write_compliance_report

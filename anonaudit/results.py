@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
+from .fileio import atomic_path, write_json_atomic
 from .measurement import Measurement, as_measurements
 
 COLUMNS = [
@@ -123,18 +124,10 @@ def status_row(base: dict[str, Any], kind: str, status: str, message: str, secon
     return row(**base, kind=kind, metric="", status=status, message=message, seconds=seconds)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Write ``frame`` (without its index) as CSV to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def files_from_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -230,8 +223,6 @@ class Results:
         folder = Path(folder)
         path = folder / "results.csv"
         if not path.is_file():
-            from .errors import DataError
-
             raise DataError(f"{folder}: no results.csv (is this an audit output folder?)")
         table = pd.read_csv(path, keep_default_na=True)
         manifest_path = folder / "manifest.json"
@@ -245,9 +236,7 @@ class Results:
     def save(self, folder: str | Path | None = None) -> Path:
         folder = Path(folder or self.output or ".")
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".results.csv.tmp{os.getpid()}"
-        self.table.to_csv(tmp, index=False)
-        os.replace(tmp, folder / "results.csv")
+        write_csv_atomic(folder / "results.csv", self.table)
         records = [{k: _clean(v) for k, v in r.items()} for r in self.table.to_dict(orient="records")]
         write_json_atomic(folder / "results.json", records)
         write_json_atomic(folder / "manifest.json", self.manifest)
@@ -305,13 +294,3 @@ class Results:
 
     def failures(self) -> pd.DataFrame:
         return self.table[self.table["status"].isin(["failed", "unavailable"])]
-
-    def report(self, path: str | Path | None = None, **kwargs: Any) -> Path:
-        """Write the self-contained HTML report (default: ``<output>/report.html``)."""
-        from .reports.html import write_html_report
-
-        if path is None:
-            if self.output is None:
-                raise ValueError("give a report path: these results have no output folder")
-            path = self.output / "report.html"
-        return write_html_report(self, Path(path), **kwargs)

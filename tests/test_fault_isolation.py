@@ -17,6 +17,7 @@ from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import AuditError, ImageReadError, ModelUnavailableError
 from anonaudit.evaluators.fidelity import PSNR
 from anonaudit.registry import ATTACKS, DATASETS
+from anonaudit.reports.html import write_html_report
 from anonaudit.results import Results
 from anonaudit.stats import proportion
 
@@ -79,7 +80,7 @@ def test_attack_failing_on_one_target_loses_nothing_else(tmp_path):
     assert len(saved.table) == len(t) and len(saved.failures()) == 1
     unit = next((tmp_path / "out" / "units").glob("pixelate-*/attack-fault-probe-*.json"))
     assert json.loads(unit.read_text())[0]["status"] == "failed"
-    html = results.report().read_text(encoding="utf-8")
+    html = write_html_report(results).read_text(encoding="utf-8")
     section = html[html.index("Skipped, unavailable and failed"):]
     assert "pixelate(block=4)" in section and "probe exploded on pixelate" in section
 
@@ -95,7 +96,7 @@ def test_failing_target_and_unavailable_model_are_recorded_and_reported(tmp_path
     assert missing["status"] == "unavailable" and "anonaudit models fetch test-net" in missing["message"]
     mask_psnr = t[(t["target"] == "mask") & (t["component"] == "psnr")].iloc[0]
     assert mask_psnr["status"] == "ok" and mask_psnr["n"] == 8
-    section = results.report().read_text(encoding="utf-8").split("Skipped, unavailable and failed")[1]
+    section = write_html_report(results).read_text(encoding="utf-8").split("Skipped, unavailable and failed")[1]
     assert "bad kernel" in section and "unavailable" in section and "anonaudit models fetch test-net" in section
 
 
@@ -132,7 +133,7 @@ def test_on_error_skip_records_the_file_and_reason(tmp_path, folder_with_one_cor
     assert str(folder_with_one_corrupt_file / "car2.png") in message and "truncated" in message
     psnr = t[t["component"] == "psnr"].iloc[0]
     assert psnr["status"] == "ok" and psnr["n"] == 4  # the other four images were audited
-    assert "car2.png" in results.report().read_text(encoding="utf-8").split("Skipped, unavailable and failed")[1]
+    assert "car2.png" in write_html_report(results).read_text(encoding="utf-8").split("Skipped, unavailable and failed")[1]
 
 
 def test_on_error_raise_stops_with_the_file_named(tmp_path, folder_with_one_corrupt_file):

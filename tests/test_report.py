@@ -26,7 +26,7 @@ from anonaudit.data.io import write_image
 from anonaudit.data.synthetic_plates import synthetic_plates
 from anonaudit.errors import DataError
 from anonaudit.evaluators import PSNR, SSIM
-from anonaudit.reports.html import render_html
+from anonaudit.reports.html import render_html, write_html_report
 from anonaudit.results import COLUMNS, Results, row
 from anonaudit.stats import proportion
 
@@ -61,7 +61,7 @@ def audit_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
     audit = Audit(data=synthetic_plates(n=12, seed=0), targets=TARGETS, attacks=[NearCopy()],
                   evaluators=[SSIM(), PSNR()], seed=0, name="tiny-plates")
     results = audit.run(out, show_progress=False)
-    results.report()
+    write_html_report(results)
     return results, out
 
 
@@ -500,7 +500,7 @@ def test_no_key_column_is_cut_at_1280_or_768_px(tmp_path: Path, width: int):
     from anonaudit.reports.compliance import write_compliance_report
 
     results = _wide_run(tmp_path / "run")
-    pages = [results.report(), write_compliance_report(results, tmp_path / "run")[0]]
+    pages = [write_html_report(results), write_compliance_report(results, tmp_path / "run")[0]]
     for page in pages:
         layout = browser_layout(page, width, tmp_path)
         assert layout["inner"] == width
@@ -521,7 +521,7 @@ def test_page_in_headless_chromium_at_768_px(tmp_path: Path, audit_dir):
     run = tmp_path / "run"
     Results(results.table, run, results.manifest).save(run)
     (run / "verdict.json").write_text(json.dumps(verdict))
-    page = Results.load(run).report()
+    page = write_html_report(Results.load(run))
     chromium = debian_program("chromium")
     flags = [
         "--headless",

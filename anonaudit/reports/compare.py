@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..fileio import write_atomic
 from ..verdicts.compare import Comparison, as_bool
 from . import fmt
-from .html import environment, write_atomic
+from .html import environment
 from .plots import MAX_PARETO_PANELS, RISK_AXIS_CAP, _png, place_labels, plt
 
 

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..fileio import write_atomic
 from . import fmt
-from .html import environment, report_context, risk_badges, write_atomic
+from .html import environment, report_context, risk_badges
 
 if TYPE_CHECKING:
     from ..results import Results
