@@ -26,9 +26,9 @@ from anonaudit.stats import proportion
 class FaultProbe(Attack):
     """Succeeds everywhere except on releases made by ``fail_on`` (an anonymizer name)."""
 
-    def __init__(self, fail_on: str = "pixelate"):
     criteria = ("singling_out",)
 
+    def __init__(self, fail_on: str = "pixelate"):
         self.fail_on = fail_on
 
     def run(self, release):
