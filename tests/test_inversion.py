@@ -43,9 +43,15 @@ from anonaudit.attacks.inversion import (
     wiener_deconvolve,
 )
 from anonaudit.audit import Audit
+from anonaudit.data.degradation import (
+    BoxBlurOperator,
+    GaussianBlurOperator,
+    MaskOperator,
+    NoiseOperator,
+    PixelateOperator,
+)
 from anonaudit.data.imageset import Box, ImageSet, Record, Release
 from anonaudit.data.synthetic_plates import synthetic_plates
-from anonaudit.degradation import BoxBlurOperator, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from anonaudit.errors import ConfigError
 from anonaudit.models.ocr import plate_box
 from anonaudit.registry import ANONYMIZERS, ATTACKS

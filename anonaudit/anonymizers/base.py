@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from ..data.degradation import Degradation
 from ..data.imageset import ImageSet, Record
-from ..degradation import Degradation
 from ..params import ParamsMixin
 from ..progress import progress
+from ..registry import ANONYMIZERS
 
 
 class Anonymizer(ParamsMixin):
@@ -34,7 +35,7 @@ class Anonymizer(ParamsMixin):
     def degradation(self) -> Degradation | None:
         """The operator this method applies (kernel, block size, region), put on the audit's
         ``Release`` for the inversion attacks; ``None`` (the default: learned and external methods)
-        when it cannot say, and the attacks then estimate one blind (see :mod:`anonaudit.degradation`)."""
+        when it cannot say, and the attacks then estimate one blind (see :mod:`anonaudit.data.degradation`)."""
         return None
 
     def anonymize_image(self, image: np.ndarray, record: Record) -> np.ndarray:
@@ -65,8 +66,6 @@ class Anonymizer(ParamsMixin):
 
     @classmethod
     def load(cls, path: str | Path) -> Anonymizer:
-        from ..registry import ANONYMIZERS
-
         spec: dict[str, Any] = json.loads(Path(path).read_text())
         return ANONYMIZERS.create(spec["name"], **spec.get("params", {}))
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
+from ..data.degradation import BoxBlurOperator, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from ..data.imageset import Box, Record
-from ..degradation import BoxBlurOperator, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from ..errors import ConfigError
 from ..registry import ANONYMIZERS
 from .base import Anonymizer

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..data.degradation import Degradation
 from ..data.imageset import Box, ImageSet
-from ..degradation import Degradation
 from ..errors import ConfigError
 from ..registry import ANONYMIZERS
 from .base import Anonymizer

@@ -6,7 +6,7 @@ Wiener-Hunt filter, Laplacian prior) and Richardson-Lucy, ``DepixelateThenOCR``
 centres, or Gaussian smoothing with sigma = block / 2), and both then OCR the result.
 
 The kernel or block size is **declared** when the release carries the anonymizer's degradation
-operator (``release.degradation``, see :mod:`anonaudit.degradation`: kind, strength in pixels or,
+operator (``release.degradation``, see :mod:`anonaudit.data.degradation`: kind, strength in pixels or,
 with ``relative=True``, as a fraction of the region height, in the whole image or only inside the
 boxes); the attacks invert exactly that operator and never look at the anonymizer's name. A
 declared Gaussian kernel is tried first as declared, then slightly narrower (``sigma_scales``):
@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ..data.degradation import BoxBlurOperator, Degradation, GaussianBlurOperator, PixelateOperator
 from ..data.imageset import Box, ImageSet, Record, Release
-from ..degradation import BoxBlurOperator, Degradation, GaussianBlurOperator, PixelateOperator
 from ..errors import ConfigError
 from ..models.ocr import OCREngine, Reading, check_engine, create_engine, plate_box
 from ..models.ocr.base import PLATE_MARGIN

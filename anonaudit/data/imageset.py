@@ -7,7 +7,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,50 +15,10 @@ import numpy as np
 
 from ..errors import DataError, ImageReadError, MismatchError
 from .io import IMAGE_SUFFIXES, as_rgb_uint8, content_hash, read_image, write_image
+from .records import Box, Record
 
 if TYPE_CHECKING:
-    from ..degradation import Degradation
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned region ``(x, y, w, h)`` in pixels, e.g. a plate or face."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-    label: str = ""
-
-    def clip(self, width: int, height: int) -> Box:
-        """The part of the box inside a ``width x height`` image (may be empty)."""
-        x0, y0 = max(0, int(self.x)), max(0, int(self.y))
-        x1, y1 = min(width, int(self.x + self.w)), min(height, int(self.y + self.h))
-        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0), self.label)
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.y, self.y + self.h), slice(self.x, self.x + self.w)
-
-    @property
-    def area(self) -> int:
-        return max(0, self.w) * max(0, self.h)
-
-    def expand(self, fraction: float) -> Box:
-        dx, dy = int(round(self.w * fraction)), int(round(self.h * fraction))
-        return Box(self.x - dx, self.y - dy, self.w + 2 * dx, self.h + 2 * dy, self.label)
-
-
-@dataclass(frozen=True)
-class Record:
-    """Everything known about one image apart from its pixels."""
-
-    key: str
-    path: Path | None = None
-    identity: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    boxes: tuple[Box, ...] = ()
-    text: str | None = None
+    from .degradation import Degradation
 
 
 #: What became of a released file in an audit (``RUN/files.csv``): read and audited; skipped (its
@@ -395,7 +355,7 @@ class Release:
     Every attack and evaluator takes a ``Release``. ``anonymized`` is re-ordered to the originals'
     order; keys present on one side only raise :class:`MismatchError` unless ``on_mismatch="drop"``
     (then they are listed in ``unpaired``). ``degradation`` is the operator the anonymizer declares
-    (:mod:`anonaudit.degradation`; ``None`` when unknown, e.g. an external release): inversion
+    (:mod:`anonaudit.data.degradation`; ``None`` when unknown, e.g. an external release): inversion
     attacks invert it, or estimate one blind when there is none. ``auxiliary`` holds the auxiliary
     (intruder's) people's images as released, when the release has them (an external release
     publishes them alongside); adaptive attackers train on them instead of re-applying the method.

@@ -26,8 +26,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
-from .data.imageset import Box, Record
-from .errors import ConfigError
+from ..errors import ConfigError
+from .records import Box, Record
 
 REGIONS = ("image", "boxes")
 
