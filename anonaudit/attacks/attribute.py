@@ -6,7 +6,7 @@ predicts the attribute of every released image that has a label.
 Features (``features``):
 
 - ``"embedding"``: face embeddings (``embedder``, default dlib; faces the detector misses are
-  embedded at the typical face position, see :mod:`~anonaudit.attacks.face_common`), classified by
+  embedded at the typical face position, see :mod:`~anonaudit.models.faces.embedding`), classified by
   ``classifier`` = ``"logistic"`` (standardised L2-regularised logistic regression) or ``"xgboost"``.
 - ``"pixels"``: the ``pixels`` embedder in colour (32x32 standardised RGB of the face-centre crop).
 - ``"cnn"``: a small CNN (three conv blocks) trained from scratch for ``epochs`` (and at least 120
@@ -32,16 +32,11 @@ import pandas as pd
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
+from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..registry import ATTACKS
 from ..stats import Estimate, bootstrap_ci, proportion
 from .base import Attack, AttackMetric, AttackResult
-from .face_common import (
-    anonymized_auxiliary,
-    check_disjoint,
-    embed,
-    make_embedder,
-    typical_face,
-)
+from .face_common import anonymized_auxiliary, check_disjoint
 
 FEATURES = ("embedding", "pixels", "cnn")
 CLASSIFIERS = ("logistic", "xgboost")

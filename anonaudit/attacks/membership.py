@@ -53,13 +53,17 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..anonymizers.aia import grey_images
+from ..anonymizers.gan_base import to_uint8
+from ..anonymizers.miku_mappers import images_to_float
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
-from ..registry import ATTACKS
+from ..models.faces.embedding import embed, make_embedder, typical_face
+from ..registry import ANONYMIZERS, ATTACKS
 from ..stats import Estimate, negatives_needed, wilson_interval
+from ..training import TrainConfig, train
 from .attribute import auc_score
 from .base import Attack, AttackMetric, AttackResult
-from .face_common import embed, make_embedder, typical_face
 from .memorization import plate_crops
 
 FPRS = (0.001, 0.01)
@@ -318,8 +322,6 @@ class DistanceToClosestRecord(MembershipAttack):
             return None
         import torch
 
-        from ..anonymizers.gan_base import to_uint8
-
         _loaded(target)
         return to_uint8(target.generate(int(self.n_samples), torch.Generator().manual_seed(int(self.seed))))
 
@@ -417,8 +419,6 @@ def reconstruction_errors(target: Any, images: ImageSet) -> np.ndarray:
     """Mean squared reconstruction error of each image through the target's encoder and decoder."""
     _loaded(target)
     if callable(getattr(target, "represent", None)) and callable(getattr(target, "reconstruct", None)):  # AIA
-        from ..anonymizers.aia import grey_images
-
         x = grey_images(images, int(target.size))[:, 0]
         return ((target.reconstruct(target.represent(images)) - x) ** 2).mean(axis=(1, 2))
     mapper = getattr(target, "mapper_", None)  # MIKU's PCA mapper
@@ -431,8 +431,6 @@ def reconstruction_errors(target: Any, images: ImageSet) -> np.ndarray:
             f"the target {target.label()} exposes no encoder/decoder (an autoencoder target such as aia or miku "
             "is needed)"
         )
-    from ..anonymizers.miku_mappers import images_to_float
-
     x = images_to_float(images, int(target.size))
     return ((mapper.decode(mapper.encode(x)) - x) ** 2).reshape(len(x), -1).mean(axis=1)
 
@@ -489,16 +487,12 @@ class LikelihoodRatio(MembershipAttack):
 
     def _shadow(self, target: Any, data: ImageSet, seed: int) -> Any:
         """A shadow anonymizer: the target's public parameters, trained from scratch on ``data``."""
-        from ..registry import ANONYMIZERS
-
         params = {**target.get_params(), "checkpoint": None}
         if "seed" in params:
             params["seed"] = seed
         shadow = ANONYMIZERS.create(target.name, **params)
         if not self.shadow_train:
             return shadow.fit(data)
-        from ..training import TrainConfig, train
-
         config = TrainConfig(
             **{
                 "device": params.get("device", "auto"),

@@ -28,7 +28,7 @@ Metrics (higher = more successful attack), each on the release and on the origin
 
 Where the embedder's detector finds no face (strong blur, pixelation, masks), the image is embedded
 at the typical face position of the intruder's own images (``fallback=True``, see
-:mod:`~anonaudit.attacks.face_common`); images that still have no embedding score 0 against every
+:mod:`~anonaudit.models.faces.embedding`); images that still have no embedding score 0 against every
 gallery image, i.e. they are ranked as random guesses.
 
 ``parrot=True`` adds the parrot attacker: it re-applies the release's public anonymizer (from the
@@ -49,17 +49,11 @@ import pandas as pd
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
+from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..registry import ATTACKS
 from ..stats import Estimate, negatives_needed, proportion
 from .base import Attack, AttackMetric, AttackResult, FileFinding
-from .face_common import (
-    anonymized_auxiliary,
-    check_disjoint,
-    embed,
-    make_embedder,
-    public_anonymizer,
-    typical_face,
-)
+from .face_common import anonymized_auxiliary, check_disjoint, public_anonymizer
 
 GALLERIES = ("originals", "other_images")
 PROJECTIONS = ("none", "lda")

@@ -47,7 +47,7 @@ class IdentityDistance(Evaluator):
         super().__init__()
 
     def update(self, release: Release) -> None:
-        from ..attacks.face_common import embed_at_faces, make_embedder
+        from ..models.faces.embedding import embed_at_faces, make_embedder
 
         if self._model is None:
             self._model = make_embedder(self.embedder)
@@ -68,7 +68,7 @@ class IdentityDistance(Evaluator):
         self._distances += (1.0 - np.sum(a[both] * b[both], axis=1)).tolist()
 
     def compute(self) -> Measurement:
-        from ..attacks.face_common import embedder_name
+        from ..models.faces.embedding import embedder_name
 
         name = embedder_name(self.embedder)
         est = mean_estimate(
