@@ -133,7 +133,9 @@ def test_on_error_skip_records_the_file_and_reason(tmp_path, folder_with_one_cor
     assert str(folder_with_one_corrupt_file / "car2.png") in message and "truncated" in message
     psnr = t[t["component"] == "psnr"].iloc[0]
     assert psnr["status"] == "ok" and psnr["n"] == 4  # the other four images were audited
-    assert "car2.png" in write_html_report(results).read_text(encoding="utf-8").split("Skipped, unavailable and failed")[1]
+    assert (
+        "car2.png" in write_html_report(results).read_text(encoding="utf-8").split("Skipped, unavailable and failed")[1]
+    )
 
 
 def test_on_error_raise_stops_with_the_file_named(tmp_path, folder_with_one_corrupt_file):

@@ -7,7 +7,8 @@ encoder is fine-tuned with ``L_total = L_AE + alpha L_Siamese + beta A`` (eq. 8 
 term ``A`` is chosen by ``adversary_loss`` (:meth:`AIA._adversarial_term`): ``"paper"`` is eq. (8)
 read literally (``A = -L_Adv``), which leaves gender fully decodable by a fresh linear attacker
 (measured on a toy set where gender is linearly encoded, ``tests/test_aia.py``); the default
-``"decorrelation"`` removes what any linear attacker can use and brings it near chance there. The networks and the paper's contradictions
+``"decorrelation"`` removes what any linear attacker can use and brings it near chance there. The networks and the
+paper's contradictions
 (decoder and adversary sizes) are in :mod:`anonaudit.anonymizers.aia_networks`.
 
 Training (one step of the shared loop, :mod:`anonaudit.training`):

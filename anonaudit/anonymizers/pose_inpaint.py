@@ -279,7 +279,8 @@ class PoseFace(TrainableAnonymizer):
                 ann = np.asarray(r.attributes[LANDMARKS], np.float64)
                 if ann.size % 136 or not np.all(np.isfinite(ann)):
                     raise DataError(
-                        f"'{images.name}' image '{r.key}': attribute {LANDMARKS} must hold (F, 68, 2) finite points, got shape {ann.shape}"
+                        f"'{images.name}' image '{r.key}': attribute {LANDMARKS} must hold (F, 68, 2) finite points, "
+                        f"got shape {ann.shape}"
                     )
                 out[i] = list(ann.reshape(-1, 68, 2))
             elif r.boxes:

@@ -38,18 +38,19 @@ CRITERIA: dict[str, tuple[str, str]] = {
     ),
     "linkability": (
         "Linkability",
-        "the ability to link at least two records concerning the same data subject or a group of "
-        "data subjects (either in the same database or in two different databases)",
+        ("the ability to link at least two records concerning the same data subject or a group of "
+        "data subjects (either in the same database or in two different databases)"),
     ),
     "inference": (
         "Inference",
-        "the possibility to deduce, with significant probability, the value of an attribute from the "
-        "values of a set of other attributes",
+        ("the possibility to deduce, with significant probability, the value of an attribute from the "
+        "values of a set of other attributes"),
     ),
 }
 MOTIVATED_INTRUDER = (
     "UK ICO motivated-intruder test: would a person with no prior knowledge, but reasonably competent, with access to "
-    "resources such as the internet, libraries and public documents, and using investigative techniques (without specialist "
+    "resources such as the internet, libraries and public documents, and using investigative techniques (without "
+    "specialist "
     "skills or equipment, and without criminal acts), succeed in re-identifying someone from the release?"
 )
 #: What an attack parameter says the intruder holds.
@@ -60,15 +61,20 @@ _GALLERY = {
 _LABELS = {"text": "the true plate text", "identity": "who is in each image", "gender": "each person's gender"}
 
 LIMITATIONS = [
-    "Attacks give lower bounds on the risk: a stronger or better-informed intruder may do better than every attack run here.",
+    ("Attacks give lower bounds on the risk: a stronger or better-informed intruder may do better than every attack "
+    "run here."),
     "Risks are measured on the evaluated images only; another population, resolution or camera can behave differently.",
-    "A rate measured on n images has a 95% confidence interval whose width shrinks with n; small n cannot show small risks.",
-    "Relative risk compares the release with the same attack on the originals; an attack that is weak on the originals "
-    "also says little about the release.",
-    "Only the attacks listed were run; the criteria they do not cover, and the components that were unavailable or failed, "
-    "are untested (see 'What was not tested').",
-    "This report supports, and does not replace, the controller's own assessment of identifiability in context (the "
-    "means reasonably likely to be used, other data the recipients hold, the release's audience).",
+    ("A rate measured on n images has a 95% confidence interval whose width shrinks with n; small n cannot show "
+    "small risks."),
+    (
+        "Relative risk compares the release with the same attack on the originals; an attack that is weak on the "
+        "originals also says little about the release."
+    ),
+    ("Only the attacks listed were run; the criteria they do not cover, and the components that were unavailable or "
+    "failed, "
+    "are untested (see 'What was not tested')."),
+    ("This report supports, and does not replace, the controller's own assessment of identifiability in context (the "
+    "means reasonably likely to be used, other data the recipients hold, the release's audience)."),
 ]
 
 
@@ -210,9 +216,9 @@ def compliance_model(results: Results, embed_examples: bool = False) -> dict[str
     pairs = pairs.set_index("target_label")["value"]
     ns = pd.to_numeric(ok["n"], errors="coerce").dropna()
     scope = [
-        f"Data set {data.get('name', '?')}: {fmt.count(n_total)} images; {fmt.count(data.get('evaluation'))} evaluated "
-        f"(anonymized by each method and attacked); {fmt.count(n_aux)} ({share}) held by the intruder as their own "
-        "auxiliary data, never among the evaluated images.",
+        (f"Data set {data.get('name', '?')}: {fmt.count(n_total)} images; {fmt.count(data.get('evaluation'))} "
+        f"evaluated (anonymized by each method and attacked); {fmt.count(n_aux)} ({share}) held by the intruder as "
+        "their own auxiliary data, never among the evaluated images."),
         f"{len(order)} anonymization target(s): "
         + ", ".join(f"{lab} ({fmt.count(pairs.get(lab))} pairs)" for lab in order)
         + ".",
@@ -222,10 +228,12 @@ def compliance_model(results: Results, embed_examples: bool = False) -> dict[str
         scope.append(f"Attack rates measured on n = {span} images each, with 95% confidence intervals.")
     trained = [a["name"] for a in attacks if learns(a["name"])]
     attacker_intro = (
-        f"The attacks of this audit ({', '.join(names) or 'none ran'}) give the intruder the released (anonymized) images "
+        f"The attacks of this audit ({', '.join(names) or 'none ran'}) give the intruder the released "
+        "(anonymized) images "
         "and the anonymization method with its parameters (the method is assumed public)"
         + (
-            f"; {', '.join(trained)} also train on {fmt.count(n_aux)} images of the intruder's own ({share} of the data "
+            f"; {', '.join(trained)} also train on {fmt.count(n_aux)} images of the intruder's own ({share} of "
+            "the data "
             "set), never among the evaluated images"
             if trained
             else ""
