@@ -325,7 +325,8 @@ def test_attack_on_unchanged_release_does_as_well_as_on_originals(name: str, tmp
     assert max(risks) >= 0.99, f"{name}: strongest risk on an unchanged release {max(risks):.3f} < 1"
     for m in result.metrics:
         if _no_gain(m) and m.original is not None:  # no advantage on the originals: the release does the same
-            assert m.release.value == pytest.approx(m.original.value, abs=1e-9), m.metric
+            # (a rate the sample cannot resolve, e.g. TAR at a FAR below 1/impostors, is NaN on both)
+            assert m.release.value == pytest.approx(m.original.value, abs=1e-9, nan_ok=True), m.metric
 
 
 @pytest.mark.parametrize("name", ATTACK_NAMES)
