@@ -37,10 +37,10 @@ import pandas as pd
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
+from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..registry import ATTACKS
 from ..stats import proportion
 from .base import Attack, AttackMetric, AttackResult
-from .face_common import embed, make_embedder, typical_face
 from .reid import cosine, identification_ranks, verification_estimates, verification_pairs
 
 
