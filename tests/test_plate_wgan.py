@@ -289,8 +289,7 @@ def test_memorization_needs_the_training_keys():
 
 
 def test_plate_boxes_merge_text_on_one_line_and_keep_plate_shapes():
-    from anonaudit.evaluators.plate_detection import plate_boxes
-    from anonaudit.models.ocr.rapid import TextRegion
+    from anonaudit.models.ocr.rapid import TextRegion, plate_boxes
 
     regions = [TextRegion(10, 20, 30, 10, 0.9), TextRegion(45, 21, 30, 10, 0.9),  # one line: 10..75 x 20..31
                TextRegion(200, 100, 8, 30, 0.9)]                                 # tall, narrow: not a plate

@@ -159,8 +159,7 @@ class PlateWGAN(RegionGAN):
         h, w = image.shape[:2]
         boxes = list(record.boxes)
         if not boxes and self.plate_boxes == "detect":
-            from ..evaluators.plate_detection import plate_boxes
-            from ..models.ocr.rapid import RapidOCREngine
+            from ..models.ocr.rapid import RapidOCREngine, plate_boxes
 
             boxes = plate_boxes(RapidOCREngine().detect_arrays([image])[0])
         elif not boxes:

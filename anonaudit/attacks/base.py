@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
+from ..errors import DataError
 from ..measurement import Measurement
 from ..params import ParamsMixin
 
@@ -101,8 +102,6 @@ class Attack(ParamsMixin):
 
     def check_labels(self, release: Release) -> None:
         """Raise a clear error when the originals lack a label this attack needs."""
-        from ..errors import DataError
-
         for field_name in self.requires:
             if not release.originals.has_labels(field_name):
                 raise DataError(

@@ -45,31 +45,6 @@ def plate_detected(
     return h > 0 and w >= min_aspect * h and w >= min_coverage * plate.w
 
 
-def plate_boxes(regions: list[TextRegion], min_aspect: float = 1.5, margin: float = 0.15) -> list[Box]:
-    """Plate-shaped boxes from text ``regions``: regions on one line (vertical overlap over half the
-    smaller height, horizontal gap under a line height) are merged, lines at least ``min_aspect``
-    times as wide as high are kept, grown by ``margin`` of their height on every side."""
-    lines: list[list[float]] = []
-    for r in sorted(regions, key=lambda r: r.x):
-        for line in lines:
-            x0, y0, x1, y1 = line
-            overlap = min(y1, r.y + r.h) - max(y0, r.y)
-            if overlap > 0.5 * min(y1 - y0, r.h) and r.x - x1 < max(y1 - y0, r.h):
-                line[:] = [min(x0, r.x), min(y0, r.y), max(x1, r.x + r.w), max(y1, r.y + r.h)]
-                break
-        else:
-            lines.append([r.x, r.y, r.x + r.w, r.y + r.h])
-    out = []
-    for x0, y0, x1, y1 in lines:
-        h = y1 - y0
-        if h > 0 and x1 - x0 >= min_aspect * h:
-            m = margin * h
-            out.append(
-                Box(int(round(x0 - m)), int(round(y0 - m)), int(round(x1 - x0 + 2 * m)), int(round(h + 2 * m)), "plate")
-            )
-    return out
-
-
 def plate_window(record: Record, shape: tuple[int, ...], context: float) -> tuple[Box, Box]:
     """``(window, plate box in window coordinates)`` for a record in an image of ``shape``."""
     h, w = shape[:2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...registry import OCR_ENGINES
 from .base import (
     PLATE_CHARS,
     PLATE_MARGIN,
@@ -40,8 +41,6 @@ def create_engine(engine: str | OCREngine, **params) -> OCREngine:
         if params:
             raise ValueError("engine parameters given for an engine instance")
         return engine
-    from ...registry import OCR_ENGINES
-
     return OCR_ENGINES.create(engine, **params)
 
 
@@ -50,6 +49,4 @@ def check_engine(engine: str | OCREngine) -> None:
     raises :class:`~anonaudit.errors.UnknownComponentError` with close matches suggested."""
     if isinstance(engine, OCREngine):
         return
-    from ...registry import OCR_ENGINES
-
     OCR_ENGINES.get(engine)
