@@ -89,9 +89,10 @@ def test_every_kind_has_components():
 @pytest.mark.parametrize("kind, name", COMPONENTS)
 def test_component_contract(kind: str, name: str):
     """Construction, parameters, labels, clones, validation; anonymizers' output, attacks' criteria."""
-    report = check_component(KINDS[kind][0].get(name), stand_ins=STAND_INS)
+    cls = KINDS[kind][0].get(name)
+    report = check_component(cls, stand_ins=STAND_INS)
     assert report["check_get_params"] == "passed" and report["check_non_default_parameters_appear_in_label"] == "passed"
-    if kind == "anonymizers" and name != "external":
+    if kind == "anonymizers" and cls.applies_to_new_images:  # a ready-made release: tested on its files below
         assert report["check_anonymizes_tiny_images"] == "passed", report
 
 
