@@ -49,9 +49,11 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
-# Static checks: ruff (rules in pyproject.toml [tool.ruff]).
+# Static checks: ruff (rules in pyproject.toml [tool.ruff]) and lint-imports (the layers and no
+# import cycle, [tool.importlinter]).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	for f in benchmarks/[!_]*.py; do $(PY) $$f || exit 1; done
