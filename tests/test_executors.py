@@ -32,7 +32,7 @@ from anonaudit.evaluators.distribution import FrechetDistance
 from anonaudit.evaluators.fidelity import PSNR, SSIM
 from anonaudit.executors import Executor, LocalExecutor, RayExecutor, per_image
 from anonaudit.measurement import as_measurements
-from anonaudit.memo import clear_memory
+from anonaudit.memo import clear_memory, default_db_path
 from anonaudit.metrics.inception_score import SplitInceptionScore
 from anonaudit.metrics.reservoir import PairReservoir
 from anonaudit.params import clone
@@ -81,12 +81,22 @@ class ShardedLocal(LocalExecutor):
         return super().map(fn, calls)
 
 
+def forget_model_outputs() -> None:
+    """Drop every cached model output: this process's memory and the shared cache file that
+    ``ANONAUDIT_CACHE`` (set by :func:`ray_instance`) names."""
+    clear_memory()
+    shared = default_db_path()
+    if shared is not None:
+        shared.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'anonaudit[scale]'")
     with pytest.MonkeyPatch.context() as env:
         # An empty model cache, set before Ray starts its workers (they inherit it): FID, KID and
         # LPIPS are unavailable on the driver and on the workers alike, whatever this machine caches.
+        # It also holds the model outputs' cache file, shared by every run: see forget_model_outputs.
         env.setenv("ANONAUDIT_CACHE", str(tmp_path_factory.mktemp("empty-model-cache")))
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         yield ray
@@ -95,9 +105,9 @@ def ray_instance(tmp_path_factory):
 
 @pytest.mark.slow  # about 30 s on 2 busy cores (two audits; the Ray start is in the fixture)
 def test_ray_run_gives_the_local_table(ray_instance, tmp_path):
-    clear_memory()
+    forget_model_outputs()
     local = _audit().run(tmp_path / "local", show_progress=False)
-    clear_memory()  # the Ray run reads nothing the local run cached in this process
+    forget_model_outputs()  # the Ray run reads nothing the local run cached
     executor = CountingRay()
     distributed = _audit(executor).run(tmp_path / "ray", show_progress=False)
     pd.testing.assert_frame_equal(_comparable(distributed.table), _comparable(local.table))
@@ -123,7 +133,8 @@ OFFLINE_CONFIGS = [
                  ["data.n=30", "targets.0.sweep.sigma=[2]", "targets.1.sweep.block=[8]"], id="plates-quick"),
     # 30 LFW images drawn at random (the first 30 in file order hold one gender, so the gender attack fails)
     pytest.param(Path(__file__).resolve().parents[1] / "configs" / "faces-quick.yaml",
-                 ["data.limit=30", "data.seed=0"], id="faces-quick", marks=needs_lfw),
+                 ["data.limit=30", "data.seed=0"], id="faces-quick",
+                 marks=[needs_lfw, pytest.mark.slow]),  # about 65 s on 2 busy cores (plates-quick 35 s, the demo 17 s)
     pytest.param(Path(anonaudit.__file__).parent / DEMO_RESOURCE,
                  ["data.n=30", "targets.0.sweep.sigma=[2]", "targets.1.sweep.block=[8]"], id="demo"),
 ]
@@ -132,9 +143,9 @@ OFFLINE_CONFIGS = [
 @pytest.mark.parametrize(("path", "overrides"), OFFLINE_CONFIGS)
 def test_shipped_offline_config_gives_the_local_table_on_ray(ray_instance, tmp_path, path, overrides):
     config = load_config(path, roots=[SHARED], overrides=[*overrides, "batch_size=4"])
-    clear_memory()
+    forget_model_outputs()
     local = audit_from_config(config).run(tmp_path / "local", show_progress=False)
-    clear_memory()
+    forget_model_outputs()
     executor = CountingRay()
     distributed = audit_from_config(config, executor=executor).run(tmp_path / "ray", show_progress=False)
     pd.testing.assert_frame_equal(_comparable(distributed.table), _comparable(local.table))
