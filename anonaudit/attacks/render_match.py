@@ -65,9 +65,16 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from ..data.degradation import (
+    BoxBlurOperator,
+    Degradation,
+    GaussianBlurOperator,
+    MaskOperator,
+    NoiseOperator,
+    PixelateOperator,
+)
 from ..data.imageset import Box, ImageSet, Record, Release
 from ..data.synthetic_plates import DEFAULT_FONTS, PLATE_TEXT_RE, _font, _font_size_for_cap_height, font_path
-from ..data.degradation import BoxBlurOperator, Degradation, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from ..errors import ConfigError
 from ..models.ocr import Reading
 from ..parallel import map_chunks
@@ -78,16 +85,28 @@ from .ocr import NoInformationGuess, fitted_guess, rate_metric, read_findings, s
 
 # -- plate format ---------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\[([^\]]+)\](?:\{(\d+)(?:,(\d+))?\})?")
+_TOKEN = re.compile(r"\[([^\]]+)\](?:\{(\d+)(?:,(\d+))?\})?|\(([A-Z0-9|]+)\)")
 
 
 @dataclass(frozen=True)
 class Token:
-    """One printed group of the format: ``low`` to ``high`` characters from ``alphabet``."""
+    """One printed group of the format: ``low`` to ``high`` characters from ``alphabet``, or, with
+    ``words``, exactly one of those strings (a lexicon, e.g. the state codes)."""
 
     alphabet: str
     low: int
     high: int
+    words: tuple[str, ...] = ()
+
+    def lengths(self) -> list[int]:
+        return sorted({len(w) for w in self.words}) if self.words else list(range(self.low, self.high + 1))
+
+    def options(self, length: int) -> list[list[str]]:
+        """The decoding steps of this group at ``length`` characters: one step per character (its
+        alphabet), or one step placing a whole word."""
+        if self.words:
+            return [[w for w in self.words if len(w) == length]]
+        return [list(self.alphabet)] * length
 
 
 def parse_format(pattern: str) -> tuple[Token, ...]:
@@ -95,7 +114,8 @@ def parse_format(pattern: str) -> tuple[Token, ...]:
 
     ``^[A-Z]{2}[0-9]{2}[A-Z]{1,3}[0-9]{4}$`` gives four groups; each class is one printed group
     (separated from the next by the layout's gap). Ranges (``A-Z``) and single characters are
-    allowed inside a class; anything else (alternation, groups, literals) is a :class:`ConfigError`.
+    allowed inside a class; a group may instead list its possible strings, ``(MH|KA|DL)``. Anything
+    else is a :class:`ConfigError`.
     """
     body = pattern.strip().removeprefix("^").removesuffix("$")
     tokens, pos = [], 0
@@ -103,14 +123,22 @@ def parse_format(pattern: str) -> tuple[Token, ...]:
         if m.start() != pos:
             break
         pos = m.end()
+        if m.group(4) is not None:
+            words = tuple(dict.fromkeys(w for w in m.group(4).split("|")))
+            if not all(words):
+                raise ConfigError(f"render_match_ocr: empty alternative in plate format {pattern!r}")
+            tokens.append(Token("".join(sorted(set("".join(words)))), min(map(len, words)), max(map(len, words)), words))
+            continue
         low = int(m.group(2) or 1)
         high = int(m.group(3) or low)
         tokens.append(Token(_expand_class(m.group(1), pattern), low, high))
         if not 1 <= low <= high:
             raise ConfigError(f"render_match_ocr: bad count {{{low},{high}}} in plate format {pattern!r}")
     if pos != len(body) or not tokens:
-        raise ConfigError(f"render_match_ocr: plate format {pattern!r} must be a sequence of character classes with counts, "
-                          "e.g. '^[A-Z]{2}[0-9]{2}[A-Z]{1,3}[0-9]{4}$'")
+        raise ConfigError(
+            f"render_match_ocr: plate format {pattern!r} must be a sequence of character classes with counts, "
+            "e.g. '^[A-Z]{2}[0-9]{2}[A-Z]{1,3}[0-9]{4}$'"
+        )
     return tuple(tokens)
 
 
@@ -131,7 +159,7 @@ def _expand_class(spec: str, pattern: str) -> str:
 
 def structures(tokens: Sequence[Token], limit: int) -> list[tuple[int, ...]]:
     """Every choice of group lengths the format allows (at most ``limit``, shortest total first)."""
-    options = sorted(itertools.product(*(range(t.low, t.high + 1) for t in tokens)), key=lambda s: (sum(s), s))
+    options = sorted(itertools.product(*(t.lengths() for t in tokens)), key=lambda s: (sum(s), s))
     if len(options) > limit:
         raise ConfigError(f"render_match_ocr: the plate format allows {len(options)} group-length combinations, "
                           f"more than max_structures={limit}")
@@ -228,7 +256,9 @@ class View:
         """Pixel columns ``[gx + first, gx + last)`` a bitmap of ``table`` placed at ``gx`` covers."""
         raise NotImplementedError
 
-    def contrib(self, table: np.ndarray, idx: np.ndarray, gx: np.ndarray, gy: np.ndarray, cols: slice = slice(None)) -> np.ndarray:
+    def contrib(
+        self, table: np.ndarray, idx: np.ndarray, gx: np.ndarray, gy: np.ndarray, cols: slice = slice(None)
+    ) -> np.ndarray:
         """Degraded coverage ``(len(idx), rows, columns in cols)`` of glyphs ``idx`` with frame corners at ``(gx, gy)``."""
         raise NotImplementedError
 
@@ -382,7 +412,9 @@ class Scene:
         cx, cy = self.width / 2.0, self.height / 2.0
         return [(cx + c * x - s * y, cy + s * x + c * y) for x, y in ((-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh))]
 
-    def _polygon(self, corners: Sequence[tuple[float, float]], hole: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+    def _polygon(
+        self, corners: Sequence[tuple[float, float]], hole: Sequence[tuple[float, float]] | None = None
+    ) -> np.ndarray:
         """Coverage of a polygon (minus ``hole``), anti-aliased by 4 x 4 supersampling, as the view sees it."""
         k = 4
         img = Image.new("L", (self.width * k, self.height * k), 0)
@@ -427,12 +459,26 @@ class Scene:
             rows = [np.array(g.index(a)) for a in alphabets]
             alpha = np.stack([g.alpha[r].mean(axis=0) for r in rows])
             mean = lambda v: np.array([v[r].mean() for r in rows])
-            m = Glyphs(font, size, "".join(chr(0x2460 + i) for i in range(len(rows))), alpha, g.fx, g.fy, mean(g.advance),
-                       mean(g.lsb), mean(g.right), np.zeros((len(rows), len(rows))), g.cap_mid, g.cap_height)
+            m = Glyphs(
+                font,
+                size,
+                "".join(chr(0x2460 + i) for i in range(len(rows))),
+                alpha,
+                g.fx,
+                g.fy,
+                mean(g.advance),
+                mean(g.lsb),
+                mean(g.right),
+                np.zeros((len(rows), len(rows))),
+                g.cap_mid,
+                g.cap_height,
+            )
             self._tables[key] = (m, self.view.table(alpha))
         return self._tables[key]
 
-    def render(self, layout: Layout, text: str, groups: Sequence[int], alphabets: Sequence[str] | None = None) -> np.ndarray:
+    def render(
+        self, layout: Layout, text: str, groups: Sequence[int], alphabets: Sequence[str] | None = None
+    ) -> np.ndarray:
         """Degraded coverage of ``text`` printed in groups of ``groups`` characters; with ``alphabets``
         (one per position, ``text`` ignored) the coverage of the average character of each."""
         if alphabets is None:
@@ -459,7 +505,9 @@ class Scene:
         return cover
 
 
-def residuals(values: np.ndarray, cover: np.ndarray, weight: np.ndarray, columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def residuals(
+    values: np.ndarray, cover: np.ndarray, weight: np.ndarray, columns: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted residual sum of squares of ``values ~ a + b x cover`` (``b <= 0``) for each rendering
     ``cover[k]`` (rows x columns), over the observation columns where ``columns[k]`` is true (all when
     ``None``); and the total weight used."""
@@ -509,13 +557,18 @@ class Searcher:
         assert best is not None
         return best
 
-    def _alphabets(self, groups: Sequence[int]) -> list[str]:
-        out = []
-        for t, n in zip(self.tokens, groups):
-            out.extend([t.alphabet] * n)
-        return out
+    def steps(self, groups: Sequence[int]) -> list[list[str]]:
+        """The decoding steps of a structure: per step the strings it may place (one character, or a
+        whole word of a lexicon group)."""
+        return [step for t, n in zip(self.tokens, groups) for step in t.options(n)]
 
-    def centred(self, scene: Scene, font: str, size: int, gap: float, groups: Sequence[int], text: str | None = None) -> Layout:
+    def _alphabets(self, groups: Sequence[int]) -> list[str]:
+        """The characters each position may hold."""
+        return ["".join(sorted({o[j] for o in step})) for step in self.steps(groups) for j in range(len(step[0]))]
+
+    def centred(
+        self, scene: Scene, font: str, size: int, gap: float, groups: Sequence[int], text: str | None = None
+    ) -> Layout:
         """The layout printing ``text`` (``None``: average characters) centred in the region, as the
         renderer centres it."""
         g, _ = scene.tables(font, size)
@@ -549,29 +602,34 @@ class Searcher:
         return Decoded(text, rss, layout, groups)
 
     def polish(self, scene: Scene, layout: Layout, groups: Sequence[int], text: str) -> tuple[str, float]:
-        """Revisit each position with the rest of ``text`` fixed (the whole plate scored): corrects early
+        """Revisit each step with the rest of ``text`` fixed (the whole plate scored): corrects early
         choices that looked best before the characters to their right were placed."""
-        alphabets = self._alphabets(groups)
-        best = self.decode(scene, layout, groups, list(text))
-        for p in range(len(text)):
-            fixed = list(best[0])
-            fixed[p] = alphabets[p]
-            option = self.decode(scene, layout, groups, fixed, beam=len(alphabets[p]))
+        steps = self.steps(groups)
+        spans = list(itertools.accumulate([0] + [len(st[0]) for st in steps]))
+
+        def fixed(t: str) -> list[list[str]]:
+            return [[t[a:b]] for a, b in itertools.pairwise(spans)]
+
+        best = self.decode(scene, layout, groups, fixed(text))
+        for k, options in enumerate(steps):
+            trial = fixed(best[0])
+            trial[k] = options
+            option = self.decode(scene, layout, groups, trial, beam=len(options))
             if option[1] < best[1] - 1e-12:
                 best = option
         return best
 
-    def decode(self, scene: Scene, layout: Layout, groups: Sequence[int], alphabets: Sequence[str] | None = None,
+    def decode(self, scene: Scene, layout: Layout, groups: Sequence[int], steps: Sequence[Sequence[str]] | None = None,
                beam: int | None = None) -> tuple[str, float]:
-        """Beam search for the text of ``groups`` under ``layout`` (the characters allowed at each
-        position: ``alphabets``, default the format's; ``beam`` texts kept, default the searcher's);
-        returns it with its residual per unit weight."""
+        """Beam search for the text of ``groups`` under ``layout`` (the strings each step may place:
+        ``steps``, default the format's; ``beam`` texts kept, default the searcher's); returns it with
+        its residual per unit weight."""
         beam = beam or self.beam
         view = scene.view
         g, table = scene.tables(layout.font, layout.size)
-        alphabets = [np.array(g.index(a)) for a in (alphabets or self._alphabets(groups))]
+        steps = [np.array([g.index(o) for o in options]) for options in (steps or self.steps(groups))]
         starts = set(np.cumsum([0] + list(groups))[:-1].tolist())
-        n_pos = len(alphabets)
+        n_pos = sum(st.shape[1] for st in steps)
         jitter = np.array(self.jitter) * scene.height
         # Beam state: texts (index lists), coverage, pen of the last glyph, its ink right edge.
         texts: list[list[int]] = [[]]
@@ -579,31 +637,35 @@ class Searcher:
         cover = base[None].copy()
         pens, inks = np.zeros(1), np.zeros(1)
         rss = np.zeros(1)
-        for p in range(n_pos):
+        p = 0
+        for k, options in enumerate(steps):
             shifts = np.concatenate([jitter, 2 * jitter[jitter != 0]]) if p in starts else jitter  # groups move more
-            cand = np.repeat(alphabets[p], len(shifts))
-            shift = np.tile(shifts, len(alphabets[p]))
-            m = len(cand)
-            b = len(texts)
-            ci = np.tile(cand, b)
-            bi = np.repeat(np.arange(b), m)
-            if p in starts:
-                left = layout.x0 if p == 0 else inks[bi] + layout.gap
-                pen = left - g.lsb[ci] + np.tile(shift, b)
-            else:
-                prev = np.array([texts[k][-1] for k in bi])
-                pen = pens[bi] + g.advance[prev] * layout.stretch + g.kern[prev, ci] + np.tile(shift, b)
-            ink = pen + g.right[ci]
-            gx, gy = scene.place(g, layout, pen)
+            b, n_opt, length = len(texts), len(options), options.shape[1]
+            oi = np.tile(np.repeat(np.arange(n_opt), len(shifts)), b)
+            bi = np.repeat(np.arange(b), n_opt * len(shifts))
+            shift = np.tile(shifts, n_opt * b)
             new_cover = cover[bi]
-            cols = view.window(table, gx)
-            new_cover[:, :, cols] += view.contrib(table, ci, gx, gy, cols)
-            if p + 1 == n_pos:
+            for j in range(length):
+                ci = options[oi, j]
+                if j > 0:
+                    pen = pen + g.advance[prev] * layout.stretch + g.kern[prev, ci]
+                elif p in starts:
+                    pen = (layout.x0 if p == 0 else inks[bi] + layout.gap) - g.lsb[ci] + shift
+                else:
+                    last_char = np.array([texts[s_][-1] for s_ in bi])
+                    pen = pens[bi] + g.advance[last_char] * layout.stretch + g.kern[last_char, ci] + shift
+                gx, gy = scene.place(g, layout, pen)
+                cols = view.window(table, gx)
+                new_cover[:, :, cols] += view.contrib(table, ci, gx, gy, cols)
+                prev = ci
+            ink = pen + g.right[ci]
+            p += length
+            if p == n_pos:
                 cut = np.full(len(ci), np.inf)
-            elif p + 1 in starts:
+            elif p in starts:
                 cut = ink + layout.gap
             else:
-                nxt = alphabets[p + 1]
+                nxt = steps[k + 1][:, 0]
                 cut = pen + g.advance[ci] * layout.stretch + (g.kern[np.ix_(ci, nxt)] + g.lsb[nxt][None, :]).min(axis=1)
             # The shifted variants of one text are judged on the same columns, those all of them decide,
             # so that the variant kept does not depend on the other texts in the beam.
@@ -611,20 +673,20 @@ class Searcher:
             decided = view.hi[None, :] <= cut[:, None]
             last = int(np.flatnonzero(decided.any(axis=0)).max(initial=-1)) + 1  # columns no candidate decides stay out
             sse, n = residuals(view.values[:, :last], new_cover[:, :, :last], weight[:, :last], decided[:, :last])
-            scene.scored += len(ci)
+            scene.scored += len(bi)
             per = np.where(n > 0, sse / np.maximum(n, 1), np.inf)
             floor = float(per.min()) if np.isfinite(per).any() else 0.0
             score = sse + (n.max() - n) * floor
             order = np.argsort(score, kind="stable")
             keep, seen = [], set()
-            for k in order:  # one entry per distinct text: the best-aligned one
-                key = (*texts[bi[k]], int(ci[k]))
+            for c in order:  # one entry per distinct text: the best-aligned one
+                key = (*texts[bi[c]], *options[oi[c]].tolist())
                 if key not in seen:
                     seen.add(key)
-                    keep.append(k)
+                    keep.append(c)
                     if len(keep) == beam:
                         break
-            texts = [texts[bi[k]] + [int(ci[k])] for k in keep]
+            texts = [texts[bi[c]] + options[oi[c]].tolist() for c in keep]
             cover, pens, inks, rss = new_cover[keep], pen[keep], ink[keep], sse[keep]
         return "".join(g.chars[i] for i in texts[0]), float(rss[0]) / max(float(weight.sum()), 1e-9)
 
@@ -703,7 +765,9 @@ def release_view(image: np.ndarray, record: Record, released: Record, op: Degrad
         if grid is None:
             return None, "no declared operator and no mosaic grid found in the plate region"
         block, (px, py) = grid
-        return mosaic_view(image, plate, plate, block, (plate.x + px, plate.y + py)), f"pixelate(block={block} px) estimated blind"
+        return mosaic_view(
+            image, plate, plate, block, (plate.x + px, plate.y + py)
+        ), f"pixelate(block={block} px) estimated blind"
     if isinstance(op, NoiseOperator):
         return identity_view(image, plate, identity_block), f"{op.describe()} matched as the identity"
     found = _operator_region(op, released, image.shape, plate)
@@ -810,7 +874,9 @@ class RenderMatchOCR(Attack):
         if beam < 1 or rounds < 0:
             raise ConfigError(f"render_match_ocr: beam must be >= 1 and rounds >= 0, got {beam}, {rounds}")
         if not cap_fractions or not gap_fractions or not jitter or len(border) != 2:
-            raise ConfigError("render_match_ocr: cap_fractions, gap_fractions and jitter must be non-empty, border two numbers")
+            raise ConfigError(
+                "render_match_ocr: cap_fractions, gap_fractions and jitter must be non-empty, border two numbers"
+            )
         if original_block is not None and int(original_block) < 1:
             raise ConfigError(f"render_match_ocr: original_block must be >= 1, got {original_block}")
         self.plate_format = plate_format
@@ -836,8 +902,14 @@ class RenderMatchOCR(Attack):
     def not_applicable(self, release: Release) -> str:
         op = release.degradation
         if op is not None:
-            return "" if isinstance(op, MODELLED) else (
-                f"render-and-match models {', '.join(c.__name__ for c in MODELLED)}; the release declares {op.describe()}")
+            return (
+                ""
+                if isinstance(op, MODELLED)
+                else (
+                    f"render-and-match models {', '.join(c.__name__ for c in MODELLED)}; the release declares "
+                    f"{op.describe()}"
+                )
+            )
         if not self.blind:
             return "the release declares no degradation operator and blind estimation is off"
         records = release.originals.records
@@ -858,7 +930,9 @@ class RenderMatchOCR(Attack):
         box = plate_region(record, image.shape)
         return digest, image.shape, (box.x, box.y, box.w, box.h), repr(sorted(self.get_params().items()))
 
-    def read_one(self, searcher: Searcher, view: View | None, image: np.ndarray, record: Record) -> tuple[Decoded | None, int]:
+    def read_one(
+        self, searcher: Searcher, view: View | None, image: np.ndarray, record: Record
+    ) -> tuple[Decoded | None, int]:
         """The reading of one plate seen through ``view`` (``None``: not modelled) and the candidates scored."""
         if view is None:
             return None, 0
@@ -867,7 +941,7 @@ class RenderMatchOCR(Attack):
         if not view.values.size:
             guess = fitted_guess(self).guess()
             if guess:
-                return Decoded(guess, 0.0, searcher.centred(scene, self.fonts[0], 12, 0.0, [len(guess)]), (len(guess),)), 0
+                return Decoded(guess, 0.0, Layout(self.fonts[0], 0, 0.0, 0.0, 0.0, 0.0), (len(guess),)), 0  # nothing seen
         return searcher.read(scene), scene.scored
 
     def run(self, release: Release) -> AttackResult:
@@ -880,10 +954,14 @@ class RenderMatchOCR(Attack):
         records, released = release.originals.records, release.anonymized.records
         op, n = release.degradation, len(release)
         read = functools.partial(_read_jobs, self)
-        released_reads = map_chunks(read, [(release.anonymized[i], records[i], released[i], op, False) for i in range(n)], 2)
+        released_reads = map_chunks(
+            read, [(release.anonymized[i], records[i], released[i], op, False) for i in range(n)], 2
+        )
         keys = [self._original_key(release.originals[i], records[i]) for i in range(n)]
         todo = [i for i in range(n) if keys[i] not in _ORIGINALS]
-        for i, found in zip(todo, map_chunks(read, [(release.originals[i], records[i], None, None, True) for i in todo], 2)):
+        for i, found in zip(
+            todo, map_chunks(read, [(release.originals[i], records[i], None, None, True) for i in todo], 2)
+        ):
             _ORIGINALS[keys[i]] = found
         original_reads = [_ORIGINALS[k] for k in keys]
         rows = [(r[0], o[0], r[3]) for r, o in zip(released_reads, original_reads)]
@@ -896,11 +974,25 @@ class RenderMatchOCR(Attack):
         base = f"baseline: {g.describe()}"
         how = "render-and-match (beam search over characters, layout fitted per plate)"
         metrics = [
-            rate_metric("exact_match", rel_scores["exact"], orig_scores["exact"], g.exact(truths), f"plates read exactly by {how}; {base}"),
-            rate_metric("char_accuracy", rel_scores["char_accuracy"], orig_scores["char_accuracy"], g.char_accuracy(truths),
-                        f"mean max(0, 1 - CER) of {how}; {base}"),
+            rate_metric(
+                "exact_match",
+                rel_scores["exact"],
+                orig_scores["exact"],
+                g.exact(truths),
+                f"plates read exactly by {how}; {base}",
+            ),
+            rate_metric(
+                "char_accuracy",
+                rel_scores["char_accuracy"],
+                orig_scores["char_accuracy"],
+                g.char_accuracy(truths),
+                f"mean max(0, 1 - CER) of {how}; {base}",
+            ),
         ]
-        notes = [self.attacker_model(), "operators matched: " + "; ".join(f"{k} on {v}" for k, v in sorted(operators.items()))]
+        notes = [
+            self.attacker_model(),
+            "operators matched: " + "; ".join(f"{k} on {v}" for k, v in sorted(operators.items())),
+        ]
         notes.append("search cost: " + "; ".join(f"{what} {sec:.1f} s, {count} candidate renderings scored"
                                                  for what, (sec, count) in cost.items())
                      + (f" ({n - len(todo)} original(s) read before by the same attack)" if len(todo) < n else ""))
@@ -927,7 +1019,9 @@ class RenderMatchOCR(Attack):
 
     def attacker_model(self) -> str:
         """What the intruder is assumed to hold, for the notes."""
-        return (f"attacker model: knows the degradation operator (declared, else a mosaic grid estimated blind), the "
-                f"renderer's fonts {list(self.fonts)} (dark characters on a light plate with a border, groups centred and "
-                f"separated by a gap), the plate format {self.plate_format!r} and each plate's box; not the text nor the "
-                f"per-plate layout (size, position, gap, tilt, spacing), which it searches")
+        return (
+            f"attacker model: knows the degradation operator (declared, else a mosaic grid estimated blind), the "
+            f"renderer's fonts {list(self.fonts)} (dark characters on a light plate with a border, groups centred and "
+            f"separated by a gap), the plate format {self.plate_format!r} and each plate's box; not the text nor the "
+            f"per-plate layout (size, position, gap, tilt, spacing), which it searches"
+        )
