@@ -10,9 +10,9 @@ rendering is closest to the released plate region.
 :mod:`anonaudit.data.degradation`; for a release that declares none, a mosaic grid estimated blind from
 the plate region with :func:`~anonaudit.attacks.inversion.estimate_grid`); the renderer of
 :mod:`anonaudit.data.synthetic_plates` (its fonts, dark characters on a light plate with a dark
-border, groups separated by a gap); the plate format (a regex of character classes, one printed
-group per class, default :data:`~anonaudit.data.synthetic_plates.PLATE_TEXT_RE`); the plate box of
-each record. It does not know the text, nor the per-plate layout (character size, gap, position,
+border, groups separated by a gap); the plate format (a regex of character classes with counts or
+lists of strings such as state codes, one printed group each, default
+:data:`~anonaudit.data.synthetic_plates.PLATE_TEXT_RE`); the plate box of each record. It does not know the text, nor the per-plate layout (character size, gap, position,
 tilt), which it searches.
 
 **Model.** A plate is ``background + contrast x ink coverage``: the rendering of a text is the
@@ -25,12 +25,13 @@ after the least-squares fit ``release ~ a + b x coverage`` with ``b <= 0`` (dark
 the unknown plate colour, ink colour and lighting).
 
 **Search.** Per font and per plate structure (how many characters each class of the format takes),
-a beam search over character positions, left to right: a partial text is scored on the observations
+a beam search over character positions (a listed string is placed whole), left to right, each
+character also tried slightly shifted (the plate is warped): a partial text is scored on the observations
 (mosaic cells, blurred samples) that no later character can reach, and partial texts covering
 different widths are compared by adding, for each observation the others cover and it does not, the
 best mean residual per observation of the step (an optimistic completion). The per-plate layout is
-then fitted to the decoded text by coordinate search (size, left edge, baseline, gap, tilt), and
-text and layout are decoded again, ``rounds`` times. The text with the lowest residual over every
+then fitted to the decoded text by coordinate search (size, left edge, baseline, gap, tilt,
+spacing), the text decoded again and each step revisited with the rest fixed, ``rounds`` times. The text with the lowest residual over every
 font and structure is the reading.
 
 **Operators.** ``PixelateOperator`` (grid and phase from the declared region), ``GaussianBlurOperator``,
