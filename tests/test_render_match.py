@@ -18,7 +18,7 @@ from anonaudit.attacks.render_match import (
     structures,
 )
 from anonaudit.data.degradation import Degradation
-from anonaudit.data.imageset import Box, ImageSet, Release
+from anonaudit.data.imageset import Box, ImageSet, Record, Release
 from anonaudit.data.synthetic_plates import PLATE_TEXT_RE, SERIES_LETTERS, STATE_CODES, synthetic_plates
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.registry import ATTACKS
@@ -128,3 +128,21 @@ def test_registered_as_an_ocr_attack():
     assert ATTACKS.get("render_match_ocr") is RenderMatchOCR
     with pytest.raises(ConfigError):
         RenderMatchOCR(fonts=("NoSuchFont.ttf",))
+
+
+def test_blur_view_equals_the_anonymizers_blur():
+    """A glyph's looked-up coverage through a declared Gaussian blur equals the blurred canvas at the
+    sampled points (away from the region's borders, which the anonymizer reflects)."""
+    from anonaudit.anonymizers.classical import GaussianBlur
+
+    rng = np.random.default_rng(1)
+    canvas = np.zeros((60, 90))
+    alpha = rng.random((1, 14, 10))
+    canvas[20:34, 40:50] = alpha[0]
+    image = np.repeat((canvas * 255)[..., None], 3, axis=2).astype(np.uint8)
+    record = Record(key="k", boxes=(Box(0, 0, 90, 60, "plate"),))
+    blurred = GaussianBlur(sigma=3.0).anonymize(ImageSet([record], [image]), show_progress=False)[0]
+    view, how = release_view(blurred, record, record, GaussianBlur(sigma=3.0).degradation(), 2)
+    assert how.startswith("gaussian_blur(sigma=3 px")
+    got = view.contrib(view.table(alpha), np.zeros(1, int), np.array([40]), np.array([20]))[0]
+    assert np.allclose(got * 255, view.values, atol=1.0)
