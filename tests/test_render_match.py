@@ -116,9 +116,14 @@ def test_unknown_operators_are_not_applicable_with_the_reason(mono_plates):
         attack.fit(None).run(swirled)
     masked = release_of(sub, Mask())
     external = Release(sub, masked.anonymized, "external", {})
-    assert "no mosaic grid" in attack.not_applicable(external)
+    strict = RenderMatchOCR(fonts=MONO, undeclared="mosaic_only")
+    assert "no mosaic grid" in strict.not_applicable(external)
+    assert "declares no degradation operator" in RenderMatchOCR(undeclared="skip").not_applicable(external)
+    assert attack.not_applicable(external) == ""  # matched as the identity, and said so
+    view, how = release_view(external.anonymized[0], sub.records[0], external.anonymized.records[0], None, 8)
+    assert how == "no operator declared, no mosaic grid found: identity" and np.ptp(view.values) == 0
     pixelated = Release(sub, release_of(sub, Pixelate(block=16)).anonymized, "external", {})
-    assert attack.not_applicable(pixelated) == ""
+    assert strict.not_applicable(pixelated) == ""
     tall = int(np.argmax([r.boxes[0].h for r in sub.records]))  # the blind grid needs four cells per height
     view, how = release_view(pixelated.anonymized[tall], sub.records[tall], pixelated.anonymized.records[tall], None, 8)
     assert isinstance(view, MosaicView) and how == "pixelate(block=16 px) estimated blind"

@@ -36,9 +36,11 @@ font and structure is the reading.
 
 **Operators.** ``PixelateOperator`` (grid and phase from the declared region), ``GaussianBlurOperator``,
 ``BoxBlurOperator``, ``NoiseOperator`` (matched as the identity: the noise averages out in the
-fit), ``MaskOperator`` (nothing survives: no observation, every candidate ties and the prior order
-of the characters decides, i.e. the no-information guess). Any other declared operator, or a
-release that declares none and shows no mosaic grid, is not applicable, with the reason.
+fit), ``MaskOperator`` (nothing survives: no observation, and a plate region of one flat value
+likewise; the reading is the no-information guess). Any other declared operator is not applicable,
+with the reason. A release that declares none is searched through the mosaic grid estimated per
+plate; a plate showing none is matched as the identity (an unchanged release), or, with
+``undeclared="mosaic_only"`` (or ``"skip"``), the release is not applicable, with the reason.
 
 **Upper bound.** The same search on the originals, observed through the identity on a grid of
 ``original_block`` (default: plate height / 10) pixel cells.
@@ -756,13 +758,21 @@ def identity_view(image: np.ndarray, plate: Box, block: int) -> View:
     return mosaic_view(image, plate, plate, max(1, int(block)), (plate.x, plate.y))
 
 
+#: What to do with a release that declares no operator (see :class:`RenderMatchOCR`).
+UNDECLARED = ("estimate", "mosaic_only", "skip")
+
+
 def release_view(image: np.ndarray, record: Record, released: Record, op: Degradation | None,
-                 identity_block: int) -> tuple[View | None, str]:
+                 identity_block: int, undeclared: str = "estimate") -> tuple[View | None, str]:
     """The view of one released plate and a description of the operator assumed; ``(None, reason)``
-    when the attack cannot model what was done to it."""
+    when the attack cannot model what was done to it. Without a declared operator, a mosaic grid is
+    estimated from the plate region; where none is found, ``undeclared="estimate"`` matches the
+    plate as the identity (an unchanged release), otherwise there is no view."""
     plate = plate_region(record, image.shape)
     if op is None:
-        grid = estimate_grid(np.ascontiguousarray(image[plate.slices]))
+        grid = None if undeclared == "skip" else estimate_grid(np.ascontiguousarray(image[plate.slices]))
+        if grid is None and undeclared == "estimate":
+            return identity_view(image, plate, identity_block), "no operator declared, no mosaic grid found: identity"
         if grid is None:
             return None, "no declared operator and no mosaic grid found in the plate region"
         block, (px, py) = grid
@@ -820,7 +830,7 @@ def _read_jobs(attack: RenderMatchOCR, jobs: Sequence[tuple]) -> list[tuple[Deco
         if original:
             view, how = identity_view(image, plate_region(record, image.shape), block), "identity"
         else:
-            view, how = release_view(image, record, released, op, block)
+            view, how = release_view(image, record, released, op, block, attack.undeclared)
         decoded, scored = attack.read_one(searcher, view, image, record)
         out.append((decoded, scored, time.perf_counter() - t0, how))
     return out
@@ -844,12 +854,17 @@ class RenderMatchOCR(Attack):
         original_block: cell size (pixels) of the identity view of undegraded plates (originals, a
             declared noise); ``None``: plate box height / 10.
         max_structures: most group-length combinations the format may allow.
-        blind: search releases that declare no operator when a mosaic grid is found (else not applicable).
+        undeclared: for a release that declares no operator, ``"estimate"`` (default) estimates a
+            mosaic grid per plate and matches a plate without one as the identity (the release may be
+            unchanged; the notes say so), ``"mosaic_only"`` reads only plates showing a mosaic grid and
+            is not applicable when none does, ``"skip"`` is not applicable.
         seed: seed of the no-information baseline.
     """
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")
+    test_params = {"fonts": ["DejaVuSans-Bold.ttf"], "beam": 2, "rounds": 1}
+    param_alternatives = {"undeclared": ("mosaic_only", "skip")}
 
     def __init__(
         self,
@@ -863,7 +878,7 @@ class RenderMatchOCR(Attack):
         border: Sequence[float] = (0.03, 0.04),
         original_block: int | None = None,
         max_structures: int = 16,
-        blind: bool = True,
+        undeclared: str = "estimate",
         seed: int = 0,
     ):
         self.tokens = parse_format(plate_format)
@@ -887,7 +902,9 @@ class RenderMatchOCR(Attack):
         self.jitter, self.border = tuple(jitter), tuple(border)
         self.original_block = original_block
         self.max_structures = max_structures
-        self.blind = blind
+        if undeclared not in UNDECLARED:
+            raise ConfigError(f"render_match_ocr: undeclared must be one of {UNDECLARED}, got {undeclared!r}")
+        self.undeclared = undeclared
         self.seed = seed
 
     def searcher(self) -> Searcher:
@@ -911,8 +928,10 @@ class RenderMatchOCR(Attack):
                     f"{op.describe()}"
                 )
             )
-        if not self.blind:
-            return "the release declares no degradation operator and blind estimation is off"
+        if self.undeclared == "estimate":
+            return ""
+        if self.undeclared == "skip":
+            return "the release declares no degradation operator (undeclared='skip')"
         records = release.originals.records
         for i in range(len(release)):
             image = release.anonymized[i]
@@ -939,7 +958,7 @@ class RenderMatchOCR(Attack):
             return None, 0
         plate = plate_region(record, image.shape)
         scene = Scene(view, plate.w, plate.h, self.border, searcher.chars)
-        if not view.values.size:
+        if not view.values.size or np.ptp(view.values) < 1e-6:  # nothing of the plate survives
             guess = fitted_guess(self).guess()
             if guess:
                 return Decoded(guess, 0.0, Layout(self.fonts[0], 0, 0.0, 0.0, 0.0, 0.0), (len(guess),)), 0  # nothing seen
