@@ -1040,7 +1040,8 @@ class RenderMatchOCR(Attack):
     def attacker_model(self) -> str:
         """What the intruder is assumed to hold, for the notes."""
         return (
-            f"attacker model: knows the degradation operator (declared, else a mosaic grid estimated blind), the "
+            f"attacker model: knows the degradation operator (declared; else a mosaic grid estimated blind per plate, "
+            f"{'the identity' if self.undeclared == 'estimate' else 'nothing'} where none is found), the "
             f"renderer's fonts {list(self.fonts)} (dark characters on a light plate with a border, groups centred and "
             f"separated by a gap), the plate format {self.plate_format!r} and each plate's box; not the text nor the "
             f"per-plate layout (size, position, gap, tilt, spacing), which it searches"
