@@ -12,8 +12,8 @@ the plate region with :func:`~anonaudit.attacks.inversion.estimate_grid`); the r
 :mod:`anonaudit.data.synthetic_plates` (its fonts, dark characters on a light plate with a dark
 border, groups separated by a gap); the plate format (a regex of character classes with counts or
 lists of strings such as state codes, one printed group each, default
-:data:`~anonaudit.data.synthetic_plates.PLATE_TEXT_RE`); the plate box of each record. It does not know the text, nor the per-plate layout (character size, gap, position,
-tilt), which it searches.
+:data:`~anonaudit.data.synthetic_plates.PLATE_TEXT_RE`); the plate box of each record. It does not
+know the text, nor the per-plate layout (character size, gap, position, tilt), which it searches.
 
 **Model.** A plate is ``background + contrast x ink coverage``: the rendering of a text is the
 coverage of its glyphs (anti-aliased alpha, one cached bitmap per font, size and character) plus
@@ -31,8 +31,8 @@ character also tried slightly shifted (the plate is warped): a partial text is s
 different widths are compared by adding, for each observation the others cover and it does not, the
 best mean residual per observation of the step (an optimistic completion). The per-plate layout is
 then fitted to the decoded text by coordinate search (size, left edge, baseline, gap, tilt,
-spacing), the text decoded again and each step revisited with the rest fixed, ``rounds`` times. The text with the lowest residual over every
-font and structure is the reading.
+spacing), the text decoded again and each step revisited with the rest fixed, ``rounds`` times. The
+text with the lowest residual over every font and structure is the reading.
 
 **Operators.** ``PixelateOperator`` (grid and phase from the declared region), ``GaussianBlurOperator``,
 ``BoxBlurOperator``, ``NoiseOperator`` (matched as the identity: the noise averages out in the
@@ -130,7 +130,8 @@ def parse_format(pattern: str) -> tuple[Token, ...]:
             words = tuple(dict.fromkeys(w for w in m.group(4).split("|")))
             if not all(words):
                 raise ConfigError(f"render_match_ocr: empty alternative in plate format {pattern!r}")
-            tokens.append(Token("".join(sorted(set("".join(words)))), min(map(len, words)), max(map(len, words)), words))
+            lengths = [len(w) for w in words]
+            tokens.append(Token("".join(sorted(set("".join(words)))), min(lengths), max(lengths), words))
             continue
         low = int(m.group(2) or 1)
         high = int(m.group(3) or low)
@@ -262,7 +263,8 @@ class View:
     def contrib(
         self, table: np.ndarray, idx: np.ndarray, gx: np.ndarray, gy: np.ndarray, cols: slice = slice(None)
     ) -> np.ndarray:
-        """Degraded coverage ``(len(idx), rows, columns in cols)`` of glyphs ``idx`` with frame corners at ``(gx, gy)``."""
+        """Degraded coverage ``(len(idx), rows, columns in cols)`` of glyphs ``idx`` with frame corners at
+        ``(gx, gy)``."""
         raise NotImplementedError
 
     def window(self, table: np.ndarray, gx: np.ndarray) -> slice:
@@ -461,7 +463,10 @@ class Scene:
             g, _ = self.tables(font, size)
             rows = [np.array(g.index(a)) for a in alphabets]
             alpha = np.stack([g.alpha[r].mean(axis=0) for r in rows])
-            mean = lambda v: np.array([v[r].mean() for r in rows])
+
+            def mean(v: np.ndarray) -> np.ndarray:
+                return np.array([v[r].mean() for r in rows])
+
             m = Glyphs(
                 font,
                 size,
@@ -580,7 +585,7 @@ class Searcher:
             width = sum(float(np.mean(g.advance[g.index(a)])) for a in alphabets)
         else:
             idx = g.index(text)
-            width = float(g.advance[idx].sum() + sum(g.kern[i, j] for i, j in zip(idx, idx[1:])))
+            width = float(g.advance[idx].sum() + sum(g.kern[i, j] for i, j in itertools.pairwise(idx)))
         width += gap * (len(groups) - 1)
         return Layout(font, size, (scene.width - width) / 2.0, scene.height / 2.0 - g.cap_mid, gap, 0.0)
 
@@ -648,6 +653,7 @@ class Searcher:
             bi = np.repeat(np.arange(b), n_opt * len(shifts))
             shift = np.tile(shifts, n_opt * b)
             new_cover = cover[bi]
+            pen, prev = np.zeros(len(oi)), options[oi, 0]  # both set by the first character of the step
             for j in range(length):
                 ci = options[oi, j]
                 if j > 0:
@@ -961,7 +967,8 @@ class RenderMatchOCR(Attack):
         if not view.values.size or np.ptp(view.values) < 1e-6:  # nothing of the plate survives
             guess = fitted_guess(self).guess()
             if guess:
-                return Decoded(guess, 0.0, Layout(self.fonts[0], 0, 0.0, 0.0, 0.0, 0.0), (len(guess),)), 0  # nothing seen
+                nothing_seen = Layout(self.fonts[0], 0, 0.0, 0.0, 0.0, 0.0)
+                return Decoded(guess, 0.0, nothing_seen, (len(guess),)), 0
         return searcher.read(scene), scene.scored
 
     def run(self, release: Release) -> AttackResult:
