@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock-linux-py311.txt
 
-.PHONY: demo test install lock system-deps clean lint bench
+.PHONY: demo test install lock system-deps clean lint bench papers
 
 # Debian programs some attacks and tests use: Tesseract (OCR engine), Chromium and pdftoppm (the
 # report tests render the HTML and the PDF). Installed when run as root with apt-get; otherwise the
@@ -54,6 +54,11 @@ test: $(STAMP) system-deps
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+# The README's paper tables regenerated from the committed configs and checked within their CIs
+# (tests/test_paper004_reproduces.py: two trainings and an audit, about 20 minutes on 2 cores).
+papers: $(STAMP)
+	ANONAUDIT_PAPERS=1 $(PY) -m pytest -q tests/test_paper004_reproduces.py
 
 bench: $(STAMP)
 	for f in benchmarks/[!_]*.py; do $(PY) $$f || exit 1; done

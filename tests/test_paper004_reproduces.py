@@ -106,6 +106,9 @@ def test_differences_flags_a_deterministic_change_and_a_trained_row_outside_its_
 
 @pytest.mark.slow  # two trainings and a 150-image audit: about 20 minutes on 2 busy cores
 @pytest.mark.timeout(3600)
+@pytest.mark.skipif(os.environ.get("ANONAUDIT_PAPERS") != "1",
+                    reason="retrains paper 004's checkpoints (about 20 minutes on 2 cores): run `make papers` "
+                           "(ANONAUDIT_PAPERS=1), kept out of the default suite to hold it under 30 minutes")
 @pytest.mark.shared_data("lfw")
 def test_paper_004_table_reproduces_from_the_committed_configs(tmp_path):
     arcface, pose_face, run = tmp_path / "arcface-tiny", tmp_path / "pose-face-tiny", tmp_path / "paper-004-pose"
