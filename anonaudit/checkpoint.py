@@ -13,23 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from .environment import environment, warn_differences
-from .errors import AnonauditError
+from .errors import FileProblemError
 from .fileio import torch_load, torch_save_atomic
 
 #: Written into every checkpoint of the training loop; other files are refused by name.
 CHECKPOINT_FORMAT = "anonaudit-train-v1"
 
 
-class CheckpointError(AnonauditError):
+class CheckpointError(FileProblemError):
     """A checkpoint file is missing, unreadable, of another format or for another method."""
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-    def __reduce__(self):  # rebuilt from the constructor's arguments (e.g. raised on a Ray worker)
-        return type(self), (self.path, self.problem)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -24,8 +24,9 @@ class DataError(AnonauditError):
     """Input data (images, labels, pairings) is unusable."""
 
 
-class ImageReadError(DataError):
-    """One image file could not be read safely; the message names the file and the problem."""
+class FileProblemError(AnonauditError):
+    """An error about one file: ``path`` and ``problem``, read as ``"<path>: <problem>"``. Mixed in
+    before the error's kind (``class ImageReadError(FileProblemError, DataError)``)."""
 
     def __init__(self, path: str | Path, problem: str):
         self.path = str(path)
@@ -34,6 +35,10 @@ class ImageReadError(DataError):
 
     def __reduce__(self):  # rebuilt from the constructor's arguments (e.g. raised on a Ray worker)
         return type(self), (self.path, self.problem)
+
+
+class ImageReadError(FileProblemError, DataError):
+    """One image file could not be read safely; the message names the file and the problem."""
 
 
 class MismatchError(DataError):
