@@ -45,6 +45,18 @@ def negatives_needed(rate: float) -> int:
     return int(math.ceil(1.0 / rate - 1e-9))
 
 
+def unresolved_rate(name: str, negatives: str, have: int, need: int, extra: dict | None = None,
+                    unit: str = "") -> Estimate:
+    """The estimate of a rate the sample cannot resolve (:func:`negatives_needed`): value nan, ``n=0``,
+    not standard, and a reason naming the ``negatives`` needed and had (counted in ``unit``, e.g.
+    images or people), so that a criterion on it is NOT TESTED with the sample size it needs."""
+    return Estimate(
+        float("nan"), n=0, method=name, standard=False, extra=dict(extra or {}),
+        reason=f"{name} needs >= {need} {negatives}, has {have} ({unit + '; ' if unit else ''}with fewer the "
+               "threshold admits none of them: the false-positive rate reached would be 0, not the one named)",
+    )
+
+
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (nan, nan for n == 0)."""
     if n <= 0:

@@ -60,7 +60,7 @@ from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..registry import ANONYMIZERS, ATTACKS
-from ..stats import Estimate, negatives_needed, wilson_interval
+from ..stats import Estimate, negatives_needed, unresolved_rate, wilson_interval
 from ..training import TrainConfig, train
 from .attribute import auc_score
 from .base import Attack, AttackMetric, AttackResult
@@ -109,15 +109,7 @@ def tpr_estimate(
     need = non_members_needed(fpr)
     counts = {"members": members, "non_members": non_members, "non_members_needed": need}
     if non_members < need:
-        return Estimate(
-            float("nan"),
-            n=0,
-            method=f"TPR at {fpr:g} FPR",
-            standard=False,
-            extra=counts,
-            reason=f"TPR at {fpr:g} FPR needs >= {need} non-members, has {non_members} ({what}; with fewer the "
-            "threshold admits no non-member: the FPR reached would be 0, not the one named)",
-        )
+        return unresolved_rate(f"TPR at {fpr:g} FPR", "non-members", non_members, need, counts, unit=what)
     tpr, achieved = tpr_fpr_at(y, score, fpr)
     w_lo, w_hi = wilson_interval(round(tpr * members), members)
     b_lo, b_hi = _stratified_ci(y, score, lambda a, b: tpr_at_fpr(a, b, fpr), n_boot, seed)

@@ -51,7 +51,7 @@ from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..registry import ATTACKS
-from ..stats import Estimate, negatives_needed, proportion
+from ..stats import Estimate, negatives_needed, proportion, unresolved_rate
 from .base import Attack, AttackMetric, AttackResult, FileFinding
 from .face_common import anonymized_auxiliary, check_disjoint, public_anonymizer
 
@@ -234,15 +234,7 @@ def verification_estimates(
     )
     auc_estimate = Estimate(auc, float(lo_a), float(hi_a), n_gen, method.format("ROC AUC"), extra=extra)
     if n_imp < need:  # the threshold would admit no impostor: TAR at a FAR of 0, not the one named
-        return Estimate(
-            float("nan"),
-            n=0,
-            method=f"TAR at FAR={far:g}",
-            standard=False,
-            extra=extra,
-            reason=f"TAR at FAR={far:g} needs >= {need} impostor pairs, has {n_imp} (with fewer the "
-            "threshold admits no impostor: the FAR reached would be 0, not the one named)",
-        ), auc_estimate
+        return unresolved_rate(f"TAR at FAR={far:g}", "impostor pairs", n_imp, need, extra), auc_estimate
     return Estimate(
         tar, float(lo_t), float(hi_t), n_gen, method.format(f"TAR at FAR={far:g}"), extra=extra
     ), auc_estimate
