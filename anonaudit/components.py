@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 PACKAGE = __name__.rpartition(".")[0]
@@ -55,3 +55,39 @@ def builtin_modules(names: frozenset[str]) -> tuple[str, ...]:
         if path.is_file() and registers_components(path.read_text(encoding="utf-8"), names):
             found.append(module)
     return tuple(sorted(found))
+
+
+def _registered_class_names(source: str, registry: str) -> list[str]:
+    """Names of the classes in ``source`` decorated with ``@<registry>.register(...)``."""
+    out = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and any(
+            isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "register"
+            and isinstance(d.func.value, ast.Name) and d.func.value.id == registry
+            for d in node.decorator_list
+        ):
+            out.append(node.name)
+    return out
+
+
+@cache
+def registered_classes(package: str, registry: str) -> dict[str, str]:
+    """``class name -> module`` of every class under ``package`` (e.g. ``anonaudit.attacks``) that
+    registers itself on ``registry`` (e.g. ``"ATTACKS"``), found by reading the sources: a
+    subpackage exports its components from this map lazily (:func:`lazy_export`), so its public
+    names follow the registry and importing it imports no component module."""
+    root = Path(importlib.import_module(package).__file__).parent
+    found: dict[str, str] = {}
+    for module, path in _walk(root, f"{package}."):
+        if path.is_file():
+            found.update(dict.fromkeys(_registered_class_names(path.read_text(encoding="utf-8"), registry), module))
+    return dict(sorted(found.items()))
+
+
+def lazy_export(package: str, exports: dict[str, str], name: str) -> type:
+    """The module ``__getattr__`` of a subpackage: the class ``name`` of ``exports`` (class name ->
+    module), imported on first use."""
+    module = exports.get(name)
+    if module is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -241,3 +241,34 @@ def test_plugins_of_another_group_are_ignored(plugin_root: Path):
                        group="anonaudit.attacks")
     assert Registry("anonymizers").names() == []
     assert Registry("attacks").names() == ["invert_attack"]
+
+
+@pytest.mark.parametrize(("package", "registry"), [("anonaudit.anonymizers", "ANONYMIZERS"),
+                                                   ("anonaudit.attacks", "ATTACKS"),
+                                                   ("anonaudit.evaluators", "EVALUATORS")])
+def test_subpackages_export_every_registered_class_of_theirs(package, registry):
+    """No export list is kept by hand: every component class a subpackage registers is importable from it
+    by its class name, and nothing else registered there is missing."""
+    import importlib
+
+    from anonaudit import registry as registries
+
+    registries.load_builtin_components()
+    module = importlib.import_module(package)
+    mine = {cls for cls in getattr(registries, registry)._items.values()
+            if isinstance(cls, type) and cls.__module__.startswith(f"{package}.")}
+    assert mine and all(getattr(module, cls.__name__) is cls for cls in mine)
+    assert {cls.__name__ for cls in mine} <= set(module.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
+        module.NoSuchThing  # noqa: B018 - the attribute access is the test
+
+
+def test_importing_the_subpackages_imports_no_component_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, anonaudit.anonymizers, anonaudit.attacks, anonaudit.evaluators; "
+            "print(sorted(m for m in sys.modules if m.startswith(('anonaudit.attacks.', 'anonaudit.anonymizers.', "
+            "'anonaudit.evaluators.')) and not m.endswith('.base')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

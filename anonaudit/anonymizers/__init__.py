@@ -1,7 +1,13 @@
-"""Anonymization methods ("targets"): classical baselines, face-region variants and external releases."""
+"""Anonymization methods ("targets"): classical baselines, face-region variants, the papers' trained
+methods and external releases. Every class registered on ``ANONYMIZERS`` under this package is
+exported here by its class name, imported on first use (``from anonaudit.anonymizers import Pixelate``)."""
 
+from ..components import lazy_export, registered_classes
 from .base import Anonymizer
-from .classical import BoxBlur, GaussianBlur, Mask, Noise, Pixelate
-from .external import ExternalRelease
 
-__all__ = ["Anonymizer", "BoxBlur", "ExternalRelease", "GaussianBlur", "Mask", "Noise", "Pixelate"]
+_EXPORTS = registered_classes(__name__, "ANONYMIZERS")
+__all__ = ["Anonymizer", *sorted(_EXPORTS)]  # noqa: PLE0604 - class names (strings) read from the sources
+
+
+def __getattr__(name: str) -> type:
+    return lazy_export(__name__, _EXPORTS, name)

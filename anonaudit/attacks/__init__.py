@@ -1,7 +1,13 @@
-"""Attacks on anonymized releases; every result carries the originals' upper bound and a chance baseline."""
+"""Attacks on anonymized releases; every result carries the originals' upper bound and a chance baseline.
+Every class registered on ``ATTACKS`` under this package is exported here by its class name, imported
+on first use (``from anonaudit.attacks import OCRReread``)."""
 
+from ..components import lazy_export, registered_classes
 from .base import Attack, AttackMetric, AttackResult
-from .inversion import DeblurThenOCR, DepixelateThenOCR
-from .ocr import OCRReread
 
-__all__ = ["Attack", "AttackMetric", "AttackResult", "DeblurThenOCR", "DepixelateThenOCR", "OCRReread"]
+_EXPORTS = registered_classes(__name__, "ATTACKS")
+__all__ = ["Attack", "AttackMetric", "AttackResult", *sorted(_EXPORTS)]  # noqa: PLE0604 - class names (strings) read from the sources
+
+
+def __getattr__(name: str) -> type:
+    return lazy_export(__name__, _EXPORTS, name)
