@@ -97,10 +97,13 @@ def device_of(ctx: Context | None, device: Any) -> Any:
 
 
 def teardown(ctx: Context | None) -> None:
-    """Leave the process group (no-op for a single-process run)."""
+    """Leave the process group once every process has reached this point (no-op for a single-process
+    run): a process that destroys the group while another still talks to it can abort the other's
+    communication threads at exit."""
     import torch.distributed as dist
 
     if ctx is not None and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
