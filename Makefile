@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 # they still fit; `make lock LOCK_ARGS=--upgrade` moves every package to its newest allowed release.
 LOCK_VENV  ?= .lock-venv
 LOCK_ARGS  ?=
-LOCK_EXTRAS := ocr faces metrics reports scale dev
+LOCK_EXTRAS := ocr faces metrics reports scale dp dev
 
 lock:
 	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools==7.7.0; }
