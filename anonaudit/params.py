@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
+import numbers
 from typing import Any, ClassVar, TypeVar
+
+from .errors import ConfigError
 
 P = TypeVar("P", bound="ParamsMixin")
 
@@ -57,13 +61,19 @@ class ParamsMixin:
     #: (strings, parameters defaulting to ``None``), e.g. ``{"region": ("boxes",)}``.
     param_alternatives: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
+    def always_shown(self) -> tuple[str, ...]:
+        """The parameters :meth:`label` shows even at their default: ``label_params``; a class may add
+        some that depend on other values (a DP-trained target shows the delta of the epsilon it claims)."""
+        return tuple(self.label_params)
+
     def label(self) -> str:
         """Short readable name: the registry name with parameters that differ from their defaults."""
         sig = inspect.signature(type(self).__init__).parameters
+        always = self.always_shown()
         shown = []
         for k, v in self.get_params().items():
             default = sig[k].default
-            if k in self.label_params or default is inspect.Parameter.empty or _differs(v, default):
+            if k in always or default is inspect.Parameter.empty or _differs(v, default):
                 shown.append(f"{k}={_show(v)}")
         return f"{self.name}({', '.join(shown)})" if shown else self.name
 
@@ -97,3 +107,80 @@ def _differs(value: Any, default: Any) -> bool:
         return bool(value != default)
     except Exception:  # noqa: BLE001 - e.g. arrays: treat as different
         return True
+
+
+def check_range(
+    owner: Any,
+    name: str,
+    value: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    integer: bool = False,
+    optional: bool = False,
+) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a number within the given bounds.
+
+    The one range check of the suite: ``ge``/``gt`` (>=, >) and ``le``/``lt`` (<=, <) bound the
+    value, ``integer`` asks for a whole number (``True``/``False`` are never numbers here),
+    ``optional`` lets ``None`` through, and NaN is always out of range. ``owner`` names the component
+    in the message: a component (its registry ``name``, else its class name), a class or a string.
+    The message names the owner, the parameter, the allowed range and the value, e.g.
+    ``gaussian_blur: sigma must be a number > 0, got -1``.
+    """
+    if value is None and optional:
+        return
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if integer:
+        number = number and isinstance(value, numbers.Integral)
+    ok = number and not math.isnan(value) and _within(value, ge, gt, le, lt)
+    if not ok:
+        allowed = describe_range(ge=ge, gt=gt, le=le, lt=lt, integer=integer) + (" or null" if optional else "")
+        raise ConfigError(f"{owner_name(owner)}: {name} must be {allowed}, got {value!r}")
+
+
+def _within(value: float, ge: float | None, gt: float | None, le: float | None, lt: float | None) -> bool:
+    return (
+        (ge is None or value >= ge)
+        and (gt is None or value > gt)
+        and (le is None or value <= le)
+        and (lt is None or value < lt)
+    )
+
+
+def describe_range(
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    integer: bool = False,
+) -> str:
+    """The range as words: ``a number in [0, 1)``, ``an integer >= 1``, ``a number > 0``."""
+    what = "an integer" if integer else "a number"
+    if (ge is not None and gt is not None) or (le is not None and lt is not None):
+        raise ValueError("give at most one lower bound (ge or gt) and one upper bound (le or lt)")
+    low = (ge, "[", ">=") if ge is not None else (gt, "(", ">")
+    high = (le, "]", "<=") if le is not None else (lt, ")", "<")
+    if low[0] is not None and high[0] is not None:
+        return f"{what} in {low[1]}{_num(low[0])}, {_num(high[0])}{high[1]}"
+    if low[0] is not None:
+        return f"{what} {low[2]} {_num(low[0])}"
+    if high[0] is not None:
+        return f"{what} {high[2]} {_num(high[0])}"
+    return what
+
+
+def _num(bound: float) -> str:
+    return f"{bound:.10g}" if isinstance(bound, float) else str(bound)
+
+
+def owner_name(owner: Any) -> str:
+    """How a message names ``owner``: a string as is, a component or class by its registry ``name``
+    (else its class name)."""
+    if isinstance(owner, str):
+        return owner
+    cls = owner if isinstance(owner, type) else type(owner)
+    return getattr(cls, "name", "") or cls.__name__

@@ -132,6 +132,9 @@ EMBEDDERS: Registry = Registry("embedders")
 OCR_ENGINES: Registry = Registry("ocr_engines")
 DETECTORS: Registry = Registry("detectors")
 DATASETS: Registry = Registry("datasets")
+#: Trainable models that are not targets (the ArcFace embedder trainer). A trainable target is an
+#: anonymizer (``trainable = True``) in ``ANONYMIZERS``; ``anonaudit train`` looks in both.
+TRAINERS: Registry = Registry("trainers")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r for r in (ANONYMIZERS, ATTACKS, EVALUATORS, EMBEDDERS, OCR_ENGINES, DETECTORS, DATASETS)

@@ -1,10 +1,11 @@
 """ArcFace: IResNet architecture, the additive angular margin head (hand-computed logits), configs,
-and real CPU training (loss falls, identities separate, checkpoints resume bit-for-bit)."""
+and real CPU training through the one training loop (loss falls, identities separate, checkpoints
+resume bit-for-bit and load as the ``arcface_trained`` embedder)."""
 
 from __future__ import annotations
 
 import collections
-import dataclasses
+import csv
 import math
 from pathlib import Path
 
@@ -13,26 +14,47 @@ import pytest
 import torch
 
 import anonaudit.models.faces  # noqa: F401  (registers embedders)
+from anonaudit.checkpoint import CheckpointError, load_checkpoint
+from anonaudit.cli import main
 from anonaudit.data.imageset import ImageSet
 from anonaudit.errors import ConfigError, DataError
 from anonaudit.models.faces.arcface import IRESNET_LAYERS, build_iresnet
-from anonaudit.models.faces.arcface_train import (
-    ArcFaceTrainConfig,
-    ArcMarginHead,
-    train_arcface,
-)
+from anonaudit.models.faces.arcface_train import ArcMarginHead
 from anonaudit.registry import EMBEDDERS
+from anonaudit.training import TrainConfig, create_trainable, load_train_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
+CPU_CONFIG = ROOT / "configs" / "arcface-train-cpu.yaml"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_config(tmp_path: Path, **changes) -> ArcFaceTrainConfig:
-    cfg = ArcFaceTrainConfig.from_yaml(ROOT / "configs" / "arcface-train-cpu.yaml")
-    return dataclasses.replace(cfg, checkpoint_dir=str(tmp_path / "ckpt"), **changes)
+def tiny_method(**changes):
+    """The ArcFace trainer of ``configs/arcface-train-cpu.yaml`` with ``changes`` to its parameters."""
+    job = load_train_config(CPU_CONFIG)
+    params = {k: v for k, v in job.method.items() if k != "name"}
+    return create_trainable(job.method["name"], **{**params, **changes})
+
+
+def run(data: ImageSet, folder: Path, method=None, **loop) -> EMBEDDERS:
+    """Train ``method`` (default: the tiny one, faces taken as aligned crops) on ``data`` into
+    ``folder``; returns the ``arcface_trained`` embedder of the checkpoint."""
+    method = method or tiny_method(align="none")
+    config = TrainConfig(**{"batch_size": 32, "device": "cpu", "sample_every": 0, "checkpoint_every": 0, **loop})
+    train(method, data, config, folder, quiet=True)
+    return EMBEDDERS.create("arcface_trained", checkpoint=str(folder / "checkpoint.pt"), detector=method.align)
+
+
+def epoch_losses(folder: Path) -> list[float]:
+    """The mean training loss of every epoch, from the loop's ``log.csv``."""
+    by_epoch: dict[int, list[float]] = collections.defaultdict(list)
+    with (folder / "log.csv").open() as f:
+        for row in csv.DictReader(f):
+            if row["loss"] == "loss":
+                by_epoch[int(row["epoch"])].append(float(row["value"]))
+    return [float(np.mean(by_epoch[e])) for e in sorted(by_epoch)]
 
 
 def synthetic_identities(n_ids: int = 6, per_id: int = 6, size: int = 56, seed: int = 0) -> ImageSet:
@@ -99,31 +121,37 @@ def test_zero_margin_head_is_a_scaled_cosine_softmax():
     torch.testing.assert_close(head(emb, labels), expected.detach(), atol=1e-5, rtol=1e-5)
 
 
-# -- configs -------------------------------------------------------------------------------------------
-def test_gpu_config_has_the_paper_hyperparameters():
-    cfg = ArcFaceTrainConfig.from_yaml(ROOT / "configs" / "arcface-train-gpu.yaml")
-    assert (cfg.arch, cfg.input_size, cfg.embedding_dim) == ("iresnet50", 112, 512)
-    assert (cfg.scale, cfg.margin, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size) == (
-        64.0,
-        0.5,
-        0.1,
-        0.9,
-        5e-4,
-        512,
-    )
-    assert cfg.lr_milestones == pytest.approx([100 / 180, 160 / 180], abs=1e-3)
+# -- configs ------------------------------------------------------------------------------------------
+def test_paper_config_has_the_paper_hyperparameters():
+    job = load_train_config(ROOT / "configs" / "train" / "arcface-paper.yaml")
+    method = job.create_method()
+    assert (method.arch, method.input_size, method.embedding_dim) == ("iresnet50", 112, 512)
+    assert (method.scale, method.margin, method.lr, method.momentum, method.weight_decay) == (64.0, 0.5, 0.1, 0.9, 5e-4)
+    assert (job.train.batch_size, job.train.steps, method.lr_steps) == (512, 180_000, [100_000, 160_000])
 
 
 def test_unknown_or_invalid_options_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"did you mean.*margin"):
-        ArcFaceTrainConfig.from_dict({"margn": 0.5})
-    with pytest.raises(ConfigError, match="lr_milestones"):
-        ArcFaceTrainConfig.from_dict({"lr_milestones": [100]})
+    with pytest.raises(ConfigError, match=r"unexpected keyword argument 'margn'.*trainable methods: .*arcface"):
+        create_trainable("arcface", margn=0.5)
+    with pytest.raises(ConfigError, match=r"arcface: margin must be a number in \[0, 1.570796327\), got 2"):
+        create_trainable("arcface", margin=2)
+    with pytest.raises(ConfigError, match=r"arcface: lr_steps\[0\] must be an integer >= 1, got 0.7"):
+        create_trainable("arcface", lr_steps=[0.7])
     with pytest.raises(DataError, match="identity"):
-        train_arcface(
-            ImageSet.from_arrays([np.zeros((56, 56, 3), np.uint8)] * 2, keys=["a", "b"]),
-            tiny_config(tmp_path, align="none"),
-        )
+        run(ImageSet.from_arrays([np.zeros((56, 56, 3), np.uint8)] * 2, keys=["a", "b"]), tmp_path, steps=1)
+
+
+@pytest.mark.shared_data("lfw")
+def test_anonaudit_train_with_the_cpu_config_writes_a_checkpoint_that_embeds(tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = [f"data.root={LFW}", "data.limit=12", "method.align=none", "train.steps=2", "train.batch_size=4",
+            f"output={out}"]
+    code = main(["train", str(CPU_CONFIG), "-q", *[a for s in sets for a in ("--set", s)]])
+    assert code == 0, capsys.readouterr().err
+    emb = EMBEDDERS.create("arcface_trained", checkpoint=str(out / "checkpoint.pt"), detector="none")
+    vectors = emb.embed(ImageSet.from_arrays([np.full((250, 250, 3), 90, np.uint8)]))
+    assert vectors.shape == (1, 128) and emb.input_size == 56
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 # -- training ------------------------------------------------------------------------------------------
@@ -135,22 +163,21 @@ def test_training_lowers_the_loss_and_separates_lfw_identities(tmp_path):
     counts = collections.Counter(lfw.identities)
     ids = set(sorted(k for k, v in counts.items() if v == 4)[:16])
     # deep-funneled LFW faces sit in the centre: the central crop stands in for an aligned face
-    train = lfw.subset([i for i, p in enumerate(lfw.identities) if p in ids]).map(lambda im, r: im[60:190, 60:190])
-    emb = train_arcface(train, tiny_config(tmp_path, align="none"))
-    assert emb.name == "arcface_trained"
-    assert len(emb.history) == 10 and emb.history[-1] < 0.75 * emb.history[0]
-    before = EMBEDDERS.create("arcface_trained", checkpoint=str(tmp_path / "ckpt" / "last.pt"), detector="none")
-    vectors = before.embed(train)
+    train_set = lfw.subset([i for i, p in enumerate(lfw.identities) if p in ids]).map(lambda im, r: im[60:190, 60:190])
+    emb = run(train_set, tmp_path, tiny_method(align="none", lr_steps=[14]), epochs=10)
+    history = epoch_losses(tmp_path)
+    assert len(history) == 10 and history[-1] < 0.75 * history[0]
+    vectors = emb.embed(train_set)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    same, diff = similarity_gap(vectors, train.identities)
+    same, diff = similarity_gap(vectors, train_set.identities)
     assert same > diff + 0.05
 
 
 def test_untrained_network_does_not_separate_identities(tmp_path):
-    """Control for the test above: with zero epochs' worth of learning (lr 0) the gap is absent."""
+    """Control for the test above: with no learning to speak of (lr 1e-12) the gap is absent."""
     data = synthetic_identities()
-    emb = train_arcface(data, tiny_config(tmp_path, align="none", epochs=1, lr=1e-12))
-    trained = train_arcface(data, tiny_config(tmp_path / "b", align="none", epochs=6))
+    emb = run(data, tmp_path / "a", tiny_method(align="none", lr=1e-12, lr_steps=[]), epochs=1)
+    trained = run(data, tmp_path / "b", tiny_method(align="none", lr_steps=[]), epochs=6)
     same0, diff0 = similarity_gap(emb.embed(data), data.identities)
     same1, diff1 = similarity_gap(trained.embed(data), data.identities)
     assert same1 - diff1 > (same0 - diff0) + 0.1
@@ -158,14 +185,14 @@ def test_untrained_network_does_not_separate_identities(tmp_path):
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
     data = synthetic_identities(n_ids=4, per_id=4)
-    straight = train_arcface(data, tiny_config(tmp_path / "a", align="none", epochs=4, lr_milestones=[]))
-    train_arcface(data, tiny_config(tmp_path / "b", align="none", epochs=2, lr_milestones=[]))
-    resumed = train_arcface(data, tiny_config(tmp_path / "b", align="none", epochs=4, lr_milestones=[]))
-    assert len(resumed.history) == 4
-    np.testing.assert_allclose(resumed.history, straight.history, rtol=1e-5)
+    straight = run(data, tmp_path / "a", epochs=4, batch_size=8)
+    run(data, tmp_path / "b", epochs=2, batch_size=8)
+    resumed = run(data, tmp_path / "b", epochs=4, batch_size=8)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 8
+    np.testing.assert_allclose(epoch_losses(tmp_path / "b"), epoch_losses(tmp_path / "a"), rtol=1e-5)
     np.testing.assert_allclose(resumed.embed(data), straight.embed(data), atol=1e-5)
-    with pytest.raises(ConfigError, match="config changed"):
-        train_arcface(data, tiny_config(tmp_path / "b", align="none", epochs=5, lr_milestones=[], embedding_dim=64))
+    with pytest.raises(CheckpointError, match="embedding_dim"):
+        run(data, tmp_path / "b", tiny_method(align="none", embedding_dim=64), epochs=5, batch_size=8)
 
 
 @pytest.mark.shared_data("lfw")
@@ -178,10 +205,8 @@ def test_training_with_mtcnn_alignment_embeds_detected_faces(tmp_path):
     data = ImageSet.from_arrays(
         images, keys=files + ["blank"], identities=[f.split("/")[0] for f in files] + ["nobody"]
     )
-    emb = train_arcface(data, tiny_config(tmp_path, epochs=1, batch_size=4))
-    import torch as _torch
-
-    info = _torch.load(tmp_path / "ckpt" / "model.pt", weights_only=True)["info"]
+    emb = run(data, tmp_path, tiny_method(align="mtcnn"), epochs=1, batch_size=4)
+    info = load_checkpoint(tmp_path / "checkpoint.pt")["state"]["info"]
     assert (info["n_aligned"], info["no_face"]) == (4, 1)  # the blank image has no face to align
     out = emb.embed(data)
     assert np.all(np.isfinite(out[:4])) and np.all(np.isnan(out[4]))

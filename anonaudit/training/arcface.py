@@ -1,21 +1,25 @@
-"""The ArcFace embedder trainer behind ``anonaudit train`` (method ``arcface``).
+"""The ArcFace embedder trainer behind ``anonaudit train`` (method ``arcface``), the only ArcFace training.
 
-Same networks, loss and optimiser as :func:`anonaudit.models.faces.arcface_train.train_arcface`
-(Deng et al., CVPR 2019); configs: ``configs/train/arcface-paper.yaml`` (GPU) and
-``configs/train/arcface-tiny.yaml`` (CPU). The run's ``checkpoint.pt`` loads in the
-``arcface_trained`` embedder. torch and the networks are imported only when training starts.
+ArcFace (Deng et al., CVPR 2019): an IResNet and an additive angular margin head
+(:mod:`anonaudit.models.faces.arcface_train`), softmax cross-entropy, SGD with momentum and weight
+decay, the learning rate divided by 10 at given steps. Configs: ``configs/train/arcface-paper.yaml``
+(the paper's, GPU), ``configs/train/arcface-tiny.yaml`` and ``configs/arcface-train-cpu.yaml`` (CPU).
+It trains through the one loop (:func:`anonaudit.training.train`: seeding, resuming, checkpoints,
+logs); the run's ``checkpoint.pt`` loads in the ``arcface_trained`` embedder. torch and the networks
+are imported only when training starts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..params import ParamsMixin
-from .base import TRAINERS
+from ..params import ParamsMixin, check_range
+from ..registry import TRAINERS
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +32,8 @@ class ArcFaceTrainer(ParamsMixin):
     """ArcFace training (IResNet + additive angular margin head) on a data set's identities.
 
     The learning rate is divided by 10 at each step number in ``lr_steps`` (insightface's 100k and
-    160k of 180k). Faces are aligned once per run (MTCNN 5 points, or only resized with ``align="none"``).
+    160k of 180k). Faces are aligned once per run (MTCNN 5 points, or only resized with ``align="none"``);
+    images without a face are left out and counted in the checkpoint state's ``info``.
     """
 
     arch_params = ("arch", "layers", "widths", "input_size", "embedding_dim", "align")
@@ -41,6 +46,15 @@ class ArcFaceTrainer(ParamsMixin):
         self.embedding_dim, self.scale, self.margin = embedding_dim, scale, margin
         self.lr, self.momentum, self.weight_decay, self.lr_steps = lr, momentum, weight_decay, lr_steps
         self.flip, self.align, self.select, self.fp16 = flip, align, select, fp16
+        check_range(self, "input_size", input_size, ge=1, integer=True)
+        check_range(self, "embedding_dim", embedding_dim, ge=1, integer=True)
+        check_range(self, "scale", scale, gt=0)
+        check_range(self, "margin", margin, ge=0, lt=math.pi / 2)
+        check_range(self, "lr", lr, gt=0)
+        check_range(self, "momentum", momentum, ge=0, lt=1)
+        check_range(self, "weight_decay", weight_decay, ge=0)
+        for k, step in enumerate(lr_steps or []):
+            check_range(self, f"lr_steps[{k}]", step, ge=1, integer=True)
 
     def _arch(self) -> dict[str, Any]:
         return {"arch": self.arch, "layers": self.layers, "widths": self.widths or [64, 128, 256, 512],
@@ -62,6 +76,7 @@ class ArcFaceTrainer(ParamsMixin):
                 f"'{data.name}': ArcFace training needs faces of at least 2 identities, found {len(self.classes_)}"
             )
         index = {c: j for j, c in enumerate(self.classes_)}
+        self.info_ = {"n_images": len(data), "n_aligned": len(kept), "no_face": len(data) - len(kept)}
         self.crops_ = crops
         self.labels_ = torch.tensor([index[c] for c in identities], dtype=torch.int64)
 
@@ -122,7 +137,7 @@ class ArcFaceTrainer(ParamsMixin):
     def state_dict(self) -> dict[str, Any]:
         return {"backbone": self.networks_["backbone"].state_dict(), "head": self.networks_["head"].state_dict(),
                 "optimizer": self.optimizers_["sgd"].state_dict(), "scaler": self.scaler_.state_dict(),
-                "classes": list(self.classes_), "config": self._arch()}
+                "classes": list(self.classes_), "config": self._arch(), "info": dict(self.info_)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state["classes"]) != list(self.classes_):

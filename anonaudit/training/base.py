@@ -1,9 +1,15 @@
-"""The :class:`Trainable` protocol, the ``trainers`` registry and checkpoint identity checks.
+"""The :class:`Trainable` protocol, :func:`create_trainable` and checkpoint identity checks.
 
 A method trains through :func:`anonaudit.training.train` when it implements :class:`Trainable`.
-Trainable anonymizers subclass :class:`~anonaudit.anonymizers.trainable.TrainableAnonymizer`
-(registered in ``ANONYMIZERS``); other trainable models (e.g. the ArcFace embedder trainer) register
-in :data:`TRAINERS`.
+Where trainable methods live and register:
+
+- a trainable *target* is an anonymizer: it subclasses
+  :class:`~anonaudit.anonymizers.trainable.TrainableAnonymizer` in ``anonaudit/anonymizers/`` and
+  registers in ``ANONYMIZERS`` beside the other anonymizers (its class sets ``trainable = True``);
+- a trainable model that is not a target (the ArcFace embedder trainer, :mod:`.arcface`) registers
+  in ``TRAINERS`` (:mod:`anonaudit.registry`, beside the other registries).
+
+:func:`create_trainable` builds either by name, as ``anonaudit train`` does.
 """
 
 from __future__ import annotations
@@ -17,15 +23,12 @@ import numpy as np
 
 from ..checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from ..errors import ConfigError
-from ..registry import ANONYMIZERS, Registry
+from ..registry import ANONYMIZERS, TRAINERS
 
 if TYPE_CHECKING:
     import torch
 
     from ..data.imageset import ImageSet
-
-#: Trainable models that are not anonymizers (``anonaudit train`` looks here, then in ``ANONYMIZERS``).
-TRAINERS: Registry = Registry("trainers")
 
 PROTOCOL_METHODS = ("build", "training_batches", "train_step", "sample_images", "state_dict", "load_state_dict")
 

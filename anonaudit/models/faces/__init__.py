@@ -1,5 +1,6 @@
 """Face pipeline: detectors (``mtcnn``, ``dlib_hog``), alignment, embedders (``dlib``, ``facenet``,
-``arcface_r50``, ``arcface_r100``, ``arcface_trained``), ArcFace training and LFW-style verification.
+``arcface_r50``, ``arcface_r100``, ``arcface_trained``), the networks of ArcFace training
+(the training itself: :mod:`anonaudit.training.arcface`) and LFW-style verification.
 
 Importing this package registers the detectors and embedders; torch, dlib and onnxruntime are
 imported only when a model is first used.

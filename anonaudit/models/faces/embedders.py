@@ -269,10 +269,10 @@ class ArcFaceR100(ArcFaceEmbedder):
 
 @EMBEDDERS.register("arcface_trained")
 class ArcFaceTrainedEmbedder(DetectingEmbedder):
-    """An ArcFace IResNet trained with :func:`~anonaudit.models.faces.arcface_train.train_arcface`.
+    """An ArcFace IResNet trained by ``anonaudit train`` (method ``arcface``, :mod:`anonaudit.training.arcface`).
 
-    ``checkpoint`` is its ``model.pt`` (or ``last.pt``); faces are aligned to the template at the
-    training input size. ``detector="none"`` takes every image as an aligned crop (only resized).
+    ``checkpoint`` is the run's ``checkpoint.pt``; faces are aligned to the template at the training
+    input size. ``detector="none"`` takes every image as an aligned crop (only resized).
     """
 
     def __init__(self, checkpoint: str, detector: str = "mtcnn", select: str = "largest", device: str = "cpu"):
@@ -302,12 +302,6 @@ class ArcFaceTrainedEmbedder(DetectingEmbedder):
     def dim(self) -> int:  # type: ignore[override]
         self._load()
         return int(self._ckpt["config"]["embedding_dim"])
-
-    @property
-    def history(self) -> list[float]:
-        """Mean training loss of every epoch."""
-        self._load()
-        return list(self._ckpt["history"])
 
     def model_id(self) -> str:
         path = Path(self.checkpoint)
