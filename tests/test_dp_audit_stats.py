@@ -86,10 +86,12 @@ def test_random_guesses_give_zero_in_at_least_95_percent_of_seeds():
 def test_guesses_top_k_in_bottom_k_out():
     guesses = guesses_from_scores(np.array([0.3, 2.0, -1.0, 0.5, -3.0, 0.0]), 2)
     assert guesses.tolist() == [0, 1, -1, 1, -1, 0]
-    with pytest.raises(ValueError, match="2k = 8 guesses on 6 canaries"):
+    with pytest.raises(ValueError, match="2k = 8 guesses on 6 scored canaries"):
         guesses_from_scores(np.zeros(6), 4)
-    with pytest.raises(ValueError, match="finite score"):
-        guesses_from_scores(np.array([0.0, np.nan]), 1)
+    # a canary the signal cannot score is never guessed
+    assert guesses_from_scores(np.array([np.nan, 1.0, np.nan, -1.0, 0.0]), 1).tolist() == [0, 1, 0, -1, 0]
+    with pytest.raises(ValueError, match="2k = 4 guesses on 3 scored canaries"):
+        guesses_from_scores(np.array([np.nan, 1.0, np.nan, -1.0, 0.0]), 2)
 
 
 def test_grid_search_is_tested_at_the_union_bound():
@@ -114,6 +116,14 @@ def test_perfect_scores_reach_the_closed_form_at_the_grids_level():
     audit = one_run_audit(included.astype(float), included, ks=(50,))
     assert audit.correct == audit.guesses == 100
     assert audit.epsilon_lower_bound == pytest.approx(perfect_guess_bound(100), abs=1e-9)
+
+
+def test_unscored_canaries_count_in_m_but_are_never_guessed():
+    included = np.arange(40) % 2 == 0
+    scores = np.where(np.arange(40) < 20, included.astype(float), np.nan)  # half the canaries unscored
+    audit = one_run_audit(scores, included)
+    assert audit.m == 40 and [g.k for g in audit.per_k] == list(default_k_grid(20))
+    assert audit.correct == audit.guesses == 20  # the 20 scored canaries, all guessed right
 
 
 def test_bad_inputs_are_named():

@@ -90,17 +90,17 @@ def perfect_guess_bound(r: int, beta: float = 0.05) -> float:
 
 
 def guesses_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
-    """+1 (IN) for the ``k`` highest scores, -1 (OUT) for the ``k`` lowest, 0 (abstain) elsewhere; ties
-    are broken by position, which the inclusion draw does not depend on."""
+    """+1 (IN) for the ``k`` highest scores, -1 (OUT) for the ``k`` lowest, 0 (abstain) elsewhere; a
+    canary without a finite score (nan: one the signal cannot score) is never guessed. Ties are broken
+    by position, which the inclusion draw does not depend on."""
     scores = np.asarray(scores, dtype=float)
-    if not 0 <= 2 * k <= len(scores):
-        raise ValueError(f"one-run audit: 2k = {2 * k} guesses on {len(scores)} canaries")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("one-run audit: every canary needs a finite score")
-    order = np.argsort(-scores, kind="stable")
+    scored = np.flatnonzero(np.isfinite(scores))
+    if not 0 <= 2 * k <= len(scored):
+        raise ValueError(f"one-run audit: 2k = {2 * k} guesses on {len(scored)} scored canaries")
+    order = scored[np.argsort(-scores[scored], kind="stable")]
     guesses = np.zeros(len(scores), dtype=int)
     guesses[order[:k]] = 1
-    guesses[order[len(scores) - k:]] = -1
+    guesses[order[len(order) - k:]] = -1
     return guesses
 
 
@@ -142,16 +142,17 @@ class OneRunAudit:
 
 def one_run_audit(scores: Sequence[float] | np.ndarray, included: Sequence[bool] | np.ndarray,
                   ks: Sequence[int] | None = None, confidence: float = 0.95, delta: float = 0.0) -> OneRunAudit:
-    """The epsilon lower bound from canary ``scores`` (higher = more likely IN) and the canaries' random
-    inclusion, maximised over ``ks`` (default :func:`default_k_grid`) with a union bound, so that the
-    reported bound holds with probability ``confidence``. The inclusion must have been drawn with
-    probability 1/2, independently per canary, before training."""
+    """The epsilon lower bound from canary ``scores`` (higher = more likely IN; nan: not scored, never
+    guessed) and the canaries' random inclusion, maximised over ``ks`` (default :func:`default_k_grid` of
+    the scored canaries) with a union bound, so that the reported bound holds with probability
+    ``confidence``. The inclusion must have been drawn with probability 1/2, independently per canary,
+    before training; ``m`` counts every canary, scored or not."""
     scores, included = np.asarray(scores, dtype=float), np.asarray(included, dtype=bool)
     if scores.shape != included.shape or scores.ndim != 1:
         raise ValueError(f"one-run audit: scores {scores.shape} and inclusion {included.shape} must be two "
                          "vectors of the same length")
     m = len(scores)
-    ks = tuple(ks) if ks is not None else default_k_grid(m)
+    ks = tuple(ks) if ks is not None else default_k_grid(int(np.isfinite(scores).sum()))
     if not ks:
         raise ValueError(f"one-run audit: no number of guesses to try on {m} canaries")
     beta = (1.0 - confidence) / len(ks)
