@@ -33,8 +33,9 @@ Released artefacts:
   size, as RGB), i.e. what a reconstruction attack recovers from g: the suite's image attacks
   (re-identification, gender) run on it.
 
-Baselines as parameters: Original = ``alpha=0, beta=0``; AIA\\T (no adversary) = ``beta=0``;
-Random = Original with ``random_fraction=0.5``. The privacy score on g is the
+Baselines as parameters: Original = ``alpha=0, beta=0``; the paper's AIA\\T (without the utility task T,
+the Siamese matching) = ``alpha=0``; without the adversary = ``beta=0`` (an ablation the paper does not
+report); Random = Original with ``random_fraction=0.5``. The privacy score on g is the
 ``representation_gender`` attack (:mod:`anonaudit.attacks.representation`): fresh attackers trained
 on the released representations of the intruder's own images.
 """
@@ -98,7 +99,9 @@ class AIA(TrainableAnonymizer):
     at release; ``attribute``: the private attribute's label.
     """
 
-    label_params = ("alpha", "beta")
+    #: ``adversary_loss`` always: the default (``decorrelation``) is not the paper's eq. (8), so the label
+    #: says which term trained a target (``aia(alpha=0.5, beta=0.5, adversary_loss=paper)`` is the paper's).
+    label_params = ("alpha", "beta", "adversary_loss")
     param_alternatives = {**TrainableAnonymizer.param_alternatives, "attribute": ("smiling",)}
     test_params = {"pretrain_steps": 4, "adversary_hidden": 16}
     arch_params = (
