@@ -83,12 +83,12 @@ def test_training_is_cached_and_seeded(people, tmp_path, monkeypatch):
     clear_memory()
     second = _attack(steps=30).run(release)
     assert np.array_equal(first.details["rank"], second.details["rank"])
-    assert any("weights from the cache" in n for n in second.notes)
-    assert not any("weights from the cache" in n for n in first.notes)
+    assert any("loaded from the cache" in n for n in second.notes)
+    assert not any("loaded from the cache" in n for n in first.notes)
 
 
 def test_bad_budget_is_a_config_error():
-    with pytest.raises(ConfigError, match="steps"):
+    with pytest.raises(ConfigError, match="parrot_classifier: training budget: steps"):
         ParrotClassifier(steps=0)
     with pytest.raises(ConfigError, match="max_seconds"):
         ParrotClassifier(max_seconds=0)

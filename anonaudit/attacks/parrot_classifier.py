@@ -30,21 +30,31 @@ notes and in each metric's ``extra``; trained weights are cached (:mod:`anonaudi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError
+from ..models.small_nets import TrainingCost, cache_key, cached_network, fit_network
 from ..registry import ATTACKS
 from ..stats import proportion
 from .attribute import crops
 from .base import Attack, AttackMetric, AttackResult, FileFinding
-from .learned import Training, cached_training, check_budget, check_threads, images_digest, run_budget, torch_threads
+from .learned import budget, check_threads, torch_threads
 from .reid import identification_ranks
 from .replay import attacker_anonymizer
 
 RANKS = (1, 5)
+
+
+def images_digest(images: ImageSet) -> str:
+    """One hash of the content of every image of ``images``, in order."""
+    h = hashlib.sha256()
+    for i in range(len(images)):
+        h.update(images.hash(i).encode())
+    return h.hexdigest()
 
 
 def fold_of(identities: list[str], folds: int, seed: int) -> np.ndarray:
@@ -90,7 +100,7 @@ class ParrotClassifier(Attack):
     def __init__(
         self,
         steps: int = 600,
-        max_seconds: float = 600.0,
+        max_seconds: float | None = 600.0,
         batch_size: int = 32,
         lr: float = 2e-3,
         size: int = 48,
@@ -99,14 +109,11 @@ class ParrotClassifier(Attack):
         threads: int | None = None,
         seed: int = 0,
     ):
-        check_budget("parrot_classifier", steps, max_seconds)
+        budget("parrot_classifier", steps, max_seconds, batch_size, lr)
         check_threads("parrot_classifier", threads)
-        for name, value, low in (("batch_size", batch_size, 1), ("size", size, 8), ("width", width, 1),
-                                 ("folds", folds, 2)):
+        for name, value, low in (("size", size, 8), ("width", width, 1), ("folds", folds, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"parrot_classifier: {name} must be an integer >= {low}, got {value!r}")
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-            raise ConfigError(f"parrot_classifier: lr must be a positive number, got {lr!r}")
         self.steps = steps
         self.max_seconds = max_seconds
         self.batch_size = batch_size
@@ -118,31 +125,26 @@ class ParrotClassifier(Attack):
         self.seed = seed
 
     # -- training and scoring ---------------------------------------------------------------------
-    def _train(self, x: np.ndarray, y: np.ndarray, n_classes: int, key: dict) -> tuple[object, Training]:
+    def _train(self, x: np.ndarray, y: np.ndarray, n_classes: int, key: str) -> tuple[object, TrainingCost]:
+        """A classifier trained (or loaded from the cache under ``key``) on crops ``x`` with labels ``y``."""
         import torch
 
         torch.manual_seed(int(self.seed))
         net = classifier_net(n_classes, self.width)
         xt, yt = to_tensor(x), torch.from_numpy(y.astype(np.int64))
-        gen = torch.Generator().manual_seed(int(self.seed))
-        opt = torch.optim.Adam(net.parameters(), lr=float(self.lr))
 
-        def step(_: int) -> None:
-            idx = torch.randint(0, len(xt), (min(self.batch_size, len(xt)),), generator=gen)
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            xb = torch.where(flip[:, None, None, None], xt[idx].flip(3), xt[idx])
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(xb), yt[idx]).backward()
-            opt.step()
+        def batch(rng: np.random.Generator, n: int) -> tuple:
+            idx = torch.from_numpy(rng.integers(0, len(xt), min(n, len(xt))))
+            flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+            return torch.where(flip[:, None, None, None], xt[idx].flip(3), xt[idx]), yt[idx]
 
-        def train() -> Training:
-            net.train()
-            with torch_threads(self.threads):
-                return run_budget(step, int(self.steps), float(self.max_seconds))
+        def loss(model, xb, yb):
+            return torch.nn.functional.cross_entropy(model(xb), yb)
 
-        done = cached_training("parrot_classifier", key, net, train)
-        net.eval()
-        return net, done
+        plan = budget(self.name, self.steps, self.max_seconds, self.batch_size, self.lr)
+        with torch_threads(self.threads):
+            return cached_network("parrot-classifier", key, net,
+                                  lambda m: fit_network(m, batch, loss, plan, int(self.seed)))
 
     def _scores(self, net, x: np.ndarray) -> np.ndarray:
         """Class logits, in float64 rounded to 1e-6 so identical inputs tie exactly."""
@@ -166,8 +168,9 @@ class ParrotClassifier(Attack):
             if len(classes) < 2 or len(test) == 0:
                 continue
             y = np.array([classes.index(ids[i]) for i in held])
-            key = {"what": what, "target": target, "images": images_digest(train_set.subset(held.tolist())),
-                   "labels": [ids[i] for i in held], **{k: v for k, v in self.get_params().items() if k != "threads"}}
+            key = cache_key(what=what, target=target, images=images_digest(train_set.subset(held.tolist())),
+                            labels=[ids[i] for i in held], n_classes=len(classes),
+                            **{k: v for k, v in self.get_params().items() if k != "threads"})
             net, done = self._train(x_train[held], y, len(classes), key)
             costs.append(done)
             r, _ = identification_ranks(self._scores(net, x_probe[test]), [ids[i] for i in test], classes,
@@ -190,7 +193,8 @@ class ParrotClassifier(Attack):
         ranks, n_cls, costs = self._identify(gallery, release.anonymized, folds, "anonymized", target)
         ranks_o, _, costs_o = self._identify(release.originals, release.originals, folds, "clear", "")
         seconds = sum(c.seconds for c in costs + costs_o)
-        extra = {"training_seconds": round(seconds, 2), "training_steps": sum(c.steps for c in costs + costs_o)}
+        extra = {"training_seconds": round(seconds, 2), "training_steps": sum(c.steps for c in costs + costs_o),
+                 "weights_cached": all(c.cached for c in costs + costs_o)}
         metrics = [self._metric(k, ranks, n_cls, ranks_o, extra) for k in RANKS]
         evaluated = ranks > 0
         notes = [
