@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from anonaudit.anonymizers.classical import Pixelate
@@ -10,6 +11,8 @@ from anonaudit.anonymizers.dp_pix import DPPix, laplace_pixelate
 from anonaudit.attacks.dp_distinguish import DPDistinguish, clopper_pearson_upper, epsilon_bound, neighbours
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.errors import ConfigError
+from anonaudit.results import Results, measurement_rows
+from anonaudit.verdicts import FAIL, PASS, certify
 
 
 def grey(h: int = 16, w: int = 16, value: int = 128) -> np.ndarray:
@@ -110,3 +113,19 @@ def test_not_applicable_without_a_per_image_dp_claim():
         release_of(Pixelate(block=4), images))
     assert "claims no" in DPDistinguish().not_applicable(Release(images, images, "unknown"))
     assert DPDistinguish().not_applicable(release_of(DPPix(), images)) == ""
+
+
+@pytest.mark.parametrize("policy", ["strict", "research"])
+def test_the_dp_claim_criterion_judges_the_per_image_audit(policy: str):
+    """``dp-claim`` selects this attack's ``epsilon_lower_bound_minus_claimed``: the planted bug FAILS,
+    the correct mechanism PASSES."""
+    def verdict(target) -> str:
+        result = DPDistinguish(n_trials=400).run(release_of(target, textured()))
+        base = {"target": "t", "target_label": "dp", "component": "dp_distinguish", "component_label": "dp_distinguish"}
+        rows = measurement_rows(result.metrics, base, "attack", 0.0)
+        criteria = certify(Results(pd.DataFrame(rows)), policy, kind="faces").criteria["dp"]
+        (c,) = [c for c in criteria if c.id == "dp-claim"]
+        return c.status
+
+    assert verdict(NoiseTooSmall(b=4, epsilon=1.0)) == FAIL
+    assert verdict(DPPix(b=4, epsilon=1.0)) == PASS

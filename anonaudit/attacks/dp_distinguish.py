@@ -18,7 +18,10 @@ The attack (as in Jagielski, Ullman, Oprea 2020 and Nasr et al. 2021):
    false positives (a release of ``x`` called ``x'``) and false negatives at that threshold;
 5. with Clopper-Pearson upper bounds ``FPR_hi``, ``FNR_hi`` (each one-sided at 97.5%, so that both hold
    with 95% confidence), reports the lower bound
-   ``epsilon_lb = max(log((1 - delta - FPR_hi) / FNR_hi), log((1 - delta - FNR_hi) / FPR_hi), 0)``.
+   ``epsilon_lb = max(log((1 - delta - FPR_hi) / FNR_hi), log((1 - delta - FNR_hi) / FPR_hi), 0)``
+   (``epsilon_lower_bound``) and ``epsilon_lb`` minus the claimed epsilon
+   (``epsilon_lower_bound_minus_claimed``, judged by the policy criterion ``dp-claim``), each with its
+   one-sided interval ``[value, inf)`` and no chance baseline (an epsilon, not a rate).
 
 An ``(epsilon, delta)``-DP mechanism makes every test satisfy ``FPR + e^epsilon FNR >= 1 - delta``, so
 ``epsilon_lb`` exceeds the true epsilon with probability at most 5%: a bound above the claimed epsilon
@@ -44,6 +47,8 @@ from .base import Attack, AttackResult
 
 #: Confidence of each of the two one-sided Clopper-Pearson bounds (both hold with 95% confidence).
 ONE_SIDED_LEVEL = 0.975
+METHOD = ("distinguishing test between neighbouring images (likelihood ratio, threshold from a calibration half): "
+          "Clopper-Pearson bounds on FPR and FNR, one-sided 95% interval [bound, inf)")
 #: Standard errors by which two medians must differ for a value to enter the test statistic.
 SIGNIFICANT = 4.0
 
@@ -104,6 +109,21 @@ def neighbours(image: np.ndarray, region: Box, m: int) -> tuple[np.ndarray, np.n
     x[ys, xs] = crop_x.reshape(x[ys, xs].shape)
     x2[ys, xs] = crop_x2.reshape(x2[ys, xs].shape)
     return x, x2, changed
+
+
+def distinguishing_measurements(bound: float, claimed: float, n: int, changed: int, extra: dict) -> list[Measurement]:
+    """``epsilon_lower_bound`` and ``epsilon_lower_bound_minus_claimed`` (the policy criterion ``dp-claim``:
+    above 0 the audit contradicts the claim), each with its one-sided 95% interval ``[value, inf)`` and no
+    chance baseline (an epsilon, not a rate)."""
+    what = f"telling apart releases of two images differing in {changed} pixel values"
+    return [
+        Measurement("epsilon_lower_bound", Estimate(bound, bound, math.inf, n, METHOD, extra=dict(extra)), None,
+                    math.nan, f"dp_distinguish: epsilon proved at 95% confidence by {what} (claimed {claimed:g})"),
+        Measurement("epsilon_lower_bound_minus_claimed",
+                    Estimate(bound - claimed, bound - claimed, math.inf, n, METHOD, extra=dict(extra)), None, math.nan,
+                    "dp_distinguish: epsilon lower bound minus the epsilon the target claims per image (above 0: the "
+                    "audit contradicts the claim)"),
+    ]
 
 
 @ATTACKS.register("dp_distinguish")
@@ -174,15 +194,8 @@ class DPDistinguish(Attack):
         extra = {"claimed_epsilon": claim.epsilon, "claimed_delta": claim.delta, "m": changed,
                  "fpr": fp / len(ev_x), "fnr": fn / len(ev_x2), "fpr_hi": fpr_hi, "fnr_hi": fnr_hi,
                  "n_trials": n, "image": record.key}
-        estimate = Estimate(bound, bound, math.inf, 2 * len(ev_x),
-                            "distinguishing test on neighbouring images: Clopper-Pearson FPR/FNR, 95% lower bound",
-                            extra=extra)
-        metric = Measurement(
-            "epsilon_lower_bound", estimate, None, 0.0,
-            f"dp_distinguish: epsilon proved at 95% confidence by telling apart releases of two images differing "
-            f"in {changed} pixel values (claimed epsilon {claim.epsilon:g})",
-        )
+        metrics = distinguishing_measurements(bound, claim.epsilon, 2 * len(ev_x), changed, extra)
         notes = [(f"neighbours from {record.key}: {changed} pixel values of {claim.regions[0]} set to 0 vs 255; "
                   f"{n} releases of each, half to calibrate the test; FPR {fp}/{len(ev_x)}, FNR {fn}/{len(ev_x2)}")]
         details = pd.DataFrame({"image": ["x"] * len(ev_x) + ["x_prime"] * len(ev_x2), "score": np.r_[ev_x, ev_x2]})
-        return AttackResult(self.name, [metric], details, notes)
+        return AttackResult(self.name, metrics, details, notes)
