@@ -97,6 +97,17 @@ def differing_values(a: np.ndarray, b: np.ndarray, centre: np.ndarray, centre2: 
     return np.abs(centre - centre2) > SIGNIFICANT * math.sqrt(math.pi / 2) * spread
 
 
+def likelihood_ratio_scores(calibration_x: np.ndarray, calibration_x2: np.ndarray,
+                            releases: list[np.ndarray]) -> list[np.ndarray]:
+    """The Laplace likelihood-ratio statistic ``sum_v |y_v - c_v| - |y_v - c'_v|`` (higher: more like ``x'``) of
+    every release in each array of ``releases``, with the centres ``c``, ``c'`` the per-value medians of the
+    calibration releases of ``x`` and ``x'``, over the values where they differ (:func:`differing_values`)."""
+    centre, centre2 = np.median(calibration_x, axis=0), np.median(calibration_x2, axis=0)
+    differ = differing_values(calibration_x, calibration_x2, centre, centre2)
+    c, c2 = centre[differ], centre2[differ]
+    return [(np.abs(r[:, differ] - c) - np.abs(r[:, differ] - c2)).sum(axis=1) for r in releases]
+
+
 def neighbours(image: np.ndarray, region: Box, m: int) -> tuple[np.ndarray, np.ndarray, int]:
     """``(x, x', changed)``: ``image`` with the first ``m`` values of ``region`` (raster order, channel by
     channel) set to 0 in ``x`` and 255 in ``x'``; ``changed`` is how many values that is (``m`` or the
@@ -180,13 +191,7 @@ class DPDistinguish(Attack):
         sides = [self._releases(target, im, record, s) for im, s in
                  ((x, seeds[:half]), (x2, seeds[n:n + half]), (x, seeds[2 * n:3 * n - half]),
                   (x2, seeds[3 * n:4 * n - half]))]
-        centre, centre2 = np.median(sides[0], axis=0), np.median(sides[1], axis=0)
-        differ = differing_values(sides[0], sides[1], centre, centre2)
-
-        def score(releases: np.ndarray) -> np.ndarray:
-            return (np.abs(releases[:, differ] - centre[differ]) - np.abs(releases[:, differ] - centre2[differ])).sum(1)
-
-        cal_x, cal_x2, ev_x, ev_x2 = (score(s) for s in sides)
+        cal_x, cal_x2, ev_x, ev_x2 = likelihood_ratio_scores(sides[0], sides[1], sides)
         threshold = best_threshold(cal_x, cal_x2, claim.delta)
         fp, fn = error_counts(ev_x, ev_x2, threshold)
         fpr_hi, fnr_hi = clopper_pearson_upper(fp, len(ev_x)), clopper_pearson_upper(fn, len(ev_x2))
