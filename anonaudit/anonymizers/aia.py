@@ -102,6 +102,7 @@ class AIA(TrainableAnonymizer):
     #: ``adversary_loss`` always: the default (``decorrelation``) is not the paper's eq. (8), so the label
     #: says which term trained a target (``aia(alpha=0.5, beta=0.5, adversary_loss=paper)`` is the paper's).
     label_params = ("alpha", "beta", "adversary_loss")
+    provides: tuple[str, ...] = ("training_keys", "retrain", "reconstruct", "representation")
     param_alternatives = {**TrainableAnonymizer.param_alternatives, "attribute": ("smiling",)}
     test_params = {"pretrain_steps": 4, "adversary_hidden": 16}
     arch_params = (
@@ -397,7 +398,24 @@ class AIA(TrainableAnonymizer):
                    for s in range(0, len(g), batch_size)]
         return np.concatenate(out)[:, 0]
 
+    def reconstruction_errors(self, images: ImageSet, batch_size: int = 64) -> np.ndarray:
+        """White-box capability ``reconstruct``: each image's mean squared error through the encoder
+        and decoder (greyscale at ``size``, in [0, 1]; the networks themselves, before the Random
+        replacement of ``random_fraction``)."""
+        import torch
+
+        self.ensure_fitted()
+        enc, dec = self.networks_["encoder"].eval(), self.networks_["decoder"].eval()
+        x = grey_images(images, self.size)
+        errors = []
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                batch = torch.from_numpy(x[s : s + batch_size]).to(self.device_)
+                errors.append(((dec(enc(batch)) - batch) ** 2).mean(dim=(1, 2, 3)).cpu().numpy())
+        return np.concatenate(errors).astype(float) if errors else np.zeros(0)
+
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
+
         import cv2
 
         recon = self.reconstruct(self.represent(images))

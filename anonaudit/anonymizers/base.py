@@ -27,10 +27,18 @@ class Anonymizer(ParamsMixin):
     #: False for a ready-made release (``external``): it holds files for the names it was given and
     #: cannot anonymize other images, so an attacker cannot re-apply it to images of its own.
     applies_to_new_images = True
+    #: The white-box capabilities this method provides (words of
+    #: :data:`~anonaudit.anonymizers.whitebox.CAPABILITIES`, each with its public method): none by default.
+    provides: tuple[str, ...] = ()
 
     def fit(self, train: ImageSet | None = None) -> Anonymizer:
         """Learn from ``train`` (no-op for methods without parameters to learn)."""
         return self
+
+    def capabilities(self) -> tuple[str, ...]:
+        """The white-box capabilities this instance provides (see :mod:`anonaudit.anonymizers.whitebox`):
+        the declared ``provides``; a method whose capabilities depend on its parameters narrows them here."""
+        return self.provides
 
     def degradation(self) -> Degradation | None:
         """The operator this method applies (kernel, block size, region), put on the audit's

@@ -115,6 +115,9 @@ class FaceGAN(RegionGAN):
     def regions(self, image: np.ndarray, record: Record) -> list[Box]:
         return list(record.boxes)
 
+    def regions_of(self, images: ImageSet) -> ImageSet:
+        return self.with_face_boxes(images)
+
     def region_mask(self, box: Box) -> np.ndarray:
         return ellipse_mask(box.h, box.w, self.feather)
 
@@ -151,6 +154,7 @@ class FaceGAN(RegionGAN):
 class FaceDCGAN(FaceGAN):
     """Replace each face with one from a DCGAN (paper 002's "customized GAN"), background kept, BMP release."""
 
+    critic_name = "discriminator"
     arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels")
     tiny_train = {"epochs": 30, "batch_size": 16}
     test_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
@@ -233,7 +237,9 @@ class FaceDCGAN(FaceGAN):
     def generate(self, n: int, generator) -> Any:
         import torch
 
+        self.ensure_fitted()
         g = self.networks_["generator"]
+
         g.eval()
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device_)
         with torch.no_grad():
@@ -369,11 +375,20 @@ class FaceProGAN(FaceGAN):
         super().load_state_dict(state)
         self.trained_steps_ = int(state["trained_steps"])
 
+    def critic_output(self, x):
+        """The critic at the depth and fade-in reached so far, on ``x`` pooled to that resolution (its
+        minibatch standard deviation layer makes a score depend a little on the rest of the batch)."""
+        depth, alpha = self.schedule(max(0, self.trained_steps_ - 1))
+        critic = self.networks_["critic"]
+        critic.eval()
+        return critic(self._reals(x, depth, alpha), depth, alpha).reshape(-1)
+
     def generate(self, n: int, generator) -> Any:
         """Samples at the resolution reached so far, upsampled to ``image_size`` (nearest), in [-1, 1]."""
         import torch
         import torch.nn.functional as F
 
+        self.ensure_fitted()
         depth, alpha = self.schedule(max(0, self.trained_steps_ - 1))
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device_)
         with torch.no_grad():

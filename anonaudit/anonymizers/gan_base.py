@@ -49,7 +49,11 @@ def paste(image: np.ndarray, patch: np.ndarray, box: Box, mask: np.ndarray) -> n
 
 class RegionGAN(TrainableAnonymizer):
     """Base of GAN anonymizers that replace image regions. Subclasses define :meth:`regions`,
-    :meth:`region_mask`, ``build``, ``train_step`` and :meth:`generate`."""
+    :meth:`region_mask`, ``build``, ``train_step`` and :meth:`generate`; ``critic_name`` names the
+    network :meth:`critic_scores` reads."""
+
+    provides: tuple[str, ...] = ("training_keys", "retrain", "critic", "generate")
+    critic_name = "critic"
 
     image_size: int
     seed: int
@@ -117,6 +121,45 @@ class RegionGAN(TrainableAnonymizer):
     def region_fakes(self, key: str, index: int, count: int) -> np.ndarray:
         """``(count, S, S, 3)`` uint8 generated candidates for region ``index`` of image ``key``."""
         import torch
+
+    # -- white box (critic) -------------------------------------------------------------------
+    def critic_output(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` critic / discriminator outputs of regions ``x`` ``(B, 3, S, S)`` in [-1, 1] (eval mode)."""
+        critic = self.networks_[self.critic_name]
+        critic.eval()
+        return critic(x).reshape(-1)
+
+    def regions_of(self, images: ImageSet) -> ImageSet:
+        """``images`` with the records :meth:`regions` reads (face GANs add their detections)."""
+        return images
+
+    def critic_scores(self, images: ImageSet, batch_size: int = 64) -> np.ndarray:
+        """White-box capability ``critic``: the mean critic output over each image's regions (resized to
+        ``image_size`` as in training), nan for an image without a region."""
+        import torch
+
+        self.ensure_fitted()
+        images = self.regions_of(images)
+        size = int(self.image_size)
+        crops, owner = [], []
+        for i in range(len(images)):
+            image = images[i]
+            for box in self.regions(image, images.record(i)):
+                crops.append(cv2.resize(image[box.slices], (size, size), interpolation=cv2.INTER_AREA))
+                owner.append(i)
+        out = np.full(len(images), np.nan)
+        if not crops:
+            return out
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        with torch.no_grad():
+            values = torch.cat(
+                [self.critic_output(x[s : s + batch_size].to(self.device_)).cpu() for s in range(0, len(x), batch_size)]
+            ).numpy().astype(float)
+        owner_arr = np.asarray(owner)
+        for i in range(len(images)):
+            if (owner_arr == i).any():
+                out[i] = values[owner_arr == i].mean()
+        return out
 
         gen = torch.Generator().manual_seed(int(np.random.default_rng(key_seed(self.seed, key, index)).integers(2**62)))
         return to_uint8(self.generate(count, gen))

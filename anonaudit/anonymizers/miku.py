@@ -42,6 +42,7 @@ from .base import Anonymizer
 from .miku_mappers import IdentityMapper, PCAMapper, float_to_uint8, images_to_float
 from .mondrian import mondrian_groups
 from .trainable import TrainableAnonymizer
+from .whitebox import require
 
 #: Paper 001: N_s = 9216 (= 18 x 512, every W+ dimension).
 PAPER_N_SEARCH = 9216
@@ -118,6 +119,7 @@ class Miku(TrainableAnonymizer):
     """
 
     label_params = ("mapper", "k")
+    provides: tuple[str, ...] = ("training_keys", "retrain", "reconstruct")
     arch_params = ("mapper", "size", "latent")
     tiny_train = {"epochs": 30, "batch_size": 32}
 
@@ -191,8 +193,30 @@ class Miku(TrainableAnonymizer):
             )
         return self.mapper_
 
+    # -- white box --------------------------------------------------------------------------------
+    def capabilities(self) -> tuple[str, ...]:
+        """None for the StyleGAN mapper (pretrained elsewhere: no training set of this method's own)."""
+        return () if self.mapper == "stylegan" else self.provides
+
+    def reconstruction_errors(self, images: ImageSet) -> np.ndarray:
+        """White-box capability ``reconstruct``: each image's mean squared error through the mapper and
+        the reverse mapper (RGB at ``size``, in [0, 1]); PCA and autoencoder mappers."""
+        require(self, "reconstruct", f"{self.label()}: reconstruction_errors")
+        mapper = self._fitted_mapper()
+        x = images_to_float(images, self.size)
+        return ((mapper.decode(mapper.encode(x)) - x) ** 2).reshape(len(x), -1).mean(axis=1).astype(float)
+
+    def retrained(self, images: ImageSet, seed: int) -> Miku:
+        """White-box capability ``retrain``: the PCA mapper is fitted again on ``images``; the
+        autoencoder trains with this one's recipe (:meth:`TrainableAnonymizer.retrained`)."""
+        require(self, "retrain", f"{self.label()}: retrained")
+        if self.mapper == "pca":
+            return type(self)(**{**self.get_params(), "seed": int(seed)}).fit(images)
+        return super().retrained(images, seed)
+
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
         mapper = self._fitted_mapper()
+
         size = getattr(mapper, "size", None) or self.size
         out, self.groups_ = k_anonymous_release(
             images, mapper, size, int(self.k), self.n_search, int(self.seed), self.label()

@@ -148,7 +148,9 @@ class PlateWGAN(RegionGAN):
     def generate(self, n: int, generator) -> Any:
         import torch
 
+        self.ensure_fitted()
         g = self.networks_["generator"]
+
         g.eval()
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device_)
         with torch.no_grad():

@@ -165,7 +165,11 @@ class PoseFace(TrainableAnonymizer):
     """
 
     label_params = ("decoder",)
+    # white box: its training set and shadows; its ``generate(x)`` renders network inputs, it does not
+    # sample (no ``generate`` capability), and it reconstructs no input (no ``reconstruct``)
+    provides: tuple[str, ...] = ("training_keys", "retrain")
     arch_params = (
+
         "decoder",
         "image_size",
         "n_ws",
