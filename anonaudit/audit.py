@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .anonymizers.base import Anonymizer
-from .attacks.base import Attack, FileFinding
+from .anonymizers.whitebox import missing
+from .attacks.base import NEEDS, Attack, FileFinding, unknown_needs
 from .data.imageset import ImageSet, ImageStore, Record, Release, ReleasedFile
 from .data.io import IMAGE_SUFFIXES, write_image
 from .environment import claim_environment, environment, installed_packages
@@ -407,6 +408,8 @@ class Audit:
             if kind == "attack":
                 if reason := comp.not_applicable(release):
                     return [status_row(unit.base, kind, "not_applicable", reason, time.time() - t0)], []
+                if unmet := unmet_needs(comp, release):
+                    return [status_row(unit.base, kind, *unmet, time.time() - t0)], []
                 comp.fit(aux)
                 result = comp.run(release)
                 rows = measurement_rows(result.metrics, unit.base, kind, time.time() - t0, notes=result.notes)
@@ -608,6 +611,34 @@ def _finished_findings(unit_path: Path | None, embed_examples: bool) -> list[dic
     ):
         return None
     return stored["findings"]
+
+
+def unmet_needs(attack: Attack, release: Release) -> tuple[str, str] | None:
+    """``(status, reason)`` when the release's target does not provide what ``attack.needs``
+    (:data:`~anonaudit.attacks.base.NEEDS`), None when it does.
+
+    A method that lacks a white-box capability (a critic, a reconstruction, ...) makes the attack
+    ``not_applicable``: "not applicable: target X provides no critic (needs: critic)". A ready-made
+    release (an unknown method, which may well have one) or a trained target that recorded no
+    training keys leaves the attack ``unavailable``: not tested, never passed. ``anonymized_auxiliary``
+    is the attack's own to check (it depends on the auxiliary images too).
+    """
+    needs = tuple(attack.needs)
+    if unknown := unknown_needs(needs):
+        return "failed", f"attack '{attack.name}' declares unknown needs {unknown} (known: {', '.join(NEEDS)})"
+    target = release.anonymizer
+    absent = (("anonymizer",) if "anonymizer" in needs and target is None else ()) + missing(target, needs)
+    wanted = ", ".join(needs)
+    if absent:
+        what = " or ".join(absent)
+        if target is None or not target.applies_to_new_images:
+            return "unavailable", (f"not tested: {release.name or 'the release'} is a ready-made release of an unknown "
+                                   f"method: it provides no {what} (needs: {wanted})")
+        return "not_applicable", f"not applicable: target {target.label()} provides no {what} (needs: {wanted})"
+    if "training_keys" in needs and not release.training_keys:
+        return "unavailable", (f"not tested: target {target.label()} recorded no training keys (needs: {wanted}; a "
+                               "checkpoint without its data keys: audit it with the checkpoint that lists them)")
+    return None
 
 
 def _describe(exc: BaseException) -> str:

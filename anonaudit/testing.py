@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from .anonymizers.base import Anonymizer
-from .attacks.base import ARTICLE29_CRITERIA, Attack
+from .anonymizers.whitebox import CAPABILITIES, CAPABILITY_MEMBERS
+from .attacks.base import ARTICLE29_CRITERIA, NEEDS, Attack, unknown_needs
 from .data.imageset import Box, ImageSet
 from .errors import ModelUnavailableError
 from .evaluators.base import Evaluator, PerImageEvaluator
@@ -470,6 +471,21 @@ def check_anonymizes_tiny_images(cls: type, params: dict[str, Any]) -> str | Non
     return None
 
 
+def check_capabilities_are_implemented(cls: type, params: dict[str, Any]) -> None:
+    """An anonymizer's white-box ``provides`` are words of :data:`~anonaudit.anonymizers.whitebox.CAPABILITIES`,
+    each with its public method (``training_keys``: the fitted ``training_keys_``, set by ``fit``)."""
+    declared = _build(cls, params).capabilities()
+    if not isinstance(declared, tuple) or any(c not in CAPABILITIES for c in declared):
+        _fail(cls, "check_capabilities_are_implemented",
+              f"provides {declared!r}: a tuple of {', '.join(CAPABILITIES)}")
+    absent = [c for c in declared if c != "training_keys" and not callable(getattr(cls, CAPABILITY_MEMBERS[c], None))]
+    if absent:
+        _fail(cls, "check_capabilities_are_implemented",
+              f"provides {absent} without {[CAPABILITY_MEMBERS[c] for c in absent]}")
+    if "training_keys" in declared and not cls.trainable:
+        _fail(cls, "check_capabilities_are_implemented", "provides training_keys but is not trainable")
+
+
 def check_save_and_load(cls: type, params: dict[str, Any]) -> None:
     """``save`` then ``Anonymizer.load`` gives the same class with the same parameters."""
     anon = _build(cls, params)
@@ -495,6 +511,14 @@ def check_declares_criteria(cls: type, params: dict[str, Any]) -> None:
     unknown = [c for c in criteria if c not in ARTICLE29_CRITERIA]
     if unknown or isinstance(cls.criteria, str):
         _fail(cls, "check_declares_criteria", f"criteria {cls.criteria!r}: a tuple of {', '.join(ARTICLE29_CRITERIA)}")
+
+
+def check_needs_are_known(cls: type, params: dict[str, Any]) -> None:
+    """An attack's ``needs`` (on the instance: it may depend on parameters) are words of
+    :data:`~anonaudit.attacks.base.NEEDS`, the runner's fixed vocabulary."""
+    needs = _build(cls, params).needs
+    if unknown := unknown_needs(needs):
+        _fail(cls, "check_needs_are_known", f"needs {needs!r}: unknown {unknown} (known: {', '.join(NEEDS)})")
 
 
 def check_requires_label_names(cls: type, params: dict[str, Any]) -> None:
@@ -523,7 +547,8 @@ COMMON_CHECKS: tuple[Check, ...] = (
     check_set_params_validates_like_the_constructor,
 )
 KIND_CHECKS: dict[str, tuple[Check, ...]] = {
-    "anonymizers": (check_anonymizes_tiny_images, check_save_and_load),
-    "attacks": (check_declares_criteria, check_requires_label_names),
+    "anonymizers": (check_anonymizes_tiny_images, check_capabilities_are_implemented, check_save_and_load),
+    "attacks": (check_declares_criteria, check_needs_are_known, check_requires_label_names),
+
     "evaluators": (check_higher_is_better_is_a_bool,),
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..anonymizers.whitebox import CAPABILITIES
 from ..data.imageset import ImageSet, Release
 from ..errors import DataError
 from ..measurement import Measurement
@@ -23,6 +24,22 @@ AttackMetric = Measurement
 #: The Article 29 Working Party's criteria (Opinion 05/2014 on anonymisation techniques, WP216, section 2.2),
 #: the values an attack's ``criteria`` may hold.
 ARTICLE29_CRITERIA: tuple[str, ...] = ("singling_out", "linkability", "inference")
+
+#: What the release itself may have to carry beyond its image pairs: ``anonymizer`` (the target
+#: object) and ``anonymized_auxiliary`` (the auxiliary images as the method anonymizes them).
+RELEASE_NEEDS: tuple[str, ...] = ("anonymizer", "anonymized_auxiliary")
+
+#: The fixed vocabulary of an attack's ``needs``: the release's own needs and the target's white-box
+#: capabilities (:data:`~anonaudit.anonymizers.whitebox.CAPABILITIES`: ``training_keys``, ``critic``,
+#: ``reconstruct``, ``generate``, ``retrain``, ``representation``).
+NEEDS: tuple[str, ...] = RELEASE_NEEDS + CAPABILITIES
+
+
+def unknown_needs(needs: object) -> list[str]:
+    """The words of ``needs`` outside :data:`NEEDS` (``needs`` itself when it is not a tuple of strings)."""
+    if not isinstance(needs, tuple) or not all(isinstance(n, str) for n in needs):
+        return [repr(needs)]
+    return [n for n in needs if n not in NEEDS]
 
 
 @dataclass(frozen=True)
@@ -72,11 +89,12 @@ class Attack(ParamsMixin):
     name = ""
     requires: tuple[str, ...] = ()
     criteria: tuple[str, ...] = ()
-    # What the release must carry beyond its image pairs ("anonymizer": the target object;
-    # "training_keys": a trained target's training set; "anonymized_auxiliary": the auxiliary images
-    # as the method anonymizes them; "representation": a target that releases feature vectors, i.e.
-    # has ``represent(images)``, not applicable to image-only releases). Without it the attack raises
-    # DataError with the reason.
+    # What the attack needs beyond the image pairs, in the words of NEEDS: what the release carries
+    # ("anonymizer", "anonymized_auxiliary") and the target's white-box capabilities ("training_keys",
+    # "critic", "reconstruct", "generate", "retrain", "representation"; anonaudit/anonymizers/whitebox.py).
+    # The audit runner checks them before the attack runs and records "not applicable" (or, for a
+    # ready-made release of unknown method, "unavailable") with the missing word.
+
     needs: tuple[str, ...] = ()
 
     def not_applicable(self, release: Release) -> str:

@@ -93,8 +93,9 @@ class PlateMemorization(Attack):
         return self
 
     def _training_set(self, release: Release) -> ImageSet:
-        keys = getattr(release, "training_keys", None)
+        keys = release.training_keys
         if not keys:
+
             raise DataError("plate_memorization needs a trained target: the release carries no training keys "
                             "(Release.training_keys; classical and external targets have none)")
         wanted = set(keys)
