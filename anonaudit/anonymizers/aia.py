@@ -137,7 +137,7 @@ class AIA(TrainableAnonymizer):
         device: str = "auto",
         seed: int = 0,
     ):
-        for name, v in (("alpha", alpha), ("beta", beta), ("margin", margin), ("lr", lr)):
+        for name, v in (("alpha", alpha), ("beta", beta), ("margin", margin)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise ConfigError(f"aia: {name} must be a finite number >= 0, got {v!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 4:
@@ -160,14 +160,11 @@ class AIA(TrainableAnonymizer):
         self.adversary_hidden = adversary_hidden
         self.adversary_loss = adversary_loss
         self.margin = margin
-        self.lr = lr
         self.pretrain_steps = pretrain_steps
         self.adv_steps = adv_steps
         self.random_fraction = random_fraction
         self.attribute = attribute
-        self.checkpoint = checkpoint
-        self.device = device
-        self.seed = seed
+        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device)
 
     @property
     def tiny_train(self) -> dict[str, Any]:
@@ -415,7 +412,6 @@ class AIA(TrainableAnonymizer):
         return np.concatenate(errors).astype(float) if errors else np.zeros(0)
 
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
-
         import cv2
 
         recon = self.reconstruct(self.represent(images))

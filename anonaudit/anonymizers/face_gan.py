@@ -43,6 +43,7 @@ from ..progress import progress
 from ..registry import ANONYMIZERS
 from .face_regions import ANONYMIZED_FACES
 from .gan_base import RegionGAN
+from .trainable import DP_DELTA, DP_MAX_GRAD_NORM
 
 RELEASE_FORMATS = ("bmp", "memory")
 
@@ -155,7 +156,8 @@ class FaceDCGAN(FaceGAN):
     """Replace each face with one from a DCGAN (paper 002's "customized GAN"), background kept, BMP release."""
 
     critic_name = "discriminator"
-    arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels")
+    arch_params = ("image_size", "latent_dim", "g_channels", "d_channels", "max_channels", "dp_epsilon", "dp_delta")
+    dp_network = "discriminator"
     tiny_train = {"epochs": 30, "batch_size": 16}
     test_params = {"image_size": 32, "latent_dim": 64, "g_channels": 16, "d_channels": 16}
 
@@ -176,22 +178,23 @@ class FaceDCGAN(FaceGAN):
         seed: int = 0,
         checkpoint: str | None = None,
         device: str = "auto",
+        dp_epsilon: float | None = None,
+        dp_delta: float = DP_DELTA,
+        dp_max_grad_norm: float = DP_MAX_GRAD_NORM,
     ):
         self.image_size = image_size
         self.latent_dim = latent_dim
         self.g_channels = g_channels
         self.d_channels = d_channels
         self.max_channels = max_channels
-        self.lr = lr
         self.betas = betas
         self.detector = detector
         self.margin = margin
         self.feather = feather
         self.release_format = release_format
         self.release_folder = release_folder
-        self.seed = seed
-        self.checkpoint = checkpoint
-        self.device = device
+        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device, dp_epsilon=dp_epsilon,
+                          dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm)
         self._check()
 
     def build(self, device) -> None:
@@ -201,12 +204,17 @@ class FaceDCGAN(FaceGAN):
 
         self.device_ = device
         g = ConvGenerator(self.latent_dim, self.image_size, self.g_channels, self.max_channels).to(device)
-        d = ConvCritic(self.image_size, self.d_channels, self.max_channels, norm="batch").to(device)
+        d = ConvCritic(self.image_size, self.d_channels, self.max_channels, norm="batch")
+        if self.private:  # batch statistics mix the examples: group normalisation instead (Opacus' fix)
+            from ..training.dp import replace_batch_norm
+
+            d = replace_batch_norm(d)
+        d = d.to(device)
         betas = tuple(float(b) for b in self.betas)
         self.networks_ = {"generator": g, "discriminator": d}
         self.optimizers_ = {
             "generator": torch.optim.Adam(g.parameters(), lr=self.lr, betas=betas),
-            "discriminator": torch.optim.Adam(d.parameters(), lr=self.lr, betas=betas),
+            "discriminator": self.private_optimizer(d, torch.optim.Adam(d.parameters(), lr=self.lr, betas=betas)),
         }
 
     def train_step(self, batch, step: int) -> dict[str, float]:
@@ -219,6 +227,8 @@ class FaceDCGAN(FaceGAN):
         g.train()
         d.train()
         real = batch.to(self.device_)
+        if self.private:
+            return self._private_step(real)
         n = real.shape[0]
         ones, zeros = torch.ones(n, device=self.device_), torch.zeros(n, device=self.device_)
         fake = g(torch.randn(n, self.latent_dim, device=self.device_))
@@ -234,12 +244,36 @@ class FaceDCGAN(FaceGAN):
         self.optimizers_["generator"].step()
         return {"discriminator_loss": float(d_loss.detach()), "generator_loss": float(g_loss.detach())}
 
+    def _private_step(self, real) -> dict[str, float]:
+        """DP-SGD for the discriminator: each real face's loss ``BCE(D(x), 1) + BCE(D(G(z)), 0)`` with a
+        fake of its own, clipped and noised (:class:`~anonaudit.training.dp.PrivateOptimizer`); then the
+        generator's step on fresh fakes (the expected batch size: a Poisson batch may be empty)."""
+        import torch
+        import torch.nn.functional as F
+
+        g, d = self.networks_["generator"], self.networks_["discriminator"]
+        n = real.shape[0]
+        with torch.no_grad():
+            fake = g(torch.randn(n, self.latent_dim, device=self.device_)) if n else real
+
+        def loss(disc, x, f):
+            out_real, out_fake = disc(x), disc(f)
+            return F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real)) + (
+                F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake)))
+
+        d_loss = self.optimizers_["discriminator"].step(loss, real, fake)
+        out = d(g(torch.randn(self.dp_plan_.expected_batch_size, self.latent_dim, device=self.device_)))
+        g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        self.optimizers_["generator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizers_["generator"].step()
+        return {"discriminator_loss": d_loss, "generator_loss": float(g_loss.detach())}
+
     def generate(self, n: int, generator) -> Any:
         import torch
 
         self.ensure_fitted()
         g = self.networks_["generator"]
-
         g.eval()
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device_)
         with torch.no_grad():
@@ -250,7 +284,8 @@ class FaceDCGAN(FaceGAN):
 class FaceProGAN(FaceGAN):
     """Replace each face with one from a progressively grown GAN (paper 002's "PROGAN 128")."""
 
-    arch_params = ("image_size", "latent_dim", "channels", "max_channels")
+    arch_params = ("image_size", "latent_dim", "channels", "max_channels", "dp_epsilon", "dp_delta")
+    dp_network = "critic"
     tiny_train = {"steps": 40, "batch_size": 16}
     test_params = {"image_size": 16, "latent_dim": 64, "channels": 16, "max_channels": 64, "phase_steps": 10}
 
@@ -273,13 +308,15 @@ class FaceProGAN(FaceGAN):
         seed: int = 0,
         checkpoint: str | None = None,
         device: str = "auto",
+        dp_epsilon: float | None = None,
+        dp_delta: float = DP_DELTA,
+        dp_max_grad_norm: float = DP_MAX_GRAD_NORM,
     ):
         self.image_size = image_size
         self.latent_dim = latent_dim
         self.channels = channels
         self.max_channels = max_channels
         self.phase_steps = phase_steps
-        self.lr = lr
         self.betas = betas
         self.gp_weight = gp_weight
         self.drift = drift
@@ -288,9 +325,8 @@ class FaceProGAN(FaceGAN):
         self.feather = feather
         self.release_format = release_format
         self.release_folder = release_folder
-        self.seed = seed
-        self.checkpoint = checkpoint
-        self.device = device
+        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device, dp_epsilon=dp_epsilon,
+                          dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm)
         self._check()
 
     @property
@@ -314,12 +350,13 @@ class FaceProGAN(FaceGAN):
         check_size(self.image_size)
         self.device_ = device
         g = ProGenerator(self.latent_dim, self.image_size, self.channels, self.max_channels).to(device)
-        d = ProCritic(self.image_size, self.channels, self.max_channels).to(device)
+        # with DP the minibatch standard deviation channel is zero: it is a statistic across examples
+        d = ProCritic(self.image_size, self.channels, self.max_channels, minibatch_std=not self.private).to(device)
         betas = tuple(float(b) for b in self.betas)
         self.networks_ = {"generator": g, "critic": d}
         self.optimizers_ = {
             "generator": torch.optim.Adam(g.parameters(), lr=self.lr, betas=betas, eps=1e-8),
-            "critic": torch.optim.Adam(d.parameters(), lr=self.lr, betas=betas, eps=1e-8),
+            "critic": self.private_optimizer(d, torch.optim.Adam(d.parameters(), lr=self.lr, betas=betas, eps=1e-8)),
         }
         self.trained_steps_ = 0
 
@@ -342,6 +379,8 @@ class FaceProGAN(FaceGAN):
         depth, alpha = self.schedule(step)
         g, d = self.networks_["generator"], self.networks_["critic"]
         real = self._reals(batch.to(self.device_), depth, alpha)
+        if self.private:
+            return self._private_step(real, step, depth, alpha)
         n = real.shape[0]
         fake = g(torch.randn(n, self.latent_dim, device=self.device_), depth, alpha)
 
@@ -367,6 +406,39 @@ class FaceProGAN(FaceGAN):
             "depth": float(depth),
             "alpha": float(alpha),
         }
+
+    def _private_step(self, real, step: int, depth: int, alpha: float) -> dict[str, float]:
+        """DP-SGD for the critic: each real face's loss ``D(G(z)) - D(x) + GP + drift D(x)^2`` with a fake
+        and an interpolation point of its own, the penalty differentiated per example; then the
+        generator's step on fresh fakes (the expected batch size: a Poisson batch may be empty)."""
+        import torch
+
+        from .gan_networks import example_gradient_penalty
+
+        g, d = self.networks_["generator"], self.networks_["critic"]
+        n = real.shape[0]
+        with torch.no_grad():
+            fake = g(torch.randn(n, self.latent_dim, device=self.device_), depth, alpha) if n else real
+        mix = torch.rand(n, 1, 1, 1, device=self.device_)
+        weight, drift = float(self.gp_weight), float(self.drift)
+
+        def loss(critic, x, f, t):
+            def at_depth(y):
+                return critic(y, depth, alpha)
+
+            d_real = at_depth(x)
+            gp = example_gradient_penalty(at_depth, x, f, t, weight)
+            return at_depth(f).mean() - d_real.mean() + gp + drift * (d_real**2).mean()
+
+        d_loss = self.optimizers_["critic"].step(loss, real, fake, mix)
+        m = self.dp_plan_.expected_batch_size
+        g_loss = -d(g(torch.randn(m, self.latent_dim, device=self.device_), depth, alpha), depth, alpha).mean()
+        self.optimizers_["generator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizers_["generator"].step()
+        self.trained_steps_ = step + 1
+        return {"critic_loss": d_loss, "generator_loss": float(g_loss.detach()), "depth": float(depth),
+                "alpha": float(alpha)}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "trained_steps": int(self.trained_steps_)}

@@ -81,7 +81,13 @@ class RegionGAN(TrainableAnonymizer):
 
     # -- Trainable ----------------------------------------------------------------------------
     def training_batches(self, data: ImageSet, batch_size: int, generator: torch.Generator) -> Iterator[Any]:
-        """Batches of training regions in [-1, 1], ``(B, 3, S, S)``; the regions are cropped once per data set."""
+        """Batches of training regions in [-1, 1], ``(B, 3, S, S)``; the regions are cropped once per data set.
+        Full batches only (batch norm, equal steps per epoch); Poisson samples with DP (:meth:`batch_indices`)."""
+        crops = self._training_crops(data)
+        for idx in self.batch_indices(len(crops), batch_size, generator):
+            yield crops[idx].contiguous()
+
+    def _training_crops(self, data: ImageSet) -> torch.Tensor:
         import torch
 
         keys = (id(data), tuple(data.keys), int(self.image_size))
@@ -89,12 +95,11 @@ class RegionGAN(TrainableAnonymizer):
         if cached is None or cached[0] != keys:
             crops = torch.from_numpy(self.training_regions(data)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
             self._region_cache = (keys, crops.contiguous())
-        crops = self._region_cache[1]
-        n = len(crops)
-        bs = min(batch_size, n)
-        order = torch.randperm(n, generator=generator)
-        for s in range(0, n - bs + 1, bs):  # full batches only (batch norm, equal steps per epoch)
-            yield crops[order[s : s + bs]].contiguous()
+        return self._region_cache[1]
+
+    def dp_examples(self, data: ImageSet) -> int:
+        """The privacy unit of DP-SGD: one training region (an image with k plates or faces gives k)."""
+        return len(self._training_crops(data))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -116,11 +121,6 @@ class RegionGAN(TrainableAnonymizer):
         import torch
 
         return to_uint8(self.generate(n, torch.Generator().manual_seed(0)))
-
-    # -- anonymization ------------------------------------------------------------------------
-    def region_fakes(self, key: str, index: int, count: int) -> np.ndarray:
-        """``(count, S, S, 3)`` uint8 generated candidates for region ``index`` of image ``key``."""
-        import torch
 
     # -- white box (critic) -------------------------------------------------------------------
     def critic_output(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,6 +160,11 @@ class RegionGAN(TrainableAnonymizer):
             if (owner_arr == i).any():
                 out[i] = values[owner_arr == i].mean()
         return out
+
+    # -- anonymization ------------------------------------------------------------------------
+    def region_fakes(self, key: str, index: int, count: int) -> np.ndarray:
+        """``(count, S, S, 3)`` uint8 generated candidates for region ``index`` of image ``key``."""
+        import torch
 
         gen = torch.Generator().manual_seed(int(np.random.default_rng(key_seed(self.seed, key, index)).integers(2**62)))
         return to_uint8(self.generate(count, gen))

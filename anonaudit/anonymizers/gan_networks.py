@@ -5,7 +5,8 @@
 - :class:`ConvCritic`: strided convolutions with LeakyReLU(0.2), instance norm (paper 000's WGAN
   critic, scalar output, no sigmoid) or batch norm (the DCGAN discriminator, a logit for BCE).
 - :func:`gradient_penalty`: ``lambda * E[(||grad_x D(x_hat)||_2 - 1)^2]`` at random points on the
-  lines between real and generated samples (Gulrajani et al., 2017).
+  lines between real and generated samples (Gulrajani et al., 2017); :func:`example_gradient_penalty`
+  is the same penalty for one example of DP-SGD (:mod:`anonaudit.training.dp`).
 - :class:`ProGenerator` / :class:`ProCritic`: progressive growing with fade-in (Karras et al.,
   2018): pixel norm, equalized learning rate, minibatch standard deviation.
 """
@@ -120,6 +121,18 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
     return weight * ((norms - 1) ** 2).mean()
 
 
+def example_gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor,
+                             weight: float = 10.0) -> torch.Tensor:
+    """:func:`gradient_penalty` written with ``torch.func`` (the input gradient by ``torch.func.grad``),
+    so that it can itself be differentiated per example under ``vmap``: DP-SGD's one-example loss.
+    ``critic`` is any callable on images; ``alpha`` is given (no randomness inside a transform)."""
+    from torch.func import grad
+
+    x_hat = alpha * real + (1 - alpha) * fake
+    g = grad(lambda x: critic(x).sum())(x_hat)
+    return weight * ((g.reshape(g.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
+
+
 # -- progressive growing (Karras et al., ICLR 2018) -----------------------------------------------
 class EqualizedConv2d(nn.Module):
     """Convolution with weights ~ N(0, 1) scaled at run time by He's constant (equalized learning rate)."""
@@ -187,9 +200,10 @@ class ProCritic(nn.Module):
     """Mirror of :class:`ProGenerator`: from-RGB at the current size, (3x3, 3x3, avg-pool) blocks down
     to 4x4, minibatch standard deviation, 3x3 and 4x4 convolutions, a linear score (no sigmoid)."""
 
-    def __init__(self, image_size: int = 128, channels: int = 16, max_channels: int = 256):
+    def __init__(self, image_size: int = 128, channels: int = 16, max_channels: int = 256, minibatch_std: bool = True):
         super().__init__()
         size = check_size(image_size)
+        self.minibatch_std = minibatch_std  # False: the channel is zero (DP-SGD: no statistic across examples)
         self.sizes = [4 * 2**i for i in range(int(math.log2(size // 4)) + 1)]
         ch = [_pro_channels(s, channels, max_channels, size) for s in self.sizes]
         self.from_rgb = nn.ModuleList(EqualizedConv2d(3, c, 1) for c in ch)
@@ -209,7 +223,7 @@ class ProCritic(nn.Module):
             if i == depth and alpha < 1.0:  # fade in: blend with the downscaled image through the older from-RGB
                 skip = F.leaky_relu(self.from_rgb[depth - 1](F.avg_pool2d(x, 2)), 0.2)
                 h = alpha * h + (1 - alpha) * skip
-        h = minibatch_stddev(h)
+        h = minibatch_stddev(h) if self.minibatch_std else torch.cat([h, torch.zeros_like(h[:, :1])], dim=1)
         h = F.leaky_relu(self.last[0](h), 0.2)
         h = F.leaky_relu(self.last[1](h), 0.2)
         return self.score(h).reshape(-1)

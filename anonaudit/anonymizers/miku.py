@@ -41,7 +41,7 @@ from ..registry import ANONYMIZERS
 from .base import Anonymizer
 from .miku_mappers import IdentityMapper, PCAMapper, float_to_uint8, images_to_float
 from .mondrian import mondrian_groups
-from .trainable import TrainableAnonymizer
+from .trainable import DP_DELTA, DP_MAX_GRAD_NORM, TrainableAnonymizer
 from .whitebox import require
 
 #: Paper 001: N_s = 9216 (= 18 x 512, every W+ dimension).
@@ -120,7 +120,8 @@ class Miku(TrainableAnonymizer):
 
     label_params = ("mapper", "k")
     provides: tuple[str, ...] = ("training_keys", "retrain", "reconstruct")
-    arch_params = ("mapper", "size", "latent")
+    arch_params = ("mapper", "size", "latent", "dp_epsilon", "dp_delta")
+    dp_network = "autoencoder"
     tiny_train = {"epochs": 30, "batch_size": 32}
 
     def __init__(
@@ -138,9 +139,16 @@ class Miku(TrainableAnonymizer):
         checkpoint: str | None = None,
         device: str = "auto",
         seed: int = 0,
+        dp_epsilon: float | None = None,
+        dp_delta: float = DP_DELTA,
+        dp_max_grad_norm: float = DP_MAX_GRAD_NORM,
     ):
         if mapper not in MAPPERS:
             raise ConfigError(f"miku: mapper must be one of {MAPPERS}, got {mapper!r}")
+        if dp_epsilon is not None and mapper != "autoencoder":
+            raise ConfigError(f"miku: dp_epsilon applies to the trained autoencoder mapper only (mapper={mapper!r} is "
+                              "not trained by gradient descent on the training images: pca is fitted in closed form, "
+                              "stylegan is pretrained elsewhere)")
         _check_k("miku", k, n_search, size)
         if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
             raise ConfigError(f"miku: n_components must be an integer >= 1, got {n_components!r}")
@@ -152,13 +160,11 @@ class Miku(TrainableAnonymizer):
         self.size = size
         self.n_components = n_components
         self.latent = latent
-        self.lr = lr
         self.stylegan_model = stylegan_model
         self.inversion_steps = inversion_steps
         self.inversion_lr = inversion_lr
-        self.checkpoint = checkpoint
-        self.device = device
-        self.seed = seed
+        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device, dp_epsilon=dp_epsilon,
+                          dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm)
 
     # -- fitting ---------------------------------------------------------------------------------
     def fit(self, train: ImageSet | None = None) -> Miku:
@@ -216,7 +222,6 @@ class Miku(TrainableAnonymizer):
 
     def anonymize(self, images: ImageSet, show_progress: bool = True) -> ImageSet:
         mapper = self._fitted_mapper()
-
         size = getattr(mapper, "size", None) or self.size
         out, self.groups_ = k_anonymous_release(
             images, mapper, size, int(self.k), self.n_search, int(self.seed), self.label()
@@ -235,7 +240,7 @@ class Miku(TrainableAnonymizer):
         self.device_ = torch.device(device)
         net = ConvAutoencoder(self.size, self.latent).to(self.device_)
         self.networks_ = {"autoencoder": net}
-        self.optimizers_ = {"autoencoder": torch.optim.Adam(net.parameters(), lr=self.lr)}
+        self.optimizers_ = {"autoencoder": self.private_optimizer(net, torch.optim.Adam(net.parameters(), lr=self.lr))}
         self._preview = None
 
     def training_batches(self, data: ImageSet, batch_size: int, generator) -> Iterator[Any]:
@@ -248,9 +253,8 @@ class Miku(TrainableAnonymizer):
         x = cache[1]
         if self._preview is None:
             self._preview = x[:16]
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), batch_size):
-            yield x[order[start : start + batch_size]]
+        for idx in self.batch_indices(len(x), batch_size, generator, full_only=False):
+            yield x[idx]
 
     def train_step(self, batch, step: int) -> dict[str, float]:
         import torch.nn.functional as F
@@ -258,6 +262,8 @@ class Miku(TrainableAnonymizer):
         net, opt = self.networks_["autoencoder"], self.optimizers_["autoencoder"]
         net.train()
         batch = batch.to(self.device_)
+        if self.private:  # DP-SGD: each image's reconstruction error, clipped and noised
+            return {"mse": opt.step(lambda model, x: F.mse_loss(model(x), x), batch)}
         loss = F.mse_loss(net(batch), batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()

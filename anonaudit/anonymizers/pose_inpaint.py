@@ -169,7 +169,6 @@ class PoseFace(TrainableAnonymizer):
     # sample (no ``generate`` capability), and it reconstructs no input (no ``reconstruct``)
     provides: tuple[str, ...] = ("training_keys", "retrain")
     arch_params = (
-
         "decoder",
         "image_size",
         "n_ws",
@@ -239,7 +238,6 @@ class PoseFace(TrainableAnonymizer):
             ("landmark_weight", landmark_weight),
             ("identity_weight", identity_weight),
             ("perceptual_weight", perceptual_weight),
-            ("lr", lr),
             ("regressor_lr", regressor_lr),
             ("feather", feather),
         ):
@@ -259,16 +257,13 @@ class PoseFace(TrainableAnonymizer):
         self.perceptual_weight = perceptual_weight
         self.identity_checkpoint = identity_checkpoint
         self.perceptual = perceptual
-        self.lr = lr
         self.regressor_lr = regressor_lr
         self.regressor_steps = regressor_steps
         self.detector = detector
         self.feather = feather
         self.release_format = release_format
         self.release_folder = release_folder
-        self.seed = seed
-        self.checkpoint = checkpoint
-        self.device = device
+        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device)
 
     # -- faces ------------------------------------------------------------------------------------
     def face_landmarks(self, images: ImageSet) -> list[list[np.ndarray]]:

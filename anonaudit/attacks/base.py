@@ -118,6 +118,12 @@ class Attack(ParamsMixin):
     def run(self, release: Release) -> AttackResult:
         raise NotImplementedError
 
+    def labels_read(self) -> tuple[str, ...]:
+        """The label columns of the originals this attack measures against (``requires`` unless the
+        attack reads a label chosen by a parameter); the audit of two folders runs it only when every
+        original carries them."""
+        return tuple(self.requires)
+
     def check_labels(self, release: Release) -> None:
         """Raise a clear error when the originals lack a label this attack needs."""
         for field_name in self.requires:

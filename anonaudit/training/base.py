@@ -62,7 +62,10 @@ class Trainable(Protocol):
         """Restore what :meth:`state_dict` returned (after :meth:`build`)."""
 
     # Optional: ``prepare(self, data: ImageSet) -> None``, called by the loop before ``build`` when
-    # the networks' sizes depend on the data (e.g. the number of identities of an ArcFace head).
+    # the networks' sizes depend on the data (e.g. the number of identities of an ArcFace head);
+    # ``plan_training(self, data: ImageSet, config: TrainConfig) -> None``, called before ``build``
+    # with the whole run's settings (DP-SGD plans its noise for the run's steps); and
+    # ``training_record(self) -> dict``, whose keys the loop adds to the manifest (the DP record).
 
 
 def create_trainable(name: str, **params: Any) -> Any:

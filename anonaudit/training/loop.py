@@ -158,6 +158,8 @@ def train(
         torch.cuda.manual_seed_all(config.seed)
     if callable(getattr(method, "prepare", None)):  # optional: data-dependent sizes (e.g. ArcFace's classes)
         method.prepare(data)
+    if callable(getattr(method, "plan_training", None)):  # optional: the whole run's plan (e.g. DP-SGD's noise)
+        method.plan_training(data, config)
     method.build(device)
     step = epoch = batch_in_epoch = 0
     seconds_before = 0.0
@@ -263,6 +265,8 @@ def train(
         "processes": 1 if ctx is None else ctx.world_size,
         "environment": env,
     }
+    if callable(getattr(method, "training_record", None)):  # optional: e.g. the DP plan and the epsilon spent
+        manifest.update(method.training_record())
     write_json_atomic(output / "manifest.json", manifest)
     distributed.teardown(ctx)
     return ckpt_path
