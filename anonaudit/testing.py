@@ -20,6 +20,9 @@ it declares as class attributes (see :class:`~anonaudit.params.ParamsMixin`):
 ``criteria`` (attacks)
     The Article 29 Working Party criteria the attack tests (``singling_out``, ``linkability``,
     ``inference``); required, the compliance report reads nothing else.
+``folder_audit`` (attacks and evaluators, optional)
+    The parameters with which ``anonaudit audit ORIGINALS RELEASE --kind K`` runs the component, per
+    release kind; checked to name known kinds, build, and need nothing the two folders cannot give.
 
 A failed check raises :class:`ContractError` naming the component, the check and the problem. A
 check that needs a model whose weights are missing is skipped, and says so in the returned report.
@@ -43,7 +46,7 @@ from .attacks.base import ARTICLE29_CRITERIA, NEEDS, Attack, unknown_needs
 from .data.imageset import Box, ImageSet
 from .errors import ModelUnavailableError
 from .evaluators.base import Evaluator, PerImageEvaluator
-from .params import ParamsMixin, clone
+from .params import RELEASE_KINDS, ParamsMixin, clone
 from .registry import ANONYMIZERS, ATTACKS, EVALUATORS, Registry
 
 __all__ = ["ContractError", "check_anonymize_output", "check_component", "component_params", "tiny_images"]
@@ -200,6 +203,30 @@ def _fail(cls: type, check: str, problem: str) -> None:
 
 
 # -- construction and parameters ------------------------------------------------------------------------------------
+def check_folder_audit_declaration(cls: type, params: dict[str, Any]) -> None:
+    """A ``folder_audit`` the class declares itself maps kinds of :data:`~anonaudit.params.RELEASE_KINDS` to
+    parameters that build the component, on an attack or evaluator that needs nothing beyond the two
+    folders (no ``needs``) and reads label columns named by strings."""
+    declared = vars(cls).get("folder_audit")
+    if not declared:
+        return
+    check = "check_folder_audit_declaration"
+    if issubclass(cls, Anonymizer):
+        _fail(cls, check, "declares folder_audit, which only attacks and evaluators may declare")
+    if not isinstance(declared, dict) or not all(isinstance(v, dict) for v in declared.values()):
+        _fail(cls, check, f"folder_audit {declared!r}: a mapping of release kind to a mapping of parameters")
+    if unknown := sorted(set(declared) - set(RELEASE_KINDS)):
+        _fail(cls, check, f"folder_audit names unknown release kinds {unknown} (known: {', '.join(RELEASE_KINDS)})")
+    for kind, kind_params in declared.items():
+        component = _build(cls, kind_params)
+        if getattr(component, "needs", ()):
+            _fail(cls, check, f"folder_audit for {kind}, but needs {component.needs!r}: a release of two folders "
+                              "carries no target object, training keys or shadows")
+        labels = component.labels_read() if isinstance(component, Attack) else ()
+        if not isinstance(labels, tuple) or not all(isinstance(c, str) for c in labels):
+            _fail(cls, check, f"labels_read() returned {labels!r}: a tuple of label column names")
+
+
 def check_construction_is_cheap(cls: type, params: dict[str, Any]) -> None:
     """No model is loaded in ``__init__`` (weights load lazily, on first use)."""
     t0 = time.perf_counter()
@@ -534,6 +561,7 @@ def check_higher_is_better_is_a_bool(cls: type, params: dict[str, Any]) -> None:
 
 
 COMMON_CHECKS: tuple[Check, ...] = (
+    check_folder_audit_declaration,
     check_construction_is_cheap,
     check_no_parameter_shadows_the_api,
     check_registry_name,

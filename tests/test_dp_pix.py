@@ -8,7 +8,9 @@ import pytest
 
 from anonaudit.anonymizers.classical import Pixelate
 from anonaudit.anonymizers.dp_pix import DPPix, laplace_pixelate
+from anonaudit.anonymizers.whitebox import WhiteBoxError
 from anonaudit.attacks.dp_distinguish import DPDistinguish, clopper_pearson_upper, epsilon_bound, neighbours
+from anonaudit.audit import unmet_needs
 from anonaudit.data.imageset import Box, ImageSet, Release
 from anonaudit.errors import ConfigError
 from anonaudit.results import Results, measurement_rows
@@ -109,10 +111,11 @@ def test_audit_catches_noise_ten_times_too_small():
 
 def test_not_applicable_without_a_per_image_dp_claim():
     images = textured(1)
-    assert "claims no per-image differential privacy" in DPDistinguish().not_applicable(
-        release_of(Pixelate(block=4), images))
-    assert "claims no" in DPDistinguish().not_applicable(Release(images, images, "unknown"))
-    assert DPDistinguish().not_applicable(release_of(DPPix(), images)) == ""
+    status, reason = unmet_needs(DPDistinguish(), release_of(Pixelate(block=4), images))
+    assert status == "not_applicable" and "provides no image_dp" in reason
+    assert unmet_needs(DPDistinguish(), release_of(DPPix(), images)) is None
+    with pytest.raises(WhiteBoxError, match="provides no image_dp"):
+        DPDistinguish().run(release_of(Pixelate(block=4), images))
 
 
 @pytest.mark.parametrize("policy", ["strict", "research"])

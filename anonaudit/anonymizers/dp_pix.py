@@ -79,6 +79,8 @@ class DPPix(RegionAnonymizer):
     """
 
     label_params = ("epsilon", "b", "m")
+    #: White-box capability (:mod:`~anonaudit.anonymizers.whitebox`): :meth:`image_dp_claim` and ``seed``.
+    provides: tuple[str, ...] = ("image_dp",)
 
     def __init__(self, epsilon: float = 1.0, b: float = 16.0, m: int = 1, seed: int = 0, region: str = "image",
                  relative: bool = False, margin: float = 0.0):

@@ -22,6 +22,9 @@ capability          what the target implements
                     of optimisation steps, batch size and schedule; ``seed`` for its randomness);
                     ``training_recipe()`` says how
 ``representation``  ``represent(images) -> (n, d) float``: the feature vectors the method releases
+``image_dp``        ``image_dp_claim(record, shape) -> ImageDPClaim``: a per-image differential-privacy
+                    claim (epsilon, delta, m pixel values, the protected regions), and a ``seed``
+                    parameter that draws the noise afresh (:mod:`~anonaudit.anonymizers.dp_pix`)
 ==================  =================================================================================
 
 Attacks declare what they need in ``needs`` (these words, and what the release itself must carry:
@@ -46,7 +49,8 @@ if TYPE_CHECKING:
     from ..data.imageset import ImageSet
 
 #: The fixed vocabulary of white-box capabilities.
-CAPABILITIES: tuple[str, ...] = ("training_keys", "critic", "reconstruct", "generate", "retrain", "representation")
+CAPABILITIES: tuple[str, ...] = ("training_keys", "critic", "reconstruct", "generate", "retrain", "representation",
+                                 "image_dp")
 
 #: The public method (or fitted attribute) each capability stands for.
 CAPABILITY_MEMBERS: dict[str, str] = {
@@ -56,6 +60,7 @@ CAPABILITY_MEMBERS: dict[str, str] = {
     "generate": "generate",
     "retrain": "retrained",
     "representation": "represent",
+    "image_dp": "image_dp_claim",
 }
 
 #: Membership signals: the capability each reads.

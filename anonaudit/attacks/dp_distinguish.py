@@ -1,8 +1,10 @@
 """Audit of a per-image differential-privacy claim by a distinguishing test between neighbouring images.
 
 A target that claims that releasing one image is ``(epsilon, delta)``-DP for images differing in at most
-``m`` pixel values declares it with ``image_dp_claim(record, shape)`` (e.g. ``dp_pix``; see
-:class:`~anonaudit.anonymizers.dp_pix.ImageDPClaim`) and takes a ``seed`` parameter that picks its noise.
+``m`` pixel values provides the white-box capability ``image_dp`` (:mod:`~anonaudit.anonymizers.whitebox`):
+``image_dp_claim(record, shape)`` (e.g. ``dp_pix``; see :class:`~anonaudit.anonymizers.dp_pix.ImageDPClaim`)
+and a ``seed`` parameter that picks its noise. For any other target the audit runner records the attack
+as not applicable.
 The attack (as in Jagielski, Ullman, Oprea 2020 and Nasr et al. 2021):
 
 1. builds two neighbouring images from the first evaluated original with a protected region: ``x`` with
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from ..anonymizers.whitebox import require
 from ..data.imageset import Box, Release
 from ..errors import ConfigError, DataError
 from ..measurement import Measurement
@@ -143,7 +146,7 @@ class DPDistinguish(Attack):
     epsilon, at 95% confidence (``epsilon_lower_bound``); not applicable to targets that claim none."""
 
     criteria = ("inference",)
-    needs = ("anonymizer",)
+    needs = ("anonymizer", "image_dp")
     test_params = {"n_trials": 40}
 
     def __init__(self, n_trials: int = 2000, seed: int = 0):
@@ -153,15 +156,6 @@ class DPDistinguish(Attack):
             raise ConfigError(f"dp_distinguish: seed must be an integer >= 0, got {seed!r}")
         self.n_trials = n_trials
         self.seed = seed
-
-    def not_applicable(self, release: Release) -> str:
-        target = release.anonymizer
-        if target is None or not callable(getattr(target, "image_dp_claim", None)):
-            return (f"{release.name} claims no per-image differential privacy (an epsilon for images differing "
-                    "in a few pixels) to audit")
-        if "seed" not in target.get_params():
-            return f"{release.name} has no seed parameter: its noise cannot be drawn afresh for repeated releases"
-        return ""
 
     def _releases(self, target: Any, image: np.ndarray, record: Any, seeds: np.ndarray) -> np.ndarray:
         """``(len(seeds), H, W, 3)`` releases of ``image``, one per noise seed, as float."""
@@ -173,9 +167,8 @@ class DPDistinguish(Attack):
         return np.stack(out).astype(np.float64)
 
     def run(self, release: Release) -> AttackResult:
-        if reason := self.not_applicable(release):
-            raise DataError(f"attack 'dp_distinguish': {reason}")
         target = release.anonymizer
+        require(target, "image_dp", "attack 'dp_distinguish'")
         for i in range(len(release)):
             image, record = release.originals[i], release.originals.record(i)
             claim = target.image_dp_claim(record, image.shape)
