@@ -31,7 +31,7 @@ RELEASE_NEEDS: tuple[str, ...] = ("anonymizer", "anonymized_auxiliary")
 
 #: The fixed vocabulary of an attack's ``needs``: the release's own needs and the target's white-box
 #: capabilities (:data:`~anonaudit.anonymizers.whitebox.CAPABILITIES`: ``training_keys``, ``critic``,
-#: ``reconstruct``, ``generate``, ``retrain``, ``representation``).
+#: ``reconstruct``, ``generate``, ``retrain``, ``representation``, ``image_dp``).
 NEEDS: tuple[str, ...] = RELEASE_NEEDS + CAPABILITIES
 
 
@@ -91,7 +91,7 @@ class Attack(ParamsMixin):
     criteria: tuple[str, ...] = ()
     # What the attack needs beyond the image pairs, in the words of NEEDS: what the release carries
     # ("anonymizer", "anonymized_auxiliary") and the target's white-box capabilities ("training_keys",
-    # "critic", "reconstruct", "generate", "retrain", "representation"; anonaudit/anonymizers/whitebox.py).
+    # "critic", "reconstruct", "generate", "retrain", "representation", "image_dp"; anonaudit/anonymizers/whitebox.py).
     # The audit runner checks them before the attack runs and records "not applicable" (or, for a
     # ready-made release of unknown method, "unavailable") with the missing word.
 
