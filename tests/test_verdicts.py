@@ -65,7 +65,9 @@ def test_builtin_policies_load_with_their_defaults():
         "ocr-exact-match",
         "membership-tpr",
         "membership-auc",
+        "dp-claim",
         "metadata-leak",
+        "plates-left-readable",
         "ssim",
     }
     assert by_id["membership-auc"].bound == "lower"  # a leak the sample shows; showing it safe is membership-tpr's job
@@ -210,7 +212,9 @@ def test_kind_selects_the_criteria_that_apply():
         "ocr-exact-match",
         "membership-tpr",
         "membership-auc",
+        "dp-claim",
         "metadata-leak",
+        "plates-left-readable",
         "ssim",
     ]
     assert status(plates, "a", "membership-tpr").status == NOT_TESTED  # no membership attack exists yet
@@ -289,7 +293,8 @@ def test_planted_metadata_only_leak_fails_the_strict_policy(planted_run):
     (label,) = v.criteria
     statuses = {c.id: c.status for c in v.criteria[label]}
     assert statuses == {"ocr-exact-match": NOT_TESTED, "membership-tpr": NOT_TESTED, "membership-auc": NOT_TESTED,
-                        "metadata-leak": FAIL, "ssim": PASS}
+                        "dp-claim": NOT_TESTED, "metadata-leak": FAIL, "plates-left-readable": NOT_TESTED,
+                        "ssim": PASS}
     meta = status(v, label, "metadata-leak")
     assert meta.value == pytest.approx(4 / 40) and meta.n == 40 and v.overall == FAIL
     clean = certify(planted_run(gps=0, name="clean"), "strict")

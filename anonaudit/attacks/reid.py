@@ -25,6 +25,24 @@ Metrics (higher = more successful attack), each on the release and on the origin
 - ``roc_auc``: ROC AUC of genuine (same person) vs impostor probe-gallery similarities; chance 0.5.
   Up to ``impostors_per_probe`` impostor pairs per probe are drawn at random (seeded); both
   verification CIs are percentile bootstraps over probes (pairs of one probe are not independent).
+- ``1-eer``: one minus the equal error rate of verification (the EER is where the false-accept and
+  the false-reject rate are equal on the ROC curve, linear between thresholds; 0.5 at chance), with
+  a percentile-bootstrap CI over probes (``parrot_1-eer`` likewise). Reported only where the sample
+  resolves it: at an EER ``e`` the sample needs >= ``1/e`` genuine and >= ``1/e`` impostor pairs (at
+  least one error of each kind); otherwise NaN with the pairs it needs
+  (:func:`~anonaudit.stats.unresolved_rate`).
+- ``dir@far=F`` (open-set identification, ``open_set_far=F``): the intruder does not know whether a
+  probe's person is in the gallery at all, so it rejects a probe whose best match score is not
+  above a threshold, set on its own identity-disjoint auxiliary images: they are searches of people
+  who are not in the gallery (anonymized as the release is, see below), and the threshold accepts at
+  most a share ``F`` of them. The detection-and-identification rate (DIR) is the share of probes
+  ranked first *and* accepted (Wilson 95% CI over probes, the threshold taken as fixed). It needs
+  >= ``1/F`` auxiliary images (:func:`~anonaudit.stats.negatives_needed`), else it is NaN with the
+  number needed. Chance: ``F`` times the rank-1 chance (a probe carrying nothing is accepted like a
+  non-mated search and ranked first by luck). The auxiliary searches of the release are the
+  auxiliary images anonymized with the attacker's anonymizer (:mod:`anonaudit.attacks.replay`: the
+  target object, the public method or the declared operator), or the release's own files of them;
+  those of the originals (upper bound) are the clear auxiliary images.
 
 Where the embedder's detector finds no face (strong blur, pixelation, masks), the image is embedded
 at the typical face position of the intruder's own images (``fallback=True``, see
@@ -41,6 +59,7 @@ Fisherface-style adaptation to the anonymized domain).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,6 +73,7 @@ from ..registry import ATTACKS
 from ..stats import Estimate, negatives_needed, proportion, unresolved_rate
 from .base import Attack, AttackMetric, AttackResult, FileFinding
 from .face_common import anonymized_auxiliary, check_disjoint, public_anonymizer
+from .replay import attacker_anonymizer
 
 GALLERIES = ("originals", "other_images")
 PROJECTIONS = ("none", "lda")
@@ -240,6 +260,96 @@ def verification_estimates(
     ), auc_estimate
 
 
+# -- equal error rate and open-set identification ----------------------------------------------
+def _eer_columns(grouped: _Grouped, weights: np.ndarray) -> np.ndarray:
+    """EER for each column of ``weights``: where the false-accept and the false-reject rate are equal
+    on the ROC curve, its vertices being the thresholds "accept scores >= a group's value" (and
+    "accept none"), linear between them (a tie is split at random, as the AUC counts ties one half)."""
+    gen = np.asarray(grouped.gen @ weights)
+    imp = np.asarray(grouped.imp @ weights)
+    wg, wi = gen.sum(axis=0), imp.sum(axis=0)
+    zero = np.zeros((1, gen.shape[1]))
+    below_gen = np.vstack([zero, np.cumsum(gen, axis=0)])  # genuine weight below threshold j (j = 0..G)
+    above_imp = wi[None, :] - np.vstack([zero, np.cumsum(imp, axis=0)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frr, far = below_gen / wg, above_imp / wi
+        gap = far - frr  # 1 at "accept all", -1 at "accept none", falling in between
+        cols = np.arange(gap.shape[1])
+        j = np.maximum(np.argmax(gap <= 0, axis=0), 1)  # the first vertex at or past the crossing
+        g0, g1 = gap[j - 1, cols], gap[j, cols]
+        t = np.where(g0 - g1 > 0, g0 / (g0 - g1), 1.0)
+        eer = far[j - 1, cols] + t * (far[j, cols] - far[j - 1, cols])
+    eer[(wg <= 0) | (wi <= 0)] = np.nan
+    return eer
+
+
+def equal_error_rate(pairs: Pairs) -> float:
+    """The EER of genuine vs impostor scores (see :func:`_eer_columns`)."""
+    return float(_eer_columns(_Grouped(pairs), _unit_weights(pairs))[0])
+
+
+def eer_estimate(pairs: Pairs, n_boot: int = 200, seed: int = 0) -> Estimate:
+    """``1 - EER`` with a percentile-bootstrap 95% CI over probes, or the unresolved estimate when the
+    sample holds fewer than ``1/EER`` genuine or impostor pairs."""
+    n_gen = int(pairs.genuine.sum())
+    n_imp = len(pairs.scores) - n_gen
+    if n_gen == 0 or n_imp == 0:
+        return Estimate(float("nan"), n=n_gen, method="no genuine or no impostor pairs")
+    grouped = _Grouped(pairs)
+    eer = float(_eer_columns(grouped, _unit_weights(pairs))[0])
+    have = min(n_gen, n_imp)
+    extra = {"genuine_pairs": n_gen, "impostor_pairs": n_imp, "eer": eer}
+    if eer <= 0 or have < negatives_needed(eer):
+        need = negatives_needed(eer) if eer > 0 else have + 1
+        return unresolved_rate("1 - EER", "genuine and as many impostor pairs", have, need, extra,
+                               unit=f"EER {eer:.4g}: fewer errors than one of each kind")
+    probes = np.unique(pairs.probe)
+    rng = np.random.default_rng(seed)
+    size = int(pairs.probe.max()) + 1
+    draws = rng.choice(probes, size=(int(n_boot), len(probes)))
+    w = np.stack([np.bincount(d, minlength=size) for d in draws], axis=1).astype(float)
+    boots = 1.0 - _eer_columns(grouped, w)
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5]) if n_boot else (float("nan"), float("nan"))
+    method = (f"1 - EER of verification; {n_gen} genuine / {n_imp} impostor pairs of {len(probes)} probes; "
+              f"bootstrap over probes ({n_boot}), 95% CI")
+    return Estimate(1.0 - eer, float(lo), float(hi), n_gen, method, extra=extra)
+
+
+def open_set_threshold(nonmated_best: np.ndarray, far: float) -> float:
+    """The score a probe's best match must exceed to be accepted, so that at most a share ``far`` of
+    the non-mated searches' best scores ``nonmated_best`` exceed it (ties at it are rejected)."""
+    s = np.sort(np.asarray(nonmated_best, dtype=float))[::-1]
+    allowed = int(np.floor(far * len(s) + 1e-9))
+    return float(s[allowed]) if allowed < len(s) else float("-inf")
+
+
+def best_scores(probes: np.ndarray, gallery: np.ndarray, exclude_own: bool = False) -> np.ndarray:
+    """Each probe's best cosine similarity to the gallery (``exclude_own``: not to gallery image i)."""
+    sim = cosine(probes, gallery)
+    if exclude_own:
+        np.fill_diagonal(sim, -np.inf)
+    return sim.max(axis=1) if sim.shape[1] else np.full(len(sim), -np.inf)
+
+
+def dir_estimate(on: Protocol, best: np.ndarray, nonmated_best: np.ndarray | None, far: float, why: str = ""
+                 ) -> Estimate:
+    """Open-set detection-and-identification rate at ``far``: share of evaluated probes ranked first
+    whose best score exceeds the threshold set on the non-mated searches (Wilson 95% CI)."""
+    name = f"DIR at FAR={far:g}"
+    if nonmated_best is None:
+        return Estimate(float("nan"), n=0, method=name, standard=False, reason=f"{name}: {why}")
+    need = negatives_needed(far)
+    if len(nonmated_best) < need:
+        return unresolved_rate(name, "non-mated searches", len(nonmated_best), need, unit="auxiliary images")
+    threshold = open_set_threshold(nonmated_best, far)
+    hit = (on.ranks == 1) & (best > threshold)
+    accepted_nm = float(np.mean(nonmated_best > threshold))
+    estimate = proportion(hit[on.evaluated], f"{name} (open-set identification rate over probes), Wilson 95% CI, "
+                                             "threshold set on the auxiliary images taken as fixed")
+    return dataclasses.replace(estimate, extra={"threshold": round(threshold, 6), "nonmated": len(nonmated_best),
+                                                "nonmated_accepted": round(accepted_nm, 6)})
+
+
 @dataclass
 class Protocol:
     """One comparison of probes with a gallery: all its metrics and per-probe ranks."""
@@ -250,6 +360,8 @@ class Protocol:
     auc: Estimate
     ranks: np.ndarray
     evaluated: np.ndarray
+    eer: Estimate
+    best: np.ndarray
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -284,7 +396,9 @@ def compare(
     pairs = verification_pairs(sim[keep], [ids[i] for i in keep], ids, impostors_per_probe, seed)
     pairs.probe = keep[pairs.probe] if len(pairs.probe) else pairs.probe
     tar, auc = verification_estimates(pairs, far, n_boot, seed)
-    return Protocol(rank_est, chance, tar, auc, ranks, evaluated)
+    eer = eer_estimate(pairs, n_boot, seed)
+    best = sim.max(axis=1) if sim.shape[1] else np.full(len(sim), -np.inf)
+    return Protocol(rank_est, chance, tar, auc, ranks, evaluated, eer, best)
 
 
 def fit_lda(vectors: np.ndarray, identities: list[str]):
@@ -319,6 +433,7 @@ class ReIdentification(Attack):
     criteria = ("singling_out", "linkability")
 
     param_alternatives = {"embedder": ("pixels",), "gallery": ("other_images",), "projection": ("lda",)}
+    folder_audit = {"faces": {"embedder": "dlib", "gallery": "other_images", "parrot": True}}
 
     def __init__(
         self,
@@ -330,6 +445,7 @@ class ReIdentification(Attack):
         impostors_per_probe: int = 500,
         fallback: bool = True,
         n_boot: int = 200,
+        open_set_far: float | None = 0.01,
         seed: int = 0,
     ):
         if gallery not in GALLERIES:
@@ -338,6 +454,8 @@ class ReIdentification(Attack):
             raise ConfigError(f"reid: projection must be one of {PROJECTIONS}, got {projection!r}")
         if not 0.0 < float(far) < 1.0:
             raise ConfigError(f"reid: far must be in (0, 1), got {far!r}")
+        if open_set_far is not None and not 0.0 < float(open_set_far) < 1.0:
+            raise ConfigError(f"reid: open_set_far must be in (0, 1) or null, got {open_set_far!r}")
         self.embedder = embedder
         self.gallery = gallery
         self.parrot = parrot
@@ -346,6 +464,7 @@ class ReIdentification(Attack):
         self.impostors_per_probe = impostors_per_probe
         self.fallback = fallback
         self.n_boot = n_boot
+        self.open_set_far = open_set_far
         self.seed = seed
 
     def fit(self, auxiliary: ImageSet | None = None) -> ReIdentification:
@@ -400,6 +519,8 @@ class ReIdentification(Attack):
             f"images have no embedding (scored as random guesses)"
         )
         metrics = self._metrics(direct, original, "")
+        if self.open_set_far is not None:
+            metrics.append(self._open_set(model, release, aux_set, g_vec, direct, original, lda, notes))
         details = pd.DataFrame({
             "key": release.keys, "identity": ids, "rank": direct.ranks, "rank_original": original.ranks,
             "fallback_crop": prb.fallback, "no_embedding": prb.missing,
@@ -415,6 +536,35 @@ class ReIdentification(Attack):
                 details["rank_parrot"] = parrot.ranks
                 findings += reid_findings(release.keys, ids, parrot, "parrot_", "parrot attacker (anonymized gallery)")
         return AttackResult(self.name, metrics, details, notes, findings)
+
+    def _nonmated(self, model, images: ImageSet, aux_set: ImageSet, gallery: np.ndarray, lda) -> np.ndarray:
+        """Best gallery score of each auxiliary image (a search of a person not in the gallery)."""
+        vectors = self._embed(model, images, aux_set, "embed auxiliary searches").vectors
+        return best_scores(project(lda, vectors) if lda is not None else vectors, gallery)
+
+    def _open_set(self, model, release: Release, aux_set: ImageSet | None, gallery: np.ndarray, direct: Protocol,
+                  original: Protocol, lda, notes: list[str]) -> AttackMetric:
+        """The ``dir@far`` metric: thresholds set on the auxiliary images, anonymized for the release."""
+        far = float(self.open_set_far)
+        name = f"dir@far={far:g}"
+        chance = far * direct.chance[1]
+        if aux_set is None:
+            why = "no auxiliary images to set the threshold on (the attack was not fitted)"
+            return AttackMetric(name, dir_estimate(direct, direct.best, None, far, why), None, chance,
+                                "open-set identification")
+        anonymizer, how = attacker_anonymizer(release)
+        searches = anonymizer.anonymize(aux_set, show_progress=False) if anonymizer is not None else None
+        if searches is None:
+            searches, how = anonymized_auxiliary(release, aux_set)
+        nonmated = None if searches is None else self._nonmated(model, searches, aux_set, gallery, lda)
+        on_release = dir_estimate(direct, direct.best, nonmated, far, f"no anonymized auxiliary searches: {how}")
+        on_originals = dir_estimate(original, original.best, self._nonmated(model, aux_set, aux_set, gallery, lda),
+                                    far)
+        notes.append(f"open set: threshold at FAR={far:g} set on {len(aux_set)} auxiliary images (identity-disjoint), "
+                     f"anonymized with {how}" if searches is not None else f"open set on the release skipped: {how}")
+        return AttackMetric(name, on_release, on_originals, chance,
+                            f"open-set identification rate at FAR={far:g}: probes ranked first and above the threshold "
+                            "set on the auxiliary images, direct attacker")
 
     def _parrot(
         self,
@@ -463,4 +613,6 @@ class ReIdentification(Attack):
             )
         )
         out.append(AttackMetric(f"{prefix}roc_auc", on.auc, original.auc, 0.5, f"verification ROC AUC, {who}"))
+        out.append(AttackMetric(f"{prefix}1-eer", on.eer, original.eer, 0.5,
+                                f"one minus the equal error rate of verification, {who}"))
         return out
