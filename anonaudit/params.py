@@ -12,6 +12,9 @@ from .errors import ConfigError
 
 P = TypeVar("P", bound="ParamsMixin")
 
+#: The kinds of release the audit of two folders knows (``anonaudit audit ORIGINALS RELEASE --kind``).
+RELEASE_KINDS: tuple[str, ...] = ("plates", "faces")
+
 
 class ParamsMixin:
     """``get_params`` / ``set_params`` / ``repr`` from the ``__init__`` signature.
@@ -60,6 +63,15 @@ class ParamsMixin:
     #: Valid non-default values the contract checks try for parameters they cannot vary by themselves
     #: (strings, parameters defaulting to ``None``), e.g. ``{"region": ("boxes",)}``.
     param_alternatives: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: Attacks and evaluators: the parameters with which the audit of two folders (``anonaudit audit
+    #: ORIGINALS RELEASE --kind K``, :mod:`anonaudit.release_audit`) runs the component, per release
+    #: kind ``K`` of :data:`RELEASE_KINDS`, e.g. ``{"plates": {"engine": "rapidocr"}}``. A kind not
+    #: named (by default: none) leaves the component out of that audit. Name a kind only when, with
+    #: these parameters, the component works offline from the two folders alone: models shipped or
+    #: installed, no trained target, shadow models, training keys or other ``needs``. Label columns an
+    #: attack reads (:meth:`~anonaudit.attacks.base.Attack.labels_read`) are fine: the attack then
+    #: runs when every original carries them.
+    folder_audit: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def always_shown(self) -> tuple[str, ...]:
         """The parameters :meth:`label` shows even at their default: ``label_params``; a class may add

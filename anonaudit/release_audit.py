@@ -3,22 +3,25 @@
 A data steward holds the original images and the anonymized release, not a config. This builds
 the equivalent audit config: the originals as a ``labeled_folder`` data set (with the labels CSV
 when given), the release as an ``external`` target paired by file name (every released file must
-pair with an original: a file nobody audited must not be certified), and every attack and utility
-metric of that kind that works offline, those needing labels only when the originals carry them:
+pair with an original: a file nobody audited must not be certified), and every registered attack and
+evaluator that declares the kind in its ``folder_audit`` (the parameters it runs with; see
+:class:`~anonaudit.params.ParamsMixin`), an attack only when the originals carry every label column
+it reads (:meth:`~anonaudit.attacks.base.Attack.labels_read`) and it needs nothing the two folders
+cannot give (``needs``: a target object, training keys, shadows). No list is kept here: a new
+component that declares ``folder_audit`` runs without any other edit. Today (checked by a test):
 
 ============ ========================================================== ==========================
 kind         always                                                     with labels
 ============ ========================================================== ==========================
-``plates``   metadata; ssim, psnr, plate_detectability, FD-pixels16      ``text``: ocr, deblur_ocr,
-                                                                        depixelate_ocr
-``faces``    metadata, detector_miss (MTCNN); ssim, psnr,                ``identity``: reid (dlib,
-             face_detection_rate (MTCNN), identity_distance (dlib)       other photos, parrot);
-                                                                        ``gender``: gender (dlib)
+``plates``   ``metadata``; ``frechet_distance``, ``plate_detectability``, ``text``: ``deblur_ocr``,
+             ``psnr``, ``ssim``                                          ``depixelate_ocr``, ``ocr``
+``faces``    ``detector_miss``, ``metadata``; ``face_detection_rate``,  ``identity``: ``reid``;
+             ``identity_distance``, ``psnr``, ``ssim``                  ``gender``: ``gender``
 ============ ========================================================== ==========================
 
-Faces with identity or gender labels keep 30% of the images (of the people, identity-disjoint, when
-identities are known) as the intruder's auxiliary data, which the gender attack trains on;
-otherwise every image is audited.
+Attacks and evaluators run in the order of their names. Faces with identity or gender labels keep
+30% of the images (of the people, identity-disjoint, when identities are known) as the intruder's
+auxiliary data, which the gender attack trains on; otherwise every image is audited.
 
 A labels CSV must have a row for every original (the files it misses are named in the error).
 :func:`audit_notes` says which attacks a config leaves out for want of labels, and warns when the
@@ -34,27 +37,37 @@ from typing import Any
 from .data.imageset import ImageSet
 from .data.loaders import load_labeled_folder
 from .errors import ConfigError, DataError
+from .params import RELEASE_KINDS
+from .registry import ATTACKS, EVALUATORS, Registry
 
-#: Per kind: ``(component spec, labels it needs on the originals)``.
-ATTACKS: dict[str, list[tuple[dict[str, Any], tuple[str, ...]]]] = {
-    "plates": [
-        ({"name": "metadata"}, ()),
-        ({"name": "ocr", "engine": "rapidocr"}, ("text",)),
-        ({"name": "deblur_ocr"}, ("text",)),
-        ({"name": "depixelate_ocr"}, ("text",)),
-    ],
-    "faces": [
-        ({"name": "metadata"}, ()),
-        ({"name": "detector_miss", "detector": "mtcnn"}, ()),
-        ({"name": "reid", "embedder": "dlib", "gallery": "other_images", "parrot": True}, ("identity",)),
-        ({"name": "gender", "features": "embedding", "embedder": "dlib"}, ("gender",)),
-    ],
-}
-EVALUATORS: dict[str, list[dict[str, Any]]] = {
-    "plates": [{"name": "ssim"}, {"name": "psnr"}, {"name": "plate_detectability"}, {"name": "frechet_distance"}],
-    "faces": [{"name": "ssim"}, {"name": "psnr"}, {"name": "face_detection_rate", "detector": "mtcnn"},
-              {"name": "identity_distance", "embedder": "dlib"}],
-}
+
+def folder_components(registry: Registry, kind: str) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+    """``(component spec, label columns it reads)`` of every component of ``registry`` that declares
+    ``kind`` in its own ``folder_audit`` (not inherited: a subclass opts in for itself) and needs
+    nothing beyond the two folders, in the order of their names."""
+    found = []
+    for name in registry.names():
+        cls = registry.get(name)
+        declared = vars(cls).get("folder_audit") or {}
+        if kind not in declared:
+            continue
+        params = dict(declared[kind])
+        component = registry.create(name, **params)
+        if getattr(component, "needs", ()):
+            continue
+        labels = component.labels_read() if callable(getattr(component, "labels_read", None)) else ()
+        found.append(({"name": name, **params}, tuple(labels)))
+    return found
+
+
+def folder_attacks(kind: str) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+    """The attacks of the audit of two folders of ``kind``, with the label columns each reads."""
+    return folder_components(ATTACKS, kind)
+
+
+def folder_evaluators(kind: str) -> list[dict[str, Any]]:
+    """The evaluators of the audit of two folders of ``kind``."""
+    return [spec for spec, _ in folder_components(EVALUATORS, kind)]
 
 
 #: What each label column an attack needs holds, for the messages.
@@ -116,9 +129,10 @@ def audit_notes(config: dict[str, Any]) -> list[str]:
     images = _labelled(originals, Path(labels)) if labels else None
     header = _header(Path(labels)) if labels else set()
     run = {a["name"] for a in config["attacks"]}
+    attacks = folder_attacks(kind)
     notes = []
-    for column in sorted({c for _, needs in ATTACKS[kind] for c in needs}):
-        skipped = [spec["name"] for spec, needs in ATTACKS[kind] if column in needs and spec["name"] not in run]
+    for column in sorted({c for _, needs in attacks for c in needs}):
+        skipped = [spec["name"] for spec, needs in attacks if column in needs and spec["name"] not in run]
         if not skipped:
             continue
         if images is None:
@@ -136,11 +150,11 @@ def audit_notes(config: dict[str, Any]) -> list[str]:
 
 def _kind_warning(kind: str, header: set[str], labels: str | None) -> list[str]:
     """A warning when the labels have none of ``kind``'s label columns but another kind's."""
-    own = {c for _, needs in ATTACKS[kind] for c in needs}
+    own = {c for _, needs in folder_attacks(kind) for c in needs}
     if not labels or own & header:
         return []
-    for other in sorted(set(ATTACKS) - {kind}):
-        theirs = sorted({c for _, needs in ATTACKS[other] for c in needs} & header)
+    for other in sorted(set(RELEASE_KINDS) - {kind}):
+        theirs = sorted({c for _, needs in folder_attacks(other) for c in needs} & header)
         if theirs:
             return [(f"warning: --kind {kind}, but {labels} has no {' or '.join(sorted(own))} column and has "
                     f"{', '.join(theirs)}, the labels of {other}: is --kind {other} meant?")]
@@ -160,14 +174,14 @@ def release_config(
 
     ``on_mismatch`` (see :data:`ON_MISMATCH`): ``"error"`` fails the release's audit when a file of
     either folder has no counterpart, ``"drop"`` audits the pairs that exist and lists the others."""
-    if kind not in ATTACKS:
-        raise ConfigError(f"kind must be one of {sorted(ATTACKS)}, got {kind!r}")
+    if kind not in RELEASE_KINDS:
+        raise ConfigError(f"kind must be one of {sorted(RELEASE_KINDS)}, got {kind!r}")
     if on_mismatch not in ON_MISMATCH:
         raise ConfigError(f"on_mismatch must be one of {sorted(ON_MISMATCH)}, got {on_mismatch!r}")
     originals, release = Path(originals).resolve(), Path(release).resolve()
     labels_path = None if labels is None else Path(labels).resolve()
     present = _labels_present(originals, labels_path)
-    attacks = [dict(spec) for spec, needs in ATTACKS[kind] if set(needs) <= present]
+    attacks = [spec for spec, needs in folder_attacks(kind) if set(needs) <= present]
     auxiliary: dict[str, Any] = {"fraction": 0.0}
     if kind == "faces" and "identity" in present:
         auxiliary = {"fraction": 0.3, "by": "identity"}
@@ -188,7 +202,7 @@ def release_config(
             | ({} if on_mismatch == "error" else {"on_mismatch": ON_MISMATCH[on_mismatch]})
         ],
         "attacks": attacks,
-        "evaluators": [dict(spec) for spec in EVALUATORS[kind]],
+        "evaluators": folder_evaluators(kind),
         "seed": seed,
         "output": str(Path(output).resolve() if output else Path("runs", name).resolve()),
     }

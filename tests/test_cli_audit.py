@@ -37,18 +37,21 @@ def test_components_follow_the_kind_and_the_labels(plate_folders, tmp_path):
     bare = release_config(originals, release, "plates")
     assert [a["name"] for a in bare["attacks"]] == ["metadata"]
     assert bare["kind"] == "plates" and bare["targets"] == [{"name": "external", "path": str(release.resolve())}]
-    assert [e["name"] for e in bare["evaluators"]] == ["ssim", "psnr", "plate_detectability", "frechet_distance"]
+    assert [e["name"] for e in bare["evaluators"]] == ["frechet_distance", "plate_detectability", "psnr", "ssim"]
     labelled = release_config(originals, release, "plates", labels=labels)
-    assert [a["name"] for a in labelled["attacks"]] == ["metadata", "ocr", "deblur_ocr", "depixelate_ocr"]
+    assert [a["name"] for a in labelled["attacks"]] == ["deblur_ocr", "depixelate_ocr", "metadata", "ocr"]
+    assert {"name": "ocr", "engine": "rapidocr"} in labelled["attacks"]
     faces_csv = tmp_path / "faces.csv"
     faces_csv.write_text("path,identity,gender\n" + "".join(f"car{i}.png,p{i % 3},{'mf'[i % 2]}\n" for i in range(6)))
     faces = release_config(originals, release, "faces", labels=faces_csv)
-    assert [a["name"] for a in faces["attacks"]] == ["metadata", "detector_miss", "reid", "gender"]
+    assert [a["name"] for a in faces["attacks"]] == ["detector_miss", "gender", "metadata", "reid"]
+    assert {"name": "reid", "embedder": "dlib", "gallery": "other_images", "parrot": True} in faces["attacks"]
+    assert [e["name"] for e in faces["evaluators"]] == ["face_detection_rate", "identity_distance", "psnr", "ssim"]
     assert faces["auxiliary"] == {"fraction": 0.3, "by": "identity"}
     ids_only = tmp_path / "ids.csv"
     ids_only.write_text("path,identity\n" + "".join(f"car{i}.png,p{i % 3}\n" for i in range(6)))
     assert [a["name"] for a in release_config(originals, release, "faces", labels=ids_only)["attacks"]] == [
-        "metadata", "detector_miss", "reid"]
+        "detector_miss", "metadata", "reid"]
 
 
 def test_audit_of_two_plate_folders_ends_with_the_verdict(plate_folders, tmp_path, capsys):

@@ -164,6 +164,7 @@ class GenderInference(Attack):
         "attribute": ("smiling",),
         "classifier": ("xgboost",),
     }
+    folder_audit = {"faces": {"features": "embedding", "embedder": "dlib"}}
 
     def __init__(
         self,
@@ -190,6 +191,10 @@ class GenderInference(Attack):
         self.epochs = epochs
         self.n_boot = n_boot
         self.seed = seed
+
+    def labels_read(self) -> tuple[str, ...]:
+        """The attribute column inferred (``gender`` by default)."""
+        return (self.attribute,)
 
     # -- data -----------------------------------------------------------------------------------
     def _labelled(self, images: ImageSet) -> tuple[ImageSet, np.ndarray]:

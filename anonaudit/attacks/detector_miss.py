@@ -64,6 +64,7 @@ class DetectorMiss(Attack):
     criteria = ("singling_out", "linkability")  # a face left clear can be recognised
 
     param_alternatives = {"measure": ("mad",), "select": ("score", "center")}
+    folder_audit = {"faces": {"detector": "mtcnn"}}
 
     def __init__(
         self, detector: str = "mtcnn", measure: str = "ssim", threshold: float | None = None, min_score: float = 0.9,

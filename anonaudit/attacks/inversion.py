@@ -679,6 +679,7 @@ class DeblurThenOCR(InversionAttack):
     """
 
     available_methods = ("wiener", "richardson_lucy")
+    folder_audit = {"plates": {}}
     inverts = (GaussianBlurOperator, BoxBlurOperator)
     parallel_candidates = True
 
@@ -848,6 +849,7 @@ class DepixelateThenOCR(InversionAttack):
     """
 
     available_methods = ("bicubic", "gaussian")
+    folder_audit = {"plates": {}}
     inverts = (PixelateOperator,)
 
     test_params = {"methods": ["gaussian"], "blind_blocks": [8]}

@@ -236,6 +236,7 @@ class OCRReread(Attack):
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
 
     param_alternatives = {"engine": ("tesseract", "easyocr")}
+    folder_audit = {"plates": {"engine": "rapidocr"}}
 
     def __init__(
         self,

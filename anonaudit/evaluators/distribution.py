@@ -357,6 +357,7 @@ class FrechetDistance(PairedFeatureEvaluator):
     """
 
     param_alternatives = {"embedder": ("pixels",), "features_name": ("custom",)}
+    folder_audit = {"plates": {}}
 
     def __init__(self, embedder: str | Callable = "pixels16", features_name: str | None = None, max_pairs: int = 2000,
                  n_bootstrap: int = 20, seed: int = 0):

@@ -23,6 +23,7 @@ class FaceDetectionRate(Evaluator):
     """Share of anonymized images with >= 1 detected face (and the same on the originals)."""
 
     higher_is_better = True
+    folder_audit = {"faces": {"detector": "mtcnn"}}
 
     def __init__(self, detector: str = "mtcnn", min_score: float = 0.0):
         self.detector = detector

@@ -114,6 +114,7 @@ class SSIM(_RegionEvaluator):
     """
 
     metric = "ssim"
+    folder_audit = {"plates": {}, "faces": {}}
     window = "gaussian11"
     window_text = "11x11 Gaussian window, sigma 1.5"
 
@@ -158,6 +159,7 @@ class PSNR(_RegionEvaluator):
     """
 
     metric = "psnr"
+    folder_audit = {"plates": {}, "faces": {}}
 
     def score(self, original, anonymized, boxes) -> float:
         return image_metrics.psnr(original, anonymized, self.region, boxes)

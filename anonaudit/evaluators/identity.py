@@ -33,6 +33,7 @@ class IdentityDistance(Evaluator):
     higher_is_better = True
 
     param_alternatives = {"embedder": ("pixels",), "box": ("original",)}
+    folder_audit = {"faces": {"embedder": "dlib"}}
 
     def __init__(self, embedder: str | dict = "dlib", box: str = "own"):
         if box not in ("own", "original"):

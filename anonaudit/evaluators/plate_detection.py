@@ -68,6 +68,7 @@ class PlateDetectability(Evaluator):
     """
 
     higher_is_better = True
+    folder_audit = {"plates": {}}
 
     def __init__(
         self, min_inside: float = 0.5, min_coverage: float = 0.3, min_aspect: float = 1.5, context: float = 1.0
