@@ -151,3 +151,24 @@ def test_a_target_without_its_training_images_is_named(plates):
     release = release_of(Miku(mapper="pca", size=8, n_components=64, device="cpu"), training, evaluation)
     with pytest.raises(DataError, match="none of the target's 16 training images"):
         ATTACKS.create("dp_audit").run(release)
+
+
+def test_a_dp_trained_target_is_audited_under_its_own_claim(plates, one_torch_thread):
+    """MIKU's autoencoder trained by DP-SGD at epsilon = 1: the audit retrains it with the same claim (the
+    retrained run spends at most 1 by Opacus's accountant), tests at the claimed delta, and the bound
+    does not contradict the claim."""
+    pytest.importorskip("opacus")
+    from anonaudit.training.config import TrainConfig
+
+    training, evaluation = plates
+    target = Miku(mapper="autoencoder", size=16, latent=8, device="cpu", dp_epsilon=1.0)
+    target.train_with(training, TrainConfig(steps=6, batch_size=8, device="cpu", checkpoint_every=0, sample_every=0,
+                                            n_samples=0))
+    release = Release(evaluation, evaluation, target.name, target.get_params(), anonymizer=target,
+                      training_keys=target.training_keys_)
+    result = ATTACKS.create("dp_audit", n_canaries=64).fit(training).run(release)
+    bound = {m.metric: m.release for m in result.metrics}["epsilon_lower_bound"]
+    assert bound.extra["claimed_epsilon"] == 1.0 and bound.extra["delta"] == 1e-5
+    assert bound.extra["signal"] == "reconstruction" and 0.9 < bound.extra["epsilon_spent_by_the_audited_run"] <= 1.0
+    assert bound.value <= 1.0
+    assert dp_claim(measurement_rows(result.metrics, BASE, "attack", 0.0)).status == PASS
