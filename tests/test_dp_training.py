@@ -214,7 +214,7 @@ def test_a_dp_target_still_anonymizes(dp_trained):
 
 
 # -- the training loop: checkpoint, manifest, resume, command line ---------------------------------------
-def test_checkpoint_and_manifest_record_the_epsilon_spent_and_a_resume_continues_it(tmp_path):
+def test_checkpoint_and_manifest_record_the_epsilon_spent_and_a_run_resumes_only_under_its_plan(tmp_path):
     from anonaudit.training import train
     from anonaudit.training.base import CheckpointError
 
@@ -226,11 +226,41 @@ def test_checkpoint_and_manifest_record_the_epsilon_spent_and_a_resume_continues
     loaded = ANONYMIZERS.create("miku", **params, checkpoint=str(tmp_path / "checkpoint.pt")).fit()
     assert loaded.privacy_["epsilon_spent"] == manifest["privacy"]["epsilon_spent"]
     longer = TrainConfig(steps=9, batch_size=8, device="cpu", checkpoint_every=3, sample_every=0, n_samples=0)
-    train(ANONYMIZERS.create("miku", **params), toy_images(40), longer, tmp_path)  # resumes at step 6
-    resumed = json.loads((tmp_path / "manifest.json").read_text())["privacy"]
-    assert resumed["steps_taken"] == 9 and resumed["epsilon_spent"] > manifest["privacy"]["epsilon_spent"]
+    with pytest.raises(ConfigError, match=r"another plan .*'steps': \(6, 9\)"):  # 9 steps would spend more
+        train(ANONYMIZERS.create("miku", **params), toy_images(40), longer, tmp_path)
     with pytest.raises(CheckpointError, match="dp_epsilon"):  # a DP checkpoint is not a non-DP target's
         ANONYMIZERS.create("miku", **{**params, "dp_epsilon": None}, checkpoint=str(tmp_path / "checkpoint.pt")).fit()
+
+
+def test_a_resumed_dp_run_continues_exactly_as_an_uninterrupted_one(tmp_path):
+    """Same plan, same Poisson batches (drawn from the epoch's generator), same noise (torch's saved RNG
+    state), same accounting: a run interrupted after its step-2 checkpoint and resumed ends bit for bit
+    where the uninterrupted run ends."""
+    from anonaudit.training import train
+
+    config = TrainConfig(steps=4, batch_size=8, device="cpu", checkpoint_every=2, sample_every=0, n_samples=0)
+
+    def method():
+        return ANONYMIZERS.create("miku", **TINY["miku"], device="cpu", dp_epsilon=4)
+
+    straight = method()
+    train(straight, toy_images(24), config, tmp_path / "straight")
+    interrupted = method()
+    step_of = interrupted.train_step
+
+    def stop_at_step_2(batch, step):
+        if step == 2:
+            raise KeyboardInterrupt
+        return step_of(batch, step)
+
+    interrupted.train_step = stop_at_step_2
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, toy_images(24), config, tmp_path / "resumed")
+    resumed = method()
+    train(resumed, toy_images(24), config, tmp_path / "resumed")
+    for key, value in straight.networks_["autoencoder"].state_dict().items():
+        assert torch.equal(value, resumed.networks_["autoencoder"].state_dict()[key]), key
+    assert resumed.privacy() == straight.privacy()
 
 
 def test_dp_config_trains_from_the_command_line(tmp_path):

@@ -217,11 +217,21 @@ class PrivateOptimizer:
         return {"optimizer": self.original.state_dict(), "privacy": self.record()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the wrapped optimizer and, from the record, the accounting of a resumed run."""
-        self.original.load_state_dict(state["optimizer"])
+        """Restore the wrapped optimizer and, from the record, the accounting of a resumed run. A run
+        resumes only under the plan it started with: its noise was set for that plan's steps, and a
+        longer or otherwise different run would spend more than the epsilon it claims."""
         self._loaded = state.get("privacy")
-        if self.accountant is not None:
-            self.accountant.history = [tuple(h) for h in (self._loaded or {}).get("history", [])]
+        if self.plan is not None and self._loaded is not None:
+            planned = dataclasses.asdict(self.plan)
+            changed = {k: (self._loaded.get(k), v) for k, v in planned.items() if self._loaded.get(k) != v}
+            if changed:
+                raise ConfigError(
+                    "cannot resume a DP-SGD run under another plan (checkpoint's value, this run's): "
+                    f"{changed}; its noise was set for the checkpoint's plan. Keep the run's settings or train "
+                    "from scratch"
+                )
+            self.accountant.history = [tuple(h) for h in self._loaded.get("history", [])]
+        self.original.load_state_dict(state["optimizer"])
 
 
 def replace_batch_norm(network: torch.nn.Module) -> torch.nn.Module:
