@@ -123,6 +123,21 @@ def test_the_audit_catches_a_claim_the_training_does_nothing_to_meet(plates):
     assert dp_claim(rows).status == FAIL
 
 
+class TwoPlateMiku(ClaimingMiku):
+    """Counts every second image as two training examples (as a region GAN counts a scene with two plates)."""
+
+    def dp_examples(self, data) -> int:
+        return sum(1 + int(key[-1]) % 2 for key in data.keys)
+
+
+def test_against_a_claim_canaries_are_one_example_each(plates):
+    training, evaluation = plates
+    result = ATTACKS.create("dp_audit", n_canaries=64).fit(training).run(
+        release_of(TwoPlateMiku(dp_epsilon=0.5), training, evaluation))
+    assert all(int(key[-1]) % 2 == 0 for key in result.details["key"])  # a group of two would test group privacy
+    assert len(result.details) == 40 and "40 of 80 candidate canaries left out" in result.notes[-1]
+
+
 def test_end_to_end_through_the_runner_without_a_claim(data, tmp_path):
     audit = Audit(data, [Miku(mapper="pca", size=8, n_components=64, device="cpu")],
                   [ATTACKS.create("dp_audit", n_canaries=64)], [], aux_fraction=0.2, on_error="raise")

@@ -119,15 +119,27 @@ class OneRunDPAudit(Attack):
                         "auxiliary images or the originals (a checkpoint trained elsewhere: audit it with its "
                         "training data as auxiliary data)")
 
-    def _canaries(self, release: Release, training: ImageSet, rng: np.random.Generator) -> ImageSet:
-        """Up to ``n_canaries`` evaluated images the target did not train on, drawn by ``rng``."""
+    def _canaries(self, release: Release, training: ImageSet, rng: np.random.Generator,
+                  claimed: bool) -> tuple[ImageSet, list[str]]:
+        """``(canaries, notes)``: up to ``n_canaries`` evaluated images the target did not train on, drawn by
+        ``rng``. Against a DP claim, only images that are one training example each (the claim's privacy
+        unit: a region GAN counts each plate or face) may be canaries: a canary of several examples would
+        test group privacy, which the claim does not bound."""
         used = set(training.keys)
         pool = [i for i, key in enumerate(release.originals.keys) if key not in used]
+        notes = []
+        count = getattr(release.anonymizer, "dp_examples", None)
+        if claimed and callable(count):
+            single = [i for i in pool if count(release.originals.subset([i])) == 1]
+            if len(single) < len(pool):
+                notes.append(f"{len(pool) - len(single)} of {len(pool)} candidate canaries left out: not one "
+                             "training example each (the DP claim's privacy unit)")
+            pool = single
         if len(pool) < MIN_CANARIES:
-            raise DataError(f"attack '{self.name}': {len(pool)} evaluated images outside the training set; at least "
-                            f"{MIN_CANARIES} canaries are needed")
+            raise DataError(f"attack '{self.name}': {len(pool)} evaluated images outside the training set can be "
+                            f"canaries; at least {MIN_CANARIES} are needed")
         pick = sorted(rng.choice(pool, min(len(pool), int(self.n_canaries)), replace=False).tolist())
-        return release.originals.subset(pick, name="dp_audit canaries")
+        return release.originals.subset(pick, name="dp_audit canaries"), notes
 
     def run(self, release: Release) -> AttackResult:
         target = release.anonymizer
@@ -135,14 +147,14 @@ class OneRunDPAudit(Attack):
             raise DataError(f"attack '{self.name}' needs a target that can be retrained (white-box capability "
                             "retrain)")
         signal = self.signal or default_signal(target)
+        claim = getattr(target, "dp_epsilon", None)
         rng = np.random.default_rng(int(self.seed))
         training = self._training_images(release)
-        canaries = self._canaries(release, training, rng)
+        canaries, canary_notes = self._canaries(release, training, rng, claim is not None)
         included = rng.random(len(canaries)) < 0.5  # drawn before training, independently per canary
         data = _join(training, canaries.subset(np.flatnonzero(included).tolist()), "dp_audit training set")
         audited = target.retrained(data, int(self.seed))
         scores = membership_signal(audited, canaries, signal)
-        claim = getattr(target, "dp_epsilon", None)
         delta = float(getattr(target, "dp_delta", 0.0)) if claim is not None else 0.0
         audit = one_run_audit(scores, included, self.k, float(self.confidence), delta)
         spent = (getattr(audited, "privacy_", None) or {}).get("epsilon_spent")
@@ -157,7 +169,8 @@ class OneRunDPAudit(Attack):
                   f"{len(canaries)} canaries (each in with probability 1/2); {signal} signal; {audit.correct} of "
                   f"{audit.guesses} guesses correct at k = {audit.k} (grid {extra['k_grid']}, each at level "
                   f"{audit.level_per_k:.3g}); epsilon >= {audit.epsilon_lower_bound:.3g} at {audit.confidence:.0%} "
-                  f"(delta {delta:g})" + ("" if claim is None else f"; claimed epsilon {float(claim):g}"))]
+                  f"(delta {delta:g})" + ("" if claim is None else f"; claimed epsilon {float(claim):g}")),
+                 *canary_notes]
         details = pd.DataFrame({"key": canaries.keys, "included": included, "score": scores,
                                 "guess": guesses_from_scores(scores, audit.k)})
         return AttackResult(self.name, metrics, details, notes)
