@@ -119,6 +119,10 @@ class Restorer:
 
 def check_size(size: int | Sequence[int], depth: int) -> tuple[int, int]:
     """``size`` as (height, width), each a positive multiple of ``2**depth``; else :class:`ConfigError`."""
+    if not isinstance(size, (int, np.integer, list, tuple)) or isinstance(size, bool) or (
+        isinstance(size, (list, tuple)) and len(size) != 2
+    ):
+        raise ConfigError(f"restorer: size must be an integer or (height, width), got {size!r}")
     h, w = (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
     step = 2**depth
     if h < step or w < step or h % step or w % step:
