@@ -41,8 +41,13 @@ def test_folds_deal_each_persons_photos_round_robin():
     assert np.array_equal(folds, fold_of(ids, 2, seed=0))
 
 
-def test_mild_blur_is_identified_far_above_chance(people):
-    result = _attack().run(_release(people, ANONYMIZERS.create("gaussian_blur", sigma=1.0)))
+@pytest.fixture(scope="module")
+def blurred(people):
+    return _attack().run(_release(people, ANONYMIZERS.create("gaussian_blur", sigma=1.0)))
+
+
+def test_mild_blur_is_identified_far_above_chance(people, blurred):
+    result = blurred
     rank1 = result.metric("rank1")
     assert rank1.baseline == pytest.approx(1 / N_PEOPLE)
     assert rank1.release.n == len(people)
@@ -94,3 +99,28 @@ def test_bad_budget_is_a_config_error():
         ParrotClassifier(max_seconds=0)
     with pytest.raises(ConfigError, match="folds"):
         ParrotClassifier(folds=1)
+
+
+def test_a_leaking_learned_attack_fails_the_policies(blurred):
+    """The policies judge the learned attackers as re-identification and gender evidence."""
+    import pandas as pd
+
+    from anonaudit.results import Results, measurement_rows, row
+    from anonaudit.verdicts import FAIL, certify, load_policy
+
+    base = {"target": "t", "target_label": "blur", "component": "parrot_classifier"}
+    rows = measurement_rows(blurred.metrics, base, "attack", 1.0)
+    leak = {"target": "t", "target_label": "blur", "kind": "attack", "status": "ok", "n": 200}
+    rows += [
+        row(**leak, component="restore_then_gender", metric="accuracy", value=0.8, ci_low=0.74, ci_high=0.85,
+            baseline=0.5),
+        row(**leak, component="representation_gender", metric="accuracy", value=0.99, ci_low=0.97, ci_high=1.0,
+            baseline=0.5),  # released feature vectors: judged by their own criteria, not this one
+    ]
+    for policy in ("strict", "research-sharing"):
+        verdict = certify(Results(pd.DataFrame(rows)), load_policy(policy), kind="faces")
+        by_id = {c.id: c for c in verdict.criteria["blur"]}
+        assert by_id["reid-rank1"].status == FAIL and by_id["reid-rank1"].component == "parrot_classifier"
+        assert by_id["gender-inference"].status == FAIL
+        assert by_id["gender-inference"].component == "restore_then_gender"  # not the worse representation row
+        assert verdict.targets["blur"] == FAIL
