@@ -197,19 +197,6 @@ def test_pca_mapper_reconstructs_its_training_images_exactly(plates):
     )
 
 
-@pytest.mark.slow
-def test_lira_online_and_offline_on_an_overfitted_autoencoder(plates):
-    members, evaluation, _ = plates
-    ae = dict(mapper="autoencoder", size=16, latent=16, lr=3e-3)
-    target = trained("miku", members, 300, **ae)
-    attack = LikelihoodRatio(signal="reconstruction", n_shadow=4, max_per_side=8, n_boot=200)
-
-    result = attack.fit(members).run(release_of(target, evaluation, members.keys))
-    assert result.metric("roc_auc").release.value >= 0.85
-    assert result.metric("offline_roc_auc").release.value >= 0.85
-    assert {"tpr@fpr=0.001", "tpr@fpr=0.01", "offline_tpr@fpr=0.01"} <= {m.metric for m in result.metrics}
-
-
 def test_membership_needs_a_trained_target(plates):
     members, evaluation, _ = plates
     plain = Release(evaluation, Mask().anonymize(evaluation, show_progress=False), "mask", {})
