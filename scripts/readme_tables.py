@@ -86,6 +86,20 @@ TABLES: dict[str, Table] = {
             Column("SSIM", "ssim", "ssim", percent=False),
         ),
     ),
+    "faces-learned": Table(
+        ("face_blur(kernel=25, detector=dlib_hog)", "face_pixelate(block=15, detector=dlib_hog)",
+         "face_pixelate(block=25, detector=dlib_hog)", "face_mask(detector=dlib_hog)"),
+        (
+            Column("re-ID rank-1 (other photos)", "reid(gallery=other_images, parrot=True)", "rank1"),
+            Column("parrot gallery rank-1", "reid(gallery=other_images, parrot=True)", "parrot_rank1"),
+            Column("parrot classifier rank-1", "parrot_classifier", "rank1"),
+            Column("restorer, re-ID rank-1", "restore_then_reid", "rank1"),
+            Column("open-set DIR @ FAR 1%", "reid(gallery=other_images, parrot=True)", "dir@far=0.01"),
+            Column("gender accuracy", "gender", "accuracy"),
+            Column("adaptive gender accuracy", "gender(adaptive=True)", "accuracy"),
+            Column("restorer, gender accuracy", "restore_then_gender", "accuracy"),
+        ),
+    ),
     "paper-004": Table(
         ("pose_face(decoder=small-cpu, image_size=64, ...)", "face_blur(kernel=25, detector=dlib_hog)",
          "face_pixelate(block=15, detector=dlib_hog)"),
