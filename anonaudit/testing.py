@@ -577,6 +577,5 @@ COMMON_CHECKS: tuple[Check, ...] = (
 KIND_CHECKS: dict[str, tuple[Check, ...]] = {
     "anonymizers": (check_anonymizes_tiny_images, check_capabilities_are_implemented, check_save_and_load),
     "attacks": (check_declares_criteria, check_needs_are_known, check_requires_label_names),
-
     "evaluators": (check_higher_is_better_is_a_bool,),
 }

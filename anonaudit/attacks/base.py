@@ -94,7 +94,6 @@ class Attack(ParamsMixin):
     # "critic", "reconstruct", "generate", "retrain", "representation", "image_dp"; anonaudit/anonymizers/whitebox.py).
     # The audit runner checks them before the attack runs and records "not applicable" (or, for a
     # ready-made release of unknown method, "unavailable") with the missing word.
-
     needs: tuple[str, ...] = ()
 
     def not_applicable(self, release: Release) -> str:
