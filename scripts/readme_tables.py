@@ -10,7 +10,8 @@ slow test reruns the demo and checks that it reproduces its snapshot.
     python scripts/readme_tables.py render demo runs/demo       # print the table of a run
 
 The runs behind the tables: ``anonaudit demo --output runs/demo``, ``anonaudit run
-configs/plates-us.yaml --root ../shared/data``, ``anonaudit run configs/faces-lfw.yaml --root ../shared/data`` and
+configs/plates-us.yaml --root ../shared/data``, ``anonaudit run configs/faces-lfw.yaml --root ../shared/data``,
+``anonaudit run configs/scenes-eu-left-readable.yaml --root ../shared/data`` and
 (after the two
 training commands at its top) ``anonaudit run configs/paper-004-pose.yaml``.
 """
@@ -98,6 +99,18 @@ TABLES: dict[str, Table] = {
             Column("gender accuracy", "gender", "accuracy"),
             Column("adaptive gender accuracy", "gender(adaptive=True)", "accuracy"),
             Column("restorer, gender accuracy", "restore_then_gender", "accuracy"),
+        ),
+    ),
+    "scenes-eu-left-readable": Table(
+        ("gaussian_blur(sigma=0.25, region=boxes, relative=True, margin=0.1)", "gaussian_blur(sigma=1)",
+         "external(path=...)"),
+        (
+            Column("plates left readable", "plates_left_readable", "plates_left_readable"),
+            Column("char accuracy", "plates_left_readable", "char_accuracy"),
+            Column("OCR on the annotated box", "ocr", "exact_match"),
+            Column("finder recall", "plates_left_readable", "finder_recall"),
+            Column("finder precision", "plates_left_readable", "finder_precision"),
+            Column("SSIM", "ssim", "ssim", percent=False),
         ),
     ),
     "paper-004": Table(
