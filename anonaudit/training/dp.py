@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ModelUnavailableError
+from ..params import check_range
 
 if TYPE_CHECKING:
     import torch
@@ -62,17 +63,11 @@ def require_opacus() -> Any:
 
 
 def check_dp_params(owner: str, epsilon: Any, delta: Any, max_grad_norm: Any) -> None:
-    """Raise :class:`ConfigError` naming ``owner`` unless ``epsilon`` is None or a finite number > 0,
-    ``delta`` is in (0, 1) and ``max_grad_norm`` is a finite number > 0."""
-    def number(v: Any) -> bool:
-        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-
-    if epsilon is not None and not (number(epsilon) and epsilon > 0):
-        raise ConfigError(f"{owner}: dp_epsilon must be None (no DP) or a finite number > 0, got {epsilon!r}")
-    if not (number(delta) and 0 < delta < 1):
-        raise ConfigError(f"{owner}: dp_delta must be a number in (0, 1), got {delta!r}")
-    if not (number(max_grad_norm) and max_grad_norm > 0):
-        raise ConfigError(f"{owner}: dp_max_grad_norm must be a finite number > 0, got {max_grad_norm!r}")
+    """Raise :class:`ConfigError` naming ``owner`` unless ``epsilon`` is None (no DP) or a finite
+    number > 0, ``delta`` is in (0, 1) and ``max_grad_norm`` is a finite number > 0."""
+    check_range(owner, "dp_epsilon", epsilon, gt=0, lt=math.inf, optional=True)
+    check_range(owner, "dp_delta", delta, gt=0, lt=1)
+    check_range(owner, "dp_max_grad_norm", max_grad_norm, gt=0, lt=math.inf)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
