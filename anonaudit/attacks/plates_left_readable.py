@@ -43,6 +43,7 @@ from ..data.imageset import Box, ImageSet, Record, Release
 from ..errors import ConfigError, MismatchError
 from ..models.ocr import Reading
 from ..models.ocr.rapid import RapidOCREngine, plate_boxes
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate, mean_estimate, proportion
 from .base import Attack, AttackMetric, AttackResult, FileFinding
@@ -159,12 +160,9 @@ class PlatesLeftReadable(Attack):
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(f"plates_left_readable: pattern {pattern!r} is not a regular expression: {exc}") from None
-        if isinstance(min_aspect, bool) or not isinstance(min_aspect, (int, float)) or min_aspect <= 0:
-            raise ConfigError(f"plates_left_readable: min_aspect must be a positive number, got {min_aspect!r}")
-        if isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0 < iou <= 1:
-            raise ConfigError(f"plates_left_readable: iou must be in (0, 1], got {iou!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"plates_left_readable: batch_size must be a positive integer, got {batch_size!r}")
+        check_range(self, "min_aspect", min_aspect, gt=0, finite=True)
+        check_range(self, "iou", iou, gt=0, le=1)
+        check_range(self, "batch_size", batch_size, ge=1, integer=True)
         self.pattern = pattern
         self.min_aspect = min_aspect
         self.iou = iou
