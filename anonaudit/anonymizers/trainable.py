@@ -78,7 +78,8 @@ class TrainableAnonymizer(Anonymizer):
     and steps it with a one-example loss (:class:`~anonaudit.training.dp.PrivateOptimizer`).
     After ``fit``, ``training_keys_`` lists the keys of the images the networks were trained on and
     ``train_config_`` how (:meth:`training_recipe`); :meth:`retrained` trains a fresh copy the same
-    way (the white-box capabilities ``training_keys`` and ``retrain``, :mod:`.whitebox`).
+    way (the white-box capabilities ``training_keys`` and ``retrain``, :mod:`.whitebox`); ``privacy_``
+    is the DP record (:meth:`privacy`: the plan and the epsilon spent), None without DP.
     """
 
     trainable = True
@@ -191,7 +192,7 @@ class TrainableAnonymizer(Anonymizer):
         if train is None or len(train) == 0:
             raise ConfigError(f"{self.label()}: needs training images or a 'checkpoint'")
         return self.train_with(
-            train, TrainConfig(**{"device": self.device, "seed": getattr(self, "seed", 0), **self.tiny_train})
+            train, TrainConfig(**{"device": self.device, "seed": self.seed, **self.tiny_train})
         )
 
     def train_with(self, train: ImageSet, config: TrainConfig) -> TrainableAnonymizer:
