@@ -159,3 +159,20 @@ def test_bad_parameters_and_mismatched_sizes_are_errors(scenes):
     small = ImageSet(scenes.records, [scenes[i][:-4] for i in range(N_SCENES)], name="cropped")
     with pytest.raises(MismatchError, match=scenes.keys[0]):
         attack().run(Release(scenes, small))
+
+
+@pytest.mark.shared_data("scenes_eu")
+def test_real_eu_scenes_a_blur_over_the_annotated_boxes_leaves_no_annotated_plate_readable():
+    from shared_data import shared_path
+
+    from anonaudit.anonymizers.classical import GaussianBlur
+    from anonaudit.data.loaders import load_openalpr_scenes
+
+    scenes = load_openalpr_scenes(shared_path("scenes_eu"), limit=8, seed=0)
+    as_they_are = PlatesLeftReadable().run(Release(scenes, scenes))
+    assert as_they_are.metric("finder_recall").release.value >= 0.8
+    assert as_they_are.metric("plates_left_readable").release.value == 1.0
+    blur = GaussianBlur(sigma=0.25, relative=True, region="boxes", margin=0.1)
+    result = PlatesLeftReadable().run(Release(scenes, blur.anonymize(scenes, show_progress=False)))
+    on_annotated = result.details[result.details["matched_iou"].notna()]
+    assert len(on_annotated) >= 6 and not on_annotated["left_readable"].any()
