@@ -215,42 +215,173 @@ def snapshot_path(name: str) -> Path:
 
 
 def check() -> list[str]:
-    """Names of the README tables that differ from the rendering of their snapshot."""
+    """Names of the README tables that differ from the rendering of their snapshot, and of the prose blocks
+    (README.md, docs/*.md) that differ from their filled template."""
     text = README.read_text()
-    return [name for name, table in TABLES.items()
-            if readme_table(name, text) is not None
-            and readme_table(name, text) != render(pd.read_csv(snapshot_path(name)), table)]
+    stale = [name for name, table in TABLES.items()
+             if readme_table(name, text) is not None
+             and readme_table(name, text) != render(pd.read_csv(snapshot_path(name)), table)]
+    for name in template_names():
+        shown = [(path, got) for path in DOCUMENTS if (got := readme_table(name, path.read_text())) is not None]
+        if not shown or any(got != fill(template_path(name).read_text()) for _, got in shown):
+            stale.append(name)
+    return stale
+
+
+# Prose tables: docs/results/NAME.md.tmpl is the text of the block <!-- results:NAME --> (in README.md or a
+# docs/*.md file) with placeholders filled from the snapshots, so that no measured number is typed by hand:
+#   {{SNAPSHOT | TARGET | COMPONENT | METRIC | FORMAT}}  a cell of docs/results/SNAPSHOT.csv: TARGET is a target
+#       label (ending in ``...``: the labels starting with what precedes it), COMPONENT a component label or its
+#       start, METRIC the metric's name (as for a Column); FORMAT one of FORMATS, ``orig_`` before it for the
+#       value on the originals
+#   {{times | STEP | minutes}}  the wall time of a step of `make papers` (docs/results/papers-times.csv)
+DOCUMENTS = (README, *sorted((REPO / "docs").glob("*.md")))
+TIMES = SNAPSHOTS / "papers-times.csv"
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+FORMATS = {
+    "pct": lambda v, lo, hi, n: f"{100 * v:.1f}%",
+    "pct_ci": lambda v, lo, hi, n: f"{100 * v:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]",
+    "f2": lambda v, lo, hi, n: f"{v:.2f}",
+    "f2_ci": lambda v, lo, hi, n: f"{v:.2f} [{lo:.2f}, {hi:.2f}]",
+    "f3": lambda v, lo, hi, n: f"{v:.3f}",
+    "f3_ci": lambda v, lo, hi, n: f"{v:.3f} [{lo:.3f}, {hi:.3f}]",
+    "f1": lambda v, lo, hi, n: f"{v:.1f}",
+    "n": lambda v, lo, hi, n: f"{int(n)}",
+    "count": lambda v, lo, hi, n: f"{round(v * n)}/{int(n)}",
+}
+
+
+def template_path(name: str) -> Path:
+    return SNAPSHOTS / f"{name}.md.tmpl"
+
+
+def template_names() -> list[str]:
+    """The prose blocks that have a template in docs/results/."""
+    return sorted(p.name.removesuffix(".md.tmpl") for p in SNAPSHOTS.glob("*.md.tmpl"))
+
+
+def _fields(placeholder: str) -> list[str]:
+    return [f.strip() for f in placeholder.split("|")]
+
+
+def _minutes(step: str) -> str:
+    times = pd.read_csv(TIMES)
+    hit = times[times["step"] == step]
+    if hit.empty:
+        raise KeyError(f"{TIMES.name} has no step '{step}': run scripts/papers.py")
+    minutes = float(hit["seconds"].iloc[-1]) / 60
+    return "under a minute" if minutes < 1 else f"{minutes:.0f} minute{'s' if round(minutes) != 1 else ''}"
+
+
+def _cell(placeholder: str, snapshots: dict[str, pd.DataFrame]) -> str:
+    """The text of one ``{{...}}`` placeholder (KeyError naming it when its row or snapshot is missing)."""
+    fields = _fields(placeholder)
+    if fields[0] == "times":
+        return _minutes(fields[1])
+    source, target, component, metric, fmt = fields
+    if source not in snapshots:
+        snapshots[source] = pd.read_csv(snapshot_path(source))
+    hit = _pick(snapshots[source], target, Column("", component, metric))
+    if hit is None:
+        raise KeyError(f"docs/results/{source}.csv has no row for {{{{{placeholder}}}}}")
+    original = fmt.startswith("orig_")
+    value = float(hit["original"] if original else hit["value"])
+    return FORMATS[fmt.removeprefix("orig_")](value, float(hit["ci_low"]), float(hit["ci_high"]), float(hit["n"]))
+
+
+def fill(template: str, snapshots: dict[str, pd.DataFrame] | None = None) -> str:
+    """``template`` with each placeholder replaced by its snapshot's cell."""
+    cache = {} if snapshots is None else snapshots
+    return PLACEHOLDER.sub(lambda m: _cell(m.group(1), cache), template).rstrip("\n")
+
+
+def _template_rows(name: str, results: pd.DataFrame) -> list[pd.Series]:
+    """The rows of ``results`` that the templates' placeholders on snapshot ``name`` read."""
+    rows = []
+    for template in template_names():
+        for placeholder in PLACEHOLDER.findall(template_path(template).read_text()):
+            fields = _fields(placeholder)
+            if fields[0] == name and len(fields) == 5:
+                hit = _pick(results, fields[1], Column("", fields[2], fields[3]))
+                if hit is None:
+                    raise SystemExit(f"the run has no row for {{{{{placeholder}}}}} ({template_path(template)})")
+                rows.append(hit[SNAPSHOT_COLUMNS])
+    return rows
+
+
+def snapshot_names() -> list[str]:
+    """Every snapshot a table or a template reads."""
+    names = set(TABLES)
+    for template in template_names():
+        names |= {f[0] for p in PLACEHOLDER.findall(template_path(template).read_text())
+                  if (f := _fields(p))[0] != "times"}
+    return sorted(names)
+
+
+def _rewrite(name: str, body: str) -> None:
+    """Replace the block ``name`` in every document that has it."""
+    block = f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
+    for path in DOCUMENTS:
+        text = path.read_text()
+        if _block(name).search(text) is not None:
+            path.write_text(_block(name).sub(lambda m: block, text))
 
 
 def update(name: str, run: Path) -> None:
-    table = TABLES[name]
-    rows = snapshot(pd.read_csv(run / "results.csv"), table)
+    """Snapshot the rows of ``run`` that the table ``name`` and the templates read, and rewrite the blocks."""
+    results = pd.read_csv(run / "results.csv")
+    ok = results[results["status"] == "ok"] if "status" in results else results
+    parts = [snapshot(results, TABLES[name])] if name in TABLES else []
+    extra = _template_rows(name, ok)
+    if extra:
+        parts.append(pd.DataFrame(extra, columns=SNAPSHOT_COLUMNS))
+    rows = pd.concat(parts, ignore_index=True).drop_duplicates(["target_label", "component_label", "metric"])
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     rows.to_csv(snapshot_path(name), index=False)
-    text = README.read_text()
-    if _block(name).search(text) is None:
-        raise SystemExit(f"README.md has no <!-- results:{name} --> block")
-    block = f"<!-- results:{name} -->\n{render(rows, table)}\n<!-- /results:{name} -->"
-    README.write_text(_block(name).sub(lambda m: block, text))
+    if name in TABLES:
+        if not any(_block(name).search(p.read_text()) for p in DOCUMENTS):
+            raise SystemExit(f"no document has a <!-- results:{name} --> block")
+        _rewrite(name, render(rows, TABLES[name]))
+    render_templates()
+
+
+def render_templates() -> list[str]:
+    """Rewrite every prose block whose snapshots all exist; the names of those left as they are."""
+    left = []
+    for name in template_names():
+        try:
+            body = fill(template_path(name).read_text())
+        except (KeyError, FileNotFoundError) as error:
+            left.append(f"{name}: {error}")
+            continue
+        _rewrite(name, body)
+    return left
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check")
-    for cmd in ("update", "render"):
-        p = sub.add_parser(cmd)
-        p.add_argument("name", choices=sorted(TABLES))
-        p.add_argument("run", type=Path)
+    sub.add_parser("templates", help="rewrite the prose blocks from their templates and the snapshots")
+    update_parser = sub.add_parser("update")
+    update_parser.add_argument("name", choices=snapshot_names())
+    update_parser.add_argument("run", type=Path)
+    render_parser = sub.add_parser("render")
+    render_parser.add_argument("name", choices=sorted(TABLES))
+    render_parser.add_argument("run", type=Path)
     args = parser.parse_args(argv)
     if args.command == "check":
         stale = check()
         for name in stale:
             print(
-                f"README table '{name}' differs from docs/results/{name}.csv: run scripts/readme_tables.py update "
-                f"{name} RUN"
+                f"table '{name}' differs from docs/results/{name}.csv (or its template): run scripts/readme_tables.py "
+                f"update {name} RUN (or templates)"
             )
         return 1 if stale else 0
+    if args.command == "templates":
+        for line in render_templates():
+            print(f"left as typed: {line}")
+        return 0
     if args.command == "update":
         update(args.name, args.run)
         return 0
