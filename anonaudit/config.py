@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .params import check_range
 from .registry import ANONYMIZERS, ATTACKS, DATASETS, EVALUATORS
 
 TOP_LEVEL_KEYS = {
@@ -191,8 +192,7 @@ def _auxiliary(aux: Any) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"auxiliary: unknown key(s) {sorted(unknown)} (known: fraction, by)")
     fraction = aux.get("fraction", 0.2)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-        raise ConfigError(f"auxiliary.fraction must be a number in [0, 1), got {fraction!r}")
+    check_range("auxiliary", "fraction", fraction, ge=0, lt=1)
     by = aux.get("by")
     if by is not None and not isinstance(by, str):
         raise ConfigError(f"auxiliary.by must be a label name such as 'identity', got {by!r}")
@@ -257,8 +257,7 @@ def parse_config(
     if output is not None and (not isinstance(output, str) or not output.strip()):
         raise ConfigError(f"output must be a folder path, got {output!r}")
     batch_size = raw.get("batch_size", 32)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_range("config", "batch_size", batch_size, ge=1, integer=True)
     report = raw.get("report") or {}
     if not isinstance(report, dict):
         raise ConfigError(f"'report' must be a mapping, got {report!r}")

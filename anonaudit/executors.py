@@ -50,10 +50,10 @@ from typing import Any
 from . import memo
 from .anonymizers.base import Anonymizer
 from .data.imageset import ImageSet, Release
-from .errors import ConfigError, ModelUnavailableError
+from .errors import ModelUnavailableError
 from .evaluators.base import Evaluator
 from .measurement import Measurement
-from .params import clone
+from .params import check_range, clone
 
 
 class Executor:
@@ -112,8 +112,7 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, shards_per_cpu: int = 2):
-        if shards_per_cpu < 1:
-            raise ConfigError(f"shards_per_cpu must be >= 1, got {shards_per_cpu}")
+        check_range(self, "shards_per_cpu", shards_per_cpu, ge=1, integer=True)
         self.address = address
         self.num_cpus = num_cpus
         self.shards_per_cpu = shards_per_cpu

@@ -131,25 +131,27 @@ def check_range(
     le: float | None = None,
     lt: float | None = None,
     integer: bool = False,
+    finite: bool = False,
     optional: bool = False,
 ) -> None:
     """Raise :class:`ConfigError` unless ``value`` is a number within the given bounds.
 
     The one range check of the suite: ``ge``/``gt`` (>=, >) and ``le``/``lt`` (<=, <) bound the
     value, ``integer`` asks for a whole number (``True``/``False`` are never numbers here),
-    ``optional`` lets ``None`` through, and NaN is always out of range. ``owner`` names the component
-    in the message: a component (its registry ``name``, else its class name), a class or a string.
-    The message names the owner, the parameter, the allowed range and the value, e.g.
-    ``gaussian_blur: sigma must be a number > 0, got -1``.
+    ``finite`` rules out infinities, ``optional`` lets ``None`` through, and NaN is always out of
+    range. ``owner`` names the component in the message: a component (its registry ``name``, else its
+    class name), a class or a string. The message names the owner, the parameter, the allowed range
+    and the value, e.g. ``gaussian_blur: sigma must be a finite number >= 0, got -1``.
     """
     if value is None and optional:
         return
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if integer:
         number = number and isinstance(value, numbers.Integral)
-    ok = number and not math.isnan(value) and _within(value, ge, gt, le, lt)
+    ok = number and not math.isnan(value) and not (finite and math.isinf(value)) and _within(value, ge, gt, le, lt)
     if not ok:
-        allowed = describe_range(ge=ge, gt=gt, le=le, lt=lt, integer=integer) + (" or null" if optional else "")
+        allowed = describe_range(ge=ge, gt=gt, le=le, lt=lt, integer=integer, finite=finite)
+        allowed += " or null" if optional else ""
         raise ConfigError(f"{owner_name(owner)}: {name} must be {allowed}, got {value!r}")
 
 
@@ -169,9 +171,10 @@ def describe_range(
     le: float | None = None,
     lt: float | None = None,
     integer: bool = False,
+    finite: bool = False,
 ) -> str:
-    """The range as words: ``a number in [0, 1)``, ``an integer >= 1``, ``a number > 0``."""
-    what = "an integer" if integer else "a number"
+    """The range as words: ``a number in [0, 1)``, ``an integer >= 1``, ``a finite number > 0``."""
+    what = "an integer" if integer else "a finite number" if finite else "a number"
     if (ge is not None and gt is not None) or (le is not None and lt is not None):
         raise ValueError("give at most one lower bound (ge or gt) and one upper bound (le or lt)")
     low = (ge, "[", ">=") if ge is not None else (gt, "(", ">")

@@ -235,20 +235,20 @@ def test_noise_in_boxes_only():
 
 # -- parameters --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, params, message", [
-    ("gaussian_blur", {"sigma": -1}, "gaussian_blur: sigma must be a non-negative number, got -1"),
-    ("gaussian_blur", {"sigma": "strong"}, "gaussian_blur: sigma must be a non-negative number, got 'strong'"),
-    ("gaussian_blur", {"sigma": float("nan")}, "gaussian_blur: sigma must be a non-negative number, got nan"),
-    ("gaussian_blur", {"sigma": float("inf")}, "gaussian_blur: sigma must be a non-negative number, got inf"),
-    ("gaussian_blur", {"sigma": None}, "sigma must be a non-negative number, got None"),
-    ("box_blur", {"size": -3}, "box_blur: size must be a non-negative number, got -3"),
-    ("pixelate", {"block": -8}, "pixelate: block must be a non-negative number, got -8"),
-    ("pixelate", {"block": True}, "pixelate: block must be a non-negative number, got True"),
-    ("noise", {"std": -0.5}, "noise: std must be a non-negative number, got -0.5"),
+    ("gaussian_blur", {"sigma": -1}, "gaussian_blur: sigma must be a finite number >= 0, got -1"),
+    ("gaussian_blur", {"sigma": "strong"}, "gaussian_blur: sigma must be a finite number >= 0, got 'strong'"),
+    ("gaussian_blur", {"sigma": float("nan")}, "gaussian_blur: sigma must be a finite number >= 0, got nan"),
+    ("gaussian_blur", {"sigma": float("inf")}, "gaussian_blur: sigma must be a finite number >= 0, got inf"),
+    ("gaussian_blur", {"sigma": None}, "sigma must be a finite number >= 0, got None"),
+    ("box_blur", {"size": -3}, "box_blur: size must be a finite number >= 0, got -3"),
+    ("pixelate", {"block": -8}, "pixelate: block must be a finite number >= 0, got -8"),
+    ("pixelate", {"block": True}, "pixelate: block must be a finite number >= 0, got True"),
+    ("noise", {"std": -0.5}, "noise: std must be a finite number >= 0, got -0.5"),
     ("pixelate", {"region": "face"}, "pixelate: region must be 'image' or 'boxes', got 'face'"),
-    ("gaussian_blur", {"margin": -0.1}, "gaussian_blur: margin must be >= 0, got -0.1"),
-    ("mask", {"color": (0, 0, 256)}, r"mask: color must be three values in 0..255, got \(0, 0, 256\)"),
-    ("mask", {"color": (0, 0)}, r"mask: color must be three values in 0..255, got \(0, 0\)"),
-    ("mask", {"color": [-1, 0, 0]}, r"mask: color must be three values in 0..255"),
+    ("gaussian_blur", {"margin": -0.1}, "gaussian_blur: margin must be a finite number >= 0, got -0.1"),
+    ("mask", {"color": (0, 0, 256)}, r"mask: color\[2\] must be a number in \[0, 255\], got 256"),
+    ("mask", {"color": (0, 0)}, r"mask: color must be three values \(R, G, B\), got \(0, 0\)"),
+    ("mask", {"color": [-1, 0, 0]}, r"mask: color\[0\] must be a number in \[0, 255\], got -1"),
 ])
 def test_invalid_parameters_raise_config_errors(name: str, params: dict, message: str):
     with pytest.raises(ConfigError, match=message):

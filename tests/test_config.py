@@ -98,15 +98,15 @@ def test_unknown_names_get_did_you_mean(raw, hint):
 @pytest.mark.parametrize("raw, message", [
     (base(seed="1"), "seed must be an integer"),
     (base(seed=1.5), "seed must be an integer"),
-    (base(batch_size=0), "batch_size must be a positive integer"),
+    (base(batch_size=0), "config: batch_size must be an integer >= 1"),
     (base(on_error="ignore"), "on_error must be 'skip' or 'raise'"),
     (base(targets="mask"), "'targets' must be a list"),
     (base(targets=[]), "'targets' is empty"),
     (base(targets=[42]), r"targets\[0\]: expected a name or a mapping with 'name'"),
     (base(data=5), "data: expected a name"),
     (base(auxiliary=0.2), "'auxiliary' must be a mapping"),
-    (base(auxiliary={"fraction": 1.5}), r"auxiliary.fraction must be a number in \[0, 1\)"),
-    (base(auxiliary={"fraction": "most"}), "auxiliary.fraction must be a number"),
+    (base(auxiliary={"fraction": 1.5}), r"auxiliary: fraction must be a number in \[0, 1\)"),
+    (base(auxiliary={"fraction": "most"}), "auxiliary: fraction must be a number"),
     (base(auxiliary={"fracton": 0.2}), "auxiliary: unknown key"),
     (base(output=["runs"]), "output must be a folder path"),
     (base(report="yes"), "'report' must be a mapping"),
@@ -120,9 +120,9 @@ def test_wrong_types_are_config_errors(raw, message):
 
 
 @pytest.mark.parametrize("raw, message", [
-    (base(targets=[{"name": "gaussian_blur", "sigma": "strong"}]), "sigma must be a non-negative number"),
+    (base(targets=[{"name": "gaussian_blur", "sigma": "strong"}]), "sigma must be a finite number >= 0"),
     (base(evaluators=[{"name": "ssim", "region": "everywhere"}]), "region must be one of"),
-    (base(data={"name": "synthetic_plates", "n": "many"}), "n must be a non-negative integer"),
+    (base(data={"name": "synthetic_plates", "n": "many"}), "n must be an integer >= 0"),
 ])
 def test_wrong_parameter_values_are_config_errors_before_running(raw, message):
     with pytest.raises(ConfigError, match=message):
@@ -132,7 +132,7 @@ def test_wrong_parameter_values_are_config_errors_before_running(raw, message):
 def test_parameter_values_are_checked_before_data_is_loaded(tmp_path):
     raw = base(data={"name": "labeled_folder", "root": str(tmp_path / "absent")},
                targets=[{"name": "pixelate", "block": "big"}])
-    with pytest.raises(ConfigError, match="block must be a non-negative number"):
+    with pytest.raises(ConfigError, match="block must be a finite number >= 0"):
         audit_from_config(parse_config(raw, roots=[tmp_path]), show_progress=False)
 
 

@@ -179,7 +179,7 @@ def test_set_params_keeps_fitted_state_and_revalidates():
     blur.learned_ = "kept"
     assert blur.set_params(sigma=3.0, region="boxes") is blur
     assert (blur.sigma, blur.region, blur.learned_) == (3.0, "boxes", "kept")
-    with pytest.raises(ConfigError, match="sigma must be a non-negative number"):
+    with pytest.raises(ConfigError, match="sigma must be a finite number >= 0"):
         blur.set_params(sigma=-1)
     with pytest.raises(ConfigError, match="region must be 'image' or 'boxes'"):
         blur.set_params(region="everywhere")

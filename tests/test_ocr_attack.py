@@ -78,7 +78,7 @@ def test_uniform_guess_without_auxiliary_data():
 
 def test_attack_is_registered_and_validates_parameters():
     assert isinstance(ATTACKS.create("ocr", k=2), OCRReread)
-    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="ocr: k must be an integer >= 1, got 0"):
         OCRReread(k=0)
 
 

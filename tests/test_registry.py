@@ -106,7 +106,7 @@ def test_create_turns_bad_keywords_into_config_errors(name: str, params: dict, f
 
 
 def test_create_keeps_the_components_own_config_errors():
-    with pytest.raises(ConfigError, match=r"gaussian_blur: sigma must be a non-negative number, got -1"):
+    with pytest.raises(ConfigError, match=r"gaussian_blur: sigma must be a finite number >= 0, got -1"):
         ANONYMIZERS.create("gaussian_blur", sigma=-1)
 
 

@@ -16,7 +16,6 @@ Exact operations (the inversion attacks rely on them):
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy import ndimage
 from ..data.degradation import BoxBlurOperator, GaussianBlurOperator, MaskOperator, NoiseOperator, PixelateOperator
 from ..data.imageset import Box, Record
 from ..errors import ConfigError
+from ..params import check_range
 from ..registry import ANONYMIZERS
 from .base import Anonymizer
 
@@ -104,8 +104,7 @@ class RegionAnonymizer(Anonymizer):
     def _check_region(self) -> None:
         if self.region not in ("image", "boxes"):
             raise ConfigError(f"{self.name}: region must be 'image' or 'boxes', got {self.region!r}")
-        if self.margin < 0:
-            raise ConfigError(f"{self.name}: margin must be >= 0, got {self.margin}")
+        check_range(self, "margin", self.margin, ge=0, finite=True)
 
     def strength(self) -> float:
         """The strength parameter (sigma, size, block, ...) as given by the user."""
@@ -134,13 +133,6 @@ class RegionAnonymizer(Anonymizer):
         return apply_in_boxes(image, boxes, lambda crop, box: self.apply(crop, self.strength_px(box.h), record))
 
 
-def _check_positive(name: str, value: float, what: str) -> None:
-    # nan passes ``value < 0`` (a nan-sigma blur returns the image unchanged), inf fails only at anonymize time,
-    # and True is a config slip for 1
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}: {what} must be a non-negative number, got {value!r}")
-
-
 @ANONYMIZERS.register("gaussian_blur")
 class GaussianBlur(RegionAnonymizer):
     """Gaussian blur with standard deviation ``sigma`` (pixels, or fraction of region height)."""
@@ -148,7 +140,7 @@ class GaussianBlur(RegionAnonymizer):
     label_params = ("sigma",)
 
     def __init__(self, sigma: float = 2.0, region: str = "image", relative: bool = False, margin: float = 0.0):
-        _check_positive("gaussian_blur", sigma, "sigma")
+        check_range(self, "sigma", sigma, ge=0, finite=True)
         self.sigma = sigma
         super().__init__(region, relative, margin)
 
@@ -169,7 +161,7 @@ class BoxBlur(RegionAnonymizer):
     label_params = ("size",)
 
     def __init__(self, size: float = 5.0, region: str = "image", relative: bool = False, margin: float = 0.0):
-        _check_positive("box_blur", size, "size")
+        check_range(self, "size", size, ge=0, finite=True)
         self.size = size
         super().__init__(region, relative, margin)
 
@@ -190,7 +182,7 @@ class Pixelate(RegionAnonymizer):
     label_params = ("block",)
 
     def __init__(self, block: float = 8.0, region: str = "image", relative: bool = False, margin: float = 0.0):
-        _check_positive("pixelate", block, "block")
+        check_range(self, "block", block, ge=0, finite=True)
         self.block = block
         super().__init__(region, relative, margin)
 
@@ -209,8 +201,10 @@ class Mask(RegionAnonymizer):
     """Solid fill with ``color`` (RGB)."""
 
     def __init__(self, color: tuple[int, int, int] | list[int] = (0, 0, 0), region: str = "image", margin: float = 0.0):
-        if len(color) != 3 or not all(0 <= int(c) <= 255 for c in color):
-            raise ConfigError(f"mask: color must be three values in 0..255, got {color!r}")
+        if len(color) != 3:
+            raise ConfigError(f"mask: color must be three values (R, G, B), got {color!r}")
+        for k, c in enumerate(color):
+            check_range(self, f"color[{k}]", c, ge=0, le=255)
         self.color = tuple(int(c) for c in color)
         super().__init__(region, False, margin)
 
@@ -234,7 +228,7 @@ class Noise(RegionAnonymizer):
     label_params = ("std",)
 
     def __init__(self, std: float = 25.0, region: str = "image", seed: int = 0, margin: float = 0.0):
-        _check_positive("noise", std, "std")
+        check_range(self, "std", std, ge=0, finite=True)
         self.std = std
         self.seed = seed
         super().__init__(region, False, margin)

@@ -33,6 +33,7 @@ import dataclasses
 from ..data.degradation import Degradation
 from ..data.imageset import Box, ImageSet
 from ..errors import ConfigError
+from ..params import check_range
 from ..registry import ANONYMIZERS
 from .base import Anonymizer
 from .classical import GaussianBlur, Mask, Noise, Pixelate, RegionAnonymizer
@@ -56,8 +57,7 @@ class FaceRegionAnonymizer(Anonymizer):
     def _check_common(self) -> None:
         if not isinstance(self.detector, str) or not self.detector:
             raise ConfigError(f"{self.name}: detector must be a registered face detector name, got {self.detector!r}")
-        if not isinstance(self.margin, (int, float)) or self.margin < 0:
-            raise ConfigError(f"{self.name}: margin must be a non-negative fraction, got {self.margin!r}")
+        check_range(self, "margin", self.margin, ge=0, finite=True)  # a fraction of the box size
 
     def region_op(self) -> RegionAnonymizer:
         """The classical operation applied inside the face boxes."""
@@ -102,10 +102,10 @@ class FaceBlur(FaceRegionAnonymizer):
     label_params = ("kernel",)
 
     def __init__(self, kernel: int = 15, sigma: float | None = None, detector: str = "mtcnn", margin: float = 0.1):
-        if not isinstance(kernel, int) or isinstance(kernel, bool) or kernel < 1 or kernel % 2 == 0:
-            raise ConfigError(f"face_blur: kernel must be an odd positive integer (as OpenCV requires), got {kernel!r}")
-        if sigma is not None and (not isinstance(sigma, (int, float)) or sigma < 0):
-            raise ConfigError(f"face_blur: sigma must be a non-negative number or None, got {sigma!r}")
+        check_range(self, "kernel", kernel, ge=1, integer=True)
+        if kernel % 2 == 0:
+            raise ConfigError(f"face_blur: kernel must be odd (as OpenCV requires), got {kernel!r}")
+        check_range(self, "sigma", sigma, ge=0, finite=True, optional=True)
         self.kernel = kernel
         self.sigma = sigma
         self.detector = detector
@@ -128,8 +128,7 @@ class FacePixelate(FaceRegionAnonymizer):
     label_params = ("block",)
 
     def __init__(self, block: int = 15, detector: str = "mtcnn", margin: float = 0.1):
-        if not isinstance(block, int) or isinstance(block, bool) or block < 1:
-            raise ConfigError(f"face_pixelate: block must be a positive integer (pixels), got {block!r}")
+        check_range(self, "block", block, ge=1, integer=True)  # pixels
         self.block = block
         self.detector = detector
         self.margin = margin
@@ -147,7 +146,9 @@ class FaceMask(FaceRegionAnonymizer):
         self, color: tuple[int, int, int] | list[int] = (0, 0, 0), detector: str = "mtcnn", margin: float = 0.1
     ):
         if not isinstance(color, (list, tuple)) or len(color) != 3:
-            raise ConfigError(f"face_mask: color must be three values in 0..255, got {color!r}")
+            raise ConfigError(f"face_mask: color must be three values (R, G, B), got {color!r}")
+        for k, c in enumerate(color):
+            check_range(self, f"color[{k}]", c, ge=0, le=255)
         self.color = tuple(int(c) for c in color)
         self.detector = detector
         self.margin = margin
@@ -168,8 +169,7 @@ class FaceNoise(FaceRegionAnonymizer):
     label_params = ("std",)
 
     def __init__(self, std: float = 25.0, seed: int = 0, detector: str = "mtcnn", margin: float = 0.1):
-        if not isinstance(std, (int, float)) or isinstance(std, bool) or std < 0:
-            raise ConfigError(f"face_noise: std must be a non-negative number, got {std!r}")
+        check_range(self, "std", std, ge=0, finite=True)
         self.std = std
         self.seed = seed
         self.detector = detector

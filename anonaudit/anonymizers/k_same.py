@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from ..data.imageset import ImageSet
-from ..errors import ConfigError, DataError
+from ..errors import DataError
+from ..params import check_range
 from ..registry import ANONYMIZERS
 from .base import Anonymizer
 
@@ -54,10 +55,8 @@ class KSame(Anonymizer):
     label_params = ("k",)
 
     def __init__(self, k: int = 2, size: int | None = None):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"k_same: k must be an integer >= 1, got {k!r}")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8):
-            raise ConfigError(f"k_same: size must be None or an integer >= 8, got {size!r}")
+        check_range(self, "k", k, ge=1, integer=True)
+        check_range(self, "size", size, ge=8, integer=True, optional=True)
         self.k = k
         self.size = size
 

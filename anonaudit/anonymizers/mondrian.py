@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
+from ..params import check_range
 
 
 def mondrian_groups(
@@ -38,16 +39,14 @@ def mondrian_groups(
     if x.ndim != 2:
         raise DataError(f"Mondrian needs an (n, d) array of vectors, got shape {x.shape}")
     k = int(k)
-    if k < 1:
-        raise ConfigError(f"K must be >= 1, got {k}")
+    check_range("mondrian", "K", k, ge=1)
     n, d = x.shape
     if n < k:
         raise DataError(f"cannot K-anonymize {n} item(s) with K={k}: at least K items are needed")
     if not np.all(np.isfinite(x)):
         raise DataError("Mondrian: the vectors contain NaN or infinite values")
     n_s = d if n_search is None else int(n_search)
-    if n_s < 1:
-        raise ConfigError(f"N_s (n_search) must be >= 1, got {n_search}")
+    check_range("mondrian", "N_s (n_search)", n_s, ge=1)
     n_s = min(n_s, d)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     groups: list[np.ndarray] = []

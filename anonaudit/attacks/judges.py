@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..data.imageset import ImageSet, Record, Release
 from ..errors import ConfigError, DataError
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import proportion
 from .attribute import SmallCNN
@@ -134,10 +135,8 @@ class RealFakeJudges(Attack):
         unknown = [j for j in judges if j not in JUDGES]
         if not judges or unknown:
             raise ConfigError(f"real_fake_judges: judges must be a non-empty subset of {JUDGES}, got {list(judges)!r}")
-        if not 0.0 < float(fpr) < 0.5:
-            raise ConfigError(f"real_fake_judges: fpr must be in (0, 0.5), got {fpr!r}")
-        if not 0.0 < float(calibration) < 1.0:
-            raise ConfigError(f"real_fake_judges: calibration must be in (0, 1), got {calibration!r}")
+        check_range(self, "fpr", fpr, gt=0, lt=0.5)
+        check_range(self, "calibration", calibration, gt=0, lt=1)
         self.judges = judges
         self.size = size
         self.fpr = fpr

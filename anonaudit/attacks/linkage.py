@@ -38,6 +38,7 @@ import pandas as pd
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..models.faces.embedding import embed, make_embedder, typical_face
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import proportion
 from .base import Attack, AttackMetric, AttackResult
@@ -67,8 +68,7 @@ class Linkability(Attack):
         n_boot: int = 200,
         seed: int = 0,
     ):
-        if not 0.0 < float(far) < 1.0:
-            raise ConfigError(f"linkability: far must be in (0, 1), got {far!r}")
+        check_range(self, "far", far, gt=0, lt=1)
         self.embedder = embedder
         self.far = far
         self.impostors_per_probe = impostors_per_probe
@@ -135,8 +135,7 @@ class EffectiveK(Attack):
     test_params = {"k": 2}  # the claim a k-anonymity release would carry in its params
 
     def __init__(self, k: int | None = None, tolerance: float = 0.0, embedder: str | dict = "pixels", seed: int = 0):
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
-            raise ConfigError(f"k_anonymity: k must be an integer >= 2 or null (the release's own 'k'), got {k!r}")
+        check_range(self, "k", k, ge=2, integer=True, optional=True)  # null: the release's own 'k'
         self.k = k
         self.tolerance = tolerance
         self.embedder = embedder
@@ -236,8 +235,9 @@ class AnonymeterLinkability(Attack):
                 "anonymeter_linkability: split must be 'horizontal' (top/bottom) or 'vertical' (left/right), got "
                 f"{split!r}"
             )
-        if isinstance(size, bool) or not isinstance(size, int) or size < 4 or size % 2:
-            raise ConfigError(f"anonymeter_linkability: size must be an even integer >= 4, got {size!r}")
+        check_range(self, "size", size, ge=4, integer=True)
+        if size % 2:
+            raise ConfigError(f"anonymeter_linkability: size must be even, got {size!r}")
         self.split = split
         self.size = size
         self.max_records = max_records

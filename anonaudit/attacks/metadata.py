@@ -68,7 +68,7 @@ from PIL import ExifTags, Image
 from ..data.containers import Stream, embedded_streams
 from ..data.imageset import ImageSet, Release, ReleasedFile
 from ..data.io import IMAGE_SUFFIXES, decode_image, pixel_limit
-from ..errors import ConfigError
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate, proportion
 from .base import Attack, AttackMetric, AttackResult, FileFinding
@@ -582,13 +582,8 @@ class MetadataLeak(Attack):
         max_embedded_pixels: int | None = None,
         max_streams: int = 16,
     ):
-        if max_embedded_pixels is not None and int(max_embedded_pixels) < 1:
-            raise ConfigError(
-                "metadata: max_embedded_pixels must be a positive number of pixels or null, got "
-                f"{max_embedded_pixels!r}"
-            )
-        if int(max_streams) < 1:
-            raise ConfigError(f"metadata: max_streams must be at least 1, got {max_streams!r}")
+        check_range(self, "max_embedded_pixels", max_embedded_pixels, ge=1, optional=True)  # null: the reader's limit
+        check_range(self, "max_streams", max_streams, ge=1)
         self.thumbnail_margin_db = thumbnail_margin_db
         self.min_thumbnail_psnr = min_thumbnail_psnr
         self.max_embedded_pixels = max_embedded_pixels

@@ -32,9 +32,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..models.ocr import OCREngine, Reading, check_engine, create_engine
 from ..models.ocr.base import PLATE_MARGIN
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate, mean_estimate, proportion
 from .base import Attack, AttackMetric, AttackResult, FileFinding
@@ -248,8 +249,7 @@ class OCRReread(Attack):
         batch_size: int = 32,
         seed: int = 0,
     ):
-        if k < 1:
-            raise ConfigError(f"ocr: k must be >= 1, got {k}")
+        check_range(self, "k", k, ge=1, integer=True)
         check_engine(engine)
         self.engine = engine
         self.k = k

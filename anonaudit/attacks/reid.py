@@ -69,6 +69,7 @@ import pandas as pd
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..models.faces.embedding import embed, make_embedder, typical_face
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate, negatives_needed, proportion, unresolved_rate
 from .base import Attack, AttackMetric, AttackResult, FileFinding
@@ -452,10 +453,8 @@ class ReIdentification(Attack):
             raise ConfigError(f"reid: gallery must be one of {GALLERIES}, got {gallery!r}")
         if projection not in PROJECTIONS:
             raise ConfigError(f"reid: projection must be one of {PROJECTIONS}, got {projection!r}")
-        if not 0.0 < float(far) < 1.0:
-            raise ConfigError(f"reid: far must be in (0, 1), got {far!r}")
-        if open_set_far is not None and not 0.0 < float(open_set_far) < 1.0:
-            raise ConfigError(f"reid: open_set_far must be in (0, 1) or null, got {open_set_far!r}")
+        check_range(self, "far", far, gt=0, lt=1)
+        check_range(self, "open_set_far", open_set_far, gt=0, lt=1, optional=True)
         self.embedder = embedder
         self.gallery = gallery
         self.parrot = parrot

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
+from ..params import check_range
 from ..registry import ATTACKS
 from .attribute import GenderInference
 from .base import Attack, AttackMetric, AttackResult
@@ -128,12 +129,10 @@ class RepresentationInference(GenderInference):
                 f"representation_gender: classifiers must be a non-empty list of {REPRESENTATION_CLASSIFIERS}, got "
                 f"{classifiers!r}"
             )
-        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-            raise ConfigError(f"representation_gender: folds must be an integer >= 2, got {folds!r}")
+        check_range(self, "folds", folds, ge=2, integer=True)
         if select_by not in SELECTION_SCORES:
             raise ConfigError(f"representation_gender: select_by must be one of {SELECTION_SCORES}, got {select_by!r}")
-        if isinstance(pixel_size, bool) or not isinstance(pixel_size, int) or pixel_size < 2:
-            raise ConfigError(f"representation_gender: pixel_size must be an integer >= 2, got {pixel_size!r}")
+        check_range(self, "pixel_size", pixel_size, ge=2, integer=True)
         self.classifiers = classifiers
         self.folds = folds
         self.select_by = select_by
@@ -237,10 +236,8 @@ class RepresentationMatching(Attack):
     def __init__(
         self, far: float = 1e-3, impostors_per_probe: int = 500, pixel_size: int = 32, n_boot: int = 200, seed: int = 0
     ):
-        if not 0.0 < float(far) < 1.0:
-            raise ConfigError(f"representation_reid: far must be in (0, 1), got {far!r}")
-        if isinstance(pixel_size, bool) or not isinstance(pixel_size, int) or pixel_size < 2:
-            raise ConfigError(f"representation_reid: pixel_size must be an integer >= 2, got {pixel_size!r}")
+        check_range(self, "far", far, gt=0, lt=1)
+        check_range(self, "pixel_size", pixel_size, ge=2, integer=True)
         self.far = far
         self.impostors_per_probe = impostors_per_probe
         self.pixel_size = pixel_size

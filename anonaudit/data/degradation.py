@@ -22,11 +22,11 @@ applies it; :meth:`Degradation.regions` turns that into pixels for one image.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 from ..errors import ConfigError
+from ..params import check_range
 from .records import Box, Record
 
 REGIONS = ("image", "boxes")
@@ -48,12 +48,9 @@ class Degradation:
     def __post_init__(self) -> None:
         if self.region not in REGIONS:
             raise ConfigError(f"{type(self).__name__}: region must be one of {REGIONS}, got {self.region!r}")
-        if not _finite_non_negative(self.margin):
-            raise ConfigError(f"{type(self).__name__}: margin must be a non-negative number, got {self.margin!r}")
-        if self.strength_field and not _finite_non_negative(self.strength()):
-            raise ConfigError(
-                f"{type(self).__name__}: {self.strength_field} must be a non-negative number, got {self.strength()!r}"
-            )
+        check_range(type(self).__name__, "margin", self.margin, ge=0, finite=True)
+        if self.strength_field:
+            check_range(type(self).__name__, self.strength_field, getattr(self, self.strength_field), ge=0, finite=True)
 
     def strength(self) -> float:
         """The strength as declared (pixels, or a fraction of the region height); 0 without one."""
@@ -104,10 +101,6 @@ class Degradation:
             else "in boxes" + (f" grown by {self.margin:g}" if self.margin else "")
         )
         return f"{self.kind}({', '.join(parts)}) {where}"
-
-
-def _finite_non_negative(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import ConfigError
+from ..params import check_range
 from .imageset import Box, ImageSet, Record
 
 #: State and union-territory codes in current use on Indian registration plates.
@@ -267,14 +268,11 @@ def synthetic_plates(
     """
     if limit is not None:
         n = min(n, int(limit))
-    if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ConfigError(f"synthetic_plates: n must be a non-negative integer, got {n!r}")
-    if not 0.0 <= commercial_fraction <= 1.0:
-        raise ConfigError(f"synthetic_plates: commercial_fraction must be in [0, 1], got {commercial_fraction}")
+    check_range("synthetic_plates", "n", n, ge=0, integer=True)
+    check_range("synthetic_plates", "commercial_fraction", commercial_fraction, ge=0, le=1)
     heights = _check_range("plate_height", plate_height or (SCENE_PLATE_HEIGHT if scenes else CROP_PLATE_HEIGHT), 8)
     for name, value in (("perspective", perspective), ("max_rotation", max_rotation), ("noise", noise), ("blur", blur)):
-        if value < 0:
-            raise ConfigError(f"synthetic_plates: {name} must be >= 0, got {value}")
+        check_range("synthetic_plates", name, value, ge=0, finite=True)
     if not fonts:
         raise ConfigError("synthetic_plates: fonts must name at least one font")
     fonts = tuple(fonts)

@@ -37,6 +37,7 @@ from ..metrics.frechet import FeatureStats, frechet_distance, frechet_distance_f
 from ..metrics.inception_score import SplitInceptionScore
 from ..metrics.mmd import KIDResult, kid, mmd2_unbiased, polynomial_kernel
 from ..metrics.reservoir import PairReservoir
+from ..params import check_range
 from ..registry import EMBEDDERS, EVALUATORS
 from ..stats import Estimate
 from .fidelity import ProgressEvaluator, default_device
@@ -203,7 +204,7 @@ class FID(_InceptionFeatures, PairedFeatureEvaluator):
 
     def __init__(self, device: str | None = None, max_pairs: int = 2000, n_bootstrap: int = 20, seed: int = 0,
                  kid_subsets: int = 100, kid_subset_size: int = 1000):
-        _check_common(max_pairs, n_bootstrap)
+        _check_common(self, max_pairs, n_bootstrap)
         self.device = device
         self.max_pairs = max_pairs
         self.n_bootstrap = n_bootstrap
@@ -258,7 +259,7 @@ class KID(_InceptionFeatures, PairedFeatureEvaluator):
 
     def __init__(self, device: str | None = None, subsets: int = 100, subset_size: int = 1000, max_pairs: int = 2000,
                  n_bootstrap: int = 200, seed: int = 0):
-        _check_common(max_pairs, n_bootstrap)
+        _check_common(self, max_pairs, n_bootstrap)
         self.device = device
         self.subsets = subsets
         self.subset_size = subset_size
@@ -299,8 +300,7 @@ class InceptionScore(ProgressEvaluator):
     param_alternatives = {"device": ("cpu",)}
 
     def __init__(self, splits: int = 10, device: str | None = None):
-        if splits < 1:
-            raise ConfigError(f"inception_score: splits must be >= 1, got {splits}")
+        check_range(self, "splits", splits, ge=1, integer=True)
         self.splits = splits
         self.device = device
         self._anonymized: SplitInceptionScore
@@ -361,7 +361,7 @@ class FrechetDistance(PairedFeatureEvaluator):
 
     def __init__(self, embedder: str | Callable = "pixels16", features_name: str | None = None, max_pairs: int = 2000,
                  n_bootstrap: int = 20, seed: int = 0):
-        _check_common(max_pairs, n_bootstrap)
+        _check_common(self, max_pairs, n_bootstrap)
         if not (isinstance(embedder, str) or callable(embedder)):
             raise ConfigError(f"frechet_distance: embedder must be a name or a callable, got {embedder!r}")
         self.embedder = embedder
@@ -440,8 +440,6 @@ class FrechetDistance(PairedFeatureEvaluator):
         )
 
 
-def _check_common(max_pairs: int, n_bootstrap: int) -> None:
-    if max_pairs < 2:
-        raise ConfigError(f"max_pairs must be >= 2, got {max_pairs}")
-    if n_bootstrap < 0:
-        raise ConfigError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+def _check_common(owner: object, max_pairs: int, n_bootstrap: int) -> None:
+    check_range(owner, "max_pairs", max_pairs, ge=2, integer=True)
+    check_range(owner, "n_bootstrap", n_bootstrap, ge=0, integer=True)

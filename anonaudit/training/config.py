@@ -22,6 +22,7 @@ import yaml
 
 from ..config import apply_overrides
 from ..errors import ConfigError
+from ..params import check_range
 from ..registry import DATASETS
 from .base import create_trainable
 
@@ -51,15 +52,10 @@ class TrainConfig:
                 f"train: set exactly one of 'epochs' and 'steps' (got epochs={self.epochs}, steps={self.steps})"
             )
         for name in ("epochs", "steps"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"train: '{name}' must be a positive integer, got {value!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"train: 'batch_size' must be a positive integer, got {self.batch_size!r}")
+            check_range("train", name, getattr(self, name), ge=1, integer=True, optional=True)
+        check_range("train", "batch_size", self.batch_size, ge=1, integer=True)
         for name in ("checkpoint_every", "sample_every", "n_samples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"train: '{name}' must be an integer >= 0, got {value!r}")
+            check_range("train", name, getattr(self, name), ge=0, integer=True)
         if self.device not in ("auto", "cpu") and not str(self.device).startswith("cuda"):
             raise ConfigError(f"train: 'device' must be auto, cpu or cuda[:N], got {self.device!r}")
 

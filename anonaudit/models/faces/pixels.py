@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ...data.imageset import Box, ImageSet
-from ...errors import ConfigError
+from ...params import check_range
 from ...registry import EMBEDDERS
 from .align import main_face
 from .base import FaceEmbedder, make_detector
@@ -56,10 +56,8 @@ class PixelEmbedder(FaceEmbedder):
     def __init__(
         self, size: int = 32, crop: float = 0.5, grey: bool = True, detector: str | None = None, select: str = "largest"
     ):
-        if not isinstance(size, int) or size < 2:
-            raise ConfigError(f"pixels embedder: size must be an integer >= 2, got {size!r}")
-        if not 0.0 < float(crop) <= 1.0:
-            raise ConfigError(f"pixels embedder: crop must be in (0, 1], got {crop!r}")
+        check_range("pixels embedder", "size", size, ge=2, integer=True)
+        check_range("pixels embedder", "crop", crop, gt=0, le=1)
         self.size = size
         self.crop = crop
         self.grey = grey
