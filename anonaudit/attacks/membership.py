@@ -31,9 +31,11 @@ sampled to the same size (at most ``max_per_side``, by ``seed``).
   (``retrain``: the target's public parameters, trained exactly as the target was, in the same number
   of optimisation steps) are trained on halves of the candidates drawn in complementary pairs, half of
   the members and half of the non-members each, so every candidate is IN exactly ``n_shadow / 2``
-  shadows and OUT of as many. Online: ``log N(s; mu_in, sd_in) - log N(s; mu_out, sd_out)`` of the
-  target's signal ``s``; offline (OUT only, one-sided): ``(s - mu_out) / sd_out``. Per-candidate
-  means, one pooled standard deviation per side (the paper's choice for few shadows).
+  shadows and OUT of as many; each shadow's set is topped up with other images of the attacker's
+  (auxiliary images and originals that are not candidates) to the target's training-set size.
+  Online: ``log N(s; mu_in, sd_in) - log N(s; mu_out, sd_out)`` of the target's signal ``s``; offline
+  (OUT only, one-sided): ``(s - mu_out) / sd_out``. Per-candidate means, one pooled standard deviation
+  per side (the paper's choice for few shadows).
 
 A candidate the signal cannot score (e.g. no region to crop) is left out of the metrics and listed in
 the notes and the details (``scored`` false); no score is ever imputed.
@@ -498,30 +500,62 @@ class LikelihoodRatio(MembershipAttack):
         for capability in self.needs[1:]:
             require(target, capability, self.name)
         observed = membership_signal(target, candidates, self.signal)
-        inside = balanced_assignment(y, int(self.n_shadow), np.random.default_rng(int(self.seed)))
-        shadows = np.stack([
-            membership_signal(
-                target.retrained(candidates.subset(np.flatnonzero(mask).tolist()), int(self.seed) + 1 + k),
-                candidates, self.signal,
-            )
-            for k, mask in enumerate(inside)
-        ])
-        online, offline = lira_scores(observed, shadows, inside)
+        rng = np.random.default_rng(int(self.seed))
+        inside = balanced_assignment(y, int(self.n_shadow), rng)
+        size = len(release.training_keys)  # each shadow trains on as many images as the target
+        others = population(release, getattr(self, "auxiliary_", None), set(candidates.keys))
+        shadows, sizes = [], []
+        for k, mask in enumerate(inside):
+            data = shadow_training_set(candidates.subset(np.flatnonzero(mask).tolist()), others, size, rng)
+            sizes.append(len(data))
+            shadows.append(membership_signal(target.retrained(data, int(self.seed) + 1 + k), candidates, self.signal))
+        online, offline = lira_scores(observed, np.stack(shadows), inside)
+        self.shadow_images_ = min(sizes)
+        half = int(self.n_shadow) // 2
         note = (
             f"LiRA on the {self.signal} signal, standardised per model over the {len(y)} candidates: {self.n_shadow} "
             f"shadow {target.name} models, each the target's public parameters retrained exactly as the target was "
             f"(the same number of optimisation steps) on half of the candidates (half the members, half the "
-            f"non-members), every candidate IN {self.n_shadow // 2} and OUT of {self.n_shadow // 2}; online (IN and "
-            "OUT Gaussians) under the plain metric names, offline (OUT only) as offline_*"
+            f"non-members) and other images up to the target's {size} training images "
+            f"({min(sizes)}-{max(sizes)} each; {len(others)} other images available); every candidate IN {half} and "
+            f"OUT of {half}; online (IN and OUT Gaussians) under the plain metric names, offline (OUT only) as "
+            "offline_*"
         )
         return {"": online, "offline_": offline}, [note]
 
     def run(self, release: Release) -> AttackResult:
-        """As every membership attack; each metric's estimate also carries the number of shadows."""
+        """As every membership attack; each metric's estimate also carries the number of shadows and the
+        size of their training sets."""
         result = super().run(release)
         for m in result.metrics:
             m.release = dataclasses.replace(
                 m.release, extra={**m.release.extra, "n_shadow": int(self.n_shadow),
-                                  "shadows_per_side": int(self.n_shadow) // 2}
+                                  "shadows_per_side": int(self.n_shadow) // 2,
+                                  "shadow_training_images": int(self.shadow_images_)}
             )
         return result
+
+
+def population(release: Release, auxiliary: ImageSet | None, exclude: set[str]) -> list[tuple[ImageSet, int]]:
+    """The attacker's images that are not candidates (``exclude``): the auxiliary images, then the
+    release's originals, each key once, as ``(set, index)`` (read only when drawn)."""
+    seen, out = set(exclude), []
+    for pool in (auxiliary, release.originals):
+        if pool is None:
+            continue
+        for i, key in enumerate(pool.keys):
+            if key not in seen:
+                seen.add(key)
+                out.append((pool, i))
+    return out
+
+
+def shadow_training_set(inside: ImageSet, others: list[tuple[ImageSet, int]], size: int,
+                        rng: np.random.Generator) -> ImageSet:
+    """A shadow's training images: its IN candidates ``inside`` and, drawn from ``others``, as many more as
+    make ``size`` (the target's training set size; fewer when ``others`` runs short)."""
+    extra = max(0, min(int(size) - len(inside), len(others)))
+    drawn = [others[j] for j in sorted(rng.choice(len(others), extra, replace=False).tolist())] if extra else []
+    records = inside.records + [pool.record(i) for pool, i in drawn]
+    images = [inside[i] for i in range(len(inside))] + [pool[i] for pool, i in drawn]
+    return ImageSet(records, images, name="LiRA shadow training set")
