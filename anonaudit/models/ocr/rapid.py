@@ -40,6 +40,7 @@ from ...data.records import Box
 from ...errors import ModelUnavailableError
 from ...memo import Memo
 from ...parallel import worker_count
+from ...params import check_range
 from ...registry import OCR_ENGINES
 from .base import OCREngine, Reading, resolve_allowlist
 
@@ -229,8 +230,7 @@ class RapidOCREngine(OCREngine):
     """
 
     def __init__(self, allowlist: str | None = None, max_alternatives: int = 5):
-        if max_alternatives < 1:
-            raise ValueError(f"max_alternatives must be >= 1, got {max_alternatives}")
+        check_range(self, "max_alternatives", max_alternatives, ge=1, integer=True)
         self.allowlist = allowlist
         self.max_alternatives = max_alternatives
         self._mask: np.ndarray | None = None
