@@ -127,10 +127,11 @@ class TrainingPlates:
     n_auxiliary: int
     mimic: Mimic
 
-    def fingerprint(self) -> str:
-        """A hash of every training crop and text: the identity of what a network trained on them learns."""
+    def fingerprint(self, *parts: np.ndarray) -> str:
+        """A hash of the training crops (``parts``, default the anonymized and the clean ones) and the
+        texts: the identity of what a network trained on them learns."""
         h = hashlib.blake2b(digest_size=20)
-        for part in (self.anonymized, self.clean):
+        for part in parts or (self.anonymized, self.clean):
             h.update(np.ascontiguousarray(part).tobytes())
         h.update("\n".join(self.texts).encode())
         return h.hexdigest()
