@@ -33,6 +33,7 @@ TINY = {
     "face_progan": dict(image_size=16, latent_dim=16, channels=8, max_channels=16, phase_steps=2,
                         release_format="memory"),
     "miku": dict(mapper="autoencoder", size=16, latent=8, k=2),
+    "aia": dict(alpha=0.0, beta=0.0, size=16, adversary_hidden=16),
 }
 EPOCHS2 = TrainConfig(epochs=2, batch_size=12, device="cpu", checkpoint_every=0, sample_every=0, n_samples=0)
 
@@ -79,6 +80,11 @@ def test_dp_parameters_are_checked(bad):
 def test_miku_refuses_dp_for_mappers_not_trained_by_gradient_descent():
     with pytest.raises(ConfigError, match="autoencoder mapper only"):
         ANONYMIZERS.create("miku", mapper="pca", dp_epsilon=8)
+
+
+def test_aia_takes_dp_only_without_its_batch_coupled_terms():
+    with pytest.raises(ConfigError, match="dp_epsilon needs alpha = beta = 0"):
+        ANONYMIZERS.create("aia", dp_epsilon=8)
 
 
 def test_the_label_shows_epsilon_and_delta_only_with_dp():
@@ -198,13 +204,25 @@ def test_each_dp_target_spends_at_most_its_epsilon_and_says_so(dp_trained, name)
     assert record["steps_taken"] == 2 * 4 and record["sample_rate"] == 12 / 48 and record["delta"] == 1e-5
     assert record["noise_multiplier"] > 0.5
     assert "dp_epsilon=8, dp_delta=1e-05" in method.label()
-    private = method.networks_[method.dp_network]
+    private = method.optimizers_[method.dp_network].network
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in private.modules())
 
 
 def test_the_dp_discriminator_uses_group_norm_where_dcgan_has_batch_norm(dp_trained):
     modules = list(dp_trained["face_dcgan"].networks_["discriminator"].modules())
     assert any(isinstance(m, torch.nn.GroupNorm) for m in modules)
+
+
+def test_dp_aia_trains_neither_adversary_nor_siamese_network(dp_trained):
+    """They would see the training images without noise; with alpha = beta = 0 nothing released needs them."""
+    fresh = ANONYMIZERS.create("aia", **TINY["aia"], device="cpu", dp_epsilon=8)
+    torch.manual_seed(0)  # the loop's seed before build: the same initial weights
+    fresh.build(torch.device("cpu"))
+    for name in ("adversary", "siamese"):
+        for key, value in fresh.networks_[name].state_dict().items():
+            assert torch.equal(value, dp_trained["aia"].networks_[name].state_dict()[key]), (name, key)
+    trained = dp_trained["aia"].networks_["encoder"].blocks[0].weight
+    assert not torch.equal(fresh.networks_["encoder"].blocks[0].weight, trained)
 
 
 def test_a_dp_target_still_anonymizes(dp_trained):

@@ -51,7 +51,7 @@ import numpy as np
 from ..data.imageset import ImageSet
 from ..errors import ConfigError, DataError
 from ..registry import ANONYMIZERS
-from .trainable import TrainableAnonymizer
+from .trainable import DP_DELTA, DP_MAX_GRAD_NORM, TrainableAnonymizer
 
 #: The paper's two readings of each contradicted network (see aia_networks), and a linear adversary.
 DECODERS = ("three_conv", "two_blocks")
@@ -116,7 +116,11 @@ class AIA(TrainableAnonymizer):
         "margin",
         "pretrain_steps",
         "attribute",
+        "dp_epsilon",
+        "dp_delta",
     )
+    #: With ``dp_epsilon`` (only for ``alpha = beta = 0``) the encoder and decoder train by DP-SGD.
+    dp_network = "autoencoder"
 
     def __init__(
         self,
@@ -136,7 +140,17 @@ class AIA(TrainableAnonymizer):
         checkpoint: str | None = None,
         device: str = "auto",
         seed: int = 0,
+        dp_epsilon: float | None = None,
+        dp_delta: float = DP_DELTA,
+        dp_max_grad_norm: float = DP_MAX_GRAD_NORM,
     ):
+        if dp_epsilon is not None and (alpha != 0 or beta != 0):
+            raise ConfigError(
+                f"aia: dp_epsilon needs alpha = beta = 0 (the Original baseline, a plain autoencoder), got alpha="
+                f"{alpha}, beta={beta}: the Siamese and adversarial terms couple the examples of a batch (pairs of "
+                "training images, batch statistics), so DP-SGD's per-example clipping does not bound one image's "
+                "influence (docs/training.md)"
+            )
         for name, v in (("alpha", alpha), ("beta", beta), ("margin", margin)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise ConfigError(f"aia: {name} must be a finite number >= 0, got {v!r}")
@@ -164,7 +178,8 @@ class AIA(TrainableAnonymizer):
         self.adv_steps = adv_steps
         self.random_fraction = random_fraction
         self.attribute = attribute
-        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device)
+        self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device, dp_epsilon=dp_epsilon,
+                          dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm)
 
     @property
     def tiny_train(self) -> dict[str, Any]:
@@ -192,8 +207,9 @@ class AIA(TrainableAnonymizer):
         def adam(*ms: torch.nn.Module) -> torch.optim.Adam:
             return torch.optim.Adam([p for m in ms for p in m.parameters()], lr=float(self.lr))
 
+        encoder, decoder = self.networks_["encoder"], self.networks_["decoder"]
         self.optimizers_ = {
-            "autoencoder": adam(self.networks_["encoder"], self.networks_["decoder"]),
+            "autoencoder": self.private_optimizer(torch.nn.Sequential(encoder, decoder), adam(encoder, decoder)),
             "adversary": adam(self.networks_["adversary"]),
             "siamese": adam(self.networks_["siamese"]),
         }
@@ -223,6 +239,10 @@ class AIA(TrainableAnonymizer):
         prior = float(known.float().mean()) if len(known) else 0.5  # share of label 1 among the training images
         if self._preview is None:
             self._preview = x[:8]
+        if self.private:  # DP-SGD trains the autoencoder alone: Poisson batches of images, no pairs, no labels
+            for idx in self.batch_indices(len(x), batch_size, generator):
+                yield {"anchor": x[idx]}
+            return
         order = torch.randperm(len(x), generator=generator)
         draws = torch.rand(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
@@ -242,6 +262,8 @@ class AIA(TrainableAnonymizer):
 
         from .aia_networks import contrastive_loss
 
+        if self.private:
+            return self._private_step(batch)
         enc, dec, adv, siam = (self.networks_[k] for k in ("encoder", "decoder", "adversary", "siamese"))
         for m in self.networks_.values():
             m.train()
@@ -308,6 +330,18 @@ class AIA(TrainableAnonymizer):
             f"encoder_{self.adversary_loss}": float(adv_term.detach()),
             "finetune": float(finetune),
         }
+
+    def _private_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """DP-SGD for the Original baseline (alpha = beta = 0): encoder and decoder on each image's BCE
+        reconstruction loss alone, clipped and noised; the adversary and the Siamese network, which
+        would see the training images without noise, are not trained (nothing released depends on them)."""
+        import torch.nn.functional as F
+
+        for m in self.networks_.values():
+            m.train()
+        x = batch["anchor"].to(self.device_)
+        loss = self.optimizers_["autoencoder"].step(lambda model, xi: F.binary_cross_entropy(model(xi), xi), x)
+        return {"ae_bce": loss}
 
     def _adversarial_term(self, g, labels, prior: float):
         """The encoder's adversarial loss on the representations ``g`` of labelled images (``beta``
