@@ -19,7 +19,10 @@ depend on no other training example: no batch normalisation (replaced by group n
 
 The privacy unit is one training example as the method counts them (a plate or face crop, an
 image); the networks not trained with DP-SGD must see no training data except through the private
-ones (a GAN's generator learns only through its critic: post-processing).
+ones (a GAN's generator learns only through its critic: post-processing). The Poisson samples and
+the noise come from torch's generators, seeded by the training loop from the run's seed
+(reproducible runs, exact resumes): the guarantee holds against an adversary who does not know that
+seed, so a model released as DP must be trained with a secret one.
 
 Opacus is imported only when a DP run is planned or a network made private for training: the
 package works without the ``dp`` extra, and asking for DP training without it is a
