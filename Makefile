@@ -55,10 +55,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-# The README's paper tables regenerated from the committed configs and checked within their CIs
-# (tests/test_paper004_reproduces.py: two trainings and an audit, about 20 minutes on 2 cores).
+# The paper tables regenerated from the committed configs: scripts/papers.py retrains the tiny targets and
+# reruns every paper and membership audit (each step's wall time into docs/results/papers-times.csv, which
+# the docs quote), then each run is checked against its snapshot in docs/results/ within its CIs
+# (tests/test_papers_reproduce.py). Hours on 2 cores; `python scripts/papers.py paper-000` runs one group.
 papers: $(STAMP)
-	ANONAUDIT_PAPERS=1 $(PY) -m pytest -q tests/test_paper004_reproduces.py
+	$(PY) scripts/papers.py
+	ANONAUDIT_PAPERS=1 $(PY) -m pytest -q tests/test_papers_reproduce.py
 
 bench: $(STAMP)
 	for f in benchmarks/[!_]*.py; do $(PY) $$f || exit 1; done

@@ -64,6 +64,17 @@ GROUPS: dict[str, tuple[Step, ...]] = {
 }
 
 
+# The run folder (each config's ``output``) whose results make the snapshot docs/results/GROUP.csv.
+RUNS: dict[str, str] = {
+    "paper-000": "runs/paper-000-plates",
+    "membership-plates": "runs/membership-plates",
+    "paper-001": "runs/paper-001-miku",
+    "paper-002": "runs/paper-002-faces",
+    "paper-003": "runs/paper-003-aia",
+    "paper-004": "runs/paper-004-pose",
+}
+
+
 def run_step(step: Step) -> dict[str, object]:
     """Run ``anonaudit *step.args`` from the repository root; its timing row, or SystemExit if it fails."""
     command = "anonaudit " + " ".join(step.args)
