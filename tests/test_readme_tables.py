@@ -51,3 +51,25 @@ def test_demo_reproduces_the_readme_demo_table(tmp_path):
     assert readme_tables.render(fresh, table) == readme_tables.render(
         pd.read_csv(readme_tables.snapshot_path("demo")), table
     )
+
+
+def test_fill_writes_each_placeholder_from_its_snapshot_row_and_names_a_missing_one(tmp_path, monkeypatch):
+    rows = pd.DataFrame([
+        {"target_label": "plate_wgan(image_size=32, checkpoint=x)", "component_label": "ocr(engine=rapidocr)",
+         "metric": "exact_match", "value": 0.0, "ci_low": 0.0, "ci_high": 0.044, "n": 84, "original": 0.99},
+        {"target_label": "mask", "component_label": "membership_lira(signal=critic)", "metric": "offline_roc_auc",
+         "value": 0.6812, "ci_low": 0.5401, "ci_high": 0.8123, "n": 64, "original": float("nan")},
+    ])
+    snapshots = {"run": rows}
+    template = ("{{run | plate_wgan... | ocr | exact_match | count}} read ({{run | plate_wgan... | ocr | exact_match |"
+                " pct_ci}}; originals {{ run | plate_wgan... | ocr | exact_match | orig_pct }}), AUC "
+                "{{run | mask | membership_lira | offline_roc_auc | f2_ci}} (n = {{run | mask | membership_lira | "
+                "offline_roc_auc | n}})\n")
+    assert readme_tables.fill(template, snapshots) == (
+        "0/84 read (0.0% [0.0, 4.4]; originals 99.0%), AUC 0.68 [0.54, 0.81] (n = 64)")
+    with pytest.raises(KeyError, match="no row for"):
+        readme_tables.fill("{{run | mask | ocr | exact_match | pct}}", snapshots)
+    times = tmp_path / "times.csv"
+    pd.DataFrame([{"step": "run x", "seconds": 552.0}, {"step": "run y", "seconds": 20.0}]).to_csv(times, index=False)
+    monkeypatch.setattr(readme_tables, "TIMES", times)
+    assert readme_tables.fill("{{times | run x | minutes}}, {{times | run y | minutes}}") == "9 minutes, under a minute"
