@@ -13,8 +13,9 @@ component that declares ``folder_audit`` runs without any other edit. Today (che
 ============ ========================================================== ==========================
 kind         always                                                     with labels
 ============ ========================================================== ==========================
-``plates``   ``metadata``; ``frechet_distance``, ``plate_detectability``, ``text``: ``deblur_ocr``,
-             ``psnr``, ``ssim``                                          ``depixelate_ocr``, ``ocr``
+``plates``   ``metadata``, ``plates_left_readable``;                    ``text``: ``deblur_ocr``,
+             ``frechet_distance``, ``plate_detectability``, ``psnr``,    ``depixelate_ocr``, ``ocr``
+             ``ssim``
 ``faces``    ``detector_miss``, ``metadata``; ``face_detection_rate``,  ``identity``: ``reid``;
              ``identity_distance``, ``psnr``, ``ssim``                  ``gender``: ``gender``
 ============ ========================================================== ==========================

@@ -35,11 +35,12 @@ def plate_folders(tmp_path) -> tuple[Path, Path, Path]:
 def test_components_follow_the_kind_and_the_labels(plate_folders, tmp_path):
     originals, release, labels = plate_folders
     bare = release_config(originals, release, "plates")
-    assert [a["name"] for a in bare["attacks"]] == ["metadata"]
+    assert [a["name"] for a in bare["attacks"]] == ["metadata", "plates_left_readable"]
     assert bare["kind"] == "plates" and bare["targets"] == [{"name": "external", "path": str(release.resolve())}]
     assert [e["name"] for e in bare["evaluators"]] == ["frechet_distance", "plate_detectability", "psnr", "ssim"]
     labelled = release_config(originals, release, "plates", labels=labels)
-    assert [a["name"] for a in labelled["attacks"]] == ["deblur_ocr", "depixelate_ocr", "metadata", "ocr"]
+    assert [a["name"] for a in labelled["attacks"]] == ["deblur_ocr", "depixelate_ocr", "metadata", "ocr",
+                                                        "plates_left_readable"]
     assert {"name": "ocr", "engine": "rapidocr"} in labelled["attacks"]
     faces_csv = tmp_path / "faces.csv"
     faces_csv.write_text("path,identity,gender\n" + "".join(f"car{i}.png,p{i % 3},{'mf'[i % 2]}\n" for i in range(6)))
@@ -55,9 +56,10 @@ def test_components_follow_the_kind_and_the_labels(plate_folders, tmp_path):
 
 
 def test_audit_of_two_plate_folders_ends_with_the_verdict(plate_folders, tmp_path, capsys):
-    """Without labels: metadata and utility run, OCR cannot (no plate text): the blurred release's
-    SSIM fails the strict policy; the run folder holds results, report, verdict, certificate and
-    the equivalent config, which loads as a normal audit config."""
+    """Without labels: metadata, plates_left_readable (it finds the plates itself) and utility run, OCR
+    of the labelled plate cannot (no plate text): the blurred release's SSIM fails the strict policy;
+    the run folder holds results, report, verdict, certificate and the equivalent config, which loads
+    as a normal audit config."""
     originals, release, _ = plate_folders
     out = tmp_path / "run"
     code = main(["audit", str(originals), str(release), "--kind", "plates", "--output", str(out), "-q"])
@@ -74,9 +76,10 @@ def test_audit_of_two_plate_folders_ends_with_the_verdict(plate_folders, tmp_pat
     (released,) = cert["manifest"]["released"].values()
     assert sorted(Path(e["path"]).name for e in released) == [f"car{i}.jpg" for i in range(6)]
     table = Results.load(out).table
-    assert set(table[table["kind"] == "attack"]["component"]) == {"metadata"}
+    assert set(table[table["kind"] == "attack"]["component"]) == {"metadata", "plates_left_readable"}
     config = load_config(out / "audit.yaml", roots=[tmp_path])
-    assert config.targets[0].name == "external" and [a.name for a in config.attacks] == ["metadata"]
+    assert config.targets[0].name == "external" and [a.name for a in config.attacks] == ["metadata",
+                                                                                        "plates_left_readable"]
 
 
 def test_a_release_file_without_an_original_is_not_certified(plate_folders, tmp_path, capsys):

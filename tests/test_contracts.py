@@ -284,7 +284,7 @@ def attack_setup(name: str, tmp: Path) -> tuple[dict[str, Any], ImageSet, ImageS
     """Parameters, file-backed originals and the intruder's auxiliary images for attack ``name``."""
     cls = ATTACKS.get(name)
     params = component_params(cls, CHEAP_MODELS)
-    if "text" in getattr(cls, "requires", ()) or getattr(cls, "kinds", ()) == ("plates",):
+    if "text" in getattr(cls, "requires", ()) or set(vars(cls).get("folder_audit", {})) == {"plates"}:
         originals, aux = synthetic_plates(6, seed=5), synthetic_plates(6, seed=6)
     else:
         originals, aux = synthetic_faces(6, 2, seed=0, prefix="p"), synthetic_faces(6, 2, seed=1, prefix="a")
