@@ -8,6 +8,11 @@ slow test reruns the demo and checks that it reproduces its snapshot.
     python scripts/readme_tables.py check                       # README == snapshots (exit 1 if not)
     python scripts/readme_tables.py update demo runs/demo       # snapshot a run, rewrite its README table
     python scripts/readme_tables.py render demo runs/demo       # print the table of a run
+    python scripts/readme_tables.py templates                   # rewrite the prose blocks from their templates
+
+Prose tables (the README's paper-claim table, the docs' paper tables) are templates, docs/results/NAME.md.tmpl,
+whose placeholders name a snapshot's cell (see ``fill``); ``update SNAPSHOT RUN`` also keeps the rows they read.
+The paper and membership runs come from ``scripts/papers.py`` (``make papers``), which times each step.
 
 The runs behind the tables: ``anonaudit demo --output runs/demo``, ``anonaudit run
 configs/plates-us.yaml --root ../shared/data``, ``anonaudit run configs/faces-lfw.yaml --root ../shared/data``,
