@@ -40,8 +40,7 @@ from ..registry import ATTACKS
 from .attribute import GenderInference
 from .base import Attack, AttackResult
 from .face_common import anonymized_auxiliary, check_disjoint
-from .learned import budget, check_threads, torch_threads
-from .parrot_classifier import images_digest
+from .learned import budget, check_threads, images_digest, torch_threads
 from .reid import ReIdentification
 from .replay import attacker_anonymizer
 
@@ -168,6 +167,8 @@ class RestoreThenReid(RestoreThen):
 
     requires = ("identity",)
     criteria = ("singling_out", "linkability")
+    attacker_holds = ("release", "method", "auxiliary", "gallery_other", "face_model")
+    attacker_trains = "a U-Net restorer on its auxiliary photos anonymized by the method, paired with the clear ones"
     param_alternatives = {"embedder": ("pixels",), "gallery": ("other_images",)}
     test_params = {"steps": 2, "size": 16, "width": 4, "depth": 1, "embedder": "pixels", "threads": 1}
 
@@ -205,6 +206,9 @@ class RestoreThenGender(RestoreThen):
     """Gender inference on faces restored by a U-Net the attacker trained on its own anonymized photos."""
 
     criteria = ("inference",)
+    attacker_holds = ("release", "method", "auxiliary", "face_model")
+    attacker_trains = ("a U-Net restorer on its auxiliary photos anonymized by the method, paired with the clear ones; "
+                       "a classifier of the attribute on the auxiliary faces")
     param_alternatives = {"embedder": ("pixels",), "features": ("pixels",), "attribute": ("smiling",)}
     test_params = {"steps": 2, "size": 16, "width": 4, "depth": 1, "features": "pixels", "threads": 1}
 

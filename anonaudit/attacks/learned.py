@@ -1,16 +1,27 @@
 """Shared by the learned face attackers (the parrot classifier, the restorers): their training budget
-as a component parameter and torch's thread count while they train.
+as a component parameter, torch's thread count while they train, and the hash of their training
+images for the weight cache's key.
 
 The training loop and the weight cache are :mod:`anonaudit.models.small_nets`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..data.imageset import ImageSet
 from ..errors import ConfigError
 from ..models.small_nets import Budget
+
+
+def images_digest(images: ImageSet) -> str:
+    """One hash of the content of every image of ``images``, in order (part of a weight-cache key)."""
+    h = hashlib.sha256()
+    for i in range(len(images)):
+        h.update(images.hash(i).encode())
+    return h.hexdigest()
 
 
 def budget(attack: str, steps: int, max_seconds: float | None, batch_size: int, lr: float) -> Budget:

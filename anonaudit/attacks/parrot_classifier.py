@@ -30,7 +30,6 @@ notes and in each metric's ``extra``; trained weights are cached (:mod:`anonaudi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import numpy as np
 import pandas as pd
@@ -42,19 +41,11 @@ from ..registry import ATTACKS
 from ..stats import proportion
 from .attribute import crops
 from .base import Attack, AttackMetric, AttackResult, FileFinding
-from .learned import budget, check_threads, torch_threads
+from .learned import budget, check_threads, images_digest, torch_threads
 from .reid import identification_ranks
 from .replay import attacker_anonymizer
 
 RANKS = (1, 5)
-
-
-def images_digest(images: ImageSet) -> str:
-    """One hash of the content of every image of ``images``, in order."""
-    h = hashlib.sha256()
-    for i in range(len(images)):
-        h.update(images.hash(i).encode())
-    return h.hexdigest()
 
 
 def fold_of(identities: list[str], folds: int, seed: int) -> np.ndarray:
@@ -95,6 +86,8 @@ class ParrotClassifier(Attack):
 
     requires = ("identity",)
     criteria = ("singling_out", "linkability")
+    attacker_holds = ("release", "method", "gallery_other")
+    attacker_trains = "a CNN classifier of the gallery people on their other photos, anonymized by the method"
     test_params = {"steps": 60, "size": 24, "width": 8, "lr": 5e-3, "threads": 1}
 
     def __init__(
