@@ -20,6 +20,10 @@ it declares as class attributes (see :class:`~anonaudit.params.ParamsMixin`):
 ``criteria`` (attacks)
     The Article 29 Working Party criteria the attack tests (``singling_out``, ``linkability``,
     ``inference``); required, the compliance report reads nothing else.
+``attacker_holds``, ``attacker_trains``, ``attacker_searches`` (attacks)
+    The attacker model: what the intruder must hold (a non-empty tuple of words of
+    :data:`~anonaudit.attacks.base.ATTACKER_HOLDINGS`), what it trains and what it searches (strings,
+    "" for none); required, read by the compliance report and the headline through ``intruder()``.
 ``folder_audit`` (attacks and evaluators, optional)
     The parameters with which ``anonaudit audit ORIGINALS RELEASE --kind K`` runs the component, per
     release kind; checked to name known kinds, build, and need nothing the two folders cannot give.
@@ -42,7 +46,15 @@ import numpy as np
 
 from .anonymizers.base import Anonymizer
 from .anonymizers.whitebox import CAPABILITIES, CAPABILITY_MEMBERS
-from .attacks.base import ARTICLE29_CRITERIA, NEEDS, Attack, unknown_needs
+from .attacks.base import (
+    ARTICLE29_CRITERIA,
+    ATTACKER_HOLDINGS,
+    NEEDS,
+    Attack,
+    AttackerModel,
+    unknown_holdings,
+    unknown_needs,
+)
 from .data.imageset import Box, ImageSet
 from .errors import ModelUnavailableError
 from .evaluators.base import Evaluator, PerImageEvaluator
@@ -548,6 +560,23 @@ def check_needs_are_known(cls: type, params: dict[str, Any]) -> None:
         _fail(cls, "check_needs_are_known", f"needs {needs!r}: unknown {unknown} (known: {', '.join(NEEDS)})")
 
 
+def check_declares_attacker_model(cls: type, params: dict[str, Any]) -> None:
+    """An attack declares its attacker model (on the instance: it may depend on parameters): what the
+    intruder holds, in words of :data:`~anonaudit.attacks.base.ATTACKER_HOLDINGS`, and what it trains and
+    searches, as strings ("" for none)."""
+    model = _build(cls, params).intruder()
+    if not isinstance(model, AttackerModel):
+        _fail(cls, "check_declares_attacker_model", f"intruder() returned {model!r}, not an AttackerModel")
+    if unknown := unknown_holdings(model.holds):
+        _fail(cls, "check_declares_attacker_model",
+              f"attacker_holds {model.holds!r}: unknown {unknown}; set the class attribute attacker_holds to a "
+              f"non-empty tuple of {', '.join(ATTACKER_HOLDINGS)} (specifics after a colon: 'ocr_engine: rapidocr')")
+    for what in ("trains", "searches"):
+        if not isinstance(getattr(model, what), str):
+            _fail(cls, "check_declares_attacker_model",
+                  f"attacker_{what} {getattr(model, what)!r}: a string saying what it {what} (\"\" for nothing)")
+
+
 def check_requires_label_names(cls: type, params: dict[str, Any]) -> None:
     """``requires`` is a tuple of label names (strings)."""
     if not isinstance(cls.requires, tuple) or not all(isinstance(r, str) for r in cls.requires):
@@ -576,6 +605,7 @@ COMMON_CHECKS: tuple[Check, ...] = (
 )
 KIND_CHECKS: dict[str, tuple[Check, ...]] = {
     "anonymizers": (check_anonymizes_tiny_images, check_capabilities_are_implemented, check_save_and_load),
-    "attacks": (check_declares_criteria, check_needs_are_known, check_requires_label_names),
+    "attacks": (check_declares_criteria, check_needs_are_known, check_requires_label_names,
+                check_declares_attacker_model),
     "evaluators": (check_higher_is_better_is_a_bool,),
 }

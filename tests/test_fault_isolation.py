@@ -27,6 +27,7 @@ class FaultProbe(Attack):
     """Succeeds everywhere except on releases made by ``fail_on`` (an anonymizer name)."""
 
     criteria = ("singling_out",)
+    attacker_holds = ("release",)
 
     def __init__(self, fail_on: str = "pixelate"):
         self.fail_on = fail_on

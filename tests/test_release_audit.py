@@ -29,6 +29,7 @@ class GreyLevelMatch(Attack):
     """Share of released images whose mean grey level lies within ``tolerance`` of their original's."""
 
     criteria = ("linkability",)
+    attacker_holds = ("release",)
     folder_audit = {"plates": {"tolerance": 2.0}}
 
     def __init__(self, tolerance: float = 1.0):

@@ -27,6 +27,8 @@ feature (no embedding) are given the training mean feature, i.e. classified on t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -35,7 +37,7 @@ from ..errors import ConfigError, DataError
 from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..registry import ATTACKS
 from ..stats import Estimate, bootstrap_ci, proportion
-from .base import Attack, AttackMetric, AttackResult
+from .base import Attack, AttackerModel, AttackMetric, AttackResult
 from .face_common import anonymized_auxiliary, check_disjoint
 
 FEATURES = ("embedding", "pixels", "cnn")
@@ -157,6 +159,15 @@ class GenderInference(Attack):
     """Infer a binary attribute (default ``gender``) of anonymized faces with a classifier trained on auxiliary data."""
 
     criteria = ("inference",)
+    attacker_holds = ("release", "auxiliary", "face_model")
+    attacker_trains = "a classifier of the attribute on the auxiliary faces (anonymized by the method when adaptive)"
+
+    def intruder(self) -> AttackerModel:
+        """The face model only with embedding features; the method too when adaptive (it trains on its
+        auxiliary faces anonymized by the method)."""
+        model = super().intruder()
+        holds = tuple(h for h in model.holds if self.features == "embedding" or not h.startswith("face_model"))
+        return replace(model, holds=holds + (("method",) if self.adaptive else ()))
 
     param_alternatives = {
         "features": ("pixels",),

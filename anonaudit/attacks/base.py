@@ -35,6 +35,65 @@ RELEASE_NEEDS: tuple[str, ...] = ("anonymizer", "anonymized_auxiliary")
 NEEDS: tuple[str, ...] = RELEASE_NEEDS + CAPABILITIES
 
 
+#: The fixed vocabulary of an attack's ``attacker_holds``: what the intruder must hold for the attack to
+#: work, each word with the words the compliance report shows for it. A word may carry specifics after
+#: a colon (``"ocr_engine: rapidocr"``), shown in brackets.
+ATTACKER_HOLDINGS: dict[str, str] = {
+    "release": "the released (anonymized) images",
+    "release_files": "the released files as published, with their metadata and embedded images",
+    "representations": "the released representations (feature vectors) in place of images",
+    "plate_boxes": "where each plate is in the released images (its box)",
+    "method": "the anonymizer itself (published method and parameters), to anonymize images of its own",
+    "operator": "the degradation the release declares (blur kernel, mosaic grid), to invert or simulate it",
+    "plate_renderer": "a plate renderer (fonts, plate format) to make labelled plates of its own",
+    "auxiliary": "auxiliary images of the same kind with their labels, never among the evaluated images",
+    "gallery_originals": "a gallery of identified photos that includes each released image's own source photo",
+    "gallery_other": "other identified photos of the released people",
+    "ocr_engine": "an off-the-shelf OCR engine",
+    "face_model": "a public face-recognition model",
+    "partial_originals": "part of each target person's original image (half of it), to link to the release",
+    "training_candidates": "candidate images, some of them the target's training images",
+    "training_set": "the target's training images",
+    "black_box": "query access to the trained target (to run or sample it)",
+    "white_box": "white-box access to the trained target (its weights: critic, reconstruction)",
+    "training_recipe": "the target's training recipe and training set, to train copies of it",
+}
+
+
+def unknown_holdings(holds: object) -> list[str]:
+    """The entries of ``holds`` whose word (before any ``:``) is outside :data:`ATTACKER_HOLDINGS`
+    (``holds`` itself when it is not a non-empty tuple of strings)."""
+    if not isinstance(holds, tuple) or not holds or not all(isinstance(h, str) for h in holds):
+        return [repr(holds)]
+    return [h for h in holds if h.split(":", 1)[0].strip() not in ATTACKER_HOLDINGS]
+
+
+def holding_text(entry: str) -> str:
+    """An ``attacker_holds`` entry in words: its vocabulary text, with any specifics in brackets."""
+    word, _, specifics = entry.partition(":")
+    text = ATTACKER_HOLDINGS.get(word.strip(), word.strip())
+    return f"{text} ({specifics.strip()})" if specifics.strip() else text
+
+
+@dataclass(frozen=True)
+class AttackerModel:
+    """What an attack's intruder holds (words of :data:`ATTACKER_HOLDINGS`), what it trains and what
+    it searches ("" for none: a classical attack)."""
+
+    holds: tuple[str, ...]
+    trains: str = ""
+    searches: str = ""
+
+    @property
+    def kind(self) -> str:
+        """``"learned"`` (it trains a model), ``"searching"`` (it searches candidates) or ``"classical"``."""
+        return "learned" if self.trains else "searching" if self.searches else "classical"
+
+    def holds_text(self) -> list[str]:
+        """The holdings in words (:func:`holding_text`)."""
+        return [holding_text(h) for h in self.holds]
+
+
 def unknown_needs(needs: object) -> list[str]:
     """The words of ``needs`` outside :data:`NEEDS` (``needs`` itself when it is not a tuple of strings)."""
     if not isinstance(needs, tuple) or not all(isinstance(n, str) for n in needs):
@@ -95,6 +154,25 @@ class Attack(ParamsMixin):
     # The audit runner checks them before the attack runs and records "not applicable" (or, for a
     # ready-made release of unknown method, "unavailable") with the missing word.
     needs: tuple[str, ...] = ()
+    # The attacker model (required, checked by anonaudit.testing.check_component): what the intruder must
+    # hold, in words of ATTACKER_HOLDINGS ("release", "auxiliary", "method", ...; "ocr_engine: rapidocr"
+    # with specifics), what it trains ("" for none, else the model and its training data) and what it
+    # searches ("" for none). The compliance report lists them; the headline marks learned and searching
+    # attacks. Parameter-dependent parts go in an override of intruder().
+    attacker_holds: tuple[str, ...] = ()
+    attacker_trains: str = ""
+    attacker_searches: str = ""
+
+    def intruder(self) -> AttackerModel:
+        """This attack's attacker model: the class declarations, with the OCR engine's and the face
+        model's names (parameters ``engine``, ``embedder``) as specifics of those holdings."""
+        named = {"ocr_engine": getattr(self, "engine", None), "face_model": getattr(self, "embedder", None)}
+        holds = []
+        for h in self.attacker_holds:
+            value = named.get(h)
+            value = value.get("name", "") if isinstance(value, dict) else value
+            holds.append(f"{h}: {value}" if isinstance(value, str) and value else h)
+        return AttackerModel(tuple(holds), self.attacker_trains, self.attacker_searches)
 
     def not_applicable(self, release: Release) -> str:
         """Why this attack does not apply to ``release`` at all ("" when it does).

@@ -62,6 +62,7 @@ class DetectorMiss(Attack):
     """Share of faces found in the originals (by a strong detector) that the release left clear."""
 
     criteria = ("singling_out", "linkability")  # a face left clear can be recognised
+    attacker_holds = ("release",)
 
     param_alternatives = {"measure": ("mad",), "select": ("score", "center")}
     folder_audit = {"faces": {"detector": "mtcnn"}}

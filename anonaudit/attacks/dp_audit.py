@@ -66,6 +66,8 @@ class OneRunDPAudit(Attack):
     """Retrain the target once with random canaries; the epsilon its guesses prove, against the claim."""
 
     criteria = ("inference",)
+    attacker_holds = ("training_recipe", "training_candidates", "white_box")
+    attacker_trains = "the target's method once more, on its training images plus random canaries"
     param_alternatives = {"signal": ("reconstruction",), "k": ([2, 4],)}
     test_params = {"n_canaries": 16}
 

@@ -146,6 +146,7 @@ class DPDistinguish(Attack):
     epsilon, at 95% confidence (``epsilon_lower_bound``); not applicable to targets that claim none."""
 
     criteria = ("inference",)
+    attacker_holds = ("method",)
     needs = ("anonymizer", "image_dp")
     test_params = {"n_trials": 40}
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -54,7 +54,7 @@ from ..models.ocr.base import PLATE_MARGIN
 from ..parallel import map_chunks
 from ..progress import progress
 from ..registry import ATTACKS
-from .base import Attack, AttackResult
+from .base import Attack, AttackerModel, AttackResult
 from .ocr import NoInformationGuess, fitted_guess, rate_metric, read_findings, score_readings, truths_of
 
 # -- blur kernels and deconvolution -------------------------------------------------------------
@@ -379,6 +379,14 @@ class InversionAttack(Attack):
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
+    attacker_holds = ("release", "plate_boxes", "operator", "ocr_engine")
+
+    def intruder(self) -> AttackerModel:
+        """Without the declared operator when told not to use it (``use_known_kernel`` or ``use_known_block``
+        false: it estimates the operator blind)."""
+        model = super().intruder()
+        known = getattr(self, "use_known_kernel", getattr(self, "use_known_block", True))
+        return model if known else replace(model, holds=tuple(h for h in model.holds if h != "operator"))
     available_methods: tuple[str, ...] = ()
     #: Degradation operator types this attack inverts.
     inverts: tuple[type[Degradation], ...] = ()

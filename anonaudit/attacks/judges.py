@@ -121,6 +121,8 @@ class RealFakeJudges(Attack):
     # Judges that tell generated regions from real ones let an intruder isolate which records of a
     # mixed release are real (and which were replaced).
     criteria = ("singling_out",)
+    attacker_holds = ("release", "method", "auxiliary")
+    attacker_trains = "real-vs-fake judges on its auxiliary images, clear and anonymized by the method"
     needs = ("anonymized_auxiliary",)
 
     def __init__(

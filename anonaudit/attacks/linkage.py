@@ -57,6 +57,7 @@ class Linkability(Attack):
 
     requires = ("identity",)
     criteria = ("linkability",)
+    attacker_holds = ("release", "face_model")
 
     param_alternatives = {"embedder": ("pixels",)}
 
@@ -131,6 +132,7 @@ class EffectiveK(Attack):
     """Effective k of a k-anonymity release (classes of identical images) and rank-1 re-ID against 1/K."""
 
     criteria = ("singling_out",)
+    attacker_holds = ("release", "gallery_originals", "face_model")
 
     test_params = {"k": 2}  # the claim a k-anonymity release would carry in its params
 
@@ -228,6 +230,7 @@ class AnonymeterLinkability(Attack):
     """The anonymeter framing for images: main attack on targets vs the same attack on control images vs random."""
 
     criteria = ("linkability",)
+    attacker_holds = ("release", "partial_originals", "auxiliary")
 
     def __init__(self, split: str = "horizontal", size: int = 32, max_records: int = 500, seed: int = 0):
         if split not in ("horizontal", "vertical"):

@@ -240,6 +240,7 @@ class MembershipAttack(Attack):
 
     criteria = ("inference",)
     needs = ("anonymizer", "training_keys")
+    attacker_holds: tuple[str, ...] = ("training_candidates", "black_box")
 
     max_per_side: int
     n_boot: int
@@ -393,6 +394,7 @@ class CriticScore(MembershipAttack):
     """LOGAN-style white box: the GAN critic's score of the candidate (training images score higher)."""
 
     needs = ("anonymizer", "training_keys", "critic")
+    attacker_holds = ("training_candidates", "white_box")
 
     def __init__(self, max_per_side: int = 64, n_boot: int = 500, seed: int = 0):
         self.max_per_side = max_per_side
@@ -411,6 +413,7 @@ class ReconstructionLoss(MembershipAttack):
     """White box on autoencoder targets: training images are reconstructed with a smaller error."""
 
     needs = ("anonymizer", "training_keys", "reconstruct")
+    attacker_holds = ("training_candidates", "white_box")
 
     def __init__(self, max_per_side: int = 64, n_boot: int = 500, seed: int = 0):
         self.max_per_side = max_per_side
@@ -474,6 +477,9 @@ def lira_scores(observed: np.ndarray, shadows: np.ndarray, inside: np.ndarray) -
 @ATTACKS.register("membership_lira")
 class LikelihoodRatio(MembershipAttack):
     """LiRA (Carlini et al. 2022) with shadow models trained as the target was (online and offline)."""
+
+    attacker_holds = ("training_candidates", "white_box", "training_recipe")
+    attacker_trains = "shadow copies of the target, trained as it was, with and without each candidate"
 
     def __init__(self, signal: str = "critic", n_shadow: int = 8, max_per_side: int = 32, n_boot: int = 500,
                  seed: int = 0):

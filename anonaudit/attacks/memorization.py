@@ -73,6 +73,7 @@ class PlateMemorization(Attack):
     """Generated plates that copy a training plate (pixels or text): a white-box check of trained targets."""
 
     criteria = ("linkability",)
+    attacker_holds = ("release", "training_set", "ocr_engine")
     needs = ("training_keys",)
 
     param_alternatives = {"engine": ("tesseract", "easyocr")}

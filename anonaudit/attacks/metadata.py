@@ -573,6 +573,7 @@ class MetadataLeak(Attack):
     """
 
     criteria = ("singling_out", "linkability", "inference")  # names, device serials, GPS location
+    attacker_holds = ("release_files",)
     folder_audit = {"plates": {}, "faces": {}}
 
     def __init__(

@@ -235,6 +235,7 @@ class OCRReread(Attack):
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
+    attacker_holds = ("release", "plate_boxes", "ocr_engine")
 
     param_alternatives = {"engine": ("tesseract", "easyocr")}
     folder_audit = {"plates": {"engine": "rapidocr"}}

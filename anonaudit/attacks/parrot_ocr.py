@@ -98,6 +98,8 @@ class ParrotOCR(Attack):
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
+    attacker_holds = ("release", "plate_boxes", "method", "plate_renderer", "auxiliary")
+    attacker_trains = "a CRNN recogniser (CTC) on synthetic and auxiliary plates anonymized by the method"
     param_alternatives = {"original_reader": ("parrot",)}
     test_params = {"steps": 2, "synthetic": 8, "size": [16, 64], "hidden": 8, "channels": 4}
 

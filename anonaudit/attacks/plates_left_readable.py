@@ -148,6 +148,7 @@ class PlatesLeftReadable(Attack):
     """
 
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
+    attacker_holds = ("release", "ocr_engine: the offline text detector and recogniser")
     folder_audit = {"plates": {}}  # anonaudit audit --kind plates; needs no label (boxes, if given, test the finder)
 
     param_alternatives = {"pattern": (r"^[A-Z]{2}[0-9]{2}[A-Z]{1,3}[0-9]{4}$",)}

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ from ..models.faces.embedding import embed, make_embedder, typical_face
 from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate, negatives_needed, proportion, unresolved_rate
-from .base import Attack, AttackMetric, AttackResult, FileFinding
+from .base import Attack, AttackerModel, AttackMetric, AttackResult, FileFinding
 from .face_common import anonymized_auxiliary, check_disjoint, public_anonymizer
 from .replay import attacker_anonymizer
 
@@ -432,6 +432,19 @@ class ReIdentification(Attack):
 
     requires = ("identity",)
     criteria = ("singling_out", "linkability")
+    attacker_holds = ("release", "gallery_originals", "face_model")
+
+    def intruder(self) -> AttackerModel:
+        """The gallery it holds (``gallery``); the method too with the parrot gallery; auxiliary images
+        and a trained projection with ``projection="lda"``."""
+        model = super().intruder()
+        gallery = "gallery_originals" if self.gallery == "originals" else "gallery_other"
+        holds = tuple(gallery if h == "gallery_originals" else h for h in model.holds)
+        holds += ("method",) if self.parrot else ()
+        if self.projection == "lda":
+            return replace(model, holds=holds + ("auxiliary",),
+                           trains="a linear discriminant projection of the embeddings on its auxiliary faces")
+        return replace(model, holds=holds)
 
     param_alternatives = {"embedder": ("pixels",), "gallery": ("other_images",), "projection": ("lda",)}
     folder_audit = {"faces": {"embedder": "dlib", "gallery": "other_images", "parrot": True}}

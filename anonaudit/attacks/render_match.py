@@ -869,6 +869,9 @@ class RenderMatchOCR(Attack):
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")
+    attacker_holds = ("release", "plate_boxes", "operator", "plate_renderer")
+    attacker_searches = ("plate texts and layouts (beam search over character positions) whose degraded rendering "
+                         "matches the release")
     test_params = {"fonts": ["DejaVuSans-Bold.ttf"], "beam": 2, "rounds": 1}
     param_alternatives = {"undeclared": ("mosaic_only", "skip")}
 

@@ -39,7 +39,7 @@ from ..errors import ConfigError, DataError
 from ..params import check_range
 from ..registry import ATTACKS
 from .attribute import GenderInference
-from .base import Attack, AttackMetric, AttackResult
+from .base import Attack, AttackerModel, AttackMetric, AttackResult
 from .face_common import check_disjoint
 from .reid import compare
 
@@ -106,6 +106,12 @@ class RepresentationInference(GenderInference):
 
     criteria = ("inference",)
     needs = ("representation",)
+    attacker_holds = ("representations", "method", "auxiliary")
+    attacker_trains = "fresh classifiers of the attribute on the representations of its auxiliary images"
+
+    def intruder(self) -> AttackerModel:
+        """The class declarations (no face model, no adaptive training here)."""
+        return Attack.intruder(self)
 
     param_alternatives = {"attribute": ("smiling",)}
 
@@ -232,6 +238,7 @@ class RepresentationMatching(Attack):
     requires = ("identity",)
     criteria = ("singling_out", "linkability")
     needs = ("representation",)
+    attacker_holds = ("representations", "method", "auxiliary")
 
     def __init__(
         self, far: float = 1e-3, impostors_per_probe: int = 500, pixel_size: int = 32, n_boot: int = 200, seed: int = 0

@@ -61,6 +61,9 @@ class RestoreThenOCR(Attack):
 
     requires = ("text",)
     criteria = ("singling_out", "linkability")  # a plate read back names one vehicle, linkable to registers
+    attacker_holds = ("release", "plate_boxes", "method", "plate_renderer", "auxiliary", "ocr_engine")
+    attacker_trains = ("a U-Net restorer on synthetic and auxiliary plates anonymized by the method, paired with the "
+                       "clear ones")
     test_params = {"steps": 2, "synthetic": 8, "size": [16, 64], "width": 4}
     param_alternatives = {"engine": ("tesseract", "easyocr")}
 
