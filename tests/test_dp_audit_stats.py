@@ -111,6 +111,14 @@ def test_grid_search_is_tested_at_the_union_bound():
     assert alone.epsilon_lower_bound > audit.epsilon_lower_bound > 0
 
 
+def test_on_a_tie_the_most_guesses_are_reported():
+    rng = np.random.default_rng(3)
+    included, scores = rng.random(200) < 0.5, rng.normal(size=200)
+    audit = one_run_audit(scores, included)
+    assert audit.epsilon_lower_bound == 0 and audit.k == 100 and audit.guesses == 200
+    assert audit.correct == int(np.sum(guesses_from_scores(scores, 100) == np.where(included, 1, -1)))
+
+
 def test_perfect_scores_reach_the_closed_form_at_the_grids_level():
     included = np.arange(100) % 2 == 0
     audit = one_run_audit(included.astype(float), included, ks=(50,))

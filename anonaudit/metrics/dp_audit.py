@@ -123,7 +123,8 @@ class GuessCount:
 
 @dataclass(frozen=True)
 class OneRunAudit:
-    """The epsilon lower bound of one training run, at ``confidence`` for the maximum over ``per_k``."""
+    """The epsilon lower bound of one training run, at ``confidence`` for the maximum over ``per_k``;
+    ``k``, ``guesses`` and ``correct`` are those of the ``k`` that reached it (the largest on a tie)."""
 
     epsilon_lower_bound: float
     m: int
@@ -162,5 +163,5 @@ def one_run_audit(scores: Sequence[float] | np.ndarray, included: Sequence[bool]
         guesses = guesses_from_scores(scores, k)
         correct = int(np.sum(guesses == truth))
         per_k.append(GuessCount(k, 2 * k, correct, epsilon_lower_bound(m, 2 * k, correct, delta, beta)))
-    best = max(per_k, key=lambda g: g.epsilon)
+    best = max(per_k, key=lambda g: (g.epsilon, g.k))  # on a tie (e.g. every bound 0) the most guesses
     return OneRunAudit(best.epsilon, m, best.k, best.guesses, best.correct, confidence, delta, tuple(per_k))
