@@ -197,7 +197,8 @@ def _print_summary(results) -> None:
         "target": risk["target_label"],
         "risk [95% CI]": [_risk_text(r) for r in risk.itertuples()],
         "kind": [k if isinstance(k, str) else "" for k in risk["risk_kind"]],
-        "attack": [f"{c}:{m}" if isinstance(c, str) else "" for c, m in zip(risk["component"], risk["metric"])],
+        "attack": [f"{c}:{m}" + (f" ({k})" if k in ("learned", "searching") else "") if isinstance(c, str) else ""
+                   for c, m, k in zip(risk["component"], risk["metric"], risk["attacker"])],
         "on release": risk["value"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
         "n": risk["n"].map(lambda v: "" if pd.isna(v) else str(int(v))),
         "on originals": risk["original"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),

@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ import pandas as pd
 from .errors import DataError
 from .fileio import atomic_path, write_json_atomic
 from .measurement import Measurement, as_measurements
+
+if TYPE_CHECKING:
+    from .attacks.base import AttackerModel
 
 COLUMNS = [
     "target",
@@ -63,10 +66,11 @@ FINDING_COLUMNS = [
     "recovered",
 ]
 
-#: Columns of :meth:`Results.max_risk` (the headline table).
+#: Columns of :meth:`Results.max_risk` (the headline table). ``attacker`` is the strongest attack's
+#: kind by its declaration (:func:`attacker_model`): ``learned``, ``searching`` or ``classical``.
 MAX_RISK_COLUMNS = [
     "target_label", "risk", "risk_ci_low", "risk_ci_high", "risk_kind", "exceeds_original", "component", "metric",
-    "value", "ci_low", "ci_high", "n", "original", "baseline", "reason",
+    "attacker", "value", "ci_low", "ci_high", "n", "original", "baseline", "reason",
 ]
 
 
@@ -188,6 +192,34 @@ def _no_risk_reason(rows: pd.DataFrame) -> str:
     return "no attack gave a risk estimate" + (f" ({'; '.join(why)})" if why else "")
 
 
+def configured_params(manifest: dict, name: str) -> dict[str, Any] | None:
+    """The parameters the run's manifest gives attack ``name`` (None when it lists the attack other
+    than exactly once: a sweep's variants differ, and only the class declarations are common)."""
+    entries = [a for a in manifest.get("attacks") or [] if isinstance(a, dict) and a.get("name") == name]
+    return dict(entries[0].get("params") or {}) if len(entries) == 1 else None
+
+
+def attacker_model(name: str, params: dict[str, Any] | None = None) -> AttackerModel | None:
+    """The attacker model attack ``name`` declares (:meth:`~anonaudit.attacks.base.Attack.intruder`), built
+    with ``params`` when given (parameter-dependent parts), else from its class declarations; None for
+    an attack no longer installed (old results)."""
+    from .attacks.base import Attack, AttackerModel
+    from .registry import ATTACKS
+
+    try:
+        cls = ATTACKS.get(name)
+    except Exception:  # noqa: BLE001 - an attack no longer installed still appears in old results
+        return None
+    if not (isinstance(cls, type) and issubclass(cls, Attack)):
+        return None
+    if params is not None:
+        try:
+            return ATTACKS.create(name, **params).intruder()
+        except Exception:  # noqa: BLE001 - parameters of an older version: the class declarations still hold
+            pass
+    return AttackerModel(tuple(cls.attacker_holds), cls.attacker_trains, cls.attacker_searches)
+
+
 def _read_csv(path: Path) -> pd.DataFrame | None:
     """A record CSV as text columns (file names stay as written), None when absent."""
     if not path.is_file():
@@ -262,10 +294,11 @@ class Results:
         """The headline: per target (every one, in order), its strongest attack metric by risk.
 
         Columns :data:`MAX_RISK_COLUMNS`. ``exceeds_original`` marks a release that leaks more than
-        the originals (a relative risk whose 95% CI lower bound is above 1). A target without any risk estimate keeps
-        its row with
-        an empty risk and ``reason`` saying why (target failed, every attack unavailable or failed,
-        no attack configured, nothing measured).
+        the originals (a relative risk whose 95% CI lower bound is above 1). ``attacker`` says whether the
+        strongest attack learned, searched or is classical (its declared attacker model), so a reader sees
+        when a learned or searching attacker set the headline. A target without any risk estimate keeps
+        its row with an empty risk and ``reason`` saying why (target failed, every attack unavailable or
+        failed, no attack configured, nothing measured).
         """
         t = self.table
         labels = [lab for lab in dict.fromkeys(t["target_label"]) if isinstance(lab, str) and lab]
@@ -279,7 +312,9 @@ class Results:
                 continue
             best = mine.assign(_hi=mine["risk_ci_high"].fillna(-np.inf)).sort_values(
                 ["risk", "_hi"], ascending=False, kind="stable").iloc[0]
+            model = attacker_model(best["component"], configured_params(self.manifest, best["component"]))
             out.append({**{c: best[c] for c in MAX_RISK_COLUMNS if c in best.index}, "reason": "",
+                        "attacker": model.kind if model else "",
                         "exceeds_original": best["risk_kind"] == "relative" and _finite(best["risk_ci_low"]) > 1.0})
         return pd.DataFrame(out, columns=MAX_RISK_COLUMNS)
 

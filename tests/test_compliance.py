@@ -25,7 +25,6 @@ from anonaudit.reports.compliance import (
     CRITERIA,
     attack_criteria,
     compliance_model,
-    intruder_holds,
     write_compliance_report,
 )
 from anonaudit.reports.examples import redact
@@ -160,12 +159,12 @@ def test_model_maps_criteria_sizes_attacker_model_and_untested(run: Path):
     assert rows["pixelate(block=16)"][0]["worst"]["level"] == "low"
     attacks = {a["name"]: a for a in m["attacks"]}
     assert list(attacks) == ["ocr", "metadata"]  # reid was configured but unavailable: not in the attacker model
-    assert "a gallery of other identified photos of the same people" in intruder_holds(
-        "reid", {"gallery": "other_images"}
-    )
     assert attacks["ocr"]["scored_with"] == ["the true plate text"]
-    assert "an off-the-shelf OCR engine (rapidocr)" in attacks["ocr"]["holds"]
-    assert "ocr also train on 10 images of the intruder's own (16.7% of the data set)" in m["attacker_intro"]
+    release, box = "the released (anonymized) images", "where each plate is in the released images (its box)"
+    assert attacks["ocr"]["holds"] == [release, box, "an off-the-shelf OCR engine (rapidocr)"]
+    assert attacks["ocr"]["kind"] == "classical" and attacks["ocr"]["method"] == "neither (classical)"
+    assert "ocr, metadata neither train nor search (classical)" in m["attacker_intro"]
+    assert "auxiliary" not in m["attacker_intro"]  # neither uses the intruder's auxiliary images
     assert any("60 images; 50 evaluated" in s for s in m["scope"])
     assert any("pixelate(block=4) (50 pairs)" in s for s in m["scope"])
     reasons = [" ".join(t) for t in m["not_tested"]]
@@ -322,7 +321,7 @@ def test_attacker_model_describes_only_the_attacks_that_ran(run: Path):
     results.table = results.table[results.table["component"] != "ocr"]
     m = compliance_model(results)
     assert [a["name"] for a in m["attacks"]] == ["metadata"]
-    assert "train" not in m["attacker_intro"]  # metadata learns nothing: no auxiliary training is described
+    assert "train a model" not in m["attacker_intro"]  # metadata learns nothing
     assert "(metadata)" in m["attacker_intro"]
 
 
@@ -340,3 +339,74 @@ def test_compliance_badges_follow_the_risk_ci(run: Path):
     m = compliance_model(_with(run, faint))
     inference = {r["target"]: r["cells"] for r in m["criteria_rows"]}[label][2]
     assert [b["cls"] for b in inference["evidence"][0]["badges"]] == ["note"]
+
+
+def _learned_run(tmp_path: Path) -> Results:
+    """One target attacked by the classical OCR ladder (raw OCR, depixelation), render-and-match and the
+    parrot recogniser, which reads best and reports its training cost as the attack does."""
+    label, tid = LABELS[0], IDS[0]
+    cost = "training_seconds=12.5; training_steps=300"
+    rows = [
+        row(target="pixelate", target_label=label, target_id=tid, kind="target", component="release", metric="pairs",
+            value=50, n=50, status="ok"),
+        _attack(label, tid, "ocr", "exact_match", 0.02, 0.02, seconds=3.0),
+        _attack(label, tid, "depixelate_ocr", "exact_match", 0.05, 0.05, seconds=9.0),
+        _attack(label, tid, "render_match_ocr", "exact_match", 0.3, 0.3, seconds=40.0),
+        _attack(label, tid, "parrot_ocr", "exact_match", 0.6, 0.6, message=cost, seconds=20.0),
+        row(target="pixelate", target_label=label, target_id=tid, kind="attack", component="parrot_ocr",
+            component_label="parrot_ocr", metric="training_seconds", value=12.5, n=300, status="ok", seconds=20.0),
+    ]
+    manifest = {"name": "learned", "seed": 0, "data": {"name": "plates_us", "n": 60, "evaluation": 50, "auxiliary": 10},
+                "attacks": [{"name": n, "params": {}} for n in ("ocr", "depixelate_ocr", "render_match_ocr")]
+                + [{"name": "parrot_ocr", "params": {"steps": 300}}]}
+    results = Results(pd.DataFrame(rows), tmp_path, manifest)
+    results.save(tmp_path)
+    return results
+
+
+def test_a_learned_attack_above_the_classical_ladder_heads_and_is_marked(tmp_path: Path, capsys):
+    from anonaudit.cli import _print_summary
+    from anonaudit.reports.html import render_html
+
+    results = _learned_run(tmp_path)
+    head = results.max_risk().iloc[0]
+    assert (head["component"], head["metric"], head["attacker"]) == ("parrot_ocr", "exact_match", "learned")
+    html = render_html(results)
+    table = html[html.index('id="headline"'):html.index("</table>", html.index('id="headline"'))]
+    assert "parrot_ocr" in table and ">learned</span>" in table
+    _print_summary(results)
+    assert "parrot_ocr:exact_match (learned)" in capsys.readouterr().out
+
+    # Without the parrot, the searching attacker heads, marked as such; without both, the classical ladder, unmarked.
+    results.table = results.table[results.table["component"] != "parrot_ocr"]
+    assert tuple(results.max_risk().iloc[0][["component", "attacker"]]) == ("render_match_ocr", "searching")
+    results.table = results.table[results.table["component"] != "render_match_ocr"]
+    assert tuple(results.max_risk().iloc[0][["component", "attacker"]]) == ("depixelate_ocr", "classical")
+    table = render_html(results)
+    assert ">learned</span>" not in table and ">searching</span>" not in table
+
+
+def test_compliance_lists_what_learned_and_searching_attackers_hold_train_and_cost(tmp_path: Path):
+    m = compliance_model(_learned_run(tmp_path))
+    attacks = {a["name"]: a for a in m["attacks"]}
+    parrot, search, ocr = attacks["parrot_ocr"], attacks["render_match_ocr"], attacks["ocr"]
+    assert parrot["kind"] == "learned" and parrot["method"].startswith("trains a CRNN recogniser (CTC) on synthetic")
+    assert parrot["cost"] == "training 12.5 s, 300 steps; the whole attack 20.0 s"
+    assert "the anonymizer itself (published method and parameters), to anonymize images of its own" in parrot["holds"]
+    assert search["kind"] == "searching" and search["method"].startswith("searches plate texts and layouts")
+    assert search["cost"] == "the whole attack 40.0 s"  # it trains nothing: only its time
+    assert ocr["method"] == "neither (classical)" and ocr["cost"] == "the whole attack 3.0 s"
+    intro = m["attacker_intro"]
+    assert "parrot_ocr train a model; render_match_ocr search candidates; ocr, depixelate_ocr neither" in intro
+    assert "parrot_ocr also use 10 images of the intruder's own (16.7% of the data set)" in intro
+    html = write_compliance_report(Results.load(tmp_path), tmp_path)[0].read_text(encoding="utf-8")
+    section = html[html.index("2. Attacker model"):html.index("3. Article 29")]
+    assert "trains a CRNN recogniser" in section and "training 12.5 s, 300 steps" in section
+
+
+def test_an_attack_no_longer_installed_is_described_as_undeclared(run: Path):
+    results = Results.load(run)
+    results.table.loc[results.table["component"] == "metadata", "component"] = "retired_attack"
+    attacks = {a["name"]: a for a in compliance_model(results)["attacks"]}
+    assert attacks["retired_attack"]["holds"] == ["not declared (attack not installed)"]
+    assert results.max_risk()["attacker"].tolist() == ["classical", "classical"]  # ocr heads both targets

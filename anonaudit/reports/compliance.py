@@ -12,18 +12,24 @@ that declares none (or is no longer installed) is listed as not mapped. Each cri
 the evidence of every attack that tests it (highest risk first), so criteria tested by different
 attacks show different evidence.
 The attacker model describes only the attacks that ran in the results table (configured attacks
-that were unavailable, failed or not applicable are listed under what was not tested).
+that were unavailable, failed or not applicable are listed under what was not tested), each as it
+declares itself (:meth:`~anonaudit.attacks.base.Attack.intruder`, built with the parameters the
+manifest gives it): what the intruder holds, what it trains or searches, and the training cost the
+attack reported in this run (its ``training_seconds`` row, steps as n, or the ``training_seconds`` and
+``training_steps`` details of its rows) beside the seconds the attack took.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..fileio import write_atomic
+from ..results import attacker_model, configured_params
 from . import fmt
 from .html import environment, report_context, risk_badges
 
@@ -53,11 +59,6 @@ MOTIVATED_INTRUDER = (
     "specialist "
     "skills or equipment, and without criminal acts), succeed in re-identifying someone from the release?"
 )
-#: What an attack parameter says the intruder holds.
-_GALLERY = {
-    "originals": "a gallery of identified photos that includes each released image's own source photo",
-    "other_images": "a gallery of other identified photos of the same people",
-}
 _LABELS = {"text": "the true plate text", "identity": "who is in each image", "gender": "each person's gender"}
 
 LIMITATIONS = [
@@ -94,23 +95,6 @@ def attack_criteria(name: str) -> tuple[str, ...]:
     return declared
 
 
-def intruder_holds(name: str, params: dict[str, Any]) -> list[str]:
-    """What the intruder of one attack holds, read from the attack's parameters."""
-    held = []
-    if params.get("gallery") in _GALLERY:
-        held.append(_GALLERY[params["gallery"]])
-    if params.get("parrot"):
-        held.append("the public anonymizer itself, re-applied to their gallery (parrot attacker)")
-    if params.get("use_known_kernel") or params.get("use_known_block"):
-        held.append("the method's declared degradation (blur kernel or mosaic block), used to invert it")
-    if params.get("engine"):
-        held.append(f"an off-the-shelf OCR engine ({params['engine']})")
-    if params.get("embedder"):
-        emb = params["embedder"]
-        held.append(f"a public face-recognition model ({emb.get('name', emb) if isinstance(emb, dict) else emb})")
-    return held
-
-
 def scored_with(name: str) -> list[str]:
     """The ground truth the audit (not the intruder) holds to score an attack (its ``requires``)."""
     from ..registry import ATTACKS
@@ -122,16 +106,67 @@ def scored_with(name: str) -> list[str]:
     return [_LABELS.get(r, r) for r in requires]
 
 
-def learns(name: str) -> bool:
-    """Whether an attack trains on the intruder's auxiliary data (its class overrides ``fit``)."""
-    from ..attacks.base import Attack
-    from ..registry import ATTACKS
+_DETAIL = re.compile(r"(?:^|; )(training_seconds|training_steps|weights_cached)=([^;]+)")
 
-    try:
-        cls = ATTACKS.get(name)
-    except Exception:  # noqa: BLE001 - see attack_criteria
-        return False
-    return isinstance(cls, type) and issubclass(cls, Attack) and cls.fit is not Attack.fit
+
+def _reported_training(rows: pd.DataFrame) -> tuple[float, float | None, bool] | None:
+    """The training one attack reported on one target: seconds, steps (None when not reported) and
+    whether the weights came from the cache; None when it reported none. Its ``training_seconds`` row
+    (steps as n) first, else the details in its rows' messages."""
+    found: dict[str, str] = {}
+    for message in rows["message"].dropna().astype(str):
+        for key, value in _DETAIL.findall(message):
+            found.setdefault(key, value.strip())
+    cached = found.get("weights_cached", "").lower() == "true"
+    row = rows[rows["metric"] == "training_seconds"]
+    if not row.empty and pd.notna(row["value"].iloc[0]):
+        steps = pd.to_numeric(row["n"], errors="coerce").iloc[0]
+        return float(row["value"].iloc[0]), None if pd.isna(steps) else float(steps), cached
+    if "training_seconds" not in found:
+        return None
+    steps = float(found["training_steps"]) if "training_steps" in found else None
+    return float(found["training_seconds"]), steps, cached
+
+
+def _span(values: list[float], unit: str, digits: int = 1) -> str:
+    lo, hi = min(values), max(values)
+    same = f"{lo:.{digits}f}" == f"{hi:.{digits}f}"
+    return f"{lo:.{digits}f} {unit}" if same else f"{lo:.{digits}f} to {hi:.{digits}f} {unit}"
+
+
+def attack_cost(rows: pd.DataFrame) -> str:
+    """What one attack cost in this run (its ok rows, every target): the training seconds and steps it
+    reported (:func:`_reported_training`) and the seconds the attack took per target, in words."""
+    per_target = [(g, _reported_training(g)) for _, g in rows.groupby("target_label", sort=False)]
+    parts = []
+    trained = [t for _, t in per_target if t is not None]
+    if trained:
+        text = f"training {_span([t[0] for t in trained], 's')}"
+        steps = [t[1] for t in trained if t[1] is not None]
+        text += f", {_span(steps, 'steps', 0)}" if steps else ""
+        if cached := sum(t[2] for t in trained):
+            text += f" ({cached} of {len(trained)} loaded from the cache: seconds of the earlier training)"
+        parts.append(text)
+    seconds = [float(pd.to_numeric(g["seconds"], errors="coerce").max()) for g, _ in per_target]
+    if seconds := [x for x in seconds if x == x]:
+        parts.append(f"the whole attack {_span(seconds, 's')}")
+    per = f"per target ({len(per_target)} targets): " if parts and len(per_target) > 1 else ""
+    return per + "; ".join(parts)
+
+
+def describe_attacker(name: str, manifest: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:
+    """One attack's row of the attacker model: ``holds`` (in words), ``kind`` (learned, searching or
+    classical), ``method`` (what it trains or searches, in words), ``auxiliary`` (whether it uses the
+    intruder's auxiliary images) and ``cost`` (:func:`attack_cost`), from its declaration
+    (:func:`~anonaudit.results.attacker_model`)."""
+    model = attacker_model(name, configured_params(manifest, name))
+    if model is None:
+        return {"holds": ["not declared (attack not installed)"], "kind": "", "method": "–", "cost": attack_cost(rows),
+                "auxiliary": False}
+    method = "; ".join([*([f"trains {model.trains}"] if model.trains else []),
+                        *([f"searches {model.searches}"] if model.searches else [])])
+    return {"holds": model.holds_text(), "kind": model.kind, "method": method or "neither (classical)",
+            "cost": attack_cost(rows), "auxiliary": any(h.split(":")[0] == "auxiliary" for h in model.holds)}
 
 
 def _shown(r: pd.Series) -> dict:
@@ -179,11 +214,27 @@ def _policy_status(verdict: dict | None, label: str, components: set[str]) -> st
     return ""
 
 
+def _attacker_intro(attacks: list[dict], names: list[str], n_aux: str, share: str) -> str:
+    """The attacker model's opening sentence: which attacks learn, search or are classical, and who uses
+    the intruder's auxiliary images."""
+    def kind(k: str) -> list[str]:
+        return [a["name"] for a in attacks if a.get("kind") == k]
+
+    aux = [a["name"] for a in attacks if a.get("auxiliary")]
+    said = [f"{', '.join(kind('learned'))} train a model" if kind("learned") else "",
+            f"{', '.join(kind('searching'))} search candidates" if kind("searching") else "",
+            f"{', '.join(kind('classical'))} neither train nor search (classical)" if kind("classical") else "",
+            (f"{', '.join(aux)} also use {n_aux} images of the intruder's own ({share} of the data set), never among "
+             "the evaluated images") if aux else ""]
+    return (f"The attacks of this audit ({', '.join(names) or 'none ran'}) each declare what the intruder must hold "
+            "and what it trains or searches" + "".join(f"; {x}" for x in said if x)
+            + ". Per attack, what the intruder holds, what it trains or searches and what that cost in this run:")
+
+
 def compliance_model(results: Results, embed_examples: bool = False) -> dict[str, Any]:
     """Everything the compliance report states (plain data; see the module doc)."""
     ctx = report_context(results, embed_examples)
     table, manifest, order = results.table, ctx["manifest"], ctx["order"]
-    configured = {a["name"]: a.get("params") or {} for a in manifest.get("attacks") or []}
     ok = table[(table["status"] == "ok") & (table["kind"] == "attack")]
     names = list(dict.fromkeys(ok["component"].dropna()))  # the attacks that ran, in the table's order
     attacks = []
@@ -191,7 +242,8 @@ def compliance_model(results: Results, embed_examples: bool = False) -> dict[str
         crit = attack_criteria(name)
         attacks.append({"name": name, "criteria": list(crit),
                         "criteria_text": ", ".join(CRITERIA[c][0] for c in crit) or "not mapped",
-                        "holds": intruder_holds(name, configured.get(name, {})), "scored_with": scored_with(name)})
+                        **describe_attacker(name, manifest, ok[ok["component"] == name]),
+                        "scored_with": scored_with(name)})
     by_criterion = {c: {a["name"] for a in attacks if c in a["criteria"]} for c in CRITERIA}
     criteria_rows = []
     for label in order:
@@ -226,20 +278,7 @@ def compliance_model(results: Results, embed_examples: bool = False) -> dict[str
     if len(ns):
         span = fmt.count(ns.min()) + ("" if ns.min() == ns.max() else f" to {fmt.count(ns.max())}")
         scope.append(f"Attack rates measured on n = {span} images each, with 95% confidence intervals.")
-    trained = [a["name"] for a in attacks if learns(a["name"])]
-    attacker_intro = (
-        f"The attacks of this audit ({', '.join(names) or 'none ran'}) give the intruder the released "
-        "(anonymized) images "
-        "and the anonymization method with its parameters (the method is assumed public)"
-        + (
-            f"; {', '.join(trained)} also train on {fmt.count(n_aux)} images of the intruder's own ({share} of "
-            "the data "
-            "set), never among the evaluated images"
-            if trained
-            else ""
-        )
-        + ". Per attack, what the intruder also holds:"
-    )
+    attacker_intro = _attacker_intro(attacks, names, fmt.count(n_aux), share)
     not_tested = [("not tested", f"criterion {CRITERIA[c][0]}", "no attack for it ran")
                   for c, members in by_criterion.items() if not (set(ok["component"]) & members)]
     not_tested += [

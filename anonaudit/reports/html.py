@@ -198,7 +198,8 @@ def not_run(table: pd.DataFrame, order: list[str]) -> list[dict]:
 
 def headline(results: Results, order: list[str]) -> list[dict]:
     """:meth:`Results.max_risk` in report order, each row with ``f`` (its value's format: ``pct``
-    or ``num``) and ``badges`` (:func:`risk_badges`)."""
+    or ``num``) and ``badges`` (:func:`risk_badges`); its ``attacker`` (learned, searching or classical,
+    as the strongest attack declares itself) marks a learned or searching attack in the table."""
     mr = results.max_risk()
     rows = {r["target_label"]: r for r in _records(mr)}
     out = []

@@ -217,17 +217,19 @@ def compliance_pdf(model: dict[str, Any], title: str) -> bytes:
     doc.heading("2. Attacker model")
     doc.text(m["attacker_intro"], size=9)
     doc.table(
-        ["attack", "Art. 29 WP criteria", "the intruder also holds", "scored against (held by the audit only)"],
+        ["attack", "Art. 29 WP criteria", "the intruder holds", "trains or searches (cost in this run)",
+         "scored against (held by the audit only)"],
         [
             [
-                a["name"],
+                a["name"] + (f" ({a['kind']})" if a["kind"] in ("learned", "searching") else ""),
                 a["criteria_text"],
-                "; ".join(a["holds"]) or "–",
+                "; ".join(a["holds"]),
+                "\n".join(x for x in (a["method"], a["cost"]) if x),
                 "; ".join(a["scored_with"]) or "–",
             ]
             for a in m["attacks"]
         ],
-        (1.3, 1.6, 4, 2),
+        (1.2, 1.2, 3.0, 2.4, 1.1),
     )
 
     doc.heading("3. Article 29 Working Party Opinion 05/2014 criteria")
