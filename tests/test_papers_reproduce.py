@@ -132,3 +132,12 @@ def test_paper_snapshot_reproduces_from_the_committed_config(name):
     results = REPO / papers.RUNS[name] / "results.csv"
     assert results.is_file(), f"{results} is missing: run python scripts/papers.py {name}"
     assert differences(pd.read_csv(snapshot_file), pd.read_csv(results)) == []
+
+
+def test_record_replaces_a_rerun_steps_time_and_keeps_the_others_in_make_papers_order(tmp_path):
+    times = tmp_path / "times.csv"
+    first, second = (s.name for s in papers.GROUPS["paper-000"])
+    papers.record([{"step": second, "seconds": 30.0}, {"step": first, "seconds": 10.0}], times)
+    papers.record([{"step": "run membership-plates", "seconds": 5.0}, {"step": second, "seconds": 40.0}], times)
+    assert pd.read_csv(times)[["step", "seconds"]].values.tolist() == [
+        [first, 10.0], [second, 40.0], ["run membership-plates", 5.0]]
