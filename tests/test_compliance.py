@@ -321,7 +321,7 @@ def test_attacker_model_describes_only_the_attacks_that_ran(run: Path):
     results.table = results.table[results.table["component"] != "ocr"]
     m = compliance_model(results)
     assert [a["name"] for a in m["attacks"]] == ["metadata"]
-    assert "train a model" not in m["attacker_intro"]  # metadata learns nothing
+    assert "metadata neither trains nor searches" in m["attacker_intro"]  # metadata learns nothing
     assert "(metadata)" in m["attacker_intro"]
 
 
@@ -397,8 +397,8 @@ def test_compliance_lists_what_learned_and_searching_attackers_hold_train_and_co
     assert search["cost"] == "the whole attack 40.0 s"  # it trains nothing: only its time
     assert ocr["method"] == "neither (classical)" and ocr["cost"] == "the whole attack 3.0 s"
     intro = m["attacker_intro"]
-    assert "parrot_ocr train a model; render_match_ocr search candidates; ocr, depixelate_ocr neither" in intro
-    assert "parrot_ocr also use 10 images of the intruder's own (16.7% of the data set)" in intro
+    assert "parrot_ocr trains a model; render_match_ocr searches candidates; ocr, depixelate_ocr neither train" in intro
+    assert "parrot_ocr also uses 10 images of the intruder's own (16.7% of the data set)" in intro
     html = write_compliance_report(Results.load(tmp_path), tmp_path)[0].read_text(encoding="utf-8")
     section = html[html.index("2. Attacker model"):html.index("3. Article 29")]
     assert "trains a CRNN recogniser" in section and "training 12.5 s, 300 steps" in section

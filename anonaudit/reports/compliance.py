@@ -217,17 +217,19 @@ def _policy_status(verdict: dict | None, label: str, components: set[str]) -> st
 def _attacker_intro(attacks: list[dict], names: list[str], n_aux: str, share: str) -> str:
     """The attacker model's opening sentence: which attacks learn, search or are classical, and who uses
     the intruder's auxiliary images."""
+    def say(who: list[str], one: str, many: str) -> str:
+        return f"{', '.join(who)} {one if len(who) == 1 else many}" if who else ""
+
     def kind(k: str) -> list[str]:
         return [a["name"] for a in attacks if a.get("kind") == k]
 
-    aux = [a["name"] for a in attacks if a.get("auxiliary")]
-    said = [f"{', '.join(kind('learned'))} train a model" if kind("learned") else "",
-            f"{', '.join(kind('searching'))} search candidates" if kind("searching") else "",
-            f"{', '.join(kind('classical'))} neither train nor search (classical)" if kind("classical") else "",
-            (f"{', '.join(aux)} also use {n_aux} images of the intruder's own ({share} of the data set), never among "
-             "the evaluated images") if aux else ""]
+    own = f"{n_aux} images of the intruder's own ({share} of the data set), never among the evaluated images"
+    parts = [say(kind("learned"), "trains a model", "train a model"),
+             say(kind("searching"), "searches candidates", "search candidates"),
+             say(kind("classical"), "neither trains nor searches (classical)", "neither train nor search (classical)"),
+             say([a["name"] for a in attacks if a.get("auxiliary")], f"also uses {own}", f"also use {own}")]
     return (f"The attacks of this audit ({', '.join(names) or 'none ran'}) each declare what the intruder must hold "
-            "and what it trains or searches" + "".join(f"; {x}" for x in said if x)
+            "and what it trains or searches" + "".join(f"; {x}" for x in parts if x)
             + ". Per attack, what the intruder holds, what it trains or searches and what that cost in this run:")
 
 
