@@ -55,6 +55,8 @@ def test_parrot_reads_a_mosaic_that_depixelation_cannot(mono_plates, one_torch_t
     assert chars.release.value >= 0.4 and chars.release.ci_low > classical_chars.release.ci_high + 0.15
     assert exact.release.value >= classical.metric("exact_match_inverted").release.value
     assert exact.release.extra["training_steps"] == 250 and exact.release.extra["training_seconds"] > 0
+    cost = result.metric("training_seconds")
+    assert cost.release.n == 250 and cost.release.value > 0 and cost.risk_estimate().kind == "none"
     assert any("source: target" in n and "pixelate(block=16)" in n for n in result.notes)
     assert {f.finding for f in result.findings} <= {"read"}
     assert len(result.findings) == int(exact.release.value * len(images) + 0.5)

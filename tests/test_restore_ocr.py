@@ -47,6 +47,7 @@ def test_restore_then_ocr_on_a_mild_blur(mono_plates, one_torch_thread):
     assert exact.baseline == raw.metric("exact_match").baseline
     assert chars.release.value > chars.baseline  # the restored plates are read, if imperfectly
     assert exact.release.extra["training_steps"] == 30 and exact.release.extra["training_seconds"] > 0
+    assert result.metric("training_seconds").release.n == 30
     assert any("source: target" in n and "U-Net trained 30 steps" in n for n in result.notes)
     assert len(result.findings) == round(exact.release.value * len(images))
 

@@ -13,10 +13,10 @@ Metrics, as :class:`~anonaudit.attacks.ocr.OCRReread`'s and against the same no-
 baseline: ``exact_match`` (Wilson 95% CI) and ``char_accuracy`` (percentile bootstrap), on the
 release and on the originals (read by the same CRNN trained on the same plates un-anonymized, the
 reader of unprotected plates; or, with ``original_reader="parrot"``, by the parrot itself).
-``exact_match`` carries the training cost in its extras (``training_seconds``, ``training_steps``:
-the ``message`` column of the results table). Greedy CTC decoding over the plate alphabet (A-Z,
-0-9). The notes give the attacker model, the training data and cost; one ``read`` finding per
-released plate read exactly.
+``training_seconds`` gives the training cost (steps as its ``n``; no baseline, so no risk), also in
+the extras of ``exact_match`` (the ``message`` column of the results table). Greedy CTC decoding
+over the plate alphabet (A-Z, 0-9). The notes give the attacker model, the training data and cost;
+one ``read`` finding per released plate read exactly.
 
 Training is seeded and budgeted (``steps``, ``max_seconds``); the weights are cached in the suite's
 model-output cache under a hash of every training crop and text, the seed, the budget and the
@@ -33,10 +33,12 @@ import pandas as pd
 
 from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError
+from ..measurement import Measurement
 from ..models.ocr.base import PLATE_CHARS, PLATE_MARGIN
 from ..models.ocr.crnn import CRNNReader, check_reader_size, train_crnn
-from ..models.small_nets import Budget, cache_key
+from ..models.small_nets import Budget, TrainingCost, cache_key
 from ..registry import ATTACKS
+from ..stats import Estimate
 from .base import Attack, AttackResult
 from .mimic import TrainingPlates, crops, training_plates
 from .ocr import NoInformationGuess, fitted_guess, rate_metric, read_findings, score_readings, truths_of
@@ -53,6 +55,16 @@ def check_learning_params(name: str, synthetic: int, synthetic_params: dict | No
         raise ConfigError(f"{name}: auxiliary_share must be in [0, 1] or null, got {auxiliary_share!r}")
     if isinstance(synthetic_seed, bool) or not isinstance(synthetic_seed, int):
         raise ConfigError(f"{name}: synthetic_seed must be an integer, got {synthetic_seed!r}")
+
+
+def training_cost_metric(cost: TrainingCost, network: str) -> Measurement:
+    """The training cost as a row of the results table: ``training_seconds`` (wall clock on this
+    machine, or of the earlier training when the weights were cached), the steps as its ``n``; not a
+    success rate (no baseline, no risk)."""
+    how = "loaded from the cache, seconds of the earlier training" if cost.cached else "trained in this run"
+    return Measurement("training_seconds", Estimate(round(cost.seconds, 1), n=cost.steps,
+                                                    method=f"wall-clock seconds of training, steps in n ({how})"),
+                       None, float("nan"), f"seconds the attacker spent training its {network} (cost, not success)")
 
 
 def training_note(plates: TrainingPlates, cost_text: str, auxiliary_share: float | None) -> str:
@@ -190,7 +202,8 @@ class ParrotOCR(Attack):
                             f"plates read exactly by {how}; {base}")
         exact.release.extra.update(training_seconds=round(reader.cost.seconds, 1), training_steps=reader.cost.steps)
         metrics = [exact, rate_metric("char_accuracy", rel["char_accuracy"], orig["char_accuracy"],
-                                      g.char_accuracy(truths), f"mean max(0, 1 - CER) of {how}; {base}")]
+                                      g.char_accuracy(truths), f"mean max(0, 1 - CER) of {how}; {base}"),
+                   training_cost_metric(reader.cost, "CRNN")]
         notes = [
             ("attacker model: holds the release, each plate's box, its own synthetic plate renderer and the auxiliary "
              "plates with their texts, and reproduces the release's anonymization on them (the target's method, the "

@@ -10,9 +10,10 @@ the suite's OCR engine (RapidOCR by default, as :class:`~anonaudit.attacks.ocr.O
 upper bound is the same engine on the originals.
 
 Metrics, as ``ocr``'s and against the same no-information baseline: ``exact_match`` (Wilson 95%
-CI, with the training cost in its extras: ``training_seconds``, ``training_steps``) and
-``char_accuracy`` (percentile bootstrap). Training is seeded, budgeted and cached as the parrot
-recogniser's (:mod:`~anonaudit.attacks.parrot_ocr`).
+CI, with the training cost in its extras: ``training_seconds``, ``training_steps``),
+``char_accuracy`` (percentile bootstrap) and ``training_seconds`` (the cost, steps as its ``n``).
+Training is seeded, budgeted and cached as the parrot recogniser's
+(:mod:`~anonaudit.attacks.parrot_ocr`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..registry import ATTACKS
 from .base import Attack, AttackResult
 from .mimic import TrainingPlates, training_plates
 from .ocr import NoInformationGuess, fitted_guess, rate_metric, read_findings, score_readings, truths_of
-from .parrot_ocr import check_learning_params, training_note
+from .parrot_ocr import check_learning_params, training_cost_metric, training_note
 
 
 @ATTACKS.register("restore_then_ocr")
@@ -149,7 +150,8 @@ class RestoreThenOCR(Attack):
         exact.release.extra.update(training_seconds=round(restorer.cost.seconds, 1),
                                    training_steps=restorer.cost.steps)
         metrics = [exact, rate_metric("char_accuracy", rel["char_accuracy"], orig["char_accuracy"],
-                                      g.char_accuracy(truths), f"mean max(0, 1 - CER) of {how}; {base}")]
+                                      g.char_accuracy(truths), f"mean max(0, 1 - CER) of {how}; {base}"),
+                   training_cost_metric(restorer.cost, "U-Net restorer")]
         notes = [
             ("attacker model: holds the release, each plate's box, its own synthetic plate renderer and the auxiliary "
              "plates with their texts, reproduces the release's anonymization on them (the target's method, the "
