@@ -63,6 +63,18 @@ OCR = (
     Column("SSIM", "ssim", "ssim", percent=False),
 )
 
+#: The classical ladder beside the learning intruder (configs/plates-learned.yaml, configs/plates-us-learned.yaml).
+LEARNED_OCR = (
+    Column("OCR, raw release", "ocr", "exact_match"),
+    Column("after deblurring", "deblur_ocr", "exact_match_inverted"),
+    Column("after depixelation", "depixelate_ocr", "exact_match_inverted"),
+    Column("parrot recogniser", "parrot_ocr", "exact_match"),
+    Column("parrot char accuracy", "parrot_ocr", "char_accuracy"),
+    Column("restorer, then OCR", "restore_then_ocr", "exact_match"),
+    Column("parrot training (s)", "parrot_ocr", "training_seconds", percent=False),
+    Column("restorer training (s)", "restore_then_ocr", "training_seconds", percent=False),
+)
+
 TABLES: dict[str, Table] = {
     "demo": Table(
         ("gaussian_blur(sigma=4)", "gaussian_blur(sigma=8)", "pixelate(block=4)", "pixelate(block=8)",
@@ -73,6 +85,15 @@ TABLES: dict[str, Table] = {
         tuple(f"gaussian_blur(sigma={s}, relative=True)" for s in (0.01, 0.02, 0.04, 0.08))
         + tuple(f"pixelate(block={b}, relative=True)" for b in (0.04, 0.08, 0.16)) + ("mask",),
         OCR,
+    ),
+    "plates-learned": Table(
+        ("gaussian_blur(sigma=8)", "pixelate(block=8)", "pixelate(block=16)", "mask"),
+        LEARNED_OCR,
+    ),
+    "plates-us-learned": Table(
+        ("gaussian_blur(sigma=0.08, relative=True)", "pixelate(block=0.08, relative=True)",
+         "pixelate(block=0.16, relative=True)", "mask"),
+        LEARNED_OCR,
     ),
     "faces-lfw": Table(
         ("face_blur(kernel=15, detector=dlib_hog)", "face_blur(kernel=25, detector=dlib_hog)",
