@@ -410,3 +410,30 @@ def test_an_attack_no_longer_installed_is_described_as_undeclared(run: Path):
     attacks = {a["name"]: a for a in compliance_model(results)["attacks"]}
     assert attacks["retired_attack"]["holds"] == ["not declared (attack not installed)"]
     assert results.max_risk()["attacker"].tolist() == ["classical", "classical"]  # ocr heads both targets
+
+
+def test_check_component_requires_an_attacker_model_in_the_vocabulary():
+    from anonaudit.attacks.base import Attack
+    from anonaudit.testing import ContractError, check_component
+
+    class Undeclared(Attack):
+        name = "contract_undeclared_attacker"
+        criteria = ("linkability",)
+
+    class Misspelt(Undeclared):
+        name = "contract_misspelt_attacker"
+        attacker_holds = ("release", "auxilary")
+
+    class Declared(Undeclared):
+        name = "contract_declared_attacker"
+        attacker_holds = ("release", "ocr_engine: any engine")
+        attacker_searches = "candidate texts"
+
+    with pytest.raises(ContractError, match=r"check_declares_attacker_model: attacker_holds \(\): unknown"):
+        check_component(Undeclared)
+    with pytest.raises(ContractError, match=r"unknown \['auxilary'\]"):
+        check_component(Misspelt)
+    assert check_component(Declared)["check_declares_attacker_model"] == "passed"
+    model = Declared().intruder()
+    assert model.kind == "searching" and model.holds_text() == ["the released (anonymized) images",
+                                                                 "an off-the-shelf OCR engine (any engine)"]
