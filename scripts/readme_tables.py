@@ -259,7 +259,7 @@ def check() -> list[str]:
 #   {{SNAPSHOT | TARGET | COMPONENT | METRIC | FORMAT}}  a cell of docs/results/SNAPSHOT.csv: TARGET is a target
 #       label (ending in ``...``: the labels starting with what precedes it), COMPONENT a component label or its
 #       start, METRIC the metric's name (as for a Column); FORMAT one of FORMATS, ``orig_`` before it for the
-#       value on the originals
+#       value on the originals, ``base_`` for the baseline
 #   {{times | STEP | minutes}}  the wall time of a step of `make papers` (docs/results/papers-times.csv)
 DOCUMENTS = (README, *sorted((REPO / "docs").glob("*.md")))
 TIMES = SNAPSHOTS / "papers-times.csv"
@@ -310,9 +310,10 @@ def _cell(placeholder: str, snapshots: dict[str, pd.DataFrame]) -> str:
     hit = _pick(snapshots[source], target, Column("", component, metric))
     if hit is None:
         raise KeyError(f"docs/results/{source}.csv has no row for {{{{{placeholder}}}}}")
-    original = fmt.startswith("orig_")
-    value = float(hit["original"] if original else hit["value"])
-    return FORMATS[fmt.removeprefix("orig_")](value, float(hit["ci_low"]), float(hit["ci_high"]), float(hit["n"]))
+    column = {"orig": "original", "base": "baseline"}.get(fmt.split("_")[0], "value")
+    value = float(hit[column])
+    return FORMATS[fmt.removeprefix("orig_").removeprefix("base_")](
+        value, float(hit["ci_low"]), float(hit["ci_high"]), float(hit["n"]))
 
 
 def fill(template: str, snapshots: dict[str, pd.DataFrame] | None = None) -> str:
@@ -331,7 +332,7 @@ def _template_rows(name: str, results: pd.DataFrame) -> list[pd.Series]:
                 hit = _pick(results, fields[1], Column("", fields[2], fields[3]))
                 if hit is None:
                     raise SystemExit(f"the run has no row for {{{{{placeholder}}}}} ({template_path(template)})")
-                rows.append(hit[SNAPSHOT_COLUMNS])
+                rows.append(hit[[*SNAPSHOT_COLUMNS, "baseline"]] if "baseline" in hit else hit[SNAPSHOT_COLUMNS])
     return rows
 
 
@@ -360,8 +361,9 @@ def update(name: str, run: Path) -> None:
     parts = [snapshot(results, TABLES[name])] if name in TABLES else []
     extra = _template_rows(name, ok)
     if extra:
-        parts.append(pd.DataFrame(extra, columns=SNAPSHOT_COLUMNS))
-    rows = pd.concat(parts, ignore_index=True).drop_duplicates(["target_label", "component_label", "metric"])
+        parts.append(pd.DataFrame(extra))
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows.drop_duplicates(["target_label", "component_label", "metric"], keep="last")  # the template's columns
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     rows.to_csv(snapshot_path(name), index=False)
     if name in TABLES:

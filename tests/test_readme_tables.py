@@ -58,15 +58,15 @@ def test_fill_writes_each_placeholder_from_its_snapshot_row_and_names_a_missing_
         {"target_label": "plate_wgan(image_size=32, checkpoint=x)", "component_label": "ocr(engine=rapidocr)",
          "metric": "exact_match", "value": 0.0, "ci_low": 0.0, "ci_high": 0.044, "n": 84, "original": 0.99},
         {"target_label": "mask", "component_label": "membership_lira(signal=critic)", "metric": "offline_roc_auc",
-         "value": 0.6812, "ci_low": 0.5401, "ci_high": 0.8123, "n": 64, "original": float("nan")},
+         "value": 0.6812, "ci_low": 0.5401, "ci_high": 0.8123, "n": 64, "original": float("nan"), "baseline": 0.5},
     ])
     snapshots = {"run": rows}
     template = ("{{run | plate_wgan... | ocr | exact_match | count}} read ({{run | plate_wgan... | ocr | exact_match |"
                 " pct_ci}}; originals {{ run | plate_wgan... | ocr | exact_match | orig_pct }}), AUC "
                 "{{run | mask | membership_lira | offline_roc_auc | f2_ci}} (n = {{run | mask | membership_lira | "
-                "offline_roc_auc | n}})\n")
+                "offline_roc_auc | n}}, chance {{run | mask | membership_lira | offline_roc_auc | base_f2}})\n")
     assert readme_tables.fill(template, snapshots) == (
-        "0/84 read (0.0% [0.0, 4.4]; originals 99.0%), AUC 0.68 [0.54, 0.81] (n = 64)")
+        "0/84 read (0.0% [0.0, 4.4]; originals 99.0%), AUC 0.68 [0.54, 0.81] (n = 64, chance 0.50)")
     with pytest.raises(KeyError, match="no row for"):
         readme_tables.fill("{{run | mask | ocr | exact_match | pct}}", snapshots)
     times = tmp_path / "times.csv"
