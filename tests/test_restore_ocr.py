@@ -97,6 +97,21 @@ def test_restorer_training_is_seeded_and_cached():
     clear_memory()
 
 
+def test_a_restorer_trained_on_unchanged_pairs_changes_nothing():
+    """The U-Net starts as the identity and L1 on identical pairs gives it no gradient: an attacker
+    who finds nothing to undo restores every image exactly as it is, at any size."""
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, size=(4, 8, 16, 3), dtype=np.uint8)
+
+    def pairs(r: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = r.integers(len(data), size=n)
+        return data[idx], data[idx]
+
+    restorer = train_restorer(pairs, (8, 16), 3, seed=0, width=2, depth=1, batch_size=2)
+    image = rng.integers(0, 256, size=(21, 37, 3), dtype=np.uint8)
+    assert np.array_equal(restorer.restore([image])[0], image)
+
+
 def test_sizes_are_checked():
     assert check_size(16, 2) == (16, 16) and check_size([8, 24], 2) == (8, 24)
     for bad in (10, [8], [8, 10], 2, True):

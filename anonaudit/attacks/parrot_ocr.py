@@ -113,7 +113,7 @@ class ParrotOCR(Attack):
     attacker_holds = ("release", "plate_boxes", "method", "plate_renderer", "auxiliary")
     attacker_trains = "a CRNN recogniser (CTC) on synthetic and auxiliary plates anonymized by the method"
     param_alternatives = {"original_reader": ("parrot",)}
-    test_params = {"steps": 2, "synthetic": 8, "size": [16, 64], "hidden": 8, "channels": 4}
+    test_params = {"steps": 80, "synthetic": 60, "size": [16, 64], "hidden": 16, "channels": 8, "lr": 0.01}
 
     def __init__(
         self,

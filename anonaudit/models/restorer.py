@@ -7,8 +7,9 @@ recognisers (OCR, face re-identification) on the restored release. Generic over 
 are: the caller supplies the pairs.
 
 :func:`train_restorer` trains a :class:`UNet` (residual: it predicts a correction added to its
-input) with an L1 loss on pairs drawn by ``pairs_fn`` at a fixed ``size``; the returned
-:class:`Restorer` restores images of any size (resized to the network's size and back). Training is
+input, starting as the identity) with an L1 loss on pairs drawn by ``pairs_fn`` at a fixed ``size``;
+the returned :class:`Restorer` restores images of any size (the correction made at the network's
+size is resized to the image and added to it). Training is
 seeded and budgeted (:class:`~anonaudit.models.small_nets.Budget`) and, with a ``cache_key``, cached
 in the suite's model-output cache (:func:`~anonaudit.models.small_nets.cached_network`).
 """
@@ -41,7 +42,8 @@ def _unet_class():
 
     class UNet(nn.Module):
         """U-Net of ``depth`` down/up levels, ``width`` channels at the top (doubling per level), skip
-        connections by concatenation, and a 1x1 head whose output is added to the input (residual)."""
+        connections by concatenation, and a 1x1 head whose output is added to the input (residual; the
+        head starts at zero, so the untrained network is the identity)."""
 
         def __init__(self, width: int, depth: int):
             super().__init__()
@@ -51,6 +53,8 @@ def _unet_class():
             self.merges = nn.ModuleList([block(2 * widths[i], widths[i]) for i in range(depth)])
             self.pool = nn.MaxPool2d(2)
             self.head = nn.Conv2d(widths[0], 3, 1)
+            nn.init.zeros_(self.head.weight)  # untrained, the network is the identity
+            nn.init.zeros_(self.head.bias)
 
         def forward(self, x):
             import torch
@@ -80,12 +84,6 @@ def to_tensor(images: np.ndarray) -> Any:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def from_tensor(batch: Any) -> np.ndarray:
-    """float (n, 3, h, w) in [-1, 1] -> uint8 (n, h, w, 3)."""
-    out = batch.detach().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1)
-    return out.numpy()
-
-
 def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` resized to ``size`` = (height, width) (area averaging when shrinking)."""
     h, w = size
@@ -104,16 +102,21 @@ class Restorer:
     cost: TrainingCost
 
     def restore(self, images: Sequence[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
-        """Each uint8 RGB image restored, at its own size (resized to the network's size and back)."""
+        """Each uint8 RGB image restored, at its own size: the network runs at its size and the
+        correction it makes (its output minus its input) is resized to the image and added to it, so
+        detail the network's size cannot hold is kept and an identity network returns the image unchanged."""
         import torch
 
         out: list[np.ndarray] = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
-                x = to_tensor(np.stack([resize_to(im, self.size) for im in chunk]))
-                restored = from_tensor(self.net(x))
-                out.extend(resize_to(r, im.shape[:2]) for r, im in zip(restored, chunk))
+                small = np.stack([resize_to(im, self.size) for im in chunk])
+                x = to_tensor(small)
+                delta = (self.net(x) - x).mul(127.5).permute(0, 2, 3, 1).numpy()
+                for im, d in zip(chunk, delta):
+                    full = cv2.resize(d, (im.shape[1], im.shape[0]), interpolation=cv2.INTER_LINEAR)
+                    out.append(np.clip(np.round(im.astype(np.float32) + full), 0, 255).astype(np.uint8))
         return out
 
 
@@ -168,7 +171,7 @@ def train_restorer(
     def l1(model: Any, x: Any, y: Any) -> Any:
         return (model(x) - y).abs().mean()
 
-    arch = f"unet-w{int(width)}-d{int(depth)}-{hw[0]}x{hw[1]}"
+    arch = f"unet-zero-head-w{int(width)}-d{int(depth)}-{hw[0]}x{hw[1]}"
     key = None if cache_key is None else f"{cache_key}:{arch}:{budget}:{seed}"
     net, cost = cached_network("restorer", key, net, lambda m: fit_network(m, batch, l1, budget, seed))
     return Restorer(net, hw, cost)
