@@ -435,12 +435,14 @@ class ReIdentification(Attack):
     attacker_holds = ("release", "gallery_originals", "face_model")
 
     def intruder(self) -> AttackerModel:
-        """The gallery it holds (``gallery``); the method too with the parrot gallery; auxiliary images
-        and a trained projection with ``projection="lda"``."""
+        """The gallery it holds (``gallery``); the method too with the parrot gallery and with the open
+        set (its threshold is set on auxiliary images anonymized by the method); auxiliary images and a
+        trained projection with ``projection="lda"``."""
         model = super().intruder()
         gallery = "gallery_originals" if self.gallery == "originals" else "gallery_other"
         holds = tuple(gallery if h == "gallery_originals" else h for h in model.holds)
-        holds += ("method",) if self.parrot else ()
+        holds += ("method",) if self.parrot or self.open_set_far is not None else ()
+        holds += ("auxiliary",) if self.open_set_far is not None and self.projection != "lda" else ()
         if self.projection == "lda":
             return replace(model, holds=holds + ("auxiliary",),
                            trains="a linear discriminant projection of the embeddings on its auxiliary faces")
