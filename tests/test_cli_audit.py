@@ -162,6 +162,7 @@ def test_audit_of_a_handful_of_lfw_faces(tmp_path, capsys):
         "gender-inference",
         "membership-tpr",
         "membership-auc",
+        "dp-claim",
         "metadata-leak",
         "faces-left-clear",
         "ssim",

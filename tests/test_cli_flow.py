@@ -128,7 +128,7 @@ def test_without_labels_the_attacks_that_need_them_are_named(folders, tmp_path, 
     originals, release, _ = folders
     assert main(_audit(originals, release, tmp_path / "run", *NO_POLICY)) == 3
     err = capsys.readouterr().err
-    assert ("without --labels, ocr, deblur_ocr, depixelate_ocr are not run: they need the plate text of every "
+    assert ("without --labels, deblur_ocr, depixelate_ocr, ocr are not run: they need the plate text of every "
             "image (column text)") in err
     assert "warning" not in err
 
@@ -138,14 +138,14 @@ def test_labels_without_the_text_column_or_with_empty_texts_say_so(folders, tmp_
     no_text = _labels(tmp_path / "regions.csv", ["path", "region"], [[f, "KA"] for f, _ in rows])
     assert main(_audit(originals, release, tmp_path / "r1", "--labels", str(no_text), *NO_POLICY)) == 3
     err = capsys.readouterr().err
-    assert f"{no_text.resolve()} has no text column, so ocr, deblur_ocr, depixelate_ocr are not run" in err
+    assert f"{no_text.resolve()} has no text column, so deblur_ocr, depixelate_ocr, ocr are not run" in err
     assert "warning" not in err  # no label of faces either
 
     holes = _labels(
         tmp_path / "holes.csv", ["path", "text"], [[f, "" if f in ("car2.png", "car4.png") else t] for f, t in rows]
     )
     assert main(_audit(originals, release, tmp_path / "r2", "--labels", str(holes), *NO_POLICY)) == 3
-    assert "leaves text empty for 2 image(s) (car2.png, car4.png), so ocr, deblur_ocr" in capsys.readouterr().err
+    assert "leaves text empty for 2 image(s) (car2.png, car4.png), so deblur_ocr, depixelate_ocr, ocr" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
