@@ -145,7 +145,8 @@ def test_labels_without_the_text_column_or_with_empty_texts_say_so(folders, tmp_
         tmp_path / "holes.csv", ["path", "text"], [[f, "" if f in ("car2.png", "car4.png") else t] for f, t in rows]
     )
     assert main(_audit(originals, release, tmp_path / "r2", "--labels", str(holes), *NO_POLICY)) == 3
-    assert "leaves text empty for 2 image(s) (car2.png, car4.png), so deblur_ocr, depixelate_ocr, ocr" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "leaves text empty for 2 image(s) (car2.png, car4.png), so deblur_ocr, depixelate_ocr, ocr" in err
 
 
 @pytest.mark.parametrize(
