@@ -37,6 +37,7 @@ from ..measurement import Measurement
 from ..models.ocr.base import PLATE_CHARS, PLATE_MARGIN
 from ..models.ocr.crnn import CRNNReader, check_reader_size, train_crnn
 from ..models.small_nets import Budget, TrainingCost, cache_key
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate
 from .base import Attack, AttackResult
@@ -49,12 +50,9 @@ def check_learning_params(name: str, synthetic: int, synthetic_params: dict | No
     """Shared checks of the learned plate attacks' data parameters (:class:`ConfigError` naming the attack)."""
     if synthetic_params is not None and not isinstance(synthetic_params, dict):
         raise ConfigError(f"{name}: synthetic_params must be a mapping or null, got {synthetic_params!r}")
-    if isinstance(synthetic, bool) or not isinstance(synthetic, int) or synthetic < 0:
-        raise ConfigError(f"{name}: synthetic must be a non-negative integer, got {synthetic!r}")
-    if auxiliary_share is not None and not 0.0 <= auxiliary_share <= 1.0:
-        raise ConfigError(f"{name}: auxiliary_share must be in [0, 1] or null, got {auxiliary_share!r}")
-    if isinstance(synthetic_seed, bool) or not isinstance(synthetic_seed, int):
-        raise ConfigError(f"{name}: synthetic_seed must be an integer, got {synthetic_seed!r}")
+    check_range(name, "synthetic", synthetic, ge=0, integer=True)
+    check_range(name, "auxiliary_share", auxiliary_share, ge=0, le=1, optional=True)
+    check_range(name, "synthetic_seed", synthetic_seed, integer=True)
 
 
 def training_cost_metric(cost: TrainingCost, network: str) -> Measurement:
@@ -136,11 +134,9 @@ class ParrotOCR(Attack):
         Budget(steps, max_seconds, batch_size, lr)  # raises ConfigError on a bad budget
         check_learning_params("parrot_ocr", synthetic, synthetic_params, auxiliary_share, synthetic_seed)
         check_reader_size(size)
-        for what, value in (("hidden", hidden), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"parrot_ocr: {what} must be a positive integer, got {value!r}")
-        if not 0.0 <= margin < 1.0:
-            raise ConfigError(f"parrot_ocr: margin must be in [0, 1), got {margin!r}")
+        check_range(self, "hidden", hidden, ge=1, integer=True)
+        check_range(self, "channels", channels, ge=1, integer=True)
+        check_range(self, "margin", margin, ge=0, lt=1)
         self.steps, self.max_seconds, self.batch_size, self.lr = steps, max_seconds, batch_size, lr
         self.synthetic, self.synthetic_params, self.synthetic_seed = synthetic, synthetic_params, synthetic_seed
         self.auxiliary_share = auxiliary_share
