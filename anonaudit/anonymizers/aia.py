@@ -50,6 +50,7 @@ import numpy as np
 
 from ..data.imageset import ImageSet
 from ..errors import ConfigError, DataError
+from ..params import check_range
 from ..registry import ANONYMIZERS
 from .trainable import DP_DELTA, DP_MAX_GRAD_NORM, TrainableAnonymizer
 
@@ -152,8 +153,7 @@ class AIA(TrainableAnonymizer):
                 "influence (docs/training.md)"
             )
         for name, v in (("alpha", alpha), ("beta", beta), ("margin", margin)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-                raise ConfigError(f"aia: {name} must be a finite number >= 0, got {v!r}")
+            check_range(self, name, v, ge=0, finite=True)
         if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 4:
             raise ConfigError(f"aia: size must be a multiple of 4, >= 8, got {size!r}")
         if decoder not in DECODERS:
@@ -162,10 +162,8 @@ class AIA(TrainableAnonymizer):
             raise ConfigError(f"aia: adversary must be one of {ADVERSARIES}, got {adversary!r}")
         if adversary_loss not in ADVERSARY_LOSSES:
             raise ConfigError(f"aia: adversary_loss must be one of {ADVERSARY_LOSSES}, got {adversary_loss!r}")
-        if isinstance(adv_steps, bool) or not isinstance(adv_steps, int) or adv_steps < 1:
-            raise ConfigError(f"aia: adv_steps must be an integer >= 1, got {adv_steps!r}")
-        if not 0.0 <= float(random_fraction) <= 1.0:
-            raise ConfigError(f"aia: random_fraction must be in [0, 1], got {random_fraction!r}")
+        check_range(self, "adv_steps", adv_steps, ge=1, integer=True)
+        check_range(self, "random_fraction", random_fraction, ge=0, le=1)
         self.alpha = alpha
         self.beta = beta
         self.size = size
