@@ -52,6 +52,7 @@ from ..errors import ConfigError
 from ..models.ocr import OCREngine, Reading, check_engine, create_engine, plate_box
 from ..models.ocr.base import PLATE_MARGIN
 from ..parallel import map_chunks
+from ..params import check_range
 from ..progress import progress
 from ..registry import ATTACKS
 from .base import Attack, AttackerModel, AttackResult
@@ -422,8 +423,7 @@ class InversionAttack(Attack):
         self.margin = margin
         self.batch_size = batch_size
         self.include_raw = include_raw
-        if accept_confident is not None and not 0.0 < accept_confident <= 1.0:
-            raise ConfigError(f"{self.name}: accept_confident must be in (0, 1] or null, got {accept_confident!r}")
+        check_range(self, "accept_confident", accept_confident, gt=0, le=1, optional=True)
         self.accept_confident = accept_confident
         self.seed = seed
 
