@@ -53,6 +53,7 @@ import numpy as np
 
 from ..data.imageset import Box, ImageSet, Record
 from ..errors import ConfigError, DataError
+from ..params import check_range
 from ..progress import progress
 from ..registry import ANONYMIZERS
 from .face_gan import RELEASE_FORMATS, write_release
@@ -232,8 +233,7 @@ class PoseFace(TrainableAnonymizer):
             ("regressor_channels", regressor_channels, 1),
             ("regressor_steps", regressor_steps, 0),
         ):
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"pose_face: {name} must be an integer >= {low}, got {v!r}")
+            check_range(self, name, v, ge=low, integer=True)
         for name, v in (
             ("landmark_weight", landmark_weight),
             ("identity_weight", identity_weight),
@@ -241,8 +241,7 @@ class PoseFace(TrainableAnonymizer):
             ("regressor_lr", regressor_lr),
             ("feather", feather),
         ):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-                raise ConfigError(f"pose_face: {name} must be a finite number >= 0, got {v!r}")
+            check_range(self, name, v, ge=0, finite=True)
         self.decoder = decoder
         self.image_size = image_size
         self.n_ws = n_ws
