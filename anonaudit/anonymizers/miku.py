@@ -37,6 +37,7 @@ import numpy as np
 
 from ..data.imageset import ImageSet
 from ..errors import ConfigError
+from ..params import check_range
 from ..registry import ANONYMIZERS
 from .base import Anonymizer
 from .miku_mappers import IdentityMapper, PCAMapper, float_to_uint8, images_to_float
@@ -50,14 +51,9 @@ MAPPERS = ("pca", "autoencoder", "stylegan")
 
 
 def _check_k(name: str, k: Any, n_search: Any, size: Any) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"{name}: k must be an integer >= 1, got {k!r}")
-    if n_search is not None and (
-        isinstance(n_search, bool) or not isinstance(n_search, (int, np.integer)) or n_search < 1
-    ):
-        raise ConfigError(f"{name}: n_search must be None (all dimensions) or an integer >= 1, got {n_search!r}")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8):
-        raise ConfigError(f"{name}: size must be None or an integer >= 8, got {size!r}")
+    check_range(name, "k", k, ge=1, integer=True)
+    check_range(name, "n_search", n_search, ge=1, integer=True, optional=True)  # null: all dimensions
+    check_range(name, "size", size, ge=8, integer=True, optional=True)
 
 
 def k_anonymous_release(
@@ -150,8 +146,7 @@ class Miku(TrainableAnonymizer):
                               "not trained by gradient descent on the training images: pca is fitted in closed form, "
                               "stylegan is pretrained elsewhere)")
         _check_k("miku", k, n_search, size)
-        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-            raise ConfigError(f"miku: n_components must be an integer >= 1, got {n_components!r}")
+        check_range(self, "n_components", n_components, ge=1, integer=True)
         if size is None or size % 8:
             raise ConfigError(f"miku: size must be a multiple of 8, got {size!r}")
         self.mapper = mapper
