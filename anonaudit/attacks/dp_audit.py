@@ -43,6 +43,7 @@ from ..data.imageset import ImageSet, Release
 from ..errors import ConfigError, DataError
 from ..measurement import Measurement
 from ..metrics.dp_audit import OneRunAudit, guesses_from_scores, one_run_audit
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate
 from .base import Attack, AttackResult
@@ -73,18 +74,15 @@ class OneRunDPAudit(Attack):
 
     def __init__(self, n_canaries: int = 256, signal: str | None = None, k: list[int] | None = None,
                  confidence: float = 0.95, seed: int = 0):
-        if isinstance(n_canaries, bool) or not isinstance(n_canaries, int) or n_canaries < MIN_CANARIES:
-            raise ConfigError(f"dp_audit: n_canaries must be an integer >= {MIN_CANARIES}, got {n_canaries!r}")
+        check_range(self, "n_canaries", n_canaries, ge=MIN_CANARIES, integer=True)
         if signal is not None and signal not in SIGNALS:
             raise ConfigError(f"dp_audit: signal must be None (the target's) or one of {sorted(SIGNALS)}, got "
                               f"{signal!r}")
         if k is not None and (not isinstance(k, (list, tuple)) or not k
                               or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in k)):
             raise ConfigError(f"dp_audit: k must be None (the default grid) or a list of integers >= 1, got {k!r}")
-        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-            raise ConfigError(f"dp_audit: confidence must be a number in (0, 1), got {confidence!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"dp_audit: seed must be an integer, got {seed!r}")
+        check_range(self, "confidence", confidence, gt=0, lt=1)
+        check_range(self, "seed", seed, integer=True)
         self.n_canaries = n_canaries
         self.signal = signal
         self.k = k
