@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..memo import Memo
+from ..params import check_range
 
 #: Bump when the training loop changes what it produces for the same key.
 TRAINING_VERSION = "1"
@@ -40,14 +40,10 @@ class Budget:
     lr: float = 2e-3
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError(f"training budget: steps must be a positive integer, got {self.steps!r}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ConfigError(f"training budget: max_seconds must be positive or null, got {self.max_seconds!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"training budget: batch_size must be a positive integer, got {self.batch_size!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"training budget: lr must be positive, got {self.lr!r}")
+        check_range("training budget", "steps", self.steps, ge=1, integer=True)
+        check_range("training budget", "max_seconds", self.max_seconds, gt=0, optional=True)
+        check_range("training budget", "batch_size", self.batch_size, ge=1, integer=True)
+        check_range("training budget", "lr", self.lr, gt=0)
 
 
 @dataclass(frozen=True)
