@@ -133,6 +133,10 @@ def test_registered_as_an_ocr_attack():
     assert ATTACKS.get("render_match_ocr") is RenderMatchOCR
     with pytest.raises(ConfigError):
         RenderMatchOCR(fonts=("NoSuchFont.ttf",))
+    with pytest.raises(ConfigError, match=r"^render_match_ocr: beam must be an integer >= 1, got 0$"):
+        RenderMatchOCR(beam=0)
+    with pytest.raises(ConfigError, match=r"^render_match_ocr: original_block must be an integer >= 1 or null, got 0$"):
+        RenderMatchOCR(original_block=0)
 
 
 def test_blur_view_equals_the_anonymizers_blur():

@@ -81,6 +81,7 @@ from ..data.synthetic_plates import DEFAULT_FONTS, PLATE_TEXT_RE, _font, _font_s
 from ..errors import ConfigError
 from ..models.ocr import Reading
 from ..parallel import map_chunks
+from ..params import check_range
 from ..registry import ATTACKS
 from .base import Attack, AttackResult
 from .inversion import estimate_grid, luminance
@@ -896,14 +897,13 @@ class RenderMatchOCR(Attack):
             raise ConfigError("render_match_ocr: fonts must name at least one font")
         for f in fonts:
             font_path(f)
-        if beam < 1 or rounds < 0:
-            raise ConfigError(f"render_match_ocr: beam must be >= 1 and rounds >= 0, got {beam}, {rounds}")
+        check_range(self, "beam", beam, ge=1, integer=True)
+        check_range(self, "rounds", rounds, ge=0, integer=True)
         if not cap_fractions or not gap_fractions or not jitter or len(border) != 2:
             raise ConfigError(
                 "render_match_ocr: cap_fractions, gap_fractions and jitter must be non-empty, border two numbers"
             )
-        if original_block is not None and int(original_block) < 1:
-            raise ConfigError(f"render_match_ocr: original_block must be >= 1, got {original_block}")
+        check_range(self, "original_block", original_block, ge=1, integer=True, optional=True)
         self.plate_format = plate_format
         self.fonts = tuple(fonts)
         self.beam, self.rounds = int(beam), int(rounds)
