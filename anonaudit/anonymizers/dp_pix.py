@@ -26,14 +26,13 @@ fresh noise (the ``dp_distinguish`` attack releases one image many times that wa
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..data.degradation import PixelateOperator
 from ..data.imageset import Box, Record
-from ..errors import ConfigError
+from ..params import check_range
 from ..registry import ANONYMIZERS
 from .classical import RegionAnonymizer
 
@@ -64,11 +63,6 @@ def laplace_pixelate(image: np.ndarray, b: int, m: int, epsilon: float, rng: np.
     return np.repeat(np.repeat(means, b, axis=0), b, axis=1)[:h, :w]
 
 
-def _check_int(what: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"dp_pix: {what} must be an integer >= {low}, got {value!r}")
-
-
 @ANONYMIZERS.register("dp_pix")
 class DPPix(RegionAnonymizer):
     """DP-Pix (Fan 2018): ``b x b`` pixelation with Laplace noise of scale ``255 m / (b^2 epsilon)`` per cell
@@ -84,12 +78,10 @@ class DPPix(RegionAnonymizer):
 
     def __init__(self, epsilon: float = 1.0, b: float = 16.0, m: int = 1, seed: int = 0, region: str = "image",
                  relative: bool = False, margin: float = 0.0):
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (0 < epsilon < math.inf):
-            raise ConfigError(f"dp_pix: epsilon must be a positive finite number, got {epsilon!r}")
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0:
-            raise ConfigError(f"dp_pix: b must be a positive number, got {b!r}")
-        _check_int("m", m, 1)
-        _check_int("seed", seed, 0)
+        check_range(self, "epsilon", epsilon, gt=0, finite=True)
+        check_range(self, "b", b, gt=0, finite=True)
+        check_range(self, "m", m, ge=1, integer=True)
+        check_range(self, "seed", seed, ge=0, integer=True)
         self.epsilon = epsilon
         self.b = b
         self.m = m
