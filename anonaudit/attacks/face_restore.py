@@ -32,10 +32,11 @@ import dataclasses
 import numpy as np
 
 from ..data.imageset import ImageSet, Release
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..models.faces.pixels import centre_box
 from ..models.restorer import Restorer, check_size, resize_to, train_restorer
 from ..models.small_nets import cache_key
+from ..params import check_range
 from ..registry import ATTACKS
 from .attribute import GenderInference
 from .base import Attack, AttackResult
@@ -77,12 +78,9 @@ class RestoreThen(Attack):
         budget(self.name, self.steps, self.max_seconds, self.batch_size, self.lr)
         check_threads(self.name, self.threads)
         check_size(self.size, self.depth)
-        if not isinstance(self.crop, (int, float)) or isinstance(self.crop, bool) or not 0 < self.crop <= 1:
-            raise ConfigError(f"{self.name}: crop must be a fraction in (0, 1], got {self.crop!r}")
-        for name in ("width", "depth"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{self.name}: {name} must be a positive integer, got {value!r}")
+        check_range(self, "crop", self.crop, gt=0, le=1)
+        check_range(self, "width", self.width, ge=1, integer=True)
+        check_range(self, "depth", self.depth, ge=1, integer=True)
 
     def inner(self) -> Attack:
         """The attack run on the restored release."""

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
-from ..errors import ConfigError
 from ..models.ocr import OCREngine, check_engine, create_engine, plate_crop
 from ..models.ocr.base import PLATE_MARGIN
 from ..models.restorer import Restorer, check_size, train_restorer
 from ..models.small_nets import Budget, cache_key
+from ..params import check_range
 from ..registry import ATTACKS
 from .base import Attack, AttackResult
 from .mimic import TrainingPlates, training_plates
@@ -90,13 +90,11 @@ class RestoreThenOCR(Attack):
     ):
         Budget(steps, max_seconds, batch_size, lr)  # raises ConfigError on a bad budget
         check_learning_params("restore_then_ocr", synthetic, synthetic_params, auxiliary_share, synthetic_seed)
-        for what, value in (("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"restore_then_ocr: {what} must be a positive integer, got {value!r}")
+        check_range(self, "width", width, ge=1, integer=True)
+        check_range(self, "depth", depth, ge=1, integer=True)
         check_size(size, depth)
         check_engine(engine)
-        if not 0.0 <= margin < 1.0:
-            raise ConfigError(f"restore_then_ocr: margin must be in [0, 1), got {margin!r}")
+        check_range(self, "margin", margin, ge=0, lt=1)
         self.steps, self.max_seconds, self.batch_size, self.lr = steps, max_seconds, batch_size, lr
         self.synthetic, self.synthetic_params, self.synthetic_seed = synthetic, synthetic_params, synthetic_seed
         self.auxiliary_share = auxiliary_share
