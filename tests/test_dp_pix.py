@@ -77,6 +77,10 @@ def test_rejects_bad_parameters():
     for bad in ({"epsilon": 0}, {"m": 0}, {"b": -1}, {"epsilon": float("inf")}):
         with pytest.raises(ConfigError, match="dp_pix"):
             DPPix(**bad)
+    with pytest.raises(ConfigError, match=r"^dp_distinguish: n_trials must be an integer >= 4, got 3$"):
+        DPDistinguish(n_trials=3)
+    with pytest.raises(ConfigError, match=r"^dp_distinguish: seed must be an integer >= 0, got -1$"):
+        DPDistinguish(seed=-1)
 
 
 def test_epsilon_bound_and_clopper_pearson():

@@ -42,8 +42,9 @@ from scipy import stats as _st
 
 from ..anonymizers.whitebox import require
 from ..data.imageset import Box, Release
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..measurement import Measurement
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import Estimate
 from .base import Attack, AttackResult
@@ -151,10 +152,8 @@ class DPDistinguish(Attack):
     test_params = {"n_trials": 40}
 
     def __init__(self, n_trials: int = 2000, seed: int = 0):
-        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 4:
-            raise ConfigError(f"dp_distinguish: n_trials must be an integer >= 4, got {n_trials!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"dp_distinguish: seed must be an integer >= 0, got {seed!r}")
+        check_range(self, "n_trials", n_trials, ge=4, integer=True)
+        check_range(self, "seed", seed, ge=0, integer=True)
         self.n_trials = n_trials
         self.seed = seed
 
