@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from ..data.imageset import ImageSet
 from ..errors import ConfigError
 from ..models.small_nets import Budget
+from ..params import check_range
 
 
 def images_digest(images: ImageSet) -> str:
@@ -34,8 +35,7 @@ def budget(attack: str, steps: int, max_seconds: float | None, batch_size: int, 
 
 def check_threads(attack: str, threads: int | None) -> None:
     """Raise ``ConfigError`` naming ``attack`` unless ``threads`` is None or a positive integer."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"{attack}: threads must be a positive integer or null, got {threads!r}")
+    check_range(attack, "threads", threads, ge=1, integer=True, optional=True)
 
 
 @contextmanager
