@@ -97,8 +97,10 @@ def test_bad_budget_is_a_config_error():
         ParrotClassifier(steps=0)
     with pytest.raises(ConfigError, match="max_seconds"):
         ParrotClassifier(max_seconds=0)
-    with pytest.raises(ConfigError, match="folds"):
+    with pytest.raises(ConfigError, match=r"^parrot_classifier: folds must be an integer >= 2, got 1$"):
         ParrotClassifier(folds=1)
+    with pytest.raises(ConfigError, match=r"^parrot_classifier: threads must be an integer >= 1 or null, got 0$"):
+        ParrotClassifier(threads=0)
 
 
 def test_a_leaking_learned_attack_fails_the_policies(blurred):

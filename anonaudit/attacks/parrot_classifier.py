@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageset import ImageSet, Release
-from ..errors import ConfigError
 from ..models.small_nets import TrainingCost, cache_key, cached_network, fit_network
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import proportion
 from .attribute import crops
@@ -105,8 +105,7 @@ class ParrotClassifier(Attack):
         budget("parrot_classifier", steps, max_seconds, batch_size, lr)
         check_threads("parrot_classifier", threads)
         for name, value, low in (("size", size, 8), ("width", width, 1), ("folds", folds, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"parrot_classifier: {name} must be an integer >= {low}, got {value!r}")
+            check_range(self, name, value, ge=low, integer=True)
         self.steps = steps
         self.max_seconds = max_seconds
         self.batch_size = batch_size
