@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageset import Box, ImageSet, Release
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..models.ocr import check_engine, create_engine
+from ..params import check_range
 from ..registry import ATTACKS
 from ..stats import proportion
 from .base import Attack, AttackMetric, AttackResult
@@ -81,8 +82,7 @@ class PlateMemorization(Attack):
     def __init__(
         self, engine: str = "rapidocr", size: tuple[int, int] = (96, 32), quantile: float = 0.05, batch_size: int = 32
     ):
-        if not 0 < float(quantile) < 1:
-            raise ConfigError(f"plate_memorization: quantile must be in (0, 1), got {quantile!r}")
+        check_range(self, "quantile", quantile, gt=0, lt=1)
         check_engine(engine)
         self.engine = engine
         self.size = size
