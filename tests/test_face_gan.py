@@ -68,6 +68,8 @@ def test_dcgan_defaults_follow_the_paper_and_dcgan():
     assert load_train_config(ROOT / "configs" / "train" / "face-progan-paper.yaml").create_method().image_size == 128
     with pytest.raises(ConfigError, match="release_format"):
         ANONYMIZERS.create("face_dcgan", release_format="jpeg")
+    with pytest.raises(ConfigError, match=r"^face_dcgan: margin must be a number >= 0, got -0.1$"):
+        ANONYMIZERS.create("face_dcgan", margin=-0.1)
 
 
 def test_progan_schedule():

@@ -39,6 +39,7 @@ import numpy as np
 from ..data.imageset import Box, ImageSet, Record
 from ..data.io import write_image
 from ..errors import ConfigError
+from ..params import check_range
 from ..progress import progress
 from ..registry import ANONYMIZERS
 from .face_regions import ANONYMIZED_FACES
@@ -90,8 +91,7 @@ class FaceGAN(RegionGAN):
             raise ConfigError(
                 f"{self.name}: release_format must be one of {RELEASE_FORMATS}, got {self.release_format!r}"
             )
-        if not isinstance(self.margin, (int, float)) or self.margin < 0:
-            raise ConfigError(f"{self.name}: margin must be a non-negative fraction, got {self.margin!r}")
+        check_range(self, "margin", self.margin, ge=0)
 
     def with_face_boxes(self, images: ImageSet) -> ImageSet:
         """``images`` whose records carry the face boxes to replace: their own boxes, else detections."""
