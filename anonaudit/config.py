@@ -250,8 +250,7 @@ def parse_config(
     if on_error not in ("skip", "raise"):
         raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    check_range("config", "seed", seed, integer=True)
     aux = _auxiliary(raw.get("auxiliary", {"fraction": 0.2}))
     output = raw.get("output")
     if output is not None and (not isinstance(output, str) or not output.strip()):
