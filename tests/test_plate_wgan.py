@@ -15,6 +15,7 @@ from anonaudit.anonymizers.gan_networks import ConvCritic, ConvGenerator, gradie
 from anonaudit.anonymizers.plates_wgan import feather_mask
 from anonaudit.cli import main
 from anonaudit.data.imageset import Box, ImageSet, Release
+from anonaudit.errors import ConfigError
 from anonaudit.registry import ANONYMIZERS
 from anonaudit.training import CheckpointError, TrainConfig, load_checkpoint, load_train_config, train
 
@@ -56,6 +57,13 @@ def test_architecture_follows_the_paper():
     assert all(c.stride == (2, 2) for c in convs[:-1])
     w = [m.weight.detach() for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert abs(float(torch.cat([p.flatten() for p in w]).std()) - 0.02) < 0.002  # N(0, 0.02) initialisation
+
+
+def test_critic_steps_and_fakes_per_plate_are_declared_ranges():
+    with pytest.raises(ConfigError, match=r"^plate_wgan: n_critic must be an integer >= 1, got 0$"):
+        ANONYMIZERS.create("plate_wgan", n_critic=0)
+    with pytest.raises(ConfigError, match=r"^plate_wgan: fakes_per_plate must be an integer >= 1, got 0$"):
+        ANONYMIZERS.create("plate_wgan", fakes_per_plate=0)
 
 
 def test_defaults_and_paper_config_are_the_papers():

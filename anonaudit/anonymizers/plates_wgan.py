@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..data.imageset import Box, ImageSet, Record
+from ..params import check_range
 from ..progress import progress
 from ..registry import ANONYMIZERS
 from .gan_base import RegionGAN
@@ -95,6 +96,8 @@ class PlateWGAN(RegionGAN):
         self.fakes_per_plate = fakes_per_plate
         self.feather = feather
         self.plate_boxes = plate_boxes
+        check_range(self, "n_critic", n_critic, ge=1, integer=True)
+        check_range(self, "fakes_per_plate", fakes_per_plate, ge=1, integer=True)
         self.check_shared(lr=lr, seed=seed, checkpoint=checkpoint, device=device, dp_epsilon=dp_epsilon,
                           dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm)
 
@@ -104,8 +107,6 @@ class PlateWGAN(RegionGAN):
 
         from .gan_networks import ConvCritic, ConvGenerator
 
-        if int(self.n_critic) < 1 or int(self.fakes_per_plate) < 1:
-            raise ValueError(f"n_critic and fakes_per_plate must be >= 1, got {self.n_critic}, {self.fakes_per_plate}")
         self.device_ = device
         g = ConvGenerator(self.latent_dim, self.image_size, self.g_channels, self.max_channels).to(device)
         d = ConvCritic(self.image_size, self.d_channels, self.max_channels, norm="instance").to(device)
