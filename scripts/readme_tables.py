@@ -127,6 +127,18 @@ TABLES: dict[str, Table] = {
             Column("restorer, gender accuracy", "restore_then_gender", "accuracy"),
         ),
     ),
+    "dp-audit-plates": Table(
+        ("plate_wgan(image_size=32, latent_dim=64, g_channels=16, d_channels=16, lr=0.0002, device=cpu)",
+         ("plate_wgan(image_size=32, latent_dim=64, g_channels=16, d_channels=16, lr=0.0002, device=cpu, dp_epsilon=8, "
+         "dp_delta=1e-05)"),
+         "miku(mapper=pca, k=2, size=16, device=cpu)"),
+        (
+            Column("epsilon lower bound (95%)", "dp_audit", "epsilon_lower_bound", percent=False),
+            Column("lower bound minus claimed epsilon", "dp_audit", "epsilon_lower_bound_minus_claimed",
+                   percent=False),
+        ),
+        originals=False,
+    ),
     "scenes-eu-left-readable": Table(
         ("gaussian_blur(sigma=0.25, region=boxes, relative=True, margin=0.1)", "gaussian_blur(sigma=1)",
          "external(path=...)"),
