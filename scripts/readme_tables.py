@@ -46,6 +46,18 @@ class Column:
     component: str
     metric: str
     percent: bool = True  # rates in % with the Wilson CI; otherwise a plain number to 3 decimals
+    ci: bool = False  # a plain number with its 95% CI, to 2 decimals (AUCs)
+
+
+@dataclass(frozen=True)
+class Beyond:
+    """A computed column: does the best of the ``learned`` columns (searching or learning attackers) beat the
+    best of the ``ladder`` columns (the classical attacks) beyond both 95% CIs, i.e. is the learned attack's
+    CI low above the ladder's CI high? Each entry is the header of a column of the same table."""
+
+    header: str
+    ladder: tuple[str, ...]
+    learned: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class Table:
     targets: tuple[str, ...]  # target labels, in the order shown
     columns: tuple[Column, ...]
     originals: bool = True  # first row: the attacks on the originals (the upper bound)
+    beyond: tuple[Beyond, ...] = ()  # computed last columns (see Beyond)
 
 
 OCR = (
@@ -63,16 +76,49 @@ OCR = (
     Column("SSIM", "ssim", "ssim", percent=False),
 )
 
-#: The classical ladder beside the learning intruder (configs/plates-learned.yaml, configs/plates-us-learned.yaml).
+#: The classical ladder beside the searching and learning intruders (configs/plates-learned.yaml,
+#: configs/plates-us-learned.yaml).
 LEARNED_OCR = (
     Column("OCR, raw release", "ocr", "exact_match"),
     Column("after deblurring", "deblur_ocr", "exact_match_inverted"),
     Column("after depixelation", "depixelate_ocr", "exact_match_inverted"),
+    Column("render-and-match", "render_match_ocr", "exact_match"),
+    Column("render-and-match char accuracy", "render_match_ocr", "char_accuracy"),
     Column("parrot recogniser", "parrot_ocr", "exact_match"),
     Column("parrot char accuracy", "parrot_ocr", "char_accuracy"),
     Column("restorer, then OCR", "restore_then_ocr", "exact_match"),
     Column("parrot training (s)", "parrot_ocr", "training_seconds", percent=False),
     Column("restorer training (s)", "restore_then_ocr", "training_seconds", percent=False),
+)
+LEARNED_OCR_BEYOND = (
+    Beyond("searching or learned attacker beyond the ladder's CI",
+           ("OCR, raw release", "after deblurring", "after depixelation"),
+           ("render-and-match", "parrot recogniser", "restorer, then OCR")),
+)
+
+#: The one-run DP audit (configs/dp-audit-plates.yaml, configs/dp-audit-faces.yaml).
+DP_AUDIT = (
+    Column("epsilon lower bound (95%)", "dp_audit", "epsilon_lower_bound", percent=False),
+    Column("lower bound minus claimed epsilon", "dp_audit", "epsilon_lower_bound_minus_claimed", percent=False),
+)
+
+#: The classical face ladder beside the learning intruder (configs/faces-learned.yaml,
+#: configs/papers-learned-faces.yaml).
+LEARNED_FACES = (
+    Column("re-ID rank-1 (other photos)", "reid(gallery=other_images, parrot=True)", "rank1"),
+    Column("parrot gallery rank-1", "reid(gallery=other_images, parrot=True)", "parrot_rank1"),
+    Column("parrot classifier rank-1", "parrot_classifier", "rank1"),
+    Column("restorer, re-ID rank-1", "restore_then_reid", "rank1"),
+    Column("open-set DIR @ FAR 1%", "reid(gallery=other_images, parrot=True)", "dir@far=0.01"),
+    Column("gender accuracy", "gender", "accuracy"),
+    Column("adaptive gender accuracy", "gender(adaptive=True)", "accuracy"),
+    Column("restorer, gender accuracy", "restore_then_gender", "accuracy"),
+)
+LEARNED_FACES_BEYOND = (
+    Beyond("learned re-ID beyond the ladder's CI", ("re-ID rank-1 (other photos)", "parrot gallery rank-1"),
+           ("parrot classifier rank-1", "restorer, re-ID rank-1")),
+    Beyond("learned gender beyond the ladder's CI", ("gender accuracy", "adaptive gender accuracy"),
+           ("restorer, gender accuracy",)),
 )
 
 TABLES: dict[str, Table] = {
@@ -89,11 +135,13 @@ TABLES: dict[str, Table] = {
     "plates-learned": Table(
         ("gaussian_blur(sigma=8)", "pixelate(block=8)", "pixelate(block=16)", "mask"),
         LEARNED_OCR,
+        beyond=LEARNED_OCR_BEYOND,
     ),
     "plates-us-learned": Table(
         ("gaussian_blur(sigma=0.08, relative=True)", "pixelate(block=0.08, relative=True)",
          "pixelate(block=0.16, relative=True)", "mask"),
         LEARNED_OCR,
+        beyond=LEARNED_OCR_BEYOND,
     ),
     "faces-lfw": Table(
         ("face_blur(kernel=15, detector=dlib_hog)", "face_blur(kernel=25, detector=dlib_hog)",
@@ -116,27 +164,51 @@ TABLES: dict[str, Table] = {
     "faces-learned": Table(
         ("face_blur(kernel=25, detector=dlib_hog)", "face_pixelate(block=15, detector=dlib_hog)",
          "face_pixelate(block=25, detector=dlib_hog)", "face_mask(detector=dlib_hog)"),
-        (
-            Column("re-ID rank-1 (other photos)", "reid(gallery=other_images, parrot=True)", "rank1"),
-            Column("parrot gallery rank-1", "reid(gallery=other_images, parrot=True)", "parrot_rank1"),
-            Column("parrot classifier rank-1", "parrot_classifier", "rank1"),
-            Column("restorer, re-ID rank-1", "restore_then_reid", "rank1"),
-            Column("open-set DIR @ FAR 1%", "reid(gallery=other_images, parrot=True)", "dir@far=0.01"),
-            Column("gender accuracy", "gender", "accuracy"),
-            Column("adaptive gender accuracy", "gender(adaptive=True)", "accuracy"),
-            Column("restorer, gender accuracy", "restore_then_gender", "accuracy"),
-        ),
+        LEARNED_FACES,
+        beyond=LEARNED_FACES_BEYOND,
+    ),
+    "papers-learned-plates": Table(("plate_wgan...",), LEARNED_OCR, beyond=LEARNED_OCR_BEYOND),
+    "papers-learned-faces": Table(
+        ("face_dcgan...", "face_progan...", "aia...", "miku...", "pose_face..."),
+        LEARNED_FACES,
+        beyond=LEARNED_FACES_BEYOND,
     ),
     "dp-audit-plates": Table(
         ("plate_wgan(image_size=32, latent_dim=64, g_channels=16, d_channels=16, lr=0.0002, device=cpu)",
          ("plate_wgan(image_size=32, latent_dim=64, g_channels=16, d_channels=16, lr=0.0002, device=cpu, dp_epsilon=8, "
          "dp_delta=1e-05)"),
          "miku(mapper=pca, k=2, size=16, device=cpu)"),
+        DP_AUDIT,
+        originals=False,
+    ),
+    "membership-faces": Table(
+        ("face_dcgan(image_size=32, latent_dim=64, g_channels=16, d_channels=16, release_format=memory, device=cpu)",
+         "face_progan(image_size=16, latent_dim=64, max_channels=64, release_format=memory, device=cpu)",
+         "aia(alpha=0.5, beta=0.5, adversary_loss=decorrelation, pretrain_steps=150, device=cpu)",
+         "miku(mapper=autoencoder, k=2, size=32, latent=64, device=cpu)",
+         "pose_face(decoder=small-cpu, image_size=64, ...)",
+         "face_blur(kernel=25)", "face_mask"),
         (
-            Column("epsilon lower bound (95%)", "dp_audit", "epsilon_lower_bound", percent=False),
-            Column("lower bound minus claimed epsilon", "dp_audit", "epsilon_lower_bound_minus_claimed",
-                   percent=False),
+            Column("LiRA AUC, online", "membership_lira", "roc_auc", percent=False, ci=True),
+            Column("LiRA AUC, offline", "membership_lira", "offline_roc_auc", percent=False, ci=True),
+            Column("critic AUC", "membership_critic", "roc_auc", percent=False, ci=True),
+            Column("reconstruction AUC", "membership_reconstruction", "roc_auc", percent=False, ci=True),
+            Column("DCR AUC (dlib)", "membership_dcr", "roc_auc", percent=False, ci=True),
+            Column("DCR AUC per person", "membership_dcr", "identity_roc_auc", percent=False, ci=True),
+            Column("judges' ensemble FNR", "real_fake_judges", "fnr_ensemble"),
+            Column("linkability pair AUC", "linkability", "pair_roc_auc", percent=False, ci=True),
+            Column("re-ID rank-1 (other photos)", "reid", "rank1"),
         ),
+        originals=False,
+    ),
+    "dp-audit-faces": Table(
+        tuple(base + dp for base in (
+            "face_dcgan(image_size=32, latent_dim=64, g_channels=16, d_channels=16, release_format=memory, device=cpu",
+            "face_progan(image_size=16, latent_dim=64, max_channels=64, release_format=memory, device=cpu",
+            "miku(mapper=autoencoder, k=2, size=32, latent=64, device=cpu",
+            "aia(alpha=0, beta=0, adversary_loss=decorrelation, pretrain_steps=150, device=cpu")
+            for dp in (")", ", dp_epsilon=8, dp_delta=1e-05)")),
+        DP_AUDIT,
         originals=False,
     ),
     "scenes-eu-left-readable": Table(
@@ -189,9 +261,11 @@ def _pick(rows: pd.DataFrame, target: str, column: Column) -> pd.Series | None:
     return None if hit.empty else hit.iloc[0]
 
 
-def _fmt(value: float, low: float = math.nan, high: float = math.nan, percent: bool = True) -> str:
+def _fmt(value: float, low: float = math.nan, high: float = math.nan, percent: bool = True, ci: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if not percent and ci and not (math.isnan(low) or math.isnan(high)):
+        return f"{value:.2f} [{low:.2f}, {high:.2f}]"
     if not percent:
         return f"{value:.3f}"
     ci = "" if math.isnan(low) or math.isnan(high) else f" [{100 * low:.1f}, {100 * high:.1f}]"
@@ -214,9 +288,10 @@ def render(rows: pd.DataFrame, table: Table) -> str:
     """The markdown table for ``rows`` (a run's results or its snapshot)."""
     first = [h for t in table.targets if (h := _pick(rows, t, table.columns[0])) is not None]
     n = pd.Series([h["n"] for h in first], dtype=float).dropna()  # the first column's sample size
+    headers = [c.header for c in table.columns] + [b.header for b in table.beyond]
     lines = [
-        f"| target (n = {int(n.max()) if len(n) else '?'}) | " + " | ".join(c.header for c in table.columns) + " |",
-        "|---" * (len(table.columns) + 1) + "|",
+        f"| target (n = {int(n.max()) if len(n) else '?'}) | " + " | ".join(headers) + " |",
+        "|---" * (len(headers) + 1) + "|",
     ]
     if table.originals:
         cells = []
@@ -225,7 +300,7 @@ def render(rows: pd.DataFrame, table: Table) -> str:
             original = None if hit is None else hit["original"]
             cells.append("1" if column.metric.startswith("ssim") else _fmt(float(original), percent=column.percent)
                          if original is not None and not pd.isna(original) else "")
-        lines.append("| originals | " + " | ".join(cells) + " |")
+        lines.append("| originals | " + " | ".join(cells + [""] * len(table.beyond)) + " |")
     for target in table.targets:
         cells = []
         for column in table.columns:
@@ -233,10 +308,29 @@ def render(rows: pd.DataFrame, table: Table) -> str:
             cells.append(
                 ""
                 if hit is None
-                else _fmt(float(hit["value"]), float(hit["ci_low"]), float(hit["ci_high"]), column.percent)
+                else _fmt(float(hit["value"]), float(hit["ci_low"]), float(hit["ci_high"]), column.percent, column.ci)
             )
+        cells += [beyond_cell(rows, table, target, b) for b in table.beyond]
         lines.append(f"| `{target}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def beyond_cell(rows: pd.DataFrame, table: Table, target: str, beyond: Beyond) -> str:
+    """``yes: HEADER`` when the best learned column's CI low exceeds the best ladder column's CI high (the best
+    by value; a column without a CI counts its value), ``no`` when it does not, empty when either side has no row."""
+    by_header = {c.header: c for c in table.columns}
+
+    def best(headers: tuple[str, ...]) -> tuple[str, pd.Series] | None:
+        hits = [(h, hit) for h in headers if (hit := _pick(rows, target, by_header[h])) is not None
+                and not pd.isna(hit["value"])]
+        return max(hits, key=lambda item: float(item[1]["value"])) if hits else None
+
+    ladder, learned = best(beyond.ladder), best(beyond.learned)
+    if ladder is None or learned is None:
+        return ""
+    ladder_high = ladder[1]["ci_high"] if not pd.isna(ladder[1]["ci_high"]) else ladder[1]["value"]
+    learned_low = learned[1]["ci_low"] if not pd.isna(learned[1]["ci_low"]) else learned[1]["value"]
+    return f"yes: {learned[0]}" if float(learned_low) > float(ladder_high) else "no"
 
 
 def _block(name: str) -> re.Pattern:

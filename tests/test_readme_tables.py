@@ -40,6 +40,24 @@ def test_render_formats_rates_with_wilson_ci_and_originals_first():
         "| target (n = 20) | OCR |", "|---|---|", "| originals | 90.0 |", "| `a` | 25.0 [10.0, 50.0] |"]
 
 
+
+def test_beyond_column_says_yes_only_when_the_learned_ci_clears_the_ladder_ci():
+    Column, Beyond = readme_tables.Column, readme_tables.Beyond
+    table = readme_tables.Table(
+        ("a", "b"), (Column("OCR", "ocr", "exact_match"), Column("parrot", "parrot_ocr", "exact_match")),
+        originals=False, beyond=(Beyond("beyond", ("OCR",), ("parrot",)),))
+    row = {"metric": "exact_match", "n": 40, "original": 1.0}
+    rows = pd.DataFrame([
+        {**row, "target_label": "a", "component_label": "ocr", "value": 0.1, "ci_low": 0.05, "ci_high": 0.2},
+        {**row, "target_label": "a", "component_label": "parrot_ocr", "value": 0.5, "ci_low": 0.35, "ci_high": 0.65},
+        {**row, "target_label": "b", "component_label": "ocr", "value": 0.3, "ci_low": 0.18, "ci_high": 0.45},
+        {**row, "target_label": "b", "component_label": "parrot_ocr", "value": 0.5, "ci_low": 0.35, "ci_high": 0.65},
+    ])
+    assert readme_tables.render(rows, table).splitlines()[2:] == [
+        "| `a` | 10.0 [5.0, 20.0] | 50.0 [35.0, 65.0] | yes: parrot |",
+        "| `b` | 30.0 [18.0, 45.0] | 50.0 [35.0, 65.0] | no |",  # higher, but the CIs overlap
+    ]
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_demo_reproduces_the_readme_demo_table(tmp_path):
