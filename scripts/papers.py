@@ -58,6 +58,7 @@ GROUPS: dict[str, tuple[Step, ...]] = {
                   Step("train face-progan-tiny", _train("configs/train/face-progan-tiny.yaml")),
                   Step("run paper-002-faces", _run("configs/paper-002-faces.yaml"))),
     "paper-003": (Step("run paper-003-aia", _run("configs/paper-003-aia.yaml")),),
+    "membership-faces": (Step("run membership-faces", _run("configs/membership-faces.yaml")),),
     "paper-004": (Step("train arcface-tiny", _train("configs/train/arcface-tiny.yaml")),
                   Step("train pose-face-tiny", _train("configs/train/pose-face-tiny.yaml")),
                   Step("run paper-004-pose", _run("configs/paper-004-pose.yaml"))),
@@ -71,6 +72,7 @@ RUNS: dict[str, str] = {
     "paper-001": "runs/paper-001-miku",
     "paper-002": "runs/paper-002-faces",
     "paper-003": "runs/paper-003-aia",
+    "membership-faces": "runs/membership-faces",
     "paper-004": "runs/paper-004-pose",
 }
 
