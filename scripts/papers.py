@@ -39,6 +39,13 @@ class Step:
     args: tuple[str, ...]  # after ``anonaudit``
 
 
+#: Every step runs with one torch / BLAS thread: the thread count changes the order of floating-point sums, so
+#: trained weights (and every number that depends on them) differ between thread counts; with one thread a
+#: rerun on any machine trains what the snapshots came from. (On a shared 2-core machine it is also faster:
+#: two-thread processes side by side oversubscribe the cores.)
+STEP_ENV = {"ANONAUDIT_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _run(config: str) -> tuple[str, ...]:
     return ("run", config, "--root", SHARED, "--no-resume", "-q")
 
@@ -82,8 +89,8 @@ def run_step(step: Step) -> dict[str, object]:
     command = "anonaudit " + " ".join(step.args)
     print(f"[papers] {step.name}: {command}", flush=True)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "anonaudit", *step.args], cwd=REPO,
-                          env={**os.environ, "ANONAUDIT_PROGRESS": "0"}, check=False)
+    done = subprocess.run([sys.executable, "-m", "anonaudit", *step.args], cwd=REPO, env={**os.environ, **STEP_ENV},
+                          check=False)
     seconds = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit(f"[papers] {step.name} exited {done.returncode} after {seconds:.0f} s: {command}")
