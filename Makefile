@@ -58,7 +58,7 @@ lint: $(STAMP)
 # The paper tables regenerated from the committed configs: scripts/papers.py retrains the tiny targets and
 # reruns every paper and membership audit (each step's wall time into docs/results/papers-times.csv, which
 # the docs quote), then each run is checked against its snapshot in docs/results/ within its CIs
-# (tests/test_papers_reproduce.py). Hours on 2 cores; `python scripts/papers.py paper-000` runs one group.
+# (tests/test_papers_reproduce.py). `python scripts/papers.py paper-000` runs one group.
 papers: $(STAMP)
 	$(PY) scripts/papers.py
 	ANONAUDIT_PAPERS=1 $(PY) -m pytest -q tests/test_papers_reproduce.py
