@@ -66,6 +66,7 @@ GROUPS: dict[str, tuple[Step, ...]] = {
                   Step("run paper-002-faces", _run("configs/paper-002-faces.yaml"))),
     "paper-003": (Step("run paper-003-aia", _run("configs/paper-003-aia.yaml")),),
     "membership-faces": (Step("run membership-faces", _run("configs/membership-faces.yaml")),),
+    "dp-audit-faces": (Step("run dp-audit-faces", _run("configs/dp-audit-faces.yaml")),),
     "paper-004": (Step("train arcface-tiny", _train("configs/train/arcface-tiny.yaml")),
                   Step("train pose-face-tiny", _train("configs/train/pose-face-tiny.yaml")),
                   Step("run paper-004-pose", _run("configs/paper-004-pose.yaml"))),
@@ -80,6 +81,7 @@ RUNS: dict[str, str] = {
     "paper-002": "runs/paper-002-faces",
     "paper-003": "runs/paper-003-aia",
     "membership-faces": "runs/membership-faces",
+    "dp-audit-faces": "runs/dp-audit-faces",
     "paper-004": "runs/paper-004-pose",
 }
 

@@ -115,6 +115,10 @@ def test_differences_flags_a_deterministic_change_and_a_trained_row_outside_its_
 
 
 def test_every_snapshot_read_by_a_table_or_template_is_produced_by_a_group_of_make_papers():
+    claims = readme_tables.template_path("paper-claims").read_text()
+    read_by_claims = {f[0] for p in readme_tables.PLACEHOLDER.findall(claims)
+                      if (f := readme_tables._fields(p))[0] != "times"}
+    assert read_by_claims <= set(papers.RUNS), f"paper-claim rows read {read_by_claims - set(papers.RUNS)}"
     paper_snapshots = {n for n in readme_tables.snapshot_names() if n.startswith(("paper-", "membership-"))}
     assert paper_snapshots <= set(papers.RUNS), f"no scripts/papers.py group for {paper_snapshots - set(papers.RUNS)}"
     assert set(papers.RUNS) == set(papers.GROUPS)
