@@ -75,8 +75,15 @@ def _start(tmp_path: Path, **popen) -> tuple[subprocess.Popen, list[str]]:
                "--root", str(tmp_path), "-q"]
     env = {k: v for k, v in os.environ.items() if k != "ANONAUDIT_CACHE"}
     env.update(ANONAUDIT_WORKERS="2", ANONAUDIT_PROGRESS="0")
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **popen)
     return proc, command
+
+
+def _default_sigint() -> None:
+    """In the audit's process before it starts: Ctrl-C's default handling. A test run started in the
+    background by a non-interactive shell inherits SIGINT ignored, which the audit (rightly) keeps."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_workers(proc: subprocess.Popen, count: int = 2, timeout: float = 60.0) -> list[int]:
